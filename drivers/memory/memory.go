@@ -1,0 +1,500 @@
+// Package memory is Switchyard's in-process broker, registered as the
+// memory:// transport scheme. It needs no server: the tutorials, the tour
+// and unit tests run on it, and it is the reference behaviour every other
+// driver is held to by the conformance suite.
+//
+// It implements the whole portable model as RabbitMQ documents it:
+// direct, fanout and topic exchanges (plus RabbitMQ's predeclared
+// amq.direct, amq.fanout and amq.topic); named and server-named queues;
+// durable, exclusive and auto-delete flags; message and queue TTL; max
+// length with drop-head overflow; dead-lettering with x-death headers; a
+// delivery limit for poison messages; mandatory publishing; competing
+// consumers with prefetch (fair dispatch at prefetch 1); ack, nack with
+// requeue and reject; unsettled deliveries of a consumer that stops return
+// to the queue marked redelivered.
+//
+// memory:// is one broker per process; memory://NAME is a separate broker
+// called NAME. A broker lives as long as the process, so a message sent on
+// one transport waits in its queue for a transport opened later. Nothing
+// survives the process, and other processes cannot reach it.
+//
+// Import it for its side effect:
+//
+//	import _ "github.com/switchyard-mq/switchyard/drivers/memory"
+package memory
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/switchyard-mq/switchyard/router"
+	"github.com/switchyard-mq/switchyard/transport"
+	"github.com/switchyard-mq/switchyard/transport/driver"
+)
+
+// Scheme is the URL scheme this driver registers.
+const Scheme = "memory"
+
+func init() {
+	transport.Register(Scheme, &opener{brokers: map[string]*broker{}})
+}
+
+// opener holds the process's brokers, by name; it lives in the transport
+// registry.
+type opener struct {
+	mu      sync.Mutex
+	brokers map[string]*broker
+}
+
+func (o *opener) Open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := cfg.UnknownOptions(); err != nil {
+		return nil, err
+	}
+	var name string
+	switch {
+	case len(cfg.Hosts) > 1:
+		return nil, fmt.Errorf("%w: memory:// takes one broker name, not %d hosts", driver.ErrInvalid, len(cfg.Hosts))
+	case len(cfg.Hosts) == 1 && cfg.Hosts[0].Port != 0:
+		return nil, fmt.Errorf("%w: memory://%s: a broker name has no port", driver.ErrInvalid, cfg.Hosts[0])
+	case cfg.User != "" || cfg.HasPassword:
+		return nil, fmt.Errorf("%w: memory:// takes no credentials", driver.ErrInvalid)
+	case cfg.VirtualHost != "":
+		return nil, fmt.Errorf("%w: memory:// takes no virtual host (got %q); use memory://NAME for a separate broker", driver.ErrInvalid, cfg.VirtualHost)
+	case len(cfg.Hosts) == 1:
+		name = cfg.Hosts[0].Name
+	}
+	o.mu.Lock()
+	b, ok := o.brokers[name]
+	if !ok {
+		b = newBroker(name, cfg.Logger)
+		o.brokers[name] = b
+	}
+	o.mu.Unlock()
+	return &conn{b: b, consumers: map[*consumer]struct{}{}}, nil
+}
+
+// broker is one in-process message broker.
+type broker struct {
+	name   string
+	logger *slog.Logger
+	epoch  time.Time // anchors now
+
+	mu        sync.RWMutex // guards exchanges and queues
+	exchanges map[string]*exchange
+	queues    map[string]*queue
+	routes    *router.Table[*queue]
+}
+
+type exchange struct {
+	decl       driver.Exchange
+	hadBinding bool // auto-delete applies only once bound
+}
+
+func newBroker(name string, logger *slog.Logger) *broker {
+	b := &broker{
+		name:      name,
+		epoch:     time.Now(),
+		logger:    logger.With("broker", "memory://"+name),
+		exchanges: map[string]*exchange{},
+		queues:    map[string]*queue{},
+		routes:    router.New[*queue](),
+	}
+	// RabbitMQ predeclares these; programs written for it expect them.
+	for _, ex := range []driver.Exchange{
+		{Name: "amq.direct", Kind: driver.Direct, Durable: true},
+		{Name: "amq.fanout", Kind: driver.Fanout, Durable: true},
+		{Name: "amq.topic", Kind: driver.Topic, Durable: true},
+	} {
+		b.exchanges[ex.Name] = &exchange{decl: ex}
+		_ = b.routes.DeclareExchange(ex.Name, router.Kind(ex.Kind))
+	}
+	return b
+}
+
+// now is monotonic nanoseconds since the broker started, so that message
+// TTLs are immune to wall-clock jumps and fit in an int64.
+func (b *broker) now() int64 { return int64(time.Since(b.epoch)) }
+
+func (b *broker) String() string { return "memory://" + b.name }
+
+func (b *broker) errNoQueue(name string) error {
+	return fmt.Errorf("%w: no queue %q in %s", driver.ErrNotFound, name, b)
+}
+
+func (b *broker) errNoExchange(name string) error {
+	return fmt.Errorf("%w: no exchange %q in %s", driver.ErrNotFound, name, b)
+}
+
+// lookupQueue returns the named queue, checking exclusive ownership.
+func (b *broker) lookupQueue(name string, by *conn) (*queue, error) {
+	b.mu.RLock()
+	q := b.queues[name]
+	b.mu.RUnlock()
+	if q == nil {
+		return nil, b.errNoQueue(name)
+	}
+	if q.owner != nil && q.owner != by {
+		return nil, fmt.Errorf("%w: queue %q is exclusive to another connection", driver.ErrInUse, name)
+	}
+	return q, nil
+}
+
+func (b *broker) declareExchange(ex driver.Exchange) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if cur, ok := b.exchanges[ex.Name]; ok {
+		if cur.decl != ex {
+			return fmt.Errorf("%w: exchange %q exists as %+v, declared as %+v", driver.ErrPrecondition, ex.Name, cur.decl, ex)
+		}
+		return nil
+	}
+	if err := b.routes.DeclareExchange(ex.Name, router.Kind(ex.Kind)); err != nil {
+		return fmt.Errorf("%w: %v", driver.ErrPrecondition, err)
+	}
+	b.exchanges[ex.Name] = &exchange{decl: ex}
+	return nil
+}
+
+func (b *broker) deleteExchange(name string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.exchanges, name)
+	b.routes.DeleteExchange(name)
+}
+
+// dropUnboundAutoDeleteLocked deletes auto-delete exchanges that lost
+// their last binding. b.mu must be held.
+func (b *broker) dropUnboundAutoDeleteLocked() {
+	for name, ex := range b.exchanges {
+		if ex.decl.AutoDelete && ex.hadBinding && !b.routes.HasBindings(name) {
+			delete(b.exchanges, name)
+			b.routes.DeleteExchange(name)
+		}
+	}
+}
+
+func (b *broker) bind(bd driver.Binding, by *conn) error {
+	q, err := b.lookupQueue(bd.Queue, by)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ex, ok := b.exchanges[bd.Exchange]
+	if !ok {
+		return b.errNoExchange(bd.Exchange)
+	}
+	if b.queues[bd.Queue] != q {
+		return b.errNoQueue(bd.Queue)
+	}
+	if err := b.routes.Bind(bd.Exchange, bd.Key, q); err != nil {
+		return fmt.Errorf("%w: %v", driver.ErrNotFound, err)
+	}
+	ex.hadBinding = true
+	return nil
+}
+
+func (b *broker) unbind(bd driver.Binding, by *conn) error {
+	q, err := b.lookupQueue(bd.Queue, by)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.exchanges[bd.Exchange]; !ok {
+		return b.errNoExchange(bd.Exchange)
+	}
+	if _, err := b.routes.Unbind(bd.Exchange, bd.Key, q); err != nil {
+		return fmt.Errorf("%w: %v", driver.ErrNotFound, err)
+	}
+	b.dropUnboundAutoDeleteLocked()
+	return nil
+}
+
+func (b *broker) declareQueue(decl driver.Queue, by *conn) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if decl.Name == "" {
+		for decl.Name == "" || b.queues[decl.Name] != nil {
+			decl.Name = "amq.gen-" + randomName()
+		}
+	}
+	if q, ok := b.queues[decl.Name]; ok {
+		if q.owner != nil && q.owner != by {
+			return "", fmt.Errorf("%w: queue %q is exclusive to another connection", driver.ErrInUse, decl.Name)
+		}
+		if q.decl != decl {
+			return "", fmt.Errorf("%w: queue %q exists as %+v, declared as %+v", driver.ErrPrecondition, decl.Name, q.decl, decl)
+		}
+		q.touch()
+		return decl.Name, nil
+	}
+	q := newQueue(b, decl)
+	if decl.Exclusive {
+		q.owner = by
+		by.addExclusive(q)
+	}
+	b.queues[decl.Name] = q
+	q.touch()
+	return decl.Name, nil
+}
+
+// deleteQueue removes q if it is still registered, ends its consumers and
+// returns how many ready messages it held.
+func (b *broker) deleteQueue(q *queue) int {
+	b.mu.Lock()
+	if b.queues[q.decl.Name] != q {
+		b.mu.Unlock()
+		return 0
+	}
+	delete(b.queues, q.decl.Name)
+	b.routes.RemoveDestination(q)
+	b.dropUnboundAutoDeleteLocked()
+	b.mu.Unlock()
+	if q.owner != nil {
+		q.owner.removeExclusive(q)
+	}
+	n, consumers := q.markDeleted()
+	for _, c := range consumers {
+		c.cancel()
+	}
+	return n
+}
+
+// publish routes m and enqueues it on every queue it reaches, returning
+// how many that was.
+func (b *broker) publish(exchange, key string, m *message) (int, error) {
+	var buf [4]*queue
+	targets := buf[:0]
+	if exchange == "" {
+		b.mu.RLock()
+		if q := b.queues[key]; q != nil {
+			targets = append(targets, q)
+		}
+		b.mu.RUnlock()
+	} else {
+		var err error
+		if targets, err = b.routes.Route(exchange, key, targets); err != nil {
+			if errors.Is(err, router.ErrExchangeNotFound) {
+				return 0, b.errNoExchange(exchange)
+			}
+			return 0, err
+		}
+	}
+	delivered := 0
+	for _, q := range targets {
+		if q.isDeadLetterCycle(m) {
+			b.logger.Debug("dead-letter cycle: message dropped", "queue", q.decl.Name)
+			continue
+		}
+		if q.enqueue(m) {
+			delivered++
+		}
+	}
+	return delivered, nil
+}
+
+// deadLetter republishes dead messages to their queues' dead-letter
+// exchanges. It must be called with no queue or consumer lock held.
+func (b *broker) deadLetter(dead []deadLetter) {
+	for _, d := range dead {
+		if d.exchange == "" {
+			continue
+		}
+		if _, err := b.publish(d.exchange, d.key, d.msg); err != nil {
+			b.logger.Warn("dead-lettering failed; message dropped", "queue", d.queue, "reason", d.reason, "err", err)
+		}
+	}
+}
+
+func randomName() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// conn is one transport's connection to a broker.
+type conn struct {
+	b *broker
+
+	mu        sync.Mutex
+	closed    bool
+	consumers map[*consumer]struct{}
+	exclusive []*queue
+}
+
+// Capabilities: everything but what needs a process boundary.
+func (c *conn) Capabilities() driver.Capabilities {
+	return driver.NewCapabilities(driver.AllCapabilities()...).Without(driver.CapDurable, driver.CapCrossProcess)
+}
+
+func (c *conn) check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return driver.ErrClosed
+	}
+	return nil
+}
+
+func (c *conn) addExclusive(q *queue) {
+	c.mu.Lock()
+	c.exclusive = append(c.exclusive, q)
+	c.mu.Unlock()
+}
+
+func (c *conn) removeExclusive(q *queue) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, e := range c.exclusive {
+		if e == q {
+			c.exclusive = append(c.exclusive[:i], c.exclusive[i+1:]...)
+			return
+		}
+	}
+}
+
+func (c *conn) DeclareExchange(ctx context.Context, ex driver.Exchange) error {
+	if err := c.check(ctx); err != nil {
+		return err
+	}
+	return c.b.declareExchange(ex)
+}
+
+func (c *conn) DeleteExchange(ctx context.Context, name string) error {
+	if err := c.check(ctx); err != nil {
+		return err
+	}
+	c.b.deleteExchange(name)
+	return nil
+}
+
+func (c *conn) DeclareQueue(ctx context.Context, q driver.Queue) (string, error) {
+	if err := c.check(ctx); err != nil {
+		return "", err
+	}
+	return c.b.declareQueue(q, c)
+}
+
+func (c *conn) DeleteQueue(ctx context.Context, name string) (int, error) {
+	if err := c.check(ctx); err != nil {
+		return 0, err
+	}
+	q, err := c.b.lookupQueue(name, c)
+	if errors.Is(err, driver.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return c.b.deleteQueue(q), nil
+}
+
+func (c *conn) PurgeQueue(ctx context.Context, name string) (int, error) {
+	if err := c.check(ctx); err != nil {
+		return 0, err
+	}
+	q, err := c.b.lookupQueue(name, c)
+	if err != nil {
+		return 0, err
+	}
+	return q.purge(), nil
+}
+
+func (c *conn) Bind(ctx context.Context, bd driver.Binding) error {
+	if err := c.check(ctx); err != nil {
+		return err
+	}
+	return c.b.bind(bd, c)
+}
+
+func (c *conn) Unbind(ctx context.Context, bd driver.Binding) error {
+	if err := c.check(ctx); err != nil {
+		return err
+	}
+	return c.b.unbind(bd, c)
+}
+
+func (c *conn) Publish(ctx context.Context, exchange, key string, msg driver.Message) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return driver.ErrClosed
+	}
+	n, err := c.b.publish(exchange, key, newMessage(msg, exchange, key))
+	if err != nil {
+		return err
+	}
+	if n == 0 && msg.Mandatory {
+		return fmt.Errorf("%w: no queue bound to exchange %q matches key %q in %s", driver.ErrUnroutable, exchange, key, c.b)
+	}
+	return nil
+}
+
+func (c *conn) Consume(ctx context.Context, queueName string, opts driver.ConsumeOptions) (driver.Consumer, error) {
+	if err := c.check(ctx); err != nil {
+		return nil, err
+	}
+	q, err := c.b.lookupQueue(queueName, c)
+	if err != nil {
+		return nil, err
+	}
+	cons := newConsumer(q, c, opts)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, driver.ErrClosed
+	}
+	c.consumers[cons] = struct{}{}
+	c.mu.Unlock()
+	if err := q.addConsumer(cons); err != nil {
+		c.forget(cons)
+		return nil, err
+	}
+	return cons, nil
+}
+
+func (c *conn) forget(cons *consumer) {
+	c.mu.Lock()
+	delete(c.consumers, cons)
+	c.mu.Unlock()
+}
+
+// Close ends the connection's consumers and deletes its exclusive queues.
+func (c *conn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	consumers := make([]*consumer, 0, len(c.consumers))
+	for cons := range c.consumers {
+		consumers = append(consumers, cons)
+	}
+	exclusive := append([]*queue(nil), c.exclusive...)
+	c.mu.Unlock()
+	for _, cons := range consumers {
+		_ = cons.Close()
+	}
+	for _, q := range exclusive {
+		c.b.deleteQueue(q)
+	}
+	return nil
+}

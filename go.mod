@@ -1,0 +1,3 @@
+module github.com/switchyard-mq/switchyard
+
+go 1.26

@@ -1,0 +1,93 @@
+package transport
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Target names where RPC requests and notifications go, as
+// oslo.messaging's Target does. Which fields matter depends on the use:
+//
+//   - an RPC client's Cast and Call need Topic; Server sends to one server
+//     instead of any; Fanout sends to every server on the topic.
+//   - an RPC server needs Topic and Server.
+//   - a notification listener needs Topic (its priorities are added to it).
+//
+// Exchange defaults to the control exchange ("openstack" unless
+// configured). Namespace and Version select endpoints on the server:
+// Version "X.Y" is served by an endpoint of the same major version whose
+// minor version is at least Y.
+type Target struct {
+	Exchange  string
+	Topic     string
+	Namespace string
+	Version   string
+	Server    string
+	Fanout    bool
+}
+
+// String is a compact form for logs, e.g. "nova/compute.host1 (v1.3)".
+func (t Target) String() string {
+	var b strings.Builder
+	if t.Exchange != "" {
+		b.WriteString(t.Exchange)
+		b.WriteByte('/')
+	}
+	b.WriteString(t.Topic)
+	if t.Server != "" {
+		b.WriteByte('.')
+		b.WriteString(t.Server)
+	}
+	if t.Fanout {
+		b.WriteString(" (fanout)")
+	}
+	if t.Namespace != "" {
+		b.WriteString(" ns=")
+		b.WriteString(t.Namespace)
+	}
+	if t.Version != "" {
+		b.WriteString(" v")
+		b.WriteString(t.Version)
+	}
+	return b.String()
+}
+
+// Validate checks that Topic is set and that every field is well formed:
+// names are at most 255 bytes of UTF-8 without control characters or
+// spaces, and Version is "major.minor" (or "major").
+func (t Target) Validate() error {
+	if t.Topic == "" {
+		return fmt.Errorf("%w: target %s: topic is empty", ErrInvalid, t)
+	}
+	for _, f := range []struct{ what, value string }{
+		{"exchange", t.Exchange}, {"topic", t.Topic}, {"server", t.Server}, {"namespace", t.Namespace},
+	} {
+		if err := validName("target "+f.what, f.value); err != nil {
+			return err
+		}
+		if strings.ContainsAny(f.value, " \t") {
+			return fmt.Errorf("%w: target %s %q contains a space", ErrInvalid, f.what, f.value)
+		}
+	}
+	if t.Version != "" {
+		if _, _, err := ParseVersion(t.Version); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ParseVersion parses an RPC API version, "major.minor" or "major" (minor 0),
+// as oslo.messaging writes them.
+func ParseVersion(v string) (major, minor int, err error) {
+	majorText, minorText, hasMinor := strings.Cut(v, ".")
+	major, err = strconv.Atoi(majorText)
+	if err == nil && hasMinor {
+		minor, err = strconv.Atoi(minorText)
+	}
+	if err != nil || major < 0 || minor < 0 || strings.HasPrefix(minorText, "+") || strings.HasPrefix(majorText, "+") {
+		return 0, 0, fmt.Errorf("%w: version %q is not \"major.minor\"", ErrInvalid, v)
+	}
+	return major, minor, nil
+}

@@ -1,0 +1,147 @@
+package transport
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// ParseURL parses a transport URL of the form
+//
+//	scheme://user:pass@host1:port,host2:port/vhost?option=value
+//
+// as oslo.messaging's transport_url does: several comma-separated hosts for
+// failover, each of which may repeat the same credentials
+// (rabbit://u:p@h1,u:p@h2/); a percent-escaped password; a virtual host
+// that is the path without its leading slash. A malformed URL is an error
+// wrapping ErrInvalid that names the bad part and never shows the password.
+func ParseURL(raw string) (*Config, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: transport URL %q: %s", ErrInvalid, redactRawURL(raw), fmt.Sprintf(format, args...))
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return nil, bad("missing \"://\" after the scheme")
+	}
+	if scheme == "" {
+		return nil, bad("empty scheme")
+	}
+	for i, r := range scheme {
+		letter := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+		if !letter && (i == 0 || !(r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.')) {
+			return nil, bad("scheme %q has the character %q", scheme, r)
+		}
+	}
+	cfg := &Config{Scheme: strings.ToLower(scheme), Options: url.Values{}}
+
+	rest, rawQuery, _ := strings.Cut(rest, "?")
+	authority, path, hasPath := strings.Cut(rest, "/")
+	if hasPath {
+		vhost, err := url.PathUnescape(path)
+		if err != nil {
+			return nil, bad("virtual host %q: %v", path, err)
+		}
+		cfg.VirtualHost = vhost
+	}
+	if rawQuery != "" {
+		opts, err := url.ParseQuery(rawQuery)
+		if err != nil {
+			return nil, bad("query %q: %v", rawQuery, err)
+		}
+		cfg.Options = opts
+	}
+	if authority == "" {
+		return cfg, nil
+	}
+
+	var credentials string
+	for i, part := range strings.Split(authority, ",") {
+		hostPort := part
+		if at := strings.LastIndexByte(part, '@'); at >= 0 {
+			switch userinfo := part[:at]; {
+			case i == 0:
+				credentials = userinfo
+				user, pass, hasPass := strings.Cut(userinfo, ":")
+				var err error
+				if cfg.User, err = url.PathUnescape(user); err != nil {
+					return nil, bad("user name: %v", err)
+				}
+				if cfg.Password, err = url.PathUnescape(pass); err != nil {
+					return nil, bad("password is not correctly percent-escaped")
+				}
+				cfg.HasPassword = hasPass
+			case userinfo != credentials:
+				return nil, bad("host %d has other credentials than host 1; one set of credentials is supported", i+1)
+			}
+			hostPort = part[at+1:]
+		}
+		host, err := parseHost(hostPort)
+		if err != nil {
+			return nil, bad("host %d: %v", i+1, err)
+		}
+		cfg.Hosts = append(cfg.Hosts, host)
+	}
+	return cfg, nil
+}
+
+func parseHost(hostPort string) (Host, error) {
+	if hostPort == "" {
+		return Host{}, fmt.Errorf("empty host")
+	}
+	name, port := hostPort, ""
+	if strings.HasPrefix(hostPort, "[") || strings.Count(hostPort, ":") == 1 {
+		var err error
+		if strings.HasPrefix(hostPort, "[") && !strings.Contains(hostPort, "]:") {
+			name = strings.TrimSuffix(strings.TrimPrefix(hostPort, "["), "]")
+			if strings.ContainsAny(name, "[]") || !strings.HasSuffix(hostPort, "]") {
+				return Host{}, fmt.Errorf("malformed IPv6 literal %q", hostPort)
+			}
+		} else if name, port, err = net.SplitHostPort(hostPort); err != nil {
+			return Host{}, fmt.Errorf("%q: %v", hostPort, err)
+		}
+	}
+	if name == "" {
+		return Host{}, fmt.Errorf("%q has no host name", hostPort)
+	}
+	if strings.ContainsAny(name, " /?#@") {
+		return Host{}, fmt.Errorf("host name %q has an invalid character", name)
+	}
+	h := Host{Name: name}
+	if port != "" {
+		p, err := strconv.Atoi(port)
+		if err != nil || p < 1 || p > 65535 {
+			return Host{}, fmt.Errorf("port %q is not a number from 1 to 65535", port)
+		}
+		h.Port = p
+	}
+	return h, nil
+}
+
+// redactRawURL hides the password of a URL that may not parse, so that
+// errors about it can quote it.
+func redactRawURL(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		if at := strings.LastIndexByte(raw, '@'); at >= 0 {
+			return "xxxxx" + raw[at:]
+		}
+		return raw
+	}
+	end := strings.IndexAny(rest, "/?")
+	if end < 0 {
+		end = len(rest)
+	}
+	parts := strings.Split(rest[:end], ",")
+	for i, part := range parts {
+		at := strings.LastIndexByte(part, '@')
+		if at < 0 {
+			continue
+		}
+		if user, _, hasPass := strings.Cut(part[:at], ":"); hasPass {
+			parts[i] = user + ":xxxxx" + part[at:]
+		}
+	}
+	return scheme + "://" + strings.Join(parts, ",") + rest[end:]
+}
