@@ -1,0 +1,9 @@
+// Package all registers every Switchyard driver. Import it for its side
+// effect when the backend is chosen at run time, by URL:
+//
+//	import _ "github.com/switchyard-mq/switchyard/drivers/all"
+package all
+
+import (
+	_ "github.com/switchyard-mq/switchyard/drivers/memory" // memory://
+)

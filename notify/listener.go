@@ -1,0 +1,477 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/switchyard-mq/switchyard/internal/oslo"
+	"github.com/switchyard-mq/switchyard/internal/topology"
+	"github.com/switchyard-mq/switchyard/rpc"
+	"github.com/switchyard-mq/switchyard/transport"
+)
+
+// ErrRequeue, returned (or wrapped) by a handler, asks for the notification
+// to be requeued and delivered again; the listener must allow requeue
+// (WithRequeue), otherwise it is acknowledged and the request logged.
+var ErrRequeue = errors.New("requeue the notification")
+
+// Notification is one received notification.
+type Notification struct {
+	// Context is the sender's request context (allow-listed keys).
+	Context rpc.RequestContext
+	// PublisherID and EventType are the sender's.
+	PublisherID string
+	EventType   string
+	// Priority is the body's priority, which picked the handler.
+	Priority Priority
+	// Payload is the event's JSON value.
+	Payload json.RawMessage
+	// MessageID and Timestamp are oslo's metadata: a dashed uuid4, and the
+	// naive UTC time as the sender wrote it (see oslo's format:
+	// "2006-01-02 15:04:05.999999").
+	MessageID string
+	Timestamp string
+}
+
+// Filter selects notifications for an endpoint. Every non-nil field must
+// match; a context or metadata key whose value is not a string does not
+// match. Regular expressions match anywhere in the value unless anchored;
+// Exactly builds one matching a whole value.
+type Filter struct {
+	PublisherID *regexp.Regexp
+	EventType   *regexp.Regexp
+	// Context matches request context values by key.
+	Context map[string]*regexp.Regexp
+	// Metadata matches "message_id" and "timestamp".
+	Metadata map[string]*regexp.Regexp
+}
+
+// Exactly returns a regular expression matching exactly s.
+func Exactly(s string) *regexp.Regexp { return regexp.MustCompile("^" + regexp.QuoteMeta(s) + "$") }
+
+func (f *Filter) match(n *Notification) bool {
+	if f.PublisherID != nil && !f.PublisherID.MatchString(n.PublisherID) {
+		return false
+	}
+	if f.EventType != nil && !f.EventType.MatchString(n.EventType) {
+		return false
+	}
+	for k, re := range f.Context {
+		s, ok := n.Context[k].(string)
+		if !ok || !re.MatchString(s) {
+			return false
+		}
+	}
+	for k, re := range f.Metadata {
+		var v string
+		switch k {
+		case "message_id":
+			v = n.MessageID
+		case "timestamp":
+			v = n.Timestamp
+		default:
+			return false
+		}
+		if !re.MatchString(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// Endpoint handles the notifications of some priorities that pass its
+// filter. Set Handle, or HandleBatch for a batch listener (WithBatch).
+type Endpoint struct {
+	// Priorities this endpoint handles; empty means all seven.
+	Priorities []Priority
+	// Filter narrows what reaches the handler.
+	Filter Filter
+	// Handle handles one notification. Returning ErrRequeue (or, with
+	// WithRequeue, any error) requeues it.
+	Handle func(ctx context.Context, n *Notification) error
+	// HandleBatch handles a batch; its error applies to the whole batch.
+	HandleBatch func(ctx context.Context, batch []*Notification) error
+}
+
+func (e *Endpoint) handles(p Priority) bool {
+	return len(e.Priorities) == 0 || slices.Contains(e.Priorities, p)
+}
+
+// ListenerOption configures a Listener.
+type ListenerOption func(*Listener)
+
+// WithPool makes the listener a member of pool: the pool's members share
+// one queue named after it, and every pool gets its own copy of each
+// notification. Without a pool, listeners share the queue "N.p" with the
+// queue the notifier declares, and so compete for its messages.
+func WithPool(name string) ListenerOption { return func(l *Listener) { l.pool = name } }
+
+// WithBatch hands notifications to HandleBatch in batches of up to size,
+// or what arrived within timeout of a batch's first notification.
+func WithBatch(size int, timeout time.Duration) ListenerOption {
+	return func(l *Listener) { l.batchSize, l.batchTimeout = size, timeout }
+}
+
+// WithRequeue allows handlers to requeue notifications, by returning
+// ErrRequeue or any other error, as oslo's allow_requeue.
+func WithRequeue() ListenerOption { return func(l *Listener) { l.allowRequeue = true } }
+
+// Listener consumes notifications for targets (Topic, and optionally
+// Exchange: the control exchange by default) and hands them to endpoints
+// by priority. It handles one notification (or batch) at a time.
+type Listener struct {
+	tr           *transport.Transport
+	targets      []transport.Target
+	endpoints    []Endpoint
+	topo         topology.Settings
+	logger       *slog.Logger
+	pool         string
+	batchSize    int
+	batchTimeout time.Duration
+	allowRequeue bool
+
+	mu         sync.Mutex
+	started    bool
+	consumers  []*transport.Consumer
+	incoming   chan *transport.Delivery
+	stopping   chan struct{}
+	wg         sync.WaitGroup // receive loops
+	dispatched chan struct{}  // closed when the dispatch loop ends
+	recent     [16]string
+	next       int
+}
+
+// NewListener returns a listener for targets over endpoints; it declares
+// and consumes nothing until Start.
+func NewListener(tr *transport.Transport, targets []transport.Target, endpoints []Endpoint, opts ...ListenerOption) (*Listener, error) {
+	l := &Listener{tr: tr, targets: targets, endpoints: endpoints, logger: tr.Logger().With("component", "notify.listener")}
+	for _, opt := range opts {
+		opt(l)
+	}
+	if len(targets) == 0 || len(endpoints) == 0 {
+		return nil, fmt.Errorf("listener: %w: it needs at least one target and one endpoint", transport.ErrInvalid)
+	}
+	for _, t := range targets {
+		if err := t.Validate(); err != nil {
+			return nil, fmt.Errorf("listener: %w", err)
+		}
+	}
+	batch := l.batchSize > 0
+	if l.batchSize < 0 || (batch && l.batchTimeout <= 0) {
+		return nil, fmt.Errorf("listener: %w: batch size %d and timeout %v", transport.ErrInvalid, l.batchSize, l.batchTimeout)
+	}
+	for i, e := range endpoints {
+		if (e.Handle == nil) == (e.HandleBatch == nil) || batch != (e.HandleBatch != nil) {
+			return nil, fmt.Errorf("listener: %w: endpoint %d must set exactly one of Handle and HandleBatch, HandleBatch only with WithBatch", transport.ErrInvalid, i)
+		}
+		for _, p := range e.Priorities {
+			if !p.valid() {
+				return nil, fmt.Errorf("listener: %w: endpoint %d: unknown priority %q", transport.ErrInvalid, i, p)
+			}
+		}
+	}
+	topo, err := topology.FromTransport(tr)
+	if err != nil {
+		return nil, fmt.Errorf("listener on %s: %w", tr, err)
+	}
+	l.topo = topo
+	return l, nil
+}
+
+// priorities lists those some endpoint handles; only their queues are
+// bound, as oslo does.
+func (l *Listener) priorities() []Priority {
+	var ps []Priority
+	for _, p := range Priorities() {
+		for _, e := range l.endpoints {
+			if e.handles(p) {
+				ps = append(ps, p)
+				break
+			}
+		}
+	}
+	return ps
+}
+
+// Start declares the queues and bindings and starts consuming.
+func (l *Listener) Start(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.started {
+		return fmt.Errorf("listener: %w: already started", transport.ErrInvalid)
+	}
+	queues, err := l.declare(ctx)
+	if err == nil {
+		err = l.consume(ctx, queues)
+	}
+	if err != nil {
+		for _, c := range l.consumers {
+			_ = c.Close()
+		}
+		l.consumers = nil
+		return fmt.Errorf("listener: start: %w", err)
+	}
+	l.started = true
+	l.incoming = make(chan *transport.Delivery)
+	l.stopping = make(chan struct{})
+	for _, c := range l.consumers {
+		l.wg.Add(1)
+		go l.receive(c)
+	}
+	l.dispatched = make(chan struct{})
+	go l.dispatchLoop()
+	return nil
+}
+
+func (l *Listener) declare(ctx context.Context) ([]string, error) {
+	var queues []string
+	for _, t := range l.targets {
+		exchange := l.topo.ExchangeName(t)
+		if err := l.tr.DeclareExchange(ctx, l.topo.Exchange(exchange)); err != nil {
+			return nil, err
+		}
+		for _, p := range l.priorities() {
+			key := oslo.NotificationKey(t.Topic, oslo.Priority(p))
+			queue := key
+			if l.pool != "" {
+				queue = l.pool
+			}
+			if _, err := l.tr.DeclareQueue(ctx, l.topo.SharedQueue(queue)); err != nil {
+				return nil, err
+			}
+			if err := l.tr.Bind(ctx, transport.Binding{Exchange: exchange, Queue: queue, Key: key}); err != nil {
+				return nil, err
+			}
+			if !slices.Contains(queues, queue) {
+				queues = append(queues, queue)
+			}
+		}
+	}
+	return queues, nil
+}
+
+func (l *Listener) consume(ctx context.Context, queues []string) error {
+	prefetch := max(l.batchSize, 1) * 2
+	for _, q := range queues {
+		c, err := l.tr.Consume(ctx, q, transport.ConsumeOptions{Prefetch: prefetch})
+		if err != nil {
+			return err
+		}
+		l.consumers = append(l.consumers, c)
+	}
+	return nil
+}
+
+func (l *Listener) receive(c *transport.Consumer) {
+	defer l.wg.Done()
+	for {
+		d, err := c.Receive(context.Background())
+		if err != nil {
+			if !errors.Is(err, transport.ErrClosed) {
+				l.logger.Error("receiving notifications failed; this queue is no longer served", "queue", c.Queue(), "err", err)
+			}
+			return
+		}
+		select {
+		case l.incoming <- d:
+		case <-l.stopping:
+			_ = d.Nack(true)
+			return
+		}
+	}
+}
+
+// received is a decoded notification and the delivery to settle.
+type received struct {
+	d *transport.Delivery
+	n *Notification
+}
+
+// dispatchLoop decodes and handles notifications one at a time, or in
+// batches, until Stop.
+func (l *Listener) dispatchLoop() {
+	defer close(l.dispatched)
+	var batch []received
+	var flush <-chan time.Time
+	var timer *time.Timer
+	for {
+		select {
+		case d := <-l.incoming:
+			r, ok := l.decode(d)
+			if !ok {
+				continue
+			}
+			if l.batchSize == 0 {
+				l.settle([]received{r}, l.handle(r))
+				continue
+			}
+			batch = append(batch, r)
+			if len(batch) == 1 {
+				timer = time.NewTimer(l.batchTimeout)
+				flush = timer.C
+			}
+			if len(batch) < l.batchSize {
+				continue
+			}
+		case <-flush:
+		case <-l.stopping:
+			if len(batch) > 0 {
+				l.settle(batch, l.handleBatch(batch))
+			}
+			return
+		}
+		if timer != nil {
+			timer.Stop()
+			timer, flush = nil, nil
+		}
+		if len(batch) > 0 {
+			l.settle(batch, l.handleBatch(batch))
+			batch = nil
+		}
+	}
+}
+
+// decode turns a delivery into a notification, rejecting what cannot be
+// decoded and dropping unknown priorities and repeats, as oslo does.
+func (l *Listener) decode(d *transport.Delivery) (received, bool) {
+	on, err := oslo.UnwrapNotification(d.Body)
+	if err != nil {
+		l.logger.Error("malformed notification rejected", "routing_key", d.RoutingKey, "err", err, "body", string(d.Body[:min(len(d.Body), 200)]))
+		_ = d.Reject()
+		return received{}, false
+	}
+	p, err := oslo.ParsePriority(string(on.Priority))
+	if err != nil {
+		l.logger.Warn("notification with an unknown priority dropped", "priority", on.Priority, "event_type", on.EventType)
+		_ = d.Ack()
+		return received{}, false
+	}
+	if l.seen(on.UniqueID) {
+		l.logger.Debug("duplicate notification dropped", "unique_id", on.UniqueID)
+		_ = d.Ack()
+		return received{}, false
+	}
+	rc, err := rpc.DecodeRequestContext(on.Context)
+	if err != nil {
+		l.logger.Warn("notification context dropped", "err", err)
+	}
+	return received{d: d, n: &Notification{
+		Context: rc, PublisherID: on.PublisherID, EventType: on.EventType, Priority: Priority(p),
+		Payload: on.Payload, MessageID: on.MessageID, Timestamp: on.Timestamp,
+	}}, true
+}
+
+func (l *Listener) seen(id string) bool {
+	if id == "" {
+		return false
+	}
+	if slices.Contains(l.recent[:], id) {
+		return true
+	}
+	l.recent[l.next] = id
+	l.next = (l.next + 1) % len(l.recent)
+	return false
+}
+
+// handle runs every endpoint the notification is for; the first error
+// decides its fate.
+func (l *Listener) handle(r received) error {
+	var first error
+	for i := range l.endpoints {
+		e := &l.endpoints[i]
+		if !e.handles(r.n.Priority) || !e.Filter.match(r.n) {
+			continue
+		}
+		if err := l.call(func() error { return e.Handle(context.Background(), r.n) }); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (l *Listener) handleBatch(batch []received) error {
+	var first error
+	for i := range l.endpoints {
+		e := &l.endpoints[i]
+		var ns []*Notification
+		for _, r := range batch {
+			if e.handles(r.n.Priority) && e.Filter.match(r.n) {
+				ns = append(ns, r.n)
+			}
+		}
+		if len(ns) == 0 {
+			continue
+		}
+		if err := l.call(func() error { return e.HandleBatch(context.Background(), ns) }); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// call runs a handler, turning a panic into an error.
+func (l *Listener) call(f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panicked: %v", p)
+		}
+	}()
+	return f()
+}
+
+// settle acks the deliveries, or requeues them when the handler asked and
+// requeue is allowed.
+func (l *Listener) settle(rs []received, err error) {
+	requeue := err != nil && l.allowRequeue
+	if err != nil {
+		l.logger.Warn("notification handler failed", "err", err, "requeued", requeue, "count", len(rs))
+	}
+	for _, r := range rs {
+		var serr error
+		if requeue {
+			serr = r.d.Nack(true)
+		} else {
+			serr = r.d.Ack()
+		}
+		if serr != nil {
+			l.logger.Warn("settling a notification failed", "err", serr)
+		}
+	}
+}
+
+// Stop stops consuming, finishes the notification or batch in hand, and
+// returns; notifications not yet handled go back to their queues. It is
+// idempotent.
+func (l *Listener) Stop(ctx context.Context) error {
+	l.mu.Lock()
+	if !l.started {
+		l.mu.Unlock()
+		return nil
+	}
+	l.started = false
+	consumers := l.consumers
+	l.consumers = nil
+	l.mu.Unlock()
+
+	// Settle what is in hand before the consumers close, so that a handled
+	// notification is acked rather than returned to its queue.
+	close(l.stopping)
+	var err error
+	select {
+	case <-l.dispatched:
+	case <-ctx.Done():
+		err = fmt.Errorf("listener: stop: handler still running: %w", ctx.Err())
+	}
+	for _, c := range consumers {
+		_ = c.Close()
+	}
+	l.wg.Wait()
+	return err
+}

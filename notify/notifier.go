@@ -1,0 +1,305 @@
+// Package notify is oslo.messaging's notifications for Go: a Notifier that
+// publishes events (publisher id, event type, payload) at one of seven
+// priorities, and a Listener that consumes them with endpoints per
+// priority, pools, filters, batches and requeue.
+//
+// Like package rpc it is written once on the portable model and carries
+// oslo.messaging's format and topology on every backend: a notification to
+// topic N at priority P goes to the control exchange with routing key
+// "N.p" (the lower-case priority), wrapped in the 2.0 envelope by the
+// messagingv2 driver or bare by the messaging driver. On RabbitMQ, Python
+// notifiers and listeners interoperate with Go ones.
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/switchyard-mq/switchyard/internal/oslo"
+	"github.com/switchyard-mq/switchyard/internal/topology"
+	"github.com/switchyard-mq/switchyard/rpc"
+	"github.com/switchyard-mq/switchyard/transport"
+)
+
+// Priority is a notification's priority, one of the seven constants.
+type Priority string
+
+// The priorities, as oslo.messaging's notifier methods name them. There is
+// no "warning": oslo's is Warn.
+const (
+	Audit    Priority = "audit"
+	Debug    Priority = "debug"
+	Info     Priority = "info"
+	Warn     Priority = "warn"
+	Error    Priority = "error"
+	Critical Priority = "critical"
+	Sample   Priority = "sample"
+)
+
+// Priorities lists every priority.
+func Priorities() []Priority { return []Priority{Audit, Debug, Info, Warn, Error, Critical, Sample} }
+
+func (p Priority) valid() bool { return oslo.Priority(p).Valid() }
+
+// Driver is how a Notifier delivers, as oslo.messaging's notification
+// drivers.
+type Driver string
+
+// The notification drivers.
+const (
+	// MessagingV2 publishes in the 2.0 envelope (the default).
+	MessagingV2 Driver = "messagingv2"
+	// Messaging publishes the bare 1.0 message, for old consumers.
+	Messaging Driver = "messaging"
+	// Log writes each notification to the logger instead.
+	Log Driver = "log"
+	// Noop drops notifications.
+	Noop Driver = "noop"
+)
+
+// DefaultTopic is where notifications go unless WithTopics says otherwise.
+const DefaultTopic = "notifications"
+
+// NotifierOption configures a Notifier.
+type NotifierOption func(*notifierSettings)
+
+type notifierSettings struct {
+	topics []string
+	driver Driver
+	retry  int
+	logger *slog.Logger
+}
+
+// WithTopics sets the topics each notification is published to (default
+// "notifications"), one message per topic.
+func WithTopics(topics ...string) NotifierOption {
+	return func(s *notifierSettings) { s.topics = topics }
+}
+
+// WithDriver chooses the driver (default MessagingV2).
+func WithDriver(d Driver) NotifierOption { return func(s *notifierSettings) { s.driver = d } }
+
+// WithRetry bounds how many times a failed publish is retried (0: never;
+// -1, the default: until the context ends).
+func WithRetry(n int) NotifierOption { return func(s *notifierSettings) { s.retry = n } }
+
+// WithLogger is where the Log driver writes (default the transport's
+// logger, or slog.Default() without a transport).
+func WithLogger(l *slog.Logger) NotifierOption { return func(s *notifierSettings) { s.logger = l } }
+
+// Notifier publishes notifications. It is safe for concurrent use.
+type Notifier struct {
+	publisherID string
+	set         notifierSettings
+	shared      *notifierShared
+}
+
+type notifierShared struct {
+	tr   *transport.Transport
+	topo topology.Settings
+
+	mu       sync.Mutex
+	declared map[string]bool // routing keys whose queue is declared
+}
+
+// NewNotifier returns a notifier publishing as publisherID (e.g.
+// "compute.host1") through tr. tr may be nil for the Log and Noop drivers.
+// Like oslo's, the notifier declares the queue "N.p" for each topic and
+// priority before its first publish there, so that notifications sent
+// before any listener exists wait for one.
+func NewNotifier(tr *transport.Transport, publisherID string, opts ...NotifierOption) (*Notifier, error) {
+	n := &Notifier{publisherID: publisherID, set: notifierSettings{topics: []string{DefaultTopic}, driver: MessagingV2, retry: -1}}
+	for _, opt := range opts {
+		opt(&n.set)
+	}
+	switch n.set.driver {
+	case MessagingV2, Messaging:
+		if tr == nil {
+			return nil, fmt.Errorf("notifier: %w: the %s driver needs a transport", transport.ErrInvalid, n.set.driver)
+		}
+	case Log, Noop:
+	default:
+		return nil, fmt.Errorf("notifier: %w: unknown driver %q (want messagingv2, messaging, log or noop)", transport.ErrInvalid, n.set.driver)
+	}
+	if len(n.set.topics) == 0 {
+		return nil, fmt.Errorf("notifier: %w: no topics", transport.ErrInvalid)
+	}
+	n.shared = &notifierShared{tr: tr, declared: map[string]bool{}}
+	if tr != nil {
+		topo, err := topology.FromTransport(tr)
+		if err != nil {
+			return nil, fmt.Errorf("notifier on %s: %w", tr, err)
+		}
+		n.shared.topo = topo
+		if n.set.logger == nil {
+			n.set.logger = tr.Logger()
+		}
+	}
+	if n.set.logger == nil {
+		n.set.logger = slog.Default()
+	}
+	for _, topic := range n.set.topics {
+		if err := (transport.Target{Topic: topic}).Validate(); err != nil {
+			return nil, fmt.Errorf("notifier: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// Prepare returns a notifier that publishes as another publisher id and
+// shares everything else with n.
+func (n *Notifier) Prepare(publisherID string) *Notifier {
+	p := *n
+	p.publisherID = publisherID
+	return &p
+}
+
+// Audit publishes at priority audit; see Notify.
+func (n *Notifier) Audit(ctx context.Context, eventType string, payload any) error {
+	return n.Notify(ctx, Audit, eventType, payload)
+}
+
+// Debug publishes at priority debug; see Notify.
+func (n *Notifier) Debug(ctx context.Context, eventType string, payload any) error {
+	return n.Notify(ctx, Debug, eventType, payload)
+}
+
+// Info publishes at priority info; see Notify.
+func (n *Notifier) Info(ctx context.Context, eventType string, payload any) error {
+	return n.Notify(ctx, Info, eventType, payload)
+}
+
+// Warn publishes at priority warn; see Notify.
+func (n *Notifier) Warn(ctx context.Context, eventType string, payload any) error {
+	return n.Notify(ctx, Warn, eventType, payload)
+}
+
+// Error publishes at priority error; see Notify.
+func (n *Notifier) Error(ctx context.Context, eventType string, payload any) error {
+	return n.Notify(ctx, Error, eventType, payload)
+}
+
+// Critical publishes at priority critical; see Notify.
+func (n *Notifier) Critical(ctx context.Context, eventType string, payload any) error {
+	return n.Notify(ctx, Critical, eventType, payload)
+}
+
+// Sample publishes at priority sample; see Notify.
+func (n *Notifier) Sample(ctx context.Context, eventType string, payload any) error {
+	return n.Notify(ctx, Sample, eventType, payload)
+}
+
+// Notify publishes one notification to every topic: payload (anything
+// JSON can encode) under eventType at priority, with the request context
+// ctx carries (rpc.WithRequestContext), cut down to oslo's allow-list of
+// keys. It returns once the backend has taken every message.
+func (n *Notifier) Notify(ctx context.Context, priority Priority, eventType string, payload any) error {
+	if err := n.notify(ctx, priority, eventType, payload); err != nil {
+		return fmt.Errorf("notify %s %s from %s: %w", priority, eventType, n.publisherID, err)
+	}
+	return nil
+}
+
+func (n *Notifier) notify(ctx context.Context, priority Priority, eventType string, payload any) error {
+	if !priority.valid() {
+		return fmt.Errorf("%w: unknown priority %q", transport.ErrInvalid, priority)
+	}
+	if n.set.driver == Noop {
+		return nil
+	}
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("%w: payload: %v", transport.ErrInvalid, err)
+	}
+	if n.set.driver == Log {
+		n.log(ctx, priority, eventType, raw)
+		return nil
+	}
+	rc, err := rpc.EncodeRequestContext(rpc.RequestContextFrom(ctx))
+	if err != nil {
+		return fmt.Errorf("%w: %v", transport.ErrInvalid, err)
+	}
+	note := oslo.Notification{
+		MessageID: oslo.NewDashedID(), PublisherID: n.publisherID, EventType: eventType,
+		Priority: oslo.Priority(priority), Payload: raw, Timestamp: oslo.FormatTimestamp(time.Now()),
+		Context: oslo.FilterNotificationContext(rc),
+	}
+	exchange := n.shared.topo.ControlExchange
+	for _, topic := range n.set.topics {
+		key := oslo.NotificationKey(topic, oslo.Priority(priority))
+		if err := n.shared.declare(ctx, exchange, key); err != nil {
+			return err
+		}
+		note.UniqueID = oslo.NewID()
+		var body []byte
+		if n.set.driver == Messaging {
+			body, err = oslo.EncodeNotification(&note)
+		} else {
+			body, err = oslo.WrapNotification(&note)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %v", transport.ErrInvalid, err)
+		}
+		msg := transport.Message{Body: body, ContentType: "application/json", ContentEncoding: "utf-8", Persistent: true}
+		if err := n.publish(ctx, exchange, key, msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *Notifier) publish(ctx context.Context, exchange, key string, msg transport.Message) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := n.shared.tr.Publish(ctx, exchange, key, msg)
+		if err == nil || rpc.Permanent(err) || ctx.Err() != nil || (n.set.retry >= 0 && attempt >= n.set.retry) {
+			return err
+		}
+		n.set.logger.Warn("publishing a notification failed; retrying", "key", key, "attempt", attempt+1, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// declare creates the control exchange and the queue key, bound with key,
+// once per key.
+func (s *notifierShared) declare(ctx context.Context, exchange, key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.declared[key] {
+		return nil
+	}
+	if err := s.tr.DeclareExchange(ctx, s.topo.Exchange(exchange)); err != nil {
+		return err
+	}
+	if _, err := s.tr.DeclareQueue(ctx, s.topo.SharedQueue(key)); err != nil {
+		return err
+	}
+	if err := s.tr.Bind(ctx, transport.Binding{Exchange: exchange, Queue: key, Key: key}); err != nil {
+		return err
+	}
+	s.declared[key] = true
+	return nil
+}
+
+func (n *Notifier) log(ctx context.Context, p Priority, eventType string, payload json.RawMessage) {
+	level := slog.LevelInfo
+	switch p {
+	case Debug:
+		level = slog.LevelDebug
+	case Warn:
+		level = slog.LevelWarn
+	case Error, Critical:
+		level = slog.LevelError
+	}
+	n.set.logger.Log(ctx, level, "notification", "publisher_id", n.publisherID, "event_type", eventType,
+		"priority", string(p), "payload", string(payload))
+}

@@ -1,0 +1,70 @@
+package notify_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/switchyard-mq/switchyard/drivers/memory"
+	"github.com/switchyard-mq/switchyard/notify"
+	"github.com/switchyard-mq/switchyard/rpc"
+	"github.com/switchyard-mq/switchyard/transport"
+)
+
+func TestNotifyListen(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr, err := transport.Open(ctx, "memory://"+t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	var mu sync.Mutex
+	got := map[notify.Priority][]*notify.Notification{}
+	done := make(chan struct{}, 100)
+	l, err := notify.NewListener(tr, []transport.Target{{Topic: "notifications"}}, []notify.Endpoint{{
+		Handle: func(ctx context.Context, n *notify.Notification) error {
+			mu.Lock()
+			got[n.Priority] = append(got[n.Priority], n)
+			mu.Unlock()
+			done <- struct{}{}
+			return nil
+		},
+	}}, notify.WithPool("p1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Stop(ctx)
+	n, err := notify.NewNotifier(tr, "compute.host1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx := rpc.WithRequestContext(ctx, rpc.RequestContext{"request_id": "req-9", "auth_token": "secret"})
+	for _, p := range notify.Priorities() {
+		if err := n.Notify(rctx, p, "instance.create", map[string]int{"id": 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range notify.Priorities() {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, p := range notify.Priorities() {
+		if len(got[p]) != 1 {
+			t.Fatalf("%s: %d", p, len(got[p]))
+		}
+		n := got[p][0]
+		if n.PublisherID != "compute.host1" || n.EventType != "instance.create" || string(n.Payload) != `{"id":1}` || n.Context["request_id"] != "req-9" || n.Context["auth_token"] != nil {
+			t.Fatalf("%+v", n)
+		}
+	}
+}

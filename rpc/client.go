@@ -1,0 +1,451 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/switchyard-mq/switchyard/internal/oslo"
+	"github.com/switchyard-mq/switchyard/internal/topology"
+	"github.com/switchyard-mq/switchyard/transport"
+)
+
+// Client sends RPC requests: Cast (no reply) and Call (wait for the
+// reply), in oslo.messaging's format, so a Python server can answer as
+// well as a Go one. It is safe for concurrent use. Prepare returns a
+// client with per-call overrides that shares this one's reply queue. Close
+// the client (not a prepared one) when done.
+type Client struct {
+	set    callSettings
+	shared *clientShared
+}
+
+// clientShared is what a client and the clients Prepare makes share: the
+// transport, the reply queue and its consumer, and the calls waiting.
+type clientShared struct {
+	tr     *transport.Transport
+	topo   topology.Settings
+	logger *slog.Logger
+
+	declaredMu sync.Mutex
+	declared   map[string]bool // exchanges this client declared
+
+	mu       sync.Mutex
+	closed   bool
+	replyQ   string // "" until the first Call
+	consumer *transport.Consumer
+	pending  map[string]*pendingCall
+	loopDone chan struct{}
+}
+
+// pendingCall collects the replies to one call.
+type pendingCall struct {
+	notify chan struct{} // capacity 1
+
+	mu         sync.Mutex
+	final      *oslo.Reply
+	lastResult json.RawMessage // legacy servers send the result before the ending
+	heartbeat  bool
+	lost       error // the reply consumer failed
+}
+
+// NewClient returns a client sending through tr. The control exchange and
+// queue flags come from tr's URL options, as oslo.messaging reads them
+// (control_exchange, amqp_durable_queues, amqp_auto_delete,
+// rabbit_transient_queues_ttl). Nothing is declared until the first send.
+func NewClient(tr *transport.Transport, opts ...Option) (*Client, error) {
+	topo, err := topology.FromTransport(tr)
+	if err != nil {
+		return nil, fmt.Errorf("rpc client on %s: %w", tr, err)
+	}
+	c := &Client{
+		set: callSettings{timeout: DefaultTimeout, retry: -1},
+		shared: &clientShared{
+			tr: tr, topo: topo, logger: tr.Logger().With("component", "rpc.client"),
+			declared: map[string]bool{}, pending: map[string]*pendingCall{},
+		},
+	}
+	for _, opt := range opts {
+		opt(&c.set)
+	}
+	return c, nil
+}
+
+// Prepare returns a client that applies opts on top of c's settings and
+// shares c's reply queue, as oslo.messaging's prepare().
+func (c *Client) Prepare(opts ...Option) *Client {
+	p := &Client{set: c.set, shared: c.shared}
+	for _, opt := range opts {
+		opt(&p.set)
+	}
+	return p
+}
+
+// Cast sends method(args) to target and returns once the backend has taken
+// the request; no reply comes back, even if the method fails. args must
+// marshal to a JSON object (a struct or a map), oslo's keyword arguments;
+// nil sends none. With target.Fanout every server on the topic gets it.
+func (c *Client) Cast(ctx context.Context, target transport.Target, method string, args any) error {
+	target = c.set.apply(target)
+	if err := c.send(ctx, target, method, args, nil); err != nil {
+		return fmt.Errorf("rpc cast %s to %s: %w", method, target, err)
+	}
+	return nil
+}
+
+// Call sends method(args) to one server of target, waits for its reply and
+// decodes the result into result (a pointer; nil discards it). Numbers
+// decoded into interface values are json.Number, keeping their exact text.
+//
+// If no reply arrives within the timeout (WithTimeout, or ctx's deadline if
+// sooner) the error wraps transport.ErrTimeout; if ctx is cancelled the
+// call is abandoned and a late reply dropped. If the server's method
+// failed, the error is a *RemoteError (errors.As); an unknown method or
+// version also matches ErrNoSuchMethod or ErrUnsupportedVersion.
+func (c *Client) Call(ctx context.Context, target transport.Target, method string, args any, result any) error {
+	target = c.set.apply(target)
+	if err := c.call(ctx, target, method, args, result); err != nil {
+		return fmt.Errorf("rpc call %s to %s: %w", method, target, err)
+	}
+	return nil
+}
+
+func (c *Client) call(ctx context.Context, target transport.Target, method string, args any, result any) error {
+	if target.Fanout {
+		return fmt.Errorf("%w: a call cannot be fanout; use Cast", transport.ErrInvalid)
+	}
+	timeout := c.set.timeout
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < timeout {
+		timeout = time.Until(deadline)
+	}
+	if timeout <= 0 {
+		return fmt.Errorf("%w before the call was sent", transport.ErrTimeout)
+	}
+	replyQ, err := c.shared.replyQueue(ctx)
+	if err != nil {
+		return err
+	}
+	msgID := oslo.NewID()
+	pc := c.shared.register(msgID)
+	defer c.shared.unregister(msgID)
+
+	call := &call{msgID: msgID, replyQ: replyQ, timeout: timeout}
+	if err := c.send(ctx, target, method, args, call); err != nil {
+		return err
+	}
+	reply, err := c.wait(ctx, pc, msgID, timeout)
+	if err != nil {
+		return err
+	}
+	if reply.Failure != nil {
+		return remoteErrorFromFailure(reply.Failure)
+	}
+	if result == nil || isJSONNull(reply.Result) {
+		return nil
+	}
+	if err := decodeInto(reply.Result, result); err != nil {
+		return fmt.Errorf("decode the result into %T: %w", result, err)
+	}
+	return nil
+}
+
+// call is what a Call adds to a request.
+type call struct {
+	msgID, replyQ string
+	timeout       time.Duration
+}
+
+// send encodes and publishes one request; call is nil for a cast.
+func (c *Client) send(ctx context.Context, target transport.Target, method string, args any, call *call) error {
+	if err := target.Validate(); err != nil {
+		return err
+	}
+	if method == "" {
+		return fmt.Errorf("%w: empty method name", transport.ErrInvalid)
+	}
+	argsJSON, err := encodeArgs(args)
+	if err != nil {
+		return fmt.Errorf("%w: %v", transport.ErrInvalid, err)
+	}
+	rc, err := EncodeRequestContext(RequestContextFrom(ctx))
+	if err != nil {
+		return fmt.Errorf("%w: %v", transport.ErrInvalid, err)
+	}
+	req := oslo.Request{
+		Method: method, Args: argsJSON, Namespace: target.Namespace, Version: target.Version,
+		UniqueID: oslo.NewID(), Context: rc,
+	}
+	msg := transport.Message{ContentType: contentType, ContentEncoding: contentEncoding, Persistent: true}
+	if call != nil {
+		req.MsgID, req.ReplyQ = call.msgID, call.replyQ
+		if m := c.set.callMonitorTimeout; m > 0 {
+			secs := math.Ceil(m.Seconds())
+			req.Timeout = &secs
+		}
+		msg.Expiration = call.timeout
+	}
+	if msg.Body, err = oslo.WrapRequest(&req); err != nil {
+		return fmt.Errorf("%w: %v", transport.ErrInvalid, err)
+	}
+
+	exchange, key := c.shared.topo.ExchangeName(target), oslo.TopicQueue(target.Topic)
+	decl := c.shared.topo.Exchange(exchange)
+	switch {
+	case target.Fanout:
+		decl = c.shared.topo.FanoutExchange(target.Topic)
+		exchange, key = decl.Name, ""
+	case target.Server != "":
+		key = oslo.ServerQueue(target.Topic, target.Server)
+	}
+	if err := c.shared.declareExchange(ctx, decl); err != nil {
+		return err
+	}
+	return c.publish(ctx, exchange, key, msg)
+}
+
+// publish retries what may heal (a connection being re-established) as
+// WithRetry allows, with a capped backoff.
+func (c *Client) publish(ctx context.Context, exchange, key string, msg transport.Message) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := c.shared.tr.Publish(ctx, exchange, key, msg)
+		if err == nil || Permanent(err) || ctx.Err() != nil || (c.set.retry >= 0 && attempt >= c.set.retry) {
+			return err
+		}
+		c.shared.logger.Warn("publish failed; retrying", "exchange", exchange, "key", key, "attempt", attempt+1, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// Permanent reports whether err is one that retrying cannot heal (an
+// invalid argument, a missing or mismatched entity, a closed transport),
+// as opposed to a lost connection.
+func Permanent(err error) bool {
+	for _, p := range []error{transport.ErrInvalid, transport.ErrNotFound, transport.ErrPrecondition,
+		transport.ErrUnsupported, transport.ErrUnroutable, transport.ErrClosed, transport.ErrInUse} {
+		if errors.Is(err, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// wait waits for the final reply to msgID.
+func (c *Client) wait(ctx context.Context, pc *pendingCall, msgID string, timeout time.Duration) (*oslo.Reply, error) {
+	overall := time.NewTimer(timeout)
+	defer overall.Stop()
+	var monitor *time.Timer
+	var monitorC <-chan time.Time
+	if m := c.set.callMonitorTimeout; m > 0 {
+		monitor = time.NewTimer(m)
+		defer monitor.Stop()
+		monitorC = monitor.C
+	}
+	for {
+		select {
+		case <-pc.notify:
+			reply, heartbeat, err := pc.take()
+			if reply != nil || err != nil {
+				return reply, err
+			}
+			if heartbeat && monitor != nil {
+				monitor.Reset(c.set.callMonitorTimeout)
+			}
+		case <-overall.C:
+			return nil, fmt.Errorf("%w: no reply to message ID %s within %v", transport.ErrTimeout, msgID, timeout)
+		case <-monitorC:
+			return nil, fmt.Errorf("%w: no heartbeat from the server for message ID %s within the call monitor timeout %v",
+				transport.ErrTimeout, msgID, c.set.callMonitorTimeout)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// take returns the final reply (or the consumer's failure) once there is
+// one, and whether heartbeats arrived since the last take.
+func (pc *pendingCall) take() (*oslo.Reply, bool, error) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	heartbeat := pc.heartbeat
+	pc.heartbeat = false
+	if pc.final != nil && isJSONNull(pc.final.Result) && pc.final.Failure == nil {
+		pc.final.Result = pc.lastResult
+	}
+	return pc.final, heartbeat, pc.lost
+}
+
+// deliver records one reply for the call; it reports false for a
+// duplicate final reply.
+func (pc *pendingCall) deliver(r *oslo.Reply) bool {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	switch {
+	case pc.final != nil:
+		return false
+	case r.Ending || r.Failure != nil:
+		pc.final = r
+	case !isJSONNull(r.Result):
+		pc.lastResult = r.Result // the first half of a legacy two-part reply
+	default:
+		pc.heartbeat = true
+	}
+	select {
+	case pc.notify <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (pc *pendingCall) fail(err error) {
+	pc.mu.Lock()
+	pc.lost = err
+	pc.mu.Unlock()
+	select {
+	case pc.notify <- struct{}{}:
+	default:
+	}
+}
+
+func isJSONNull(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+func (s *clientShared) register(msgID string) *pendingCall {
+	pc := &pendingCall{notify: make(chan struct{}, 1)}
+	s.mu.Lock()
+	s.pending[msgID] = pc
+	s.mu.Unlock()
+	return pc
+}
+
+func (s *clientShared) unregister(msgID string) {
+	s.mu.Lock()
+	delete(s.pending, msgID)
+	s.mu.Unlock()
+}
+
+// declareExchange declares an exchange the first time this client sends to
+// it, as oslo's publishers do, so a send never depends on a server having
+// started first.
+func (s *clientShared) declareExchange(ctx context.Context, ex transport.Exchange) error {
+	s.declaredMu.Lock()
+	defer s.declaredMu.Unlock()
+	if s.declared[ex.Name] {
+		return nil
+	}
+	if err := s.tr.DeclareExchange(ctx, ex); err != nil {
+		return err
+	}
+	s.declared[ex.Name] = true
+	return nil
+}
+
+// replyQueue declares the reply queue and starts its consumer on the first
+// call; a failure is returned to that call and retried by the next.
+func (s *clientShared) replyQueue(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return "", fmt.Errorf("%w: rpc client closed", transport.ErrClosed)
+	}
+	if s.replyQ != "" {
+		return s.replyQ, nil
+	}
+	name, err := s.tr.DeclareQueue(ctx, s.topo.TransientQueue(oslo.ReplyQueue()))
+	if err != nil {
+		return "", err
+	}
+	consumer, err := s.tr.Consume(ctx, name, transport.ConsumeOptions{AutoAck: true})
+	if err != nil {
+		_, _ = s.tr.DeleteQueue(context.WithoutCancel(ctx), name)
+		return "", err
+	}
+	s.replyQ, s.consumer, s.loopDone = name, consumer, make(chan struct{})
+	go s.receiveReplies(consumer, s.loopDone)
+	return name, nil
+}
+
+// receiveReplies hands each reply to its waiting call until the consumer
+// ends. Replies for calls no longer waiting (late, duplicate, or for
+// another client) are dropped.
+func (s *clientShared) receiveReplies(consumer *transport.Consumer, done chan<- struct{}) {
+	defer close(done)
+	for {
+		d, err := consumer.Receive(context.Background())
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			for _, pc := range s.pending {
+				pc.fail(fmt.Errorf("reply queue %s: %w", consumer.Queue(), err))
+			}
+			s.mu.Unlock()
+			if !closed {
+				s.logger.Error("reply consumer ended; waiting calls fail", "queue", consumer.Queue(), "err", err)
+			}
+			return
+		}
+		reply, err := oslo.UnwrapReply(d.Body)
+		if err != nil && reply == nil {
+			s.logger.Warn("malformed reply dropped", "queue", consumer.Queue(), "err", err)
+			continue
+		}
+		s.mu.Lock()
+		pc := s.pending[reply.MsgID]
+		s.mu.Unlock()
+		if err != nil {
+			// Readable enough to know whose it is: fail that call now
+			// rather than let it time out.
+			s.logger.Warn("malformed reply", "msg_id", reply.MsgID, "err", err)
+			if pc != nil {
+				pc.fail(fmt.Errorf("malformed reply: %w", err))
+			}
+			continue
+		}
+		if pc == nil || !pc.deliver(reply) {
+			s.logger.Debug("reply for no waiting call dropped", "msg_id", reply.MsgID, "ending", reply.Ending)
+		}
+	}
+}
+
+// Close stops the reply consumer and deletes the reply queue. Calls still
+// waiting fail with ErrClosed. Prepared clients share the reply queue:
+// close only the client NewClient returned.
+func (c *Client) Close() error {
+	s := c.shared
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	consumer, done, replyQ := s.consumer, s.loopDone, s.replyQ
+	s.mu.Unlock()
+	if consumer == nil {
+		return nil
+	}
+	err := consumer.Close()
+	<-done
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, delErr := s.tr.DeleteQueue(ctx, replyQ); delErr != nil && !errors.Is(delErr, transport.ErrClosed) {
+		err = errors.Join(err, delErr)
+	}
+	return err
+}
+
+const (
+	contentType     = "application/json"
+	contentEncoding = "utf-8"
+)
+

@@ -1,0 +1,244 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/switchyard-mq/switchyard/internal/oslo"
+	"github.com/switchyard-mq/switchyard/transport"
+)
+
+// Endpoint is a Go value whose methods a Server exposes as RPC methods.
+//
+// A method is exposed when it is exported and has this shape, where Args is
+// any type JSON can decode the request's keyword arguments into (a struct
+// with json tags, a map, or json.RawMessage) and Result any type JSON can
+// encode:
+//
+//	func (e *Compute) Start(ctx context.Context, args StartArgs) (Result, error)
+//	func (e *Compute) Stop(ctx context.Context, args StopArgs) error   // replies null
+//
+// Requests name methods the oslo.messaging way, in snake_case
+// ("start_instance"); a request matches the Go method whose name equals it
+// once case and underscores are ignored (StartInstance), unless Names maps
+// it explicitly.
+type Endpoint struct {
+	// Receiver is the value whose methods are exposed, usually a pointer.
+	Receiver any
+	// Namespace must equal a request's namespace for the request to reach
+	// this endpoint; empty matches requests without one.
+	Namespace string
+	// Version is the API version this endpoint implements, "major.minor"
+	// (default "1.0"). It serves requests for the same major version and a
+	// minor version up to its own.
+	Version string
+	// Names maps request method names to Go method names, for names the
+	// case-and-underscore rule does not match.
+	Names map[string]string
+}
+
+// AccessPolicy decides which of an endpoint's methods may be called, by Go
+// method name. The default allows every exported method of the right shape.
+type AccessPolicy func(ep Endpoint, goMethod string) bool
+
+// ExposeOnly is an AccessPolicy allowing only the named Go methods, like
+// oslo.messaging's explicit access policy.
+func ExposeOnly(goMethods ...string) AccessPolicy {
+	return func(_ Endpoint, m string) bool {
+		for _, allowed := range goMethods {
+			if m == allowed {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// endpoint is an Endpoint prepared for dispatch.
+type endpoint struct {
+	Endpoint
+	major, minor, rev int
+	methods           map[string]*method // by normalized name
+	explicit          map[string]*method // by request name
+}
+
+type method struct {
+	name      string
+	fn        reflect.Value
+	args      reflect.Type
+	hasResult bool
+}
+
+var (
+	ctxType   = reflect.TypeFor[context.Context]()
+	errorType = reflect.TypeFor[error]()
+)
+
+// normalize folds a method name for matching: start_instance and
+// StartInstance both become startinstance.
+func normalize(name string) string {
+	return strings.ToLower(strings.ReplaceAll(name, "_", ""))
+}
+
+func newEndpoint(ep Endpoint, allowed AccessPolicy) (*endpoint, error) {
+	if ep.Receiver == nil {
+		return nil, fmt.Errorf("%w: endpoint with a nil receiver", transport.ErrInvalid)
+	}
+	e := &endpoint{Endpoint: ep, methods: map[string]*method{}, explicit: map[string]*method{}}
+	version := ep.Version
+	if version == "" {
+		version = "1.0"
+	}
+	var err error
+	if e.major, e.minor, e.rev, err = parseVersion(version); err != nil {
+		return nil, err
+	}
+	v := reflect.ValueOf(ep.Receiver)
+	byGoName := map[string]*method{}
+	for i := range v.NumMethod() {
+		m := v.Type().Method(i)
+		if allowed != nil && !allowed(ep, m.Name) {
+			continue
+		}
+		fn := v.Method(i)
+		t := fn.Type()
+		if t.NumIn() != 2 || t.In(0) != ctxType || t.IsVariadic() {
+			continue
+		}
+		var hasResult bool
+		switch {
+		case t.NumOut() == 1 && t.Out(0) == errorType:
+		case t.NumOut() == 2 && t.Out(1) == errorType:
+			hasResult = true
+		default:
+			continue
+		}
+		md := &method{name: m.Name, fn: fn, args: t.In(1), hasResult: hasResult}
+		byGoName[m.Name] = md
+		key := normalize(m.Name)
+		if other, dup := e.methods[key]; dup {
+			return nil, fmt.Errorf("%w: endpoint %T: methods %s and %s match the same request names; map one with Names",
+				transport.ErrInvalid, ep.Receiver, other.name, m.Name)
+		}
+		e.methods[key] = md
+	}
+	for wire, goName := range ep.Names {
+		md, ok := byGoName[goName]
+		if !ok {
+			return nil, fmt.Errorf("%w: endpoint %T: Names maps %q to %s, which is not an exposed method of the shape func(context.Context, Args) (Result, error)",
+				transport.ErrInvalid, ep.Receiver, wire, goName)
+		}
+		e.explicit[wire] = md
+	}
+	if len(byGoName) == 0 {
+		return nil, fmt.Errorf("%w: endpoint %T has no method of the shape func(context.Context, Args) (Result, error)", transport.ErrInvalid, ep.Receiver)
+	}
+	return e, nil
+}
+
+func (e *endpoint) lookup(name string) *method {
+	if m, ok := e.explicit[name]; ok {
+		return m
+	}
+	return e.methods[normalize(name)]
+}
+
+// compatible applies oslo's version rule: same major version, and the
+// requested minor (and revision) not above the endpoint's.
+func (e *endpoint) compatible(major, minor, rev int) bool {
+	return major == e.major && (minor < e.minor || minor == e.minor && rev <= e.rev)
+}
+
+// parseVersion parses "major", "major.minor" or "major.minor.revision".
+func parseVersion(v string) (major, minor, rev int, err error) {
+	parts := strings.Split(v, ".")
+	nums := make([]int, 3)
+	if len(parts) > 3 {
+		return 0, 0, 0, fmt.Errorf("%w: version %q is not \"major.minor\"", transport.ErrInvalid, v)
+	}
+	for i, p := range parts {
+		n := 0
+		if p == "" {
+			return 0, 0, 0, fmt.Errorf("%w: version %q is not \"major.minor\"", transport.ErrInvalid, v)
+		}
+		for _, r := range p {
+			if r < '0' || r > '9' || n > 1e8 {
+				return 0, 0, 0, fmt.Errorf("%w: version %q is not \"major.minor\"", transport.ErrInvalid, v)
+			}
+			n = n*10 + int(r-'0')
+		}
+		nums[i] = n
+	}
+	return nums[0], nums[1], nums[2], nil
+}
+
+// dispatcher finds the method a request names, by oslo's rules.
+type dispatcher struct {
+	endpoints []*endpoint
+}
+
+// find returns the method for req, or the failure oslo would send.
+func (d *dispatcher) find(req *oslo.Request) (*method, *oslo.Failure) {
+	version := req.Version
+	if version == "" {
+		version = "1.0"
+	}
+	major, minor, rev, err := parseVersion(version)
+	if err != nil {
+		return nil, oslo.UnsupportedVersion(version, req.Method)
+	}
+	if strings.HasPrefix(req.Method, "_") {
+		return nil, oslo.NoSuchMethod(req.Method)
+	}
+	foundCompatible := false
+	for _, e := range d.endpoints {
+		if e.Namespace != req.Namespace || !e.compatible(major, minor, rev) {
+			continue
+		}
+		if m := e.lookup(req.Method); m != nil {
+			return m, nil
+		}
+		foundCompatible = true
+	}
+	if foundCompatible {
+		return nil, oslo.NoSuchMethod(req.Method)
+	}
+	return nil, oslo.UnsupportedVersion(version, req.Method)
+}
+
+// invoke decodes the arguments and runs the method; a panic becomes a
+// failure rather than a crash.
+func (m *method) invoke(ctx context.Context, rawArgs json.RawMessage) (result json.RawMessage, failure *oslo.Failure) {
+	args := reflect.New(m.args)
+	if err := decodeInto(rawArgs, args.Interface()); err != nil {
+		return nil, oslo.NewFailure("builtins", "TypeError",
+			fmt.Sprintf("%s() arguments %s do not decode into %s: %v", m.name, truncate(rawArgs, 200), m.args, err))
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			result, failure = nil, panicFailure(m.name, p)
+		}
+	}()
+	out := m.fn.Call([]reflect.Value{reflect.ValueOf(ctx), args.Elem()})
+	if errV := out[len(out)-1]; !errV.IsNil() {
+		return nil, failureFromError(errV.Interface().(error))
+	}
+	if !m.hasResult {
+		return nil, nil
+	}
+	raw, err := json.Marshal(out[0].Interface())
+	if err != nil {
+		return nil, oslo.NewFailure("builtins", "TypeError", fmt.Sprintf("%s() result %T does not encode as JSON: %v", m.name, out[0].Interface(), err))
+	}
+	return raw, nil
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "..."
+	}
+	return string(b)
+}

@@ -1,0 +1,478 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-mq/switchyard/internal/oslo"
+	"github.com/switchyard-mq/switchyard/internal/topology"
+	"github.com/switchyard-mq/switchyard/transport"
+	"github.com/switchyard-mq/switchyard/transport/driver"
+)
+
+// DefaultMaxConcurrency bounds a server's concurrent handlers unless
+// WithMaxConcurrency says otherwise: oslo.messaging's
+// executor_thread_pool_size.
+const DefaultMaxConcurrency = 64
+
+// ServerOption configures a Server.
+type ServerOption func(*Server)
+
+// WithMaxConcurrency bounds how many requests are handled at once; further
+// requests wait in the queue, where other servers on the topic can take
+// them.
+func WithMaxConcurrency(n int) ServerOption { return func(s *Server) { s.maxConcurrency = n } }
+
+// WithAccessPolicy restricts which endpoint methods may be called.
+func WithAccessPolicy(p AccessPolicy) ServerOption { return func(s *Server) { s.policy = p } }
+
+// ServerStats counts what a server did with the requests it received.
+type ServerStats struct {
+	Received   uint64 // requests taken from the queues
+	Handled    uint64 // requests whose method ran (successfully or not)
+	Failed     uint64 // of those, calls answered with a failure
+	Rejected   uint64 // undecodable requests rejected to the broker
+	Duplicates uint64 // repeats of a recent _unique_id, dropped
+}
+
+// Server consumes RPC requests for one target and runs them on its
+// endpoints, as an oslo.messaging RPC server does: it consumes the topic
+// queue (shared by every server on the topic), its own topic.server queue,
+// and a private fanout queue. Requests are acknowledged when taken (at
+// most once, as oslo does) and run concurrently, up to a bound; a call's
+// reply goes back to the caller's reply queue.
+type Server struct {
+	tr             *transport.Transport
+	target         transport.Target
+	topo           topology.Settings
+	logger         *slog.Logger
+	dispatch       dispatcher
+	maxConcurrency int
+	policy         AccessPolicy
+
+	mu          sync.Mutex
+	state       serverState
+	consumers   []*transport.Consumer
+	fanoutQueue string
+	stopCtx     context.Context // cancelled when Stop gives up waiting
+	stopCancel  context.CancelFunc
+	loops       sync.WaitGroup // receive loops
+	handlers    sync.WaitGroup // running requests
+	slots       chan struct{}
+	recent      recentIDs
+	stats       struct{ received, handled, failed, rejected, duplicates atomic.Uint64 }
+}
+
+type serverState int
+
+const (
+	stateNew serverState = iota
+	stateRunning
+	stateStopped
+)
+
+// NewServer returns a server for target (Topic and Server required) over
+// the given endpoints. It declares and consumes nothing until Start.
+func NewServer(tr *transport.Transport, target transport.Target, endpoints []Endpoint, opts ...ServerOption) (*Server, error) {
+	if err := target.Validate(); err != nil {
+		return nil, fmt.Errorf("rpc server: %w", err)
+	}
+	if target.Server == "" {
+		return nil, fmt.Errorf("rpc server: %w: target %s has no server name", transport.ErrInvalid, target)
+	}
+	if len(endpoints) == 0 {
+		return nil, fmt.Errorf("rpc server: %w: no endpoints", transport.ErrInvalid)
+	}
+	topo, err := topology.FromTransport(tr)
+	if err != nil {
+		return nil, fmt.Errorf("rpc server on %s: %w", tr, err)
+	}
+	s := &Server{
+		tr: tr, target: target, topo: topo, maxConcurrency: DefaultMaxConcurrency,
+		logger: tr.Logger().With("component", "rpc.server", "target", target.String()),
+	}
+	for _, opt := range opts {
+		opt(s)
+	}
+	if s.maxConcurrency < 1 {
+		return nil, fmt.Errorf("rpc server: %w: max concurrency %d", transport.ErrInvalid, s.maxConcurrency)
+	}
+	for _, ep := range endpoints {
+		e, err := newEndpoint(ep, s.policy)
+		if err != nil {
+			return nil, fmt.Errorf("rpc server: %w", err)
+		}
+		s.dispatch.endpoints = append(s.dispatch.endpoints, e)
+	}
+	s.slots = make(chan struct{}, s.maxConcurrency)
+	return s, nil
+}
+
+// Start declares the server's exchanges and queues, as oslo.messaging's
+// rabbit driver names them, and starts consuming. A server starts once.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateNew {
+		return fmt.Errorf("rpc server %s: %w: already started", s.target, transport.ErrInvalid)
+	}
+	if err := s.declareAndConsume(ctx); err != nil {
+		s.closeConsumersLocked()
+		return fmt.Errorf("rpc server %s: start: %w", s.target, err)
+	}
+	s.state = stateRunning
+	s.stopCtx, s.stopCancel = context.WithCancel(context.Background())
+	for _, c := range s.consumers {
+		s.loops.Add(1)
+		go s.receive(c)
+	}
+	s.logger.Info("rpc server started", "queues", s.queueNames())
+	return nil
+}
+
+func (s *Server) declareAndConsume(ctx context.Context) error {
+	t := s.target
+	exchange := s.topo.ExchangeName(t)
+	if err := s.tr.DeclareExchange(ctx, s.topo.Exchange(exchange)); err != nil {
+		return err
+	}
+	for _, name := range []string{oslo.TopicQueue(t.Topic), oslo.ServerQueue(t.Topic, t.Server)} {
+		if _, err := s.tr.DeclareQueue(ctx, s.topo.SharedQueue(name)); err != nil {
+			return err
+		}
+		if err := s.tr.Bind(ctx, transport.Binding{Exchange: exchange, Queue: name, Key: name}); err != nil {
+			return err
+		}
+	}
+	fanout := s.topo.FanoutExchange(t.Topic)
+	if err := s.tr.DeclareExchange(ctx, fanout); err != nil {
+		return err
+	}
+	fanoutQueue, err := s.tr.DeclareQueue(ctx, s.topo.TransientQueue(oslo.FanoutQueue(t.Topic)))
+	if err != nil {
+		return err
+	}
+	s.fanoutQueue = fanoutQueue
+	if err := s.tr.Bind(ctx, transport.Binding{Exchange: fanout.Name, Queue: fanoutQueue, Key: t.Topic}); err != nil {
+		return err
+	}
+	for _, name := range []string{oslo.TopicQueue(t.Topic), oslo.ServerQueue(t.Topic, t.Server), fanoutQueue} {
+		c, err := s.tr.Consume(ctx, name, transport.ConsumeOptions{Prefetch: s.maxConcurrency})
+		if err != nil {
+			return err
+		}
+		s.consumers = append(s.consumers, c)
+	}
+	return nil
+}
+
+func (s *Server) queueNames() []string {
+	names := make([]string, len(s.consumers))
+	for i, c := range s.consumers {
+		names[i] = c.Queue()
+	}
+	return names
+}
+
+func (s *Server) closeConsumersLocked() {
+	for _, c := range s.consumers {
+		_ = c.Close()
+	}
+	s.consumers = nil
+}
+
+// receive takes requests from one queue until its consumer closes.
+func (s *Server) receive(c *transport.Consumer) {
+	defer s.loops.Done()
+	for {
+		d, err := c.Receive(context.Background())
+		if err != nil {
+			if !errors.Is(err, transport.ErrClosed) {
+				s.logger.Error("receiving requests failed; this queue is no longer served", "queue", c.Queue(), "err", err)
+			}
+			return
+		}
+		s.stats.received.Add(1)
+		s.slots <- struct{}{} // bounds the handlers; the message waits unacked meanwhile
+		req, ok := s.accept(d)
+		if !ok {
+			<-s.slots
+			continue
+		}
+		s.handlers.Add(1)
+		go func() {
+			defer func() { <-s.slots; s.handlers.Done() }()
+			s.handle(d, req)
+		}()
+	}
+}
+
+// accept decodes a delivery and settles it: acked if it is a request
+// (before it runs, as oslo does), rejected if it cannot be decoded. A call
+// decoded well enough to answer, but malformed (args not an object, no
+// method), is acked and answered with the failure a Python server sends.
+func (s *Server) accept(d *transport.Delivery) (req *oslo.Request, ok bool) {
+	req, err := decodeRequest(d)
+	if errors.Is(err, oslo.ErrArgsNotObject) && req.Method != "" {
+		// Python dispatches first and fails on the args after: an unknown
+		// method or version wins. run sees the args are not an object.
+		err = nil
+	}
+	if err != nil && (req == nil || !req.IsCall() || req.ReplyQ == "") {
+		s.stats.rejected.Add(1)
+		s.logger.Error("malformed request rejected", "exchange", d.Exchange, "routing_key", d.RoutingKey,
+			"content_type", d.ContentType, "err", err, "body", truncate(d.Body, 200))
+		if rerr := d.Reject(); rerr != nil {
+			s.logger.Error("rejecting a malformed request failed", "err", rerr)
+		}
+		return nil, false
+	}
+	if aerr := d.Ack(); aerr != nil {
+		s.logger.Warn("acknowledging a request failed; it may be delivered again", "method", req.Method, "err", aerr)
+	}
+	if req.UniqueID != "" && s.recent.seen(req.UniqueID) {
+		s.stats.duplicates.Add(1)
+		s.logger.Debug("duplicate request dropped", "method", req.Method, "unique_id", req.UniqueID)
+		return nil, false
+	}
+	if err != nil {
+		s.stats.rejected.Add(1)
+		s.logger.Error("malformed call answered with a failure", "msg_id", req.MsgID, "err", err)
+		s.handlers.Add(1)
+		go func() {
+			defer s.handlers.Done()
+			failure := oslo.NewFailure("builtins", "ValueError", "malformed request: "+err.Error())
+			s.reply(d, req, &oslo.Reply{Failure: failure, Ending: true}, s.logger)
+		}()
+		return nil, false
+	}
+	return req, true
+}
+
+// decodeRequest decodes a delivery's body; on error the request may still
+// be returned, partly decoded (see oslo.DecodeRequest).
+func decodeRequest(d *transport.Delivery) (*oslo.Request, error) {
+	if ct := d.ContentType; ct != "" && ct != contentType {
+		return nil, fmt.Errorf("content type %q is not %s", ct, contentType)
+	}
+	return oslo.UnwrapRequest(d.Body)
+}
+
+// handle runs one request and answers it if it is a call.
+func (s *Server) handle(d *transport.Delivery, req *oslo.Request) {
+	ctx, cancel := s.handlerContext(d, req)
+	defer cancel()
+	logger := s.logger.With("method", req.Method)
+
+	var stopHeartbeats func()
+	if req.IsCall() {
+		stopHeartbeats = s.startHeartbeats(ctx, req, logger)
+	}
+	result, failure := s.run(ctx, req)
+	s.stats.handled.Add(1)
+	if stopHeartbeats != nil {
+		stopHeartbeats()
+	}
+	if !req.IsCall() {
+		if failure != nil {
+			logger.Warn("cast failed", "class", failure.Class, "message", failure.Message)
+		}
+		return
+	}
+	if failure != nil {
+		s.stats.failed.Add(1)
+	}
+	s.reply(d, req, &oslo.Reply{Result: result, Failure: failure, Ending: true}, logger)
+}
+
+// handlerContext carries the caller's request context, and the call's
+// deadline: the request's expiration, oslo's call timeout.
+func (s *Server) handlerContext(d *transport.Delivery, req *oslo.Request) (context.Context, context.CancelFunc) {
+	ctx := s.stopCtx
+	if rc, err := DecodeRequestContext(req.Context); err != nil {
+		s.logger.Warn("request context dropped", "method", req.Method, "err", err)
+	} else if rc != nil {
+		ctx = context.WithValue(ctx, requestContextKey{}, rc)
+	}
+	if d.Expiration > 0 {
+		return context.WithTimeout(ctx, d.Expiration)
+	}
+	return context.WithCancel(ctx)
+}
+
+func (s *Server) run(ctx context.Context, req *oslo.Request) (result []byte, failure *oslo.Failure) {
+	m, failure := s.dispatch.find(req)
+	if failure != nil {
+		return nil, failure
+	}
+	if !isJSONObject(req.Args) {
+		return nil, oslo.ArgsNotObject(req.Args)
+	}
+	return m.invoke(ctx, req.Args)
+}
+
+// startHeartbeats sends call-monitor heartbeats while a call runs, only
+// when the caller asked for them with _timeout (a heartbeat to a caller
+// that did not ask crashes a Python client).
+func (s *Server) startHeartbeats(ctx context.Context, req *oslo.Request, logger *slog.Logger) (stop func()) {
+	if req.Timeout == nil {
+		return func() {}
+	}
+	interval := time.Duration(int64(*req.Timeout)/2) * time.Second
+	if interval < time.Second {
+		logger.Warn("call monitor timeout too short for heartbeats; none sent", "timeout_s", *req.Timeout)
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ticker := time.NewTicker(interval)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ticker.C:
+				s.publishReply(ctx, req, &oslo.Reply{}, logger)
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+func (s *Server) reply(d *transport.Delivery, req *oslo.Request, r *oslo.Reply, logger *slog.Logger) {
+	// The reply may outlive the handler's deadline a little: the caller
+	// could still be waiting, and the retry below is bounded anyway.
+	ctx := context.WithoutCancel(s.stopCtx)
+	if d.Expiration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.Expiration)
+		defer cancel()
+	}
+	s.publishReply(ctx, req, r, logger)
+}
+
+// missingReplyQueueRetry is oslo's kombu_missing_consumer_retry_timeout:
+// how long a reply to a missing queue is retried.
+const missingReplyQueueRetry = 60 * time.Second
+
+// publishReply sends one reply (or heartbeat) to the caller's queue
+// through the default exchange. A missing reply queue (the caller not
+// consuming yet, or reconnecting) is retried every 250 ms, as oslo does.
+func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Reply, logger *slog.Logger) {
+	r.MsgID = req.MsgID
+	ctx, cancel := context.WithTimeout(ctx, missingReplyQueueRetry)
+	defer cancel()
+	for {
+		r.UniqueID = oslo.NewID()
+		body, err := oslo.WrapReply(r)
+		if err != nil {
+			logger.Error("encoding a reply failed", "err", err)
+			r = &oslo.Reply{Failure: oslo.NewFailure("builtins", "TypeError", err.Error()), Ending: r.Ending, MsgID: req.MsgID}
+			continue
+		}
+		msg := transport.Message{Body: body, ContentType: contentType, ContentEncoding: contentEncoding, Persistent: true,
+			Mandatory: s.tr.Capabilities().Has(driver.CapMandatory)}
+		err = s.tr.Publish(ctx, "", req.ReplyQ, msg)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, transport.ErrUnroutable) || ctx.Err() != nil {
+			logger.Error("reply not sent", "reply_queue", req.ReplyQ, "msg_id", req.MsgID, "err", err)
+			return
+		}
+		select {
+		case <-time.After(250 * time.Millisecond):
+		case <-ctx.Done():
+			logger.Error("reply queue missing; reply abandoned", "reply_queue", req.ReplyQ, "msg_id", req.MsgID)
+			return
+		}
+	}
+}
+
+func panicFailure(method string, p any) *oslo.Failure {
+	f := oslo.NewFailure("go", "Panic", fmt.Sprintf("%s panicked: %v", method, p))
+	for _, line := range strings.SplitAfter(string(debug.Stack()), "\n") {
+		if line != "" {
+			f.Traceback = append(f.Traceback, line)
+		}
+	}
+	return f
+}
+
+// Stop stops consuming (requests not yet taken stay in the queues for
+// other servers), waits for the running requests to finish and reply, and
+// deletes the server's fanout queue. If ctx ends first, the handlers'
+// contexts are cancelled and Stop returns ctx's error without waiting
+// further. Stop is idempotent.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	if s.state != stateRunning {
+		s.state = stateStopped
+		s.mu.Unlock()
+		return nil
+	}
+	s.state = stateStopped
+	s.closeConsumersLocked()
+	s.mu.Unlock()
+	s.loops.Wait()
+
+	drained := make(chan struct{})
+	go func() { s.handlers.Wait(); close(drained) }()
+	var err error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		err = fmt.Errorf("rpc server %s: stop: handlers still running: %w", s.target, ctx.Err())
+	}
+	s.stopCancel()
+	if s.fanoutQueue != "" {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, derr := s.tr.DeleteQueue(dctx, s.fanoutQueue); derr != nil && !errors.Is(derr, transport.ErrClosed) {
+			err = errors.Join(err, fmt.Errorf("rpc server %s: delete fanout queue: %w", s.target, derr))
+		}
+	}
+	s.logger.Info("rpc server stopped")
+	return err
+}
+
+// Stats returns the server's counters so far.
+func (s *Server) Stats() ServerStats {
+	return ServerStats{
+		Received: s.stats.received.Load(), Handled: s.stats.handled.Load(), Failed: s.stats.failed.Load(),
+		Rejected: s.stats.rejected.Load(), Duplicates: s.stats.duplicates.Load(),
+	}
+}
+
+// recentIDs remembers the last 16 _unique_ids, as oslo's servers do, to
+// drop a request delivered twice.
+type recentIDs struct {
+	mu   sync.Mutex
+	ids  [16]string
+	next int
+}
+
+func (r *recentIDs) seen(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, v := range r.ids {
+		if v == id {
+			return true
+		}
+	}
+	r.ids[r.next] = id
+	r.next = (r.next + 1) % len(r.ids)
+	return false
+}
