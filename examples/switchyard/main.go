@@ -1,0 +1,139 @@
+// Command switchyard is Switchyard's command-line tool.
+//
+//	go run ./examples/switchyard <command> [flags] [arguments]
+//
+// Commands:
+//
+//	tour    run RabbitMQ's five tutorials in one process and print what each program sent and received
+//	help    describe the commands, or one command
+//
+// Every command that talks to a backend takes -url (default memory://, the
+// in-process broker, which needs no server).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	// The drivers the tool can open. memory:// only for now.
+	_ "github.com/switchyard-mq/switchyard/drivers/all"
+)
+
+// command is one subcommand of the tool. To add one, write a function
+// returning its command and list it in commands.
+type command struct {
+	name    string
+	summary string // one line, for the command list
+	// flags declares the command's flags on fs and returns the function
+	// that runs it once they are parsed; it writes its usage with fs.Usage.
+	flags func(fs *flag.FlagSet) func(ctx context.Context, args []string, stdout io.Writer) error
+	args  string // the synopsis after the flags
+	doc   string // what the command does, for its usage
+}
+
+// errUsage marks an error in the command line; the command's usage follows it.
+var errUsage = errors.New("usage error")
+
+// commands lists the tool's commands in the order help shows them.
+func commands() []command {
+	return []command{tourCommand()}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run runs the tool with its arguments and returns the exit status: 0 on
+// success, 1 on failure, 2 on a usage error.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "switchyard: no command given")
+		usage(stderr)
+		return 2
+	}
+	name, args := args[0], args[1:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		return help(args, stdout, stderr)
+	}
+	c, ok := find(name)
+	if !ok {
+		fmt.Fprintf(stderr, "switchyard: unknown command %q\n", name)
+		usage(stderr)
+		return 2
+	}
+	fs := c.flagSet(stderr)
+	runCmd := c.flags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if err := runCmd(ctx, fs.Args(), stdout); err != nil {
+		fmt.Fprintf(stderr, "switchyard %s: %v\n", name, err)
+		if errors.Is(err, errUsage) {
+			fs.Usage()
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+func find(name string) (command, bool) {
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+func (c command) flagSet(out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("switchyard "+c.name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: switchyard %s [flags] %s\n\n%s\n\nFlags:\n", c.name, c.args, c.doc)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: switchyard <command> [flags] [arguments]\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "  %-8s %s\n\nRun \"switchyard help <command>\" for a command's flags.\n", "help", "describe the commands, or one command")
+}
+
+func help(args []string, stdout, stderr io.Writer) int {
+	switch len(args) {
+	case 0:
+		usage(stdout)
+		return 0
+	case 1:
+		c, ok := find(args[0])
+		if !ok {
+			fmt.Fprintf(stderr, "switchyard help: unknown command %q\n", args[0])
+			usage(stderr)
+			return 2
+		}
+		fs := c.flagSet(stdout)
+		c.flags(fs)
+		fs.Usage()
+		return 0
+	}
+	fmt.Fprintln(stderr, "switchyard help: at most one command")
+	return 2
+}

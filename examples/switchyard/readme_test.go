@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-mq/switchyard/transport"
+	"github.com/switchyard-mq/switchyard/transport/driver"
+)
+
+// matrixRow is one driver's row of README.md's capability matrix.
+type matrixRow struct {
+	driver string // the first cell, without backquotes, e.g. "memory://"
+	has    map[driver.Capability]bool
+}
+
+// readMatrix parses the table under the heading "## Driver capability
+// matrix" of README.md, checking that its columns are every capability.
+func readMatrix(t *testing.T) []matrixRow {
+	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Driver capability matrix\n")
+	if !ok {
+		t.Fatal(`README.md has no "## Driver capability matrix" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	var table [][]string
+	for _, line := range strings.Split(section, "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "|") {
+			if len(table) > 0 {
+				break // the first table only
+			}
+			continue
+		}
+		var cells []string
+		for _, c := range strings.Split(strings.Trim(line, "|"), "|") {
+			cells = append(cells, strings.TrimSpace(c))
+		}
+		table = append(table, cells)
+	}
+	if len(table) < 3 {
+		t.Fatalf("the matrix has %d lines, want a header, a separator and a row per driver", len(table))
+	}
+
+	caps := driver.AllCapabilities()
+	wantHeader := []string{"Driver"}
+	for _, c := range caps {
+		wantHeader = append(wantHeader, c.String())
+	}
+	if !slices.Equal(table[0], wantHeader) {
+		t.Fatalf("the matrix's header is\n%q, want\n%q\n(every capability of transport/driver, in order)", table[0], wantHeader)
+	}
+	var rows []matrixRow
+	for _, cells := range table[2:] {
+		if len(cells) != len(wantHeader) {
+			t.Fatalf("matrix row %q has %d cells, want %d", cells, len(cells), len(wantHeader))
+		}
+		row := matrixRow{driver: strings.Trim(cells[0], "`"), has: map[driver.Capability]bool{}}
+		for i, c := range caps {
+			switch cells[i+1] {
+			case "yes":
+				row.has[c] = true
+			case "no":
+			default:
+				t.Fatalf("matrix row %s, column %s: %q, want yes or no", row.driver, c, cells[i+1])
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// matrixURL is the URL whose transport is checked against a matrix row.
+// A driver's row gets a case here when its scheme is registered in this
+// program (for a broker, from internal/brokertest, which skips or fails
+// when the broker is not running).
+func matrixURL(t *testing.T, row string) string {
+	switch row {
+	case "memory://":
+		return "memory://readme-matrix"
+	}
+	t.Fatalf("README.md's matrix row %q has no URL to check it against: add one to matrixURL", row)
+	return ""
+}
+
+// TestReadmeCapabilityMatrix holds README.md's driver capability matrix to
+// the drivers: each row of a scheme registered in this program (every
+// driver the tool links) must equal what a transport of that driver
+// reports, and each registered scheme must have a row.
+func TestReadmeCapabilityMatrix(t *testing.T) {
+	rows := readMatrix(t)
+	registered := transport.Schemes()
+	for _, scheme := range registered {
+		if !slices.ContainsFunc(rows, func(r matrixRow) bool { return strings.HasPrefix(r.driver, scheme+"://") }) {
+			t.Errorf("README.md's capability matrix has no row for the registered scheme %s://", scheme)
+		}
+	}
+	for _, row := range rows {
+		scheme, _, _ := strings.Cut(row.driver, "://")
+		if !slices.Contains(registered, scheme) {
+			t.Logf("matrix row %s: its driver is not linked into this program, not checked", row.driver)
+			continue
+		}
+		t.Run(row.driver, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			tr, err := transport.Open(ctx, matrixURL(t, row.driver))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			got := tr.Capabilities()
+			for _, c := range driver.AllCapabilities() {
+				if got.Has(c) != row.has[c] {
+					t.Errorf("README.md says %s has %s: %v; the driver says %v", row.driver, c, row.has[c], got.Has(c))
+				}
+			}
+		})
+	}
+}
