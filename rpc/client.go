@@ -448,4 +448,3 @@ const (
 	contentType     = "application/json"
 	contentEncoding = "utf-8"
 )
-

@@ -289,6 +289,12 @@ func (s *Server) handle(d *transport.Delivery, req *oslo.Request) {
 	if failure != nil {
 		s.stats.failed.Add(1)
 	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// The call's timeout has passed since the request arrived, so the
+		// caller stopped waiting: a reply would only be dropped.
+		logger.Debug("call outlived its timeout; no reply sent", "msg_id", req.MsgID)
+		return
+	}
 	s.reply(d, req, &oslo.Reply{Result: result, Failure: failure, Ending: true}, logger)
 }
 
@@ -395,7 +401,7 @@ func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Re
 		select {
 		case <-time.After(250 * time.Millisecond):
 		case <-ctx.Done():
-			logger.Error("reply queue missing; reply abandoned", "reply_queue", req.ReplyQ, "msg_id", req.MsgID)
+			logger.Warn("reply queue missing; reply abandoned", "reply_queue", req.ReplyQ, "msg_id", req.MsgID)
 			return
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -93,6 +95,8 @@ runs; it takes the long one and, at prefetch 1, nothing more until it acks.`, op
 			about: "In a binding key, * stands for exactly one word and # for zero or more.",
 			run:   topics,
 		},
+		rpcSection(),
+		notifySection(),
 	}
 }
 
@@ -100,13 +104,15 @@ runs; it takes the long one and, at prefetch 1, nothing more until it acks.`, op
 // every section, each within opts.timeout.
 func tour(ctx context.Context, w io.Writer, opts tourOptions) (err error) {
 	openCtx, cancel := context.WithTimeout(ctx, opts.timeout)
-	tr, err := transport.Open(openCtx, opts.url)
+	// The tour prints its own transcript; only problems are logged.
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	tr, err := transport.Open(openCtx, opts.url, transport.WithLogger(quiet))
 	cancel()
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, tr.Close()) }()
-	fmt.Fprintf(w, "Switchyard tour: RabbitMQ's tutorials on %s\n", tr)
+	fmt.Fprintf(w, "Switchyard tour: RabbitMQ's tutorials, RPC and notifications on %s\n", tr)
 
 	resetCtx, cancel := context.WithTimeout(ctx, opts.timeout)
 	dropped, err := tutorials.Reset(resetCtx, tr)

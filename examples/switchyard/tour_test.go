@@ -88,7 +88,7 @@ func TestTourTranscript(t *testing.T) {
 	out := runTour(t, "-url", "memory://tour-transcript", "-work", "50ms")
 	checkNoGoroutineLeft(t, before)
 	t.Log("\n" + out)
-	if first := strings.SplitN(out, "\n", 2)[0]; first != "Switchyard tour: RabbitMQ's tutorials on memory://tour-transcript" {
+	if first := strings.SplitN(out, "\n", 2)[0]; first != "Switchyard tour: RabbitMQ's tutorials, RPC and notifications on memory://tour-transcript" {
 		t.Errorf("first line %q", first)
 	}
 	// The tutorials come first; later parts of Switchyard append sections.
@@ -268,5 +268,48 @@ func TestCommandLine(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTourRPCAndNotifications checks the sections after the tutorials:
+// what each call, cast and notification produced.
+func TestTourRPCAndNotifications(t *testing.T) {
+	out := runTour(t, "-url", "memory://tour-rpc-notify")
+	_, rpcPart, ok := strings.Cut(out, "\n6. RPC")
+	if !ok {
+		t.Fatalf("no RPC section:\n%s", out)
+	}
+	rpcPart, notifyPart, ok := strings.Cut(rpcPart, "\n7. Notifications")
+	if !ok {
+		t.Fatalf("no notifications section:\n%s", out)
+	}
+	for _, want := range []string{
+		"call add(a=2, b=40)                        -> 42\n",
+		"on server host2      -> host2: hi\n",
+		"on server host1      -> host1: hi\n",
+		"map[request_id:req-tour-1 user_id:alice]",
+		"-> remote error ZeroDivisionError: division by zero\n",
+		"-> remote error NoSuchMethod: Endpoint does not support RPC method reboot\n",
+		"with a 200ms timeout -> rpc call sleep to compute: timed out",
+		"-> host1 recorded cast to host1\n",
+		"-> host1 recorded fanout\n",
+		"-> host2 recorded fanout\n",
+	} {
+		if !strings.Contains(rpcPart, want) {
+			t.Errorf("RPC section lacks %q:\n%s", want, rpcPart)
+		}
+	}
+	if n := strings.Count(rpcPart, "recorded"); n != 3 {
+		t.Errorf("RPC section shows %d casts run, want 3:\n%s", n, rpcPart)
+	}
+	sections := parseTour(t, "7. Notifications"+notifyPart)
+	want := map[string][]string{
+		"billing":   {`got  info compute.instance.create.end {"id":"vm-1"}`},
+		"audit-log": {`got  info compute.instance.create.end {"id":"vm-1"}`, `got  info network.port.create.end {"id":"port-7"}`, `got  warn compute.instance.slow {"id":"vm-1"}`},
+	}
+	for label, lines := range want {
+		if got := sections[0].lines[label]; !slices.Equal(got, lines) {
+			t.Errorf("%s got %q, want %q", label, got, lines)
+		}
 	}
 }
