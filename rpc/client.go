@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-mq/switchyard/internal/oslo"
@@ -32,11 +33,12 @@ type clientShared struct {
 	topo   topology.Settings
 	logger *slog.Logger
 
-	declaredMu sync.Mutex
-	declared   map[string]bool // exchanges this client declared
+	declaredMu sync.Mutex   // serializes declarations
+	declared   sync.Map     // names of exchanges this client declared
+	replyQFast atomic.Value // the reply queue's name, once declared
 
 	mu       sync.Mutex
-	closed   bool
+	closed   atomic.Bool
 	replyQ   string // "" until the first Call
 	consumer *transport.Consumer
 	pending  map[string]*pendingCall
@@ -67,7 +69,7 @@ func NewClient(tr *transport.Transport, opts ...Option) (*Client, error) {
 		set: callSettings{timeout: DefaultTimeout, retry: -1},
 		shared: &clientShared{
 			tr: tr, topo: topo, logger: tr.Logger().With("component", "rpc.client"),
-			declared: map[string]bool{}, pending: map[string]*pendingCall{},
+			pending: map[string]*pendingCall{},
 		},
 	}
 	for _, opt := range opts {
@@ -321,6 +323,8 @@ func isJSONNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || string(raw) == "null"
 }
 
+func (s *clientShared) isClosed() bool { return s.closed.Load() }
+
 func (s *clientShared) register(msgID string) *pendingCall {
 	pc := &pendingCall{notify: make(chan struct{}, 1)}
 	s.mu.Lock()
@@ -339,24 +343,30 @@ func (s *clientShared) unregister(msgID string) {
 // it, as oslo's publishers do, so a send never depends on a server having
 // started first.
 func (s *clientShared) declareExchange(ctx context.Context, ex transport.Exchange) error {
+	if _, ok := s.declared.Load(ex.Name); ok {
+		return nil
+	}
 	s.declaredMu.Lock()
 	defer s.declaredMu.Unlock()
-	if s.declared[ex.Name] {
+	if _, ok := s.declared.Load(ex.Name); ok {
 		return nil
 	}
 	if err := s.tr.DeclareExchange(ctx, ex); err != nil {
 		return err
 	}
-	s.declared[ex.Name] = true
+	s.declared.Store(ex.Name, true)
 	return nil
 }
 
 // replyQueue declares the reply queue and starts its consumer on the first
 // call; a failure is returned to that call and retried by the next.
 func (s *clientShared) replyQueue(ctx context.Context) (string, error) {
+	if name, ok := s.replyQFast.Load().(string); ok && !s.isClosed() {
+		return name, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	if s.closed.Load() {
 		return "", fmt.Errorf("%w: rpc client closed", transport.ErrClosed)
 	}
 	if s.replyQ != "" {
@@ -372,6 +382,7 @@ func (s *clientShared) replyQueue(ctx context.Context) (string, error) {
 		return "", err
 	}
 	s.replyQ, s.consumer, s.loopDone = name, consumer, make(chan struct{})
+	s.replyQFast.Store(name)
 	go s.receiveReplies(consumer, s.loopDone)
 	return name, nil
 }
@@ -385,7 +396,7 @@ func (s *clientShared) receiveReplies(consumer *transport.Consumer, done chan<- 
 		d, err := consumer.Receive(context.Background())
 		if err != nil {
 			s.mu.Lock()
-			closed := s.closed
+			closed := s.closed.Load()
 			for _, pc := range s.pending {
 				pc.fail(fmt.Errorf("reply queue %s: %w", consumer.Queue(), err))
 			}
@@ -424,11 +435,10 @@ func (s *clientShared) receiveReplies(consumer *transport.Consumer, done chan<- 
 func (c *Client) Close() error {
 	s := c.shared
 	s.mu.Lock()
-	if s.closed {
+	if s.closed.Swap(true) {
 		s.mu.Unlock()
 		return nil
 	}
-	s.closed = true
 	consumer, done, replyQ := s.consumer, s.loopDone, s.replyQ
 	s.mu.Unlock()
 	if consumer == nil {

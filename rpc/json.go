@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
 )
 
 // decodeAny decodes JSON keeping numbers as json.Number, so that 2^63-1
@@ -18,8 +19,12 @@ func decodeAny(raw []byte) (any, error) {
 }
 
 // decodeInto unmarshals raw into dst with numbers kept as json.Number
-// where dst holds interface values, and refuses trailing data.
+// where dst holds interface values. Types without interface values take
+// json.Unmarshal, which is cheaper than a Decoder.
 func decodeInto(raw []byte, dst any) error {
+	if !holdsInterface(reflect.TypeOf(dst)) {
+		return json.Unmarshal(raw, dst)
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	if err := dec.Decode(dst); err != nil {
@@ -29,6 +34,35 @@ func decodeInto(raw []byte, dst any) error {
 		return fmt.Errorf("unexpected data after the JSON value")
 	}
 	return nil
+}
+
+// holdsInterface reports whether decoding into t can produce interface
+// values, where numbers would become float64 without UseNumber. Types
+// nested deeper than it looks (or recursive ones) count as holding one.
+func holdsInterface(t reflect.Type) bool { return holdsInterfaceDepth(t, 8) }
+
+func holdsInterfaceDepth(t reflect.Type, depth int) bool {
+	if t == nil {
+		return false
+	}
+	if depth == 0 {
+		return true
+	}
+	switch t.Kind() {
+	case reflect.Interface:
+		return true
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return holdsInterfaceDepth(t.Elem(), depth-1)
+	case reflect.Map:
+		return holdsInterfaceDepth(t.Key(), depth-1) || holdsInterfaceDepth(t.Elem(), depth-1)
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if holdsInterfaceDepth(t.Field(i).Type, depth-1) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // encodeArgs marshals call arguments, which must form a JSON object (oslo

@@ -64,8 +64,8 @@ type Server struct {
 	stopCtx     context.Context // cancelled when Stop gives up waiting
 	stopCancel  context.CancelFunc
 	loops       sync.WaitGroup // receive loops
-	handlers    sync.WaitGroup // running requests
-	slots       chan struct{}
+	handlers    sync.WaitGroup // workers, and replies to malformed calls
+	work        chan job       // accepted requests, for the workers
 	recent      recentIDs
 	stats       struct{ received, handled, failed, rejected, duplicates atomic.Uint64 }
 }
@@ -111,7 +111,6 @@ func NewServer(tr *transport.Transport, target transport.Target, endpoints []End
 		}
 		s.dispatch.endpoints = append(s.dispatch.endpoints, e)
 	}
-	s.slots = make(chan struct{}, s.maxConcurrency)
 	return s, nil
 }
 
@@ -129,6 +128,14 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.state = stateRunning
 	s.stopCtx, s.stopCancel = context.WithCancel(context.Background())
+	// A fixed pool of workers, rather than a goroutine per request: each
+	// keeps its grown stack and its own context, so requests do not
+	// contend on a shared parent context.
+	s.work = make(chan job)
+	for range s.maxConcurrency {
+		s.handlers.Add(1)
+		go s.worker()
+	}
 	for _, c := range s.consumers {
 		s.loops.Add(1)
 		go s.receive(c)
@@ -200,17 +207,27 @@ func (s *Server) receive(c *transport.Consumer) {
 			return
 		}
 		s.stats.received.Add(1)
-		s.slots <- struct{}{} // bounds the handlers; the message waits unacked meanwhile
-		req, ok := s.accept(d)
-		if !ok {
-			<-s.slots
-			continue
+		if req, ok := s.accept(d); ok {
+			// Blocks while every worker is busy: requests then wait in
+			// the queue, where other servers on the topic can take them.
+			s.work <- job{d, req}
 		}
-		s.handlers.Add(1)
-		go func() {
-			defer func() { <-s.slots; s.handlers.Done() }()
-			s.handle(d, req)
-		}()
+	}
+}
+
+// job is an accepted request and its delivery.
+type job struct {
+	d   *transport.Delivery
+	req *oslo.Request
+}
+
+// worker handles requests until the receive loops end.
+func (s *Server) worker() {
+	defer s.handlers.Done()
+	ctx, cancel := context.WithCancel(s.stopCtx)
+	defer cancel()
+	for j := range s.work {
+		s.handle(ctx, j.d, j.req)
 	}
 }
 
@@ -249,7 +266,7 @@ func (s *Server) accept(d *transport.Delivery) (req *oslo.Request, ok bool) {
 		go func() {
 			defer s.handlers.Done()
 			failure := oslo.NewFailure("builtins", "ValueError", "malformed request: "+err.Error())
-			s.reply(d, req, &oslo.Reply{Failure: failure, Ending: true}, s.logger)
+			s.reply(s.stopCtx, req, &oslo.Reply{Failure: failure, Ending: true}, s.logger)
 		}()
 		return nil, false
 	}
@@ -266,8 +283,8 @@ func decodeRequest(d *transport.Delivery) (*oslo.Request, error) {
 }
 
 // handle runs one request and answers it if it is a call.
-func (s *Server) handle(d *transport.Delivery, req *oslo.Request) {
-	ctx, cancel := s.handlerContext(d, req)
+func (s *Server) handle(parent context.Context, d *transport.Delivery, req *oslo.Request) {
+	ctx, cancel := s.handlerContext(parent, d, req)
 	defer cancel()
 	logger := s.logger.With("method", req.Method)
 
@@ -295,13 +312,12 @@ func (s *Server) handle(d *transport.Delivery, req *oslo.Request) {
 		logger.Debug("call outlived its timeout; no reply sent", "msg_id", req.MsgID)
 		return
 	}
-	s.reply(d, req, &oslo.Reply{Result: result, Failure: failure, Ending: true}, logger)
+	s.reply(parent, req, &oslo.Reply{Result: result, Failure: failure, Ending: true}, logger)
 }
 
 // handlerContext carries the caller's request context, and the call's
 // deadline: the request's expiration, oslo's call timeout.
-func (s *Server) handlerContext(d *transport.Delivery, req *oslo.Request) (context.Context, context.CancelFunc) {
-	ctx := s.stopCtx
+func (s *Server) handlerContext(ctx context.Context, d *transport.Delivery, req *oslo.Request) (context.Context, context.CancelFunc) {
 	if rc, err := DecodeRequestContext(req.Context); err != nil {
 		s.logger.Warn("request context dropped", "method", req.Method, "err", err)
 	} else if rc != nil {
@@ -357,15 +373,7 @@ func (s *Server) startHeartbeats(ctx context.Context, req *oslo.Request, logger 
 	return func() { close(done); wg.Wait() }
 }
 
-func (s *Server) reply(d *transport.Delivery, req *oslo.Request, r *oslo.Reply, logger *slog.Logger) {
-	// The reply may outlive the handler's deadline a little: the caller
-	// could still be waiting, and the retry below is bounded anyway.
-	ctx := context.WithoutCancel(s.stopCtx)
-	if d.Expiration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d.Expiration)
-		defer cancel()
-	}
+func (s *Server) reply(ctx context.Context, req *oslo.Request, r *oslo.Reply, logger *slog.Logger) {
 	s.publishReply(ctx, req, r, logger)
 }
 
@@ -375,11 +383,12 @@ const missingReplyQueueRetry = 60 * time.Second
 
 // publishReply sends one reply (or heartbeat) to the caller's queue
 // through the default exchange. A missing reply queue (the caller not
-// consuming yet, or reconnecting) is retried every 250 ms, as oslo does.
+// consuming yet, or reconnecting) is retried every 250 ms for up to
+// missingReplyQueueRetry, as oslo does. ctx is the worker's: it ends only
+// when Stop gives up waiting.
 func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Reply, logger *slog.Logger) {
 	r.MsgID = req.MsgID
-	ctx, cancel := context.WithTimeout(ctx, missingReplyQueueRetry)
-	defer cancel()
+	var retryUntil <-chan time.Time
 	for {
 		r.UniqueID = oslo.NewID()
 		body, err := oslo.WrapReply(r)
@@ -398,10 +407,18 @@ func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Re
 			logger.Error("reply not sent", "reply_queue", req.ReplyQ, "msg_id", req.MsgID, "err", err)
 			return
 		}
+		if retryUntil == nil {
+			deadline := time.NewTimer(missingReplyQueueRetry)
+			defer deadline.Stop()
+			retryUntil = deadline.C
+		}
 		select {
 		case <-time.After(250 * time.Millisecond):
-		case <-ctx.Done():
+		case <-retryUntil:
 			logger.Warn("reply queue missing; reply abandoned", "reply_queue", req.ReplyQ, "msg_id", req.MsgID)
+			return
+		case <-ctx.Done():
+			logger.Warn("server stopping; reply abandoned", "reply_queue", req.ReplyQ, "msg_id", req.MsgID)
 			return
 		}
 	}
@@ -433,6 +450,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.closeConsumersLocked()
 	s.mu.Unlock()
 	s.loops.Wait()
+	close(s.work)
 
 	drained := make(chan struct{})
 	go func() { s.handlers.Wait(); close(drained) }()

@@ -1,0 +1,301 @@
+package rpc_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchyard-mq/switchyard/notify"
+	"github.com/switchyard-mq/switchyard/rpc"
+	"github.com/switchyard-mq/switchyard/transport"
+)
+
+// The benchmarks run on memory:// and measure what RPC and notifications
+// cost on top of the portable model: each RPC figure has beside it the
+// same exchange done raw (publish a request, consume it, publish a reply,
+// consume it) in the same run.
+//
+//	go test -run=^$ -bench=. -benchmem -count=3 ./rpc/
+
+type echoService struct{}
+
+type echoArgs struct {
+	N int `json:"n"`
+}
+
+func (echoService) Echo(ctx context.Context, args echoArgs) (int, error) { return args.N, nil }
+
+func (echoService) Record(ctx context.Context, args echoArgs) error { return nil }
+
+func benchTransport(b *testing.B) *transport.Transport {
+	b.Helper()
+	name := strings.NewReplacer("/", "-", "=", "-").Replace(b.Name())
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tr, err := transport.Open(context.Background(), "memory://bench-"+name, transport.WithLogger(quiet))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+// rpcFixture starts a server and returns a client and the target.
+func rpcFixture(b *testing.B, tr *transport.Transport) (*rpc.Client, transport.Target) {
+	b.Helper()
+	ctx := context.Background()
+	target := transport.Target{Topic: "bench", Server: "s1"}
+	srv, err := rpc.NewServer(tr, target, []rpc.Endpoint{{Receiver: echoService{}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.Stop(ctx) })
+	client, err := rpc.NewClient(tr, rpc.WithTimeout(10*time.Second))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { client.Close() })
+	return client, transport.Target{Topic: "bench"}
+}
+
+// reportLatency adds p50/p99 (µs) and operations/s.
+func reportLatency(b *testing.B, lat []time.Duration, elapsed time.Duration, unit string) {
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), unit)
+}
+
+// BenchmarkCall: sequential calls, one at a time.
+func BenchmarkCall(b *testing.B) {
+	b.Run("switchyard", func(b *testing.B) {
+		tr := benchTransport(b)
+		client, target := rpcFixture(b, tr)
+		ctx := context.Background()
+		lat := make([]time.Duration, 0, b.N)
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		for i := range b.N {
+			t0 := time.Now()
+			var n int
+			if err := client.Call(ctx, target, "echo", echoArgs{N: i}, &n); err != nil || n != i {
+				b.Fatal(err, n)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		reportLatency(b, lat, time.Since(start), "calls/s")
+	})
+	b.Run("raw", func(b *testing.B) {
+		tr := benchTransport(b)
+		raw := newRawRPC(b, tr)
+		lat := make([]time.Duration, 0, b.N)
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			t0 := time.Now()
+			raw.call(b)
+			lat = append(lat, time.Since(t0))
+		}
+		reportLatency(b, lat, time.Since(start), "calls/s")
+	})
+}
+
+// BenchmarkCall64: 64 calls in flight.
+func BenchmarkCall64(b *testing.B) {
+	const inFlight = 64
+	b.Run("switchyard", func(b *testing.B) {
+		tr := benchTransport(b)
+		client, target := rpcFixture(b, tr)
+		ctx := context.Background()
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		runConcurrently(b, inFlight, func(i int) {
+			var n int
+			if err := client.Call(ctx, target, "echo", echoArgs{N: i}, &n); err != nil || n != i {
+				b.Error(err, n)
+			}
+		})
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+	})
+	b.Run("raw", func(b *testing.B) {
+		tr := benchTransport(b)
+		raw := newRawRPC(b, tr)
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		runConcurrently(b, inFlight, func(int) { raw.call(b) })
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+	})
+}
+
+// runConcurrently runs f b.N times from n goroutines.
+func runConcurrently(b *testing.B, n int, f func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// rawRPC is request/reply on the portable model with nothing on top: one
+// request queue served by one consumer, one reply queue whose consumer
+// hands replies to callers by correlation id.
+type rawRPC struct {
+	tr      *transport.Transport
+	replyQ  string
+	mu      sync.Mutex
+	waiting map[string]chan struct{}
+	seq     atomic.Uint64
+}
+
+func newRawRPC(b *testing.B, tr *transport.Transport) *rawRPC {
+	ctx := context.Background()
+	r := &rawRPC{tr: tr, waiting: map[string]chan struct{}{}}
+	if _, err := tr.DeclareQueue(ctx, transport.Queue{Name: "raw-requests"}); err != nil {
+		b.Fatal(err)
+	}
+	var err error
+	if r.replyQ, err = tr.DeclareQueue(ctx, transport.Queue{Exclusive: true}); err != nil {
+		b.Fatal(err)
+	}
+	server, err := tr.Consume(ctx, "raw-requests", transport.ConsumeOptions{Prefetch: 64})
+	if err != nil {
+		b.Fatal(err)
+	}
+	replies, err := tr.Consume(ctx, r.replyQ, transport.ConsumeOptions{AutoAck: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for {
+			d, err := server.Receive(ctx)
+			if err != nil {
+				return
+			}
+			_ = d.Ack()
+			_ = tr.Publish(ctx, "", d.ReplyTo, transport.Message{Body: d.Body, CorrelationID: d.CorrelationID})
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for {
+			d, err := replies.Receive(ctx)
+			if err != nil {
+				return
+			}
+			r.mu.Lock()
+			ch := r.waiting[d.CorrelationID]
+			delete(r.waiting, d.CorrelationID)
+			r.mu.Unlock()
+			if ch != nil {
+				close(ch)
+			}
+		}
+	}()
+	b.Cleanup(func() { server.Close(); replies.Close(); wg.Wait() })
+	return r
+}
+
+func (r *rawRPC) call(b *testing.B) {
+	id := strconv.FormatUint(r.seq.Add(1), 10)
+	done := make(chan struct{})
+	r.mu.Lock()
+	r.waiting[id] = done
+	r.mu.Unlock()
+	body := []byte(fmt.Sprintf(`{"method":"echo","args":{"n":%s}}`, id))
+	if err := r.tr.Publish(context.Background(), "", "raw-requests", transport.Message{Body: body, ReplyTo: r.replyQ, CorrelationID: id}); err != nil {
+		b.Error(err)
+		return
+	}
+	<-done
+}
+
+// BenchmarkCast: casts until the server has run them all.
+func BenchmarkCast(b *testing.B) {
+	tr := benchTransport(b)
+	client, target := rpcFixture(b, tr)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		if err := client.Cast(ctx, target, "record", echoArgs{N: i}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// A call after the casts returns once the server has taken them all.
+	if err := client.Call(ctx, target, "echo", echoArgs{}, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
+
+// BenchmarkNotify: notifications published and handled by a listener.
+func BenchmarkNotify(b *testing.B) {
+	tr := benchTransport(b)
+	ctx := context.Background()
+	var handled atomic.Int64
+	done := make(chan struct{})
+	listener, err := notify.NewListener(tr, []transport.Target{{Topic: "bench"}}, []notify.Endpoint{{
+		Handle: func(context.Context, *notify.Notification) error {
+			if handled.Add(1) == int64(b.N) {
+				close(done)
+			}
+			return nil
+		},
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := listener.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer listener.Stop(ctx)
+	notifier, err := notify.NewNotifier(tr, "bench.host", notify.WithTopics("bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		if err := notifier.Info(ctx, "bench.event", echoArgs{N: i}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		b.Fatalf("handled %d of %d", handled.Load(), b.N)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
