@@ -290,8 +290,9 @@ func (l *Listener) receive(c *transport.Consumer) {
 
 // received is a decoded notification and the delivery to settle.
 type received struct {
-	d *transport.Delivery
-	n *Notification
+	d        *transport.Delivery
+	n        *Notification
+	uniqueID string
 }
 
 // dispatchLoop decodes and handles notifications one at a time, or in
@@ -362,22 +363,25 @@ func (l *Listener) decode(d *transport.Delivery) (received, bool) {
 	if err != nil {
 		l.logger.Warn("notification context dropped", "err", err)
 	}
-	return received{d: d, n: &Notification{
+	return received{d: d, uniqueID: on.UniqueID, n: &Notification{
 		Context: rc, PublisherID: on.PublisherID, EventType: on.EventType, Priority: Priority(p),
 		Payload: on.Payload, MessageID: on.MessageID, Timestamp: on.Timestamp,
 	}}, true
 }
 
+// seen reports whether id was acked recently: a repeat to drop.
 func (l *Listener) seen(id string) bool {
+	return id != "" && slices.Contains(l.recent[:], id)
+}
+
+// remember records an acked notification's id, as oslo remembers the
+// last 16; a requeued one is not remembered, so it can come back.
+func (l *Listener) remember(id string) {
 	if id == "" {
-		return false
-	}
-	if slices.Contains(l.recent[:], id) {
-		return true
+		return
 	}
 	l.recent[l.next] = id
 	l.next = (l.next + 1) % len(l.recent)
-	return false
 }
 
 // handle runs every endpoint the notification is for; the first error
@@ -439,6 +443,7 @@ func (l *Listener) settle(rs []received, err error) {
 			serr = r.d.Nack(true)
 		} else {
 			serr = r.d.Ack()
+			l.remember(r.uniqueID)
 		}
 		if serr != nil {
 			l.logger.Warn("settling a notification failed", "err", serr)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -38,6 +39,11 @@ func ParseURL(raw string) (*Config, error) {
 
 	rest, rawQuery, _ := strings.Cut(rest, "?")
 	authority, path, hasPath := strings.Cut(rest, "/")
+	if strings.Contains(path, "@") {
+		// Most likely a password with an unescaped "/": refuse rather
+		// than take part of it for the virtual host.
+		return nil, bad("\"@\" after the host list: percent-escape \"@\", \"/\", \",\" and \"?\" in credentials and virtual host")
+	}
 	if hasPath {
 		vhost, err := url.PathUnescape(path)
 		if err != nil {
@@ -119,29 +125,42 @@ func parseHost(hostPort string) (Host, error) {
 	return h, nil
 }
 
-// redactRawURL hides the password of a URL that may not parse, so that
-// errors about it can quote it.
+// redactRawURL hides the credentials of a URL that may not parse, so that
+// errors about it can quote it. When every host of the list carries its
+// own "user:pass@", each password is replaced; otherwise (an unescaped ",",
+// "/" or "?" in a password makes any finer split unreliable) everything
+// between "://" and the last "@" before the query is.
 func redactRawURL(raw string) string {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
-		if at := strings.LastIndexByte(raw, '@'); at >= 0 {
-			return "xxxxx" + raw[at:]
-		}
+		scheme, rest = "", raw
+	}
+	beforeQuery, query, hasQuery := strings.Cut(rest, "?")
+	lastAt := strings.LastIndexByte(beforeQuery, '@')
+	if lastAt < 0 {
 		return raw
 	}
-	end := strings.IndexAny(rest, "/?")
-	if end < 0 {
-		end = len(rest)
-	}
-	parts := strings.Split(rest[:end], ",")
-	for i, part := range parts {
-		at := strings.LastIndexByte(part, '@')
-		if at < 0 {
-			continue
+	authority, path, hasPath := strings.Cut(beforeQuery, "/")
+	parts := strings.Split(authority, ",")
+	redacted := "xxxxx" + beforeQuery[lastAt:]
+	if !strings.Contains(path, "@") && !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(p, "@") }) {
+		for i, part := range parts {
+			at := strings.LastIndexByte(part, '@')
+			user, _, hasPass := strings.Cut(part[:at], ":")
+			if hasPass {
+				parts[i] = user + ":xxxxx" + part[at:]
+			}
 		}
-		if user, _, hasPass := strings.Cut(part[:at], ":"); hasPass {
-			parts[i] = user + ":xxxxx" + part[at:]
+		redacted = strings.Join(parts, ",")
+		if hasPath {
+			redacted += "/" + path
 		}
 	}
-	return scheme + "://" + strings.Join(parts, ",") + rest[end:]
+	if ok {
+		redacted = scheme + "://" + redacted
+	}
+	if hasQuery {
+		redacted += "?" + query
+	}
+	return redacted
 }

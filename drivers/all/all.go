@@ -6,4 +6,5 @@ package all
 
 import (
 	_ "github.com/switchyard-mq/switchyard/drivers/memory" // memory://
+	_ "github.com/switchyard-mq/switchyard/drivers/zmq"    // zmq://
 )

@@ -174,7 +174,7 @@ func (c *consumer) Close() error {
 	c.q.requeue(unacked, true)
 	c.conn.forget(c)
 	if autoDelete {
-		c.q.b.deleteQueue(c.q)
+		c.q.b.deleteQueue(c.q, c.q.unusedLocked)
 	}
 	return nil
 }

@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-mq/switchyard/router"
@@ -241,20 +242,31 @@ func (b *broker) declareQueue(decl driver.Queue, by *conn) (string, error) {
 	q := newQueue(b, decl)
 	if decl.Exclusive {
 		q.owner = by
-		by.addExclusive(q)
+		if !by.addExclusive(q) {
+			return "", driver.ErrClosed // by closed meanwhile: it would never delete q
+		}
 	}
 	b.queues[decl.Name] = q
 	q.touch()
 	return decl.Name, nil
 }
 
-// deleteQueue removes q if it is still registered, ends its consumers and
-// returns how many ready messages it held.
-func (b *broker) deleteQueue(q *queue) int {
+// deleteQueue removes q if it is still registered, ends its consumers, and
+// returns how many ready messages it held and whether it deleted q. If
+// onlyIf is not nil, q is deleted only if onlyIf, called with b.mu and q.mu
+// held, returns true: auto-delete and idle expiry decide atomically with
+// the deletion, so that a consumer or a redeclaration arriving meanwhile
+// keeps the queue alive.
+func (b *broker) deleteQueue(q *queue, onlyIf func() bool) (int, bool) {
 	b.mu.Lock()
 	if b.queues[q.decl.Name] != q {
 		b.mu.Unlock()
-		return 0
+		return 0, false
+	}
+	n, consumers, ok := q.markDeleted(onlyIf)
+	if !ok {
+		b.mu.Unlock()
+		return 0, false
 	}
 	delete(b.queues, q.decl.Name)
 	b.routes.RemoveDestination(q)
@@ -263,11 +275,10 @@ func (b *broker) deleteQueue(q *queue) int {
 	if q.owner != nil {
 		q.owner.removeExclusive(q)
 	}
-	n, consumers := q.markDeleted()
 	for _, c := range consumers {
 		c.cancel()
 	}
-	return n
+	return n, true
 }
 
 // publish routes m and enqueues it on every queue it reaches, returning
@@ -326,8 +337,11 @@ func randomName() string {
 type conn struct {
 	b *broker
 
+	// closed is atomic so that Publish, the hot path, checks it without
+	// the lock; it is set under mu, so holders of mu see it settled.
+	closed atomic.Bool
+
 	mu        sync.Mutex
-	closed    bool
 	consumers map[*consumer]struct{}
 	exclusive []*queue
 }
@@ -341,18 +355,22 @@ func (c *conn) check(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed.Load() {
 		return driver.ErrClosed
 	}
 	return nil
 }
 
-func (c *conn) addExclusive(q *queue) {
+// addExclusive records q as owned by c, so that Close deletes it; it
+// reports false if c is already closed.
+func (c *conn) addExclusive(q *queue) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed.Load() {
+		return false
+	}
 	c.exclusive = append(c.exclusive, q)
-	c.mu.Unlock()
+	return true
 }
 
 func (c *conn) removeExclusive(q *queue) {
@@ -399,7 +417,8 @@ func (c *conn) DeleteQueue(ctx context.Context, name string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return c.b.deleteQueue(q), nil
+	n, _ := c.b.deleteQueue(q, nil)
+	return n, nil
 }
 
 func (c *conn) PurgeQueue(ctx context.Context, name string) (int, error) {
@@ -431,10 +450,7 @@ func (c *conn) Publish(ctx context.Context, exchange, key string, msg driver.Mes
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
+	if c.closed.Load() {
 		return driver.ErrClosed
 	}
 	n, err := c.b.publish(exchange, key, newMessage(msg, exchange, key))
@@ -457,7 +473,7 @@ func (c *conn) Consume(ctx context.Context, queueName string, opts driver.Consum
 	}
 	cons := newConsumer(q, c, opts)
 	c.mu.Lock()
-	if c.closed {
+	if c.closed.Load() {
 		c.mu.Unlock()
 		return nil, driver.ErrClosed
 	}
@@ -479,11 +495,10 @@ func (c *conn) forget(cons *consumer) {
 // Close ends the connection's consumers and deletes its exclusive queues.
 func (c *conn) Close() error {
 	c.mu.Lock()
-	if c.closed {
+	if c.closed.Swap(true) {
 		c.mu.Unlock()
 		return nil
 	}
-	c.closed = true
 	consumers := make([]*consumer, 0, len(c.consumers))
 	for cons := range c.consumers {
 		consumers = append(consumers, cons)
@@ -494,7 +509,7 @@ func (c *conn) Close() error {
 		_ = cons.Close()
 	}
 	for _, q := range exclusive {
-		c.b.deleteQueue(q)
+		c.b.deleteQueue(q, nil)
 	}
 	return nil
 }

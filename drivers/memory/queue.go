@@ -18,13 +18,35 @@ type message struct {
 	key      string
 }
 
+// smallBody is the largest body stored in its message's own allocation:
+// one allocation per message instead of two for the common small message.
+const smallBody = 128
+
+// messageWithBody is a message and the storage of a small body.
+type messageWithBody struct {
+	message
+	body [smallBody]byte
+}
+
+// newMessage copies what Publish hands over: the caller may reuse the body
+// and headers once Publish returns.
 func newMessage(msg driver.Message, exchange, key string) *message {
-	msg.Body = slices.Clone(msg.Body)
+	var m *message
+	if n := len(msg.Body); n > 0 && n <= smallBody {
+		mb := new(messageWithBody)
+		copy(mb.body[:], msg.Body)
+		msg.Body = mb.body[:n:n]
+		m = &mb.message
+	} else {
+		msg.Body = slices.Clone(msg.Body)
+		m = new(message)
+	}
 	if msg.Headers != nil {
 		msg.Headers = maps.Clone(msg.Headers)
 	}
 	msg.Mandatory = false
-	return &message{msg: msg, exchange: exchange, key: key}
+	*m = message{msg: msg, exchange: exchange, key: key}
+	return m
 }
 
 // entry is one message in one queue.
@@ -69,6 +91,7 @@ type queue struct {
 	ttlTimer    *time.Timer
 	ttlAt       int64 // when ttlTimer fires; 0 when not armed
 	idleTimer   *time.Timer
+	idleSince   int64 // when the queue was last used (see now), for Expires
 }
 
 func newQueue(b *broker, decl driver.Queue) *queue {
@@ -332,6 +355,7 @@ func (q *queue) armIdleLocked() {
 		}
 		return
 	}
+	q.idleSince = q.b.now()
 	if q.idleTimer == nil {
 		q.idleTimer = time.AfterFunc(q.decl.Expires, q.expireIdle)
 	} else {
@@ -339,15 +363,20 @@ func (q *queue) armIdleLocked() {
 	}
 }
 
+// expireIdle deletes the queue if it is still unused for Expires: the
+// timer may fire just as the queue is used again, and then the use wins
+// (it re-armed or stopped the timer).
 func (q *queue) expireIdle() {
-	q.mu.Lock()
-	idle := len(q.consumers) == 0 && !q.deleted
-	q.mu.Unlock()
-	if idle {
+	_, deleted := q.b.deleteQueue(q, func() bool {
+		return q.unusedLocked() && q.b.now()-q.idleSince >= int64(q.decl.Expires)
+	})
+	if deleted {
 		q.b.logger.Debug("queue expired unused", "queue", q.decl.Name, "expires", q.decl.Expires)
-		q.b.deleteQueue(q)
 	}
 }
+
+// unusedLocked reports whether q has no consumer. q.mu must be held.
+func (q *queue) unusedLocked() bool { return len(q.consumers) == 0 }
 
 func (q *queue) addConsumer(c *consumer) error {
 	q.mu.Lock()
@@ -387,19 +416,23 @@ func (q *queue) purge() int {
 	return n
 }
 
-// markDeleted empties the queue and hands back its consumers to cancel.
-func (q *queue) markDeleted() (int, []*consumer) {
+// markDeleted empties the queue and hands back its consumers to cancel,
+// unless onlyIf (called with q.mu held) is not nil and returns false.
+func (q *queue) markDeleted(onlyIf func() bool) (n int, consumers []*consumer, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.deleted || onlyIf != nil && !onlyIf() {
+		return 0, nil, false
+	}
 	q.deleted = true
-	n := q.ready.len()
+	n = q.ready.len()
 	q.ready.clear()
 	for _, t := range []*time.Timer{q.ttlTimer, q.idleTimer} {
 		if t != nil {
 			t.Stop()
 		}
 	}
-	consumers := q.consumers
+	consumers = q.consumers
 	q.consumers, q.waiters = nil, nil
-	return n, consumers
+	return n, consumers, true
 }

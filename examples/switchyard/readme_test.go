@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-mq/switchyard/internal/brokertest"
 	"github.com/switchyard-mq/switchyard/transport"
 	"github.com/switchyard-mq/switchyard/transport/driver"
 )
@@ -86,6 +87,10 @@ func matrixURL(t *testing.T, row string) string {
 	switch row {
 	case "memory://":
 		return "memory://readme-matrix"
+	case "zmq://":
+		return "zmq://readme-matrix"
+	case "zmq://?matchmaker=redis://…":
+		return "zmq://readme-matrix-redis?matchmaker=" + brokertest.Redis().URL(t)
 	}
 	t.Fatalf("README.md's matrix row %q has no URL to check it against: add one to matrixURL", row)
 	return ""

@@ -324,7 +324,7 @@ func (c *Config) String() string {
 }
 
 // LogValue keeps the password out of structured logs.
-func (c *Config) LogValue() string { return c.String() }
+func (c *Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // Clone returns a deep copy of c.
 func (c *Config) Clone() *Config {

@@ -1,0 +1,453 @@
+package zmq
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/switchyard-mq/switchyard/drivers/zmq/matchmaker"
+	"github.com/switchyard-mq/switchyard/transport/driver"
+)
+
+// The receiving side. Deliveries arrive on a connection's reader goroutine
+// and wait in their consumer's buffer until Receive hands them out; the
+// consumer's settlements go back to the node that sent each delivery.
+
+// inbound is one delivery received from a sender.
+type inbound struct {
+	from    *peer
+	seq     uint64
+	d       driver.Delivery
+	expires time.Time
+}
+
+// consumer implements driver.Consumer and driver.Settler.
+type consumer struct {
+	c        *conn
+	id       uint64
+	queue    string
+	rec      matchmaker.Consumer
+	autoAck  bool
+	prefetch int
+	wake     chan struct{} // capacity one: a wake-up is never lost
+	done     chan struct{} // closed when the consumer ends
+
+	mu      sync.Mutex
+	closed  bool
+	buf     []inbound // received, not handed out
+	head    int
+	unacked map[uint64]inbound
+	nextTag uint64
+}
+
+// Consume implements driver.Conn.
+func (c *conn) Consume(ctx context.Context, queue string, opts driver.ConsumeOptions) (driver.Consumer, error) {
+	if err := c.check(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := c.usableQueue(ctx, queue); err != nil {
+		return nil, err
+	}
+	reg, err := c.mm.Refresh(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("zmq: matchmaker: %w", err)
+	}
+	for _, other := range reg.Consumers[queue] {
+		if opts.Exclusive || other.Exclusive {
+			return nil, fmt.Errorf("%w: queue %q has an exclusive consumer, or asked for one while in use", driver.ErrInUse, queue)
+		}
+	}
+	cons := &consumer{
+		c: c, id: c.nextConsumer.Add(1), queue: queue, autoAck: opts.AutoAck, prefetch: opts.Prefetch,
+		wake: make(chan struct{}, 1), done: make(chan struct{}), unacked: map[uint64]inbound{},
+	}
+	cons.rec = matchmaker.Consumer{Queue: queue, Node: c.id, ID: cons.id, Prefetch: opts.Prefetch, Exclusive: opts.Exclusive}
+	if opts.AutoAck {
+		cons.rec.Prefetch = 0 // auto-ack settles on hand-out: the window bounds its buffer
+	}
+	c.cmu.Lock()
+	c.consumers[cons.id] = cons
+	c.cmu.Unlock()
+	if err := c.mm.AddConsumer(ctx, cons.rec); err != nil {
+		c.cmu.Lock()
+		delete(c.consumers, cons.id)
+		c.cmu.Unlock()
+		return nil, err
+	}
+	if c.isClosing() {
+		cons.end(false)
+		return nil, driver.ErrClosed
+	}
+	return cons, nil
+}
+
+// Receive implements driver.Consumer.
+func (cons *consumer) Receive(ctx context.Context) (driver.Delivery, error) {
+	c := cons.c
+	for {
+		cons.mu.Lock()
+		if cons.closed {
+			cons.mu.Unlock()
+			return driver.Delivery{}, cons.errClosed()
+		}
+		credit := cons.autoAck || cons.prefetch == 0 || len(cons.unacked) < cons.prefetch
+		if credit && cons.head < len(cons.buf) {
+			in := cons.buf[cons.head]
+			cons.buf[cons.head] = inbound{}
+			cons.head++
+			if cons.head == len(cons.buf) {
+				cons.buf, cons.head = cons.buf[:0], 0
+			}
+			more := cons.head < len(cons.buf)
+			if !in.expires.IsZero() && !time.Now().Before(in.expires) {
+				cons.mu.Unlock()
+				c.settle(in, opExpired, false)
+				continue
+			}
+			d := in.d
+			if cons.autoAck {
+				cons.mu.Unlock()
+				c.settle(in, opAck, false)
+			} else {
+				cons.nextTag++
+				d.Settler, d.Tag = cons, cons.nextTag
+				cons.unacked[d.Tag] = in
+				cons.mu.Unlock()
+			}
+			if more {
+				cons.signal() // another Receive may take the next one
+			}
+			return d, nil
+		}
+		cons.mu.Unlock()
+		// About to wait: batched settlements go now, so that senders are
+		// never kept waiting on an idle consumer.
+		c.flushDirty()
+		select {
+		case <-cons.wake:
+		case <-cons.done:
+		case <-ctx.Done():
+			return driver.Delivery{}, ctx.Err()
+		}
+	}
+}
+
+func (cons *consumer) signal() {
+	select {
+	case cons.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (cons *consumer) errClosed() error {
+	return fmt.Errorf("%w: consumer of queue %q ended", driver.ErrClosed, cons.queue)
+}
+
+// Ack implements driver.Settler.
+func (cons *consumer) Ack(tag uint64) error { return cons.settleTag(tag, opAck) }
+
+// Nack implements driver.Settler: requeue sends the message back to its
+// sender, which redelivers it; otherwise the sender dead-letters or drops
+// it.
+func (cons *consumer) Nack(tag uint64, requeue bool) error {
+	if requeue {
+		return cons.settleTag(tag, opRequeue)
+	}
+	return cons.settleTag(tag, opReject)
+}
+
+func (cons *consumer) settleTag(tag uint64, op settleOp) error {
+	cons.mu.Lock()
+	if cons.closed {
+		cons.mu.Unlock()
+		return fmt.Errorf("%w: consumer of queue %q ended and its unsettled deliveries went back to their senders", driver.ErrClosed, cons.queue)
+	}
+	in, ok := cons.unacked[tag]
+	if !ok {
+		cons.mu.Unlock()
+		return fmt.Errorf("%w: unknown delivery tag %d", driver.ErrSettled, tag)
+	}
+	delete(cons.unacked, tag)
+	// An idle consumer's sender may be waiting for this credit: send now.
+	// A busy one's settlements are batched until it waits or ackDelay.
+	urgent := cons.head == len(cons.buf)
+	atLimit := cons.prefetch > 0 && len(cons.unacked)+1 == cons.prefetch && !urgent
+	cons.mu.Unlock()
+	if atLimit {
+		cons.signal() // a Receive held back by prefetch may go on
+	}
+	cons.c.settle(in, op, urgent)
+	return nil
+}
+
+// Close implements driver.Consumer: buffered deliveries go back to their
+// senders as they were, unsettled ones marked redelivered.
+func (cons *consumer) Close() error {
+	if !cons.end(true) {
+		return nil
+	}
+	c := cons.c
+	if !c.isClosing() {
+		ctx, cancel := context.WithTimeout(context.Background(), c.opts.sendTimeout)
+		defer cancel()
+		c.autoDeleteQueue(ctx, cons.queue)
+	}
+	return nil
+}
+
+// end stops the consumer; with returns, its messages go back to their
+// senders. It reports whether this call ended it.
+func (cons *consumer) end(returns bool) bool {
+	cons.mu.Lock()
+	if cons.closed {
+		cons.mu.Unlock()
+		return false
+	}
+	cons.closed = true
+	close(cons.done)
+	buffered := cons.buf[cons.head:]
+	cons.buf, cons.head = nil, 0
+	unacked := cons.unacked
+	cons.unacked = nil
+	cons.mu.Unlock()
+
+	c := cons.c
+	if returns {
+		for _, in := range buffered {
+			c.settle(in, opReturn, false)
+		}
+		for _, in := range unacked {
+			c.settle(in, opRelease, false)
+		}
+		c.flushDirty()
+	} else {
+		for _, in := range buffered {
+			c.dedup.settled(dedupKey{in.from.id, in.seq}, opReturn)
+		}
+		for _, in := range unacked {
+			c.dedup.settled(dedupKey{in.from.id, in.seq}, opReturn)
+		}
+	}
+	c.cmu.Lock()
+	delete(c.consumers, cons.id)
+	c.cmu.Unlock()
+	if !c.isClosing() { // a closing node leaves the matchmaker, consumers and all
+		ctx, cancel := context.WithTimeout(context.Background(), c.opts.sendTimeout)
+		defer cancel()
+		if err := c.mm.RemoveConsumer(ctx, cons.rec); err != nil {
+			c.logger.Warn("zmq: removing a consumer from the matchmaker failed; it expires with this node", "queue", cons.queue, "err", err)
+		}
+	}
+	return true
+}
+
+// cancel ends a consumer whose queue was deleted; its senders dropped
+// what they held for it.
+func (cons *consumer) cancel() { cons.end(false) }
+
+// handle dispatches one message from a connection.
+func (c *conn) handle(p *peer, frames [][]byte) error {
+	typ, fields, err := checkHeader(frames[0])
+	if err != nil {
+		return err
+	}
+	switch typ {
+	case typeDeliver:
+		if len(frames) != 3 {
+			return fmt.Errorf("DELIVER of %d frames, want 3", len(frames))
+		}
+		h, err := decodeDeliverHeader(fields)
+		if err != nil {
+			return err
+		}
+		return c.onDeliver(p, h, frames[1], frames[2])
+	case typeHandoff:
+		if len(frames) != 3 {
+			return fmt.Errorf("HANDOFF of %d frames, want 3", len(frames))
+		}
+		h, err := decodeHandoffHeader(fields)
+		if err != nil {
+			return err
+		}
+		var msg driver.Message
+		if _, _, err := decodeProps(frames[1], &msg); err != nil {
+			return err
+		}
+		c.onHandoff(h, frames[1], frames[2])
+		return nil
+	case typeSettle:
+		if len(frames) != 1 {
+			return fmt.Errorf("SETTLE of %d frames, want 1", len(frames))
+		}
+		ss, err := decodeSettle(fields, nil)
+		if err != nil {
+			return err
+		}
+		c.onSettle(p, ss)
+		return nil
+	}
+	return fmt.Errorf("unknown message type %#x", typ)
+}
+
+// onDeliver hands a delivery to its consumer, unless it is a duplicate.
+func (c *conn) onDeliver(p *peer, h deliverHeader, props, body []byte) error {
+	var msg driver.Message
+	exchange, key, err := decodeProps(props, &msg)
+	if err != nil {
+		return err
+	}
+	c.cmu.RLock()
+	cons := c.consumers[h.consumer]
+	c.cmu.RUnlock()
+	if cons == nil {
+		c.settleTo(p, settlement{h.seq, opReturn}, true)
+		return nil
+	}
+	k := dedupKey{p.id, h.seq}
+	if fresh, resend := c.dedup.arrive(k); !fresh {
+		if resend != 0 {
+			c.settleTo(p, settlement{h.seq, resend}, true)
+		}
+		return nil
+	}
+	msg.Body = body
+	in := inbound{from: p, seq: h.seq, d: driver.Delivery{
+		Message: msg, Exchange: exchange, RoutingKey: key, Redelivered: h.redelivered, DeliveryCount: int(h.count),
+	}}
+	if h.ttl > 0 {
+		in.expires = time.Now().Add(h.ttl)
+	}
+	cons.mu.Lock()
+	if cons.closed {
+		cons.mu.Unlock()
+		c.dedup.settled(k, opReturn)
+		c.settleTo(p, settlement{h.seq, opReturn}, true)
+		return nil
+	}
+	cons.buf = append(cons.buf, in)
+	cons.mu.Unlock()
+	cons.signal()
+	return nil
+}
+
+// settle sends a consumer's settlement to the delivery's sender, now if
+// urgent, else batched.
+func (c *conn) settle(in inbound, op settleOp, urgent bool) {
+	c.dedup.settled(dedupKey{in.from.id, in.seq}, op)
+	c.settleTo(in.from, settlement{in.seq, op}, urgent)
+}
+
+// settleTo queues a settlement on p, or on the node's current connection
+// if p failed (the sender will have returned the message; the settlement
+// may still spare a duplicate).
+func (c *conn) settleTo(p *peer, s settlement, urgent bool) {
+	if p.id == c.id { // this node sent it: settle without the round trip
+		c.onSettle(p, []settlement{s})
+		return
+	}
+	full, ok := p.settle(s)
+	if !ok {
+		c.mu.Lock()
+		p = c.peers[p.id]
+		c.mu.Unlock()
+		if p == nil {
+			return
+		}
+		if full, ok = p.settle(s); !ok {
+			return
+		}
+	}
+	if urgent || full {
+		p.flush()
+	} else {
+		c.markDirty(p)
+	}
+}
+
+// Deduplication on the receiving side. A sender may send a message again
+// although the consumer's node still holds it (its ack timeout ran out, or
+// the connection failed and came back) or already settled it (the
+// settlement was lost). The node remembers, per sender and sequence, the
+// deliveries it holds and the recent final settlements: a duplicate of a
+// held delivery is dropped; one of a settled delivery is dropped and its
+// settlement sent again.
+
+type dedupKey struct {
+	node string
+	seq  uint64
+}
+
+// Recent final settlements are kept this long, and at most this many.
+const (
+	dedupKeep = 2 * time.Minute
+	dedupMax  = 1 << 16
+)
+
+type dedup struct {
+	mu    sync.Mutex
+	held  map[dedupKey]struct{}
+	done  map[dedupKey]settleOp
+	order []dedupEntry // final settlements, oldest first
+	head  int
+}
+
+type dedupEntry struct {
+	key dedupKey
+	at  time.Time
+}
+
+func (d *dedup) init() {
+	d.held = map[dedupKey]struct{}{}
+	d.done = map[dedupKey]settleOp{}
+}
+
+// arrive records a delivery, reporting whether it is new and, for a
+// duplicate of a settled one, the settlement to send again.
+func (d *dedup) arrive(k dedupKey) (fresh bool, resend settleOp) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.held[k]; ok {
+		return false, 0
+	}
+	if op, ok := d.done[k]; ok {
+		return false, op
+	}
+	d.held[k] = struct{}{}
+	return true, 0
+}
+
+// settled records a settlement: a final one is remembered, a return
+// forgets the delivery, which its sender may legitimately send again.
+func (d *dedup) settled(k dedupKey, op settleOp) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.held, k)
+	switch op {
+	case opAck, opReject, opExpired:
+		d.done[k] = op
+		d.order = append(d.order, dedupEntry{key: k, at: time.Now()})
+		if len(d.order)-d.head > dedupMax {
+			d.dropOldestLocked()
+		}
+	}
+}
+
+func (d *dedup) dropOldestLocked() {
+	delete(d.done, d.order[d.head].key)
+	d.order[d.head] = dedupEntry{}
+	d.head++
+	if d.head > 1024 && d.head > len(d.order)/2 {
+		d.order = append(d.order[:0], d.order[d.head:]...)
+		d.head = 0
+	}
+}
+
+// evict forgets final settlements older than dedupKeep.
+func (d *dedup) evict(now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for d.head < len(d.order) && now.Sub(d.order[d.head].at) > dedupKeep {
+		d.dropOldestLocked()
+	}
+}

@@ -1,0 +1,182 @@
+package zmq
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/switchyard-mq/switchyard/drivers/zmq/matchmaker"
+)
+
+// Background work.
+
+// tick is how often the node sweeps for ack timeouts, expired messages and
+// nodes to dial again.
+const tick = 25 * time.Millisecond
+
+// maintain runs the liveness heartbeat and the sweeps until Close.
+func (c *conn) maintain() {
+	defer c.wg.Done()
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	lastBeat, lastScan := time.Now(), time.Now()
+	// Ack timeouts are checked a few times per timeout: scanning every
+	// message in flight at each tick would cost more than it gains.
+	scanEvery := max(tick, c.opts.ackTimeout/8)
+	for {
+		select {
+		case <-c.stop:
+			return
+		case now := <-ticker.C:
+			if now.Sub(lastBeat) >= c.opts.refresh {
+				lastBeat = now
+				c.heartbeat()
+			}
+			scan := now.Sub(lastScan) >= scanEvery
+			if scan {
+				lastScan = now
+			}
+			c.sweep(now, scan)
+			c.dedup.evict(now)
+		}
+	}
+}
+
+// heartbeat refreshes this node's liveness, rejoining if it had expired
+// (a long pause, a lost Redis): its consumers are then added again.
+func (c *conn) heartbeat() {
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.refresh)
+	defer cancel()
+	err := c.mm.Heartbeat(ctx, c.id, c.opts.livenessTTL)
+	if errors.Is(err, matchmaker.ErrExpired) && !c.isClosing() {
+		c.logger.Warn("zmq: this node had expired from the matchmaker; joining again")
+		err = c.mm.Join(ctx, matchmaker.Node{ID: c.id, Endpoint: c.endpoint}, c.opts.livenessTTL)
+		c.cmu.RLock()
+		consumers := make([]*consumer, 0, len(c.consumers))
+		for _, cons := range c.consumers {
+			consumers = append(consumers, cons)
+		}
+		c.cmu.RUnlock()
+		for _, cons := range consumers {
+			if err == nil {
+				err = c.mm.AddConsumer(ctx, cons.rec)
+			}
+		}
+	}
+	if err != nil && !c.isClosing() {
+		c.logger.Warn("zmq: liveness heartbeat failed", "err", err)
+	}
+	// Reading the registry lets the in-process matchmaker expire dead nodes.
+	if _, err := c.currentView(ctx, false); err != nil && !c.isClosing() {
+		c.logger.Warn("zmq: reading the matchmaker failed", "err", err)
+	}
+}
+
+// sweep returns messages whose consumer did not settle them within the
+// ack timeout (when scanInflight), expires messages past their TTL, drops
+// messages that waited longer than buffer_time for a consumer, and retries
+// dispatch. Only queues that may hold such messages are scanned.
+func (c *conn) sweep(now time.Time, scanInflight bool) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	timedOut, dropped := 0, 0
+	if scanInflight && c.opts.ackTimeout > 0 {
+		for _, h := range c.held {
+			if h.state == stateInflight && now.Sub(h.sentAt) >= c.opts.ackTimeout {
+				timedOut++
+				h.avoid = h.target
+				c.returnLocked(h, true)
+			}
+		}
+	}
+	for _, q := range c.queues {
+		noConsumer := c.opts.bufferTime > 0 && !q.hasLiveTarget()
+		if q.live == 0 || !(q.mayExpire || noConsumer) {
+			continue
+		}
+		q.mayExpire = false
+		for i := q.head; i < len(q.pending); i++ {
+			h := q.pending[i]
+			if h == nil || h.state != statePending || h.q != q {
+				continue
+			}
+			switch {
+			case !h.expires.IsZero() && !now.Before(h.expires):
+				c.deadLetterLocked(h, reasonExpired)
+			case noConsumer && now.Sub(h.since) >= c.opts.bufferTime:
+				dropped++
+				c.finishLocked(h)
+			case !h.expires.IsZero():
+				q.mayExpire = true
+			}
+		}
+	}
+	c.dispatchAllLocked()
+	post := c.takeFlushesLocked()
+	c.mu.Unlock()
+	flushAll(post)
+	if timedOut > 0 {
+		c.logger.Warn("zmq: messages not settled within ack_timeout; sending them to another consumer", "messages", timedOut, "ack_timeout", c.opts.ackTimeout)
+	}
+	if dropped > 0 {
+		c.logger.Warn("zmq: messages waited longer than buffer_time for a consumer; dropped", "messages", dropped, "buffer_time", c.opts.bufferTime)
+	}
+}
+
+// ackDelay is how long settlements of an auto-ack or busy consumer may
+// wait to be batched (or to ride along with other traffic) before they
+// are sent on their own.
+const ackDelay = time.Millisecond
+
+// flushSettlements sends batched settlements at most ackDelay late.
+func (c *conn) flushSettlements() {
+	defer c.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.ackKick:
+		}
+		timer.Reset(ackDelay)
+		select {
+		case <-c.stop:
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		c.flushDirty()
+	}
+}
+
+func (c *conn) markDirty(p *peer) {
+	c.dirtyMu.Lock()
+	c.dirty[p] = struct{}{}
+	c.dirtyMu.Unlock()
+	select {
+	case c.ackKick <- struct{}{}:
+	default:
+	}
+}
+
+// flushDirty sends every batched settlement now.
+func (c *conn) flushDirty() {
+	c.dirtyMu.Lock()
+	if len(c.dirty) == 0 {
+		c.dirtyMu.Unlock()
+		return
+	}
+	peers := make([]*peer, 0, len(c.dirty))
+	for p := range c.dirty {
+		peers = append(peers, p)
+	}
+	clear(c.dirty)
+	c.dirtyMu.Unlock()
+	for _, p := range peers {
+		p.flush()
+	}
+}

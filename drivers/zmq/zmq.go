@@ -1,0 +1,689 @@
+package zmq
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-mq/switchyard/drivers/zmq/matchmaker"
+	"github.com/switchyard-mq/switchyard/router"
+	"github.com/switchyard-mq/switchyard/transport"
+	"github.com/switchyard-mq/switchyard/transport/driver"
+)
+
+// Scheme is the URL scheme this driver registers.
+const Scheme = "zmq"
+
+// ErrBufferFull is returned (wrapped, and also matching
+// transport.ErrUnroutable) by Publish when a queue has no live consumer
+// and its sender already holds buffer_size messages for it: the message
+// can neither be delivered nor held.
+var ErrBufferFull = fmt.Errorf("%w: sender-side buffer full and no live consumer", driver.ErrUnroutable)
+
+// URL options and their defaults.
+const (
+	optMatchmaker   = "matchmaker"
+	optBind         = "bind"
+	optAckTimeout   = "ack_timeout"
+	optLivenessTTL  = "liveness_ttl"
+	optRefresh      = "liveness_refresh"
+	optBufferSize   = "buffer_size"
+	optBufferTime   = "buffer_time"
+	optSendTimeout  = "send_timeout"
+	defaultRegistry = "default"
+)
+
+type options struct {
+	matchmaker  string // "memory" or a redis:// URL
+	bind        string // host, or host:port
+	ackTimeout  time.Duration
+	livenessTTL time.Duration
+	refresh     time.Duration
+	bufferSize  int
+	bufferTime  time.Duration
+	sendTimeout time.Duration
+}
+
+func parseOptions(cfg *driver.Config) (options, error) {
+	if err := cfg.UnknownOptions(optMatchmaker, optBind, optAckTimeout, optLivenessTTL, optRefresh,
+		optBufferSize, optBufferTime, optSendTimeout); err != nil {
+		return options{}, err
+	}
+	o := options{
+		matchmaker:  cfg.Option(optMatchmaker, "memory"),
+		bind:        cfg.Option(optBind, "127.0.0.1"),
+		bufferSize:  10000,
+		sendTimeout: 5 * time.Second,
+		ackTimeout:  30 * time.Second,
+		livenessTTL: 10 * time.Second,
+	}
+	bad := func(name, value, want string) error {
+		return fmt.Errorf("%w: zmq:// option %s=%q: want %s", driver.ErrInvalid, name, value, want)
+	}
+	durations := []struct {
+		name     string
+		dst      *time.Duration
+		zeroOK   bool
+		describe string
+	}{
+		{optAckTimeout, &o.ackTimeout, true, "a duration such as 30s (0: never)"},
+		{optLivenessTTL, &o.livenessTTL, false, "a positive duration such as 10s"},
+		{optRefresh, &o.refresh, false, "a positive duration shorter than liveness_ttl"},
+		{optBufferTime, &o.bufferTime, true, "a duration such as 1m (0: no limit)"},
+		{optSendTimeout, &o.sendTimeout, false, "a positive duration such as 5s"},
+	}
+	for _, d := range durations {
+		raw := cfg.Option(d.name, "")
+		if raw == "" {
+			continue
+		}
+		v, err := time.ParseDuration(raw)
+		if err != nil || v < 0 || (v == 0 && !d.zeroOK) {
+			return o, bad(d.name, raw, d.describe)
+		}
+		*d.dst = v
+	}
+	if o.refresh == 0 {
+		o.refresh = o.livenessTTL / 3
+	}
+	if o.refresh >= o.livenessTTL {
+		return o, bad(optRefresh, o.refresh.String(), "a duration shorter than liveness_ttl ("+o.livenessTTL.String()+")")
+	}
+	if raw := cfg.Option(optBufferSize, ""); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 0 {
+			return o, bad(optBufferSize, raw, "a number of messages, 0 or more")
+		}
+		o.bufferSize = n
+	}
+	if o.matchmaker != "memory" && !strings.HasPrefix(o.matchmaker, "redis://") && !strings.HasPrefix(o.matchmaker, "rediss://") {
+		return o, bad(optMatchmaker, o.matchmaker, `"memory" or a redis://host:port/db URL`)
+	}
+	if _, _, err := net.SplitHostPort(o.bind); err != nil {
+		o.bind = net.JoinHostPort(strings.Trim(o.bind, "[]"), "0")
+	}
+	return o, nil
+}
+
+func init() {
+	transport.Register(Scheme, &opener{registries: map[string]*matchmaker.Memory{}})
+}
+
+// opener holds the process's in-process registries by name, as the memory
+// driver holds its brokers.
+type opener struct {
+	mu         sync.Mutex
+	registries map[string]*matchmaker.Memory
+}
+
+func (o *opener) Open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
+	opts, err := parseOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	name := defaultRegistry
+	switch {
+	case len(cfg.Hosts) > 1:
+		return nil, fmt.Errorf("%w: zmq:// takes one registry name, not %d hosts", driver.ErrInvalid, len(cfg.Hosts))
+	case len(cfg.Hosts) == 1 && cfg.Hosts[0].Port != 0:
+		return nil, fmt.Errorf("%w: zmq://%s: a registry name has no port (the matchmaker option says where Redis is)", driver.ErrInvalid, cfg.Hosts[0])
+	case cfg.User != "" || cfg.HasPassword:
+		return nil, fmt.Errorf("%w: zmq:// takes no credentials (put Redis's in the matchmaker URL)", driver.ErrInvalid)
+	case cfg.VirtualHost != "":
+		return nil, fmt.Errorf("%w: zmq:// takes no path (got %q); use zmq://NAME for a separate registry", driver.ErrInvalid, cfg.VirtualHost)
+	case len(cfg.Hosts) == 1:
+		name = cfg.Hosts[0].Name
+	}
+	var mm matchmaker.Matchmaker
+	crossProcess := false
+	if opts.matchmaker == "memory" {
+		o.mu.Lock()
+		reg := o.registries[name]
+		if reg == nil {
+			reg = matchmaker.NewMemory()
+			o.registries[name] = reg
+		}
+		o.mu.Unlock()
+		mm = reg.Open()
+	} else {
+		r, err := matchmaker.NewRedis(ctx, opts.matchmaker, RedisPrefix(name), opts.refresh, cfg.Logger)
+		if err != nil {
+			return nil, err
+		}
+		mm, crossProcess = r, true
+	}
+	c, err := open(ctx, cfg.Logger, opts, mm, crossProcess)
+	if err != nil {
+		_ = mm.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// RedisPrefix is the prefix of the Redis keys of the registry that
+// zmq://NAME?matchmaker=redis://... uses.
+func RedisPrefix(name string) string { return "switchyard:zmq:" + name + ":" }
+
+// defaultWindow is the credit a sender gives a consumer without prefetch:
+// how many deliveries may be on the way to it or waiting in its buffer.
+const defaultWindow = 1024
+
+// conn is one open zmq:// transport: a node with its own endpoint.
+type conn struct {
+	id       string
+	endpoint string
+	opts     options
+	logger   *slog.Logger
+	mm       matchmaker.Matchmaker
+	ln       net.Listener
+	caps     driver.Capabilities
+
+	mu      sync.Mutex // guards everything below, down to the consumers
+	closing bool
+	view    *view
+	peers   map[string]*peer   // the connection used to send to each node
+	conns   map[*peer]struct{} // every open connection
+	dialing map[string]dialState
+	queues  map[string]*outQueue // sender-side state of each destination queue
+	held    map[uint64]*held     // messages this node holds, by sequence
+	seq     uint64
+	targets map[targetKey]*target
+	flushes []*peer     // peers to flush once c.mu is released
+	ended   []*consumer // consumers of deleted queues, to end once c.mu is released
+
+	cmu          sync.RWMutex
+	consumers    map[uint64]*consumer
+	nextConsumer atomic.Uint64
+
+	dedup dedup
+
+	dirtyMu sync.Mutex
+	dirty   map[*peer]struct{} // peers with settlements awaiting the flusher
+	ackKick chan struct{}
+
+	stop     chan struct{}
+	wgMu     sync.Mutex // orders wg.Add against Close's wg.Wait
+	wgClosed bool
+	wg       sync.WaitGroup
+}
+
+// view is a snapshot of the registry with its routing table.
+type view struct {
+	reg    *matchmaker.Registry
+	routes *router.Table[string]
+}
+
+func newView(reg *matchmaker.Registry) *view {
+	v := &view{reg: reg, routes: router.New[string]()}
+	for name, x := range reg.Exchanges {
+		_ = v.routes.DeclareExchange(name, router.Kind(x.Kind))
+	}
+	for _, b := range reg.Bindings {
+		_ = v.routes.Bind(b.Exchange, b.Key, b.Queue)
+	}
+	return v
+}
+
+func randomID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func open(ctx context.Context, logger *slog.Logger, opts options, mm matchmaker.Matchmaker, crossProcess bool) (*conn, error) {
+	ln, err := net.Listen("tcp", opts.bind)
+	if err != nil {
+		return nil, fmt.Errorf("zmq: listen on %s: %w", opts.bind, err)
+	}
+	c := &conn{
+		id:        randomID(),
+		endpoint:  "tcp://" + ln.Addr().String(),
+		opts:      opts,
+		mm:        mm,
+		ln:        ln,
+		peers:     map[string]*peer{},
+		conns:     map[*peer]struct{}{},
+		dialing:   map[string]dialState{},
+		queues:    map[string]*outQueue{},
+		held:      map[uint64]*held{},
+		targets:   map[targetKey]*target{},
+		consumers: map[uint64]*consumer{},
+		dirty:     map[*peer]struct{}{},
+		ackKick:   make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+	}
+	c.logger = logger.With("node", c.id)
+	c.dedup.init()
+	caps := []driver.Capability{
+		driver.CapDirect, driver.CapFanout, driver.CapTopic, driver.CapQueueBinding, driver.CapServerNamedQueue,
+		driver.CapExclusiveQueue, driver.CapAutoDelete, driver.CapMessageTTL, driver.CapDeadLetter,
+		driver.CapDeliveryLimit, driver.CapMandatory, driver.CapPrefetch, driver.CapHeaders, driver.CapDeliveryCount,
+	}
+	if crossProcess {
+		caps = append(caps, driver.CapCrossProcess)
+	}
+	c.caps = driver.NewCapabilities(caps...)
+
+	fail := func(err error) (*conn, error) {
+		_ = ln.Close()
+		return nil, err
+	}
+	if err := mm.Join(ctx, matchmaker.Node{ID: c.id, Endpoint: c.endpoint}, opts.livenessTTL); err != nil {
+		return fail(fmt.Errorf("zmq: join the matchmaker: %w", err))
+	}
+	// RabbitMQ predeclares these; programs written for it expect them.
+	for _, kind := range []string{"direct", "fanout", "topic"} {
+		x := matchmaker.Exchange{Name: "amq." + kind, Kind: kind, Durable: true}
+		if err := mm.DeclareExchange(ctx, x); err != nil {
+			_ = mm.Leave(context.WithoutCancel(ctx), c.id)
+			return fail(fmt.Errorf("zmq: predeclare %s: %w", x.Name, err))
+		}
+	}
+	reg, err := mm.Refresh(ctx)
+	if err != nil {
+		_ = mm.Leave(context.WithoutCancel(ctx), c.id)
+		return fail(fmt.Errorf("zmq: load the registry: %w", err))
+	}
+	c.view = newView(reg)
+	c.wg.Add(4)
+	go c.acceptLoop()
+	go c.watchRegistry()
+	go c.maintain()
+	go c.flushSettlements()
+	c.logger.Debug("zmq: node up", "endpoint", c.endpoint, "matchmaker", redactMatchmaker(opts.matchmaker))
+	return c, nil
+}
+
+// redactMatchmaker hides a password in a redis:// URL for logs.
+func redactMatchmaker(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		return scheme + "://xxxxx@" + rest[at+1:]
+	}
+	return u
+}
+
+// goTracked runs f in a goroutine that Close waits for, unless Close has
+// begun waiting.
+func (c *conn) goTracked(f func()) bool {
+	c.wgMu.Lock()
+	defer c.wgMu.Unlock()
+	if c.wgClosed {
+		return false
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
+	return true
+}
+
+func (c *conn) isClosing() bool {
+	select {
+	case <-c.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// Capabilities implements driver.Conn.
+func (c *conn) Capabilities() driver.Capabilities { return c.caps }
+
+// Healthy implements driver.HealthChecker: the matchmaker is reachable.
+func (c *conn) Healthy(ctx context.Context) error {
+	if c.isClosing() {
+		return driver.ErrClosed
+	}
+	return c.mm.Ping(ctx)
+}
+
+func (c *conn) check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if c.isClosing() {
+		return driver.ErrClosed
+	}
+	return nil
+}
+
+// currentView returns the view of the latest registry the matchmaker
+// holds; fresh asks the matchmaker's store first (a round trip for Redis).
+func (c *conn) currentView(ctx context.Context, fresh bool) (*view, error) {
+	var reg *matchmaker.Registry
+	var err error
+	if fresh {
+		reg, err = c.mm.Refresh(ctx)
+	} else {
+		reg, err = c.mm.Registry(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("zmq: matchmaker: %w", err)
+	}
+	c.mu.Lock()
+	if c.view.reg != reg && reg.Version >= c.view.reg.Version {
+		c.applyViewLocked(reg)
+	}
+	v := c.view
+	flushes := c.takeFlushesLocked()
+	c.mu.Unlock()
+	flushAll(flushes)
+	return v, nil
+}
+
+// watchRegistry applies every change the matchmaker announces.
+func (c *conn) watchRegistry() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.mm.Changes():
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.opts.sendTimeout)
+		if _, err := c.currentView(ctx, false); err != nil && !c.isClosing() {
+			c.logger.Warn("zmq: reading the matchmaker failed", "err", err)
+		}
+		cancel()
+	}
+}
+
+// queueDecl returns a queue's declaration, checking the store before
+// answering that it does not exist.
+func (c *conn) queueDecl(ctx context.Context, name string) (matchmaker.Queue, error) {
+	for _, fresh := range []bool{false, true} {
+		v, err := c.currentView(ctx, fresh)
+		if err != nil {
+			return matchmaker.Queue{}, err
+		}
+		if q, ok := v.reg.Queues[name]; ok {
+			return q, nil
+		}
+	}
+	return matchmaker.Queue{}, fmt.Errorf("%w: no queue %q", driver.ErrNotFound, name)
+}
+
+// usableQueue is queueDecl for a queue this node may use: not another
+// node's exclusive queue.
+func (c *conn) usableQueue(ctx context.Context, name string) (matchmaker.Queue, error) {
+	q, err := c.queueDecl(ctx, name)
+	if err == nil && q.Exclusive && q.Owner != c.id {
+		err = fmt.Errorf("%w: queue %q is exclusive to another connection", driver.ErrInUse, name)
+	}
+	return q, err
+}
+
+func (c *conn) exchangeDecl(ctx context.Context, name string) (matchmaker.Exchange, error) {
+	for _, fresh := range []bool{false, true} {
+		v, err := c.currentView(ctx, fresh)
+		if err != nil {
+			return matchmaker.Exchange{}, err
+		}
+		if x, ok := v.reg.Exchanges[name]; ok {
+			return x, nil
+		}
+	}
+	return matchmaker.Exchange{}, fmt.Errorf("%w: no exchange %q", driver.ErrNotFound, name)
+}
+
+// sync makes this node's view include its own latest change.
+func (c *conn) sync(ctx context.Context) error {
+	_, err := c.currentView(ctx, true)
+	return err
+}
+
+// DeclareExchange implements driver.Conn.
+func (c *conn) DeclareExchange(ctx context.Context, ex driver.Exchange) error {
+	if err := c.check(ctx); err != nil {
+		return err
+	}
+	err := c.mm.DeclareExchange(ctx, matchmaker.Exchange{Name: ex.Name, Kind: string(ex.Kind), Durable: ex.Durable, AutoDelete: ex.AutoDelete})
+	if err != nil {
+		return err
+	}
+	return c.sync(ctx)
+}
+
+// DeleteExchange implements driver.Conn.
+func (c *conn) DeleteExchange(ctx context.Context, name string) error {
+	if err := c.check(ctx); err != nil {
+		return err
+	}
+	if err := c.mm.DeleteExchange(ctx, name); err != nil {
+		return err
+	}
+	return c.sync(ctx)
+}
+
+// DeclareQueue implements driver.Conn.
+func (c *conn) DeclareQueue(ctx context.Context, q driver.Queue) (string, error) {
+	if err := c.check(ctx); err != nil {
+		return "", err
+	}
+	if q.MaxLength > 0 || q.Expires > 0 {
+		return "", fmt.Errorf("%w: zmq:// queues have no max length or expiry", driver.ErrUnsupported)
+	}
+	if q.Name == "" {
+		q.Name = "amq.gen-" + randomID()
+	}
+	rec := matchmaker.Queue{
+		Name: q.Name, Durable: q.Durable, Exclusive: q.Exclusive, AutoDelete: q.AutoDelete,
+		MessageTTL: q.MessageTTL, DeadLetterExchange: q.DeadLetterExchange,
+		DeadLetterRoutingKey: q.DeadLetterRoutingKey, DeliveryLimit: q.DeliveryLimit,
+	}
+	if q.Exclusive {
+		rec.Owner = c.id
+	}
+	if err := c.mm.DeclareQueue(ctx, rec); err != nil {
+		return "", err
+	}
+	return q.Name, c.sync(ctx)
+}
+
+// DeleteQueue implements driver.Conn. It returns how many messages this
+// node held for the queue; other senders drop theirs when they see the
+// deletion.
+func (c *conn) DeleteQueue(ctx context.Context, name string) (int, error) {
+	if err := c.check(ctx); err != nil {
+		return 0, err
+	}
+	return c.deleteQueue(ctx, name)
+}
+
+func (c *conn) deleteQueue(ctx context.Context, name string) (int, error) {
+	if _, err := c.usableQueue(ctx, name); err != nil {
+		if errors.Is(err, driver.ErrNotFound) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	v, _ := c.currentView(ctx, false)
+	c.mu.Lock()
+	n := c.purgeLocked(name)
+	c.mu.Unlock()
+	if err := c.mm.DeleteQueue(ctx, name); err != nil {
+		return n, err
+	}
+	if err := c.sync(ctx); err != nil {
+		return n, err
+	}
+	for _, b := range v.reg.Bindings {
+		if b.Queue == name {
+			c.autoDeleteExchange(ctx, b.Exchange)
+		}
+	}
+	return n, nil
+}
+
+// PurgeQueue implements driver.Conn: it drops the messages this node holds
+// for the queue that no consumer has; other nodes' are not counted.
+func (c *conn) PurgeQueue(ctx context.Context, name string) (int, error) {
+	if err := c.check(ctx); err != nil {
+		return 0, err
+	}
+	if _, err := c.usableQueue(ctx, name); err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.purgeLocked(name), nil
+}
+
+// Bind implements driver.Conn.
+func (c *conn) Bind(ctx context.Context, b driver.Binding) error {
+	if err := c.check(ctx); err != nil {
+		return err
+	}
+	if _, err := c.exchangeDecl(ctx, b.Exchange); err != nil {
+		return err
+	}
+	if _, err := c.usableQueue(ctx, b.Queue); err != nil {
+		return err
+	}
+	if err := c.mm.Bind(ctx, matchmaker.Binding(b)); err != nil {
+		return err
+	}
+	return c.sync(ctx)
+}
+
+// Unbind implements driver.Conn.
+func (c *conn) Unbind(ctx context.Context, b driver.Binding) error {
+	if err := c.check(ctx); err != nil {
+		return err
+	}
+	if _, err := c.exchangeDecl(ctx, b.Exchange); err != nil {
+		return err
+	}
+	if _, err := c.usableQueue(ctx, b.Queue); err != nil {
+		return err
+	}
+	if err := c.mm.Unbind(ctx, matchmaker.Binding(b)); err != nil {
+		return err
+	}
+	if err := c.sync(ctx); err != nil {
+		return err
+	}
+	c.autoDeleteExchange(ctx, b.Exchange)
+	return nil
+}
+
+// autoDeleteExchange deletes an auto-delete exchange left without
+// bindings.
+func (c *conn) autoDeleteExchange(ctx context.Context, name string) {
+	v, err := c.currentView(ctx, true)
+	if err != nil {
+		return
+	}
+	x, ok := v.reg.Exchanges[name]
+	if !ok || !x.AutoDelete || v.routes.HasBindings(name) {
+		return
+	}
+	if err := c.mm.DeleteExchange(ctx, name); err != nil {
+		c.logger.Warn("zmq: deleting an unbound auto-delete exchange failed", "exchange", name, "err", err)
+		return
+	}
+	_ = c.sync(ctx)
+}
+
+// autoDeleteQueue deletes an auto-delete queue whose last consumer went.
+func (c *conn) autoDeleteQueue(ctx context.Context, name string) {
+	reg, err := c.mm.Refresh(ctx)
+	if err != nil {
+		return
+	}
+	q, ok := reg.Queues[name]
+	if !ok || !q.AutoDelete || len(reg.Consumers[name]) > 0 {
+		return
+	}
+	if _, err := c.deleteQueue(ctx, name); err != nil {
+		c.logger.Warn("zmq: deleting an auto-delete queue without consumers failed", "queue", name, "err", err)
+	}
+}
+
+// Close implements driver.Conn: consumers end (their messages go back to
+// their senders), the node leaves the matchmaker, connections close, and
+// every goroutine is waited for. Messages this node still held for other
+// nodes' consumers are lost: there is no broker to keep them.
+func (c *conn) Close() error {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closing = true
+	c.mu.Unlock()
+
+	c.cmu.RLock()
+	consumers := make([]*consumer, 0, len(c.consumers))
+	for _, cons := range c.consumers {
+		consumers = append(consumers, cons)
+	}
+	c.cmu.RUnlock()
+	autoDelete := map[string]bool{}
+	for _, cons := range consumers {
+		cons.end(true)
+		autoDelete[cons.queue] = true
+	}
+	c.flushDirty()
+
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.sendTimeout)
+	defer cancel()
+	if n := c.handOff(ctx); n > 0 {
+		c.logger.Debug("zmq: handed off held messages to another node", "messages", n)
+	}
+	var errs []error
+	if err := c.mm.Leave(ctx, c.id); err != nil {
+		errs = append(errs, fmt.Errorf("zmq: leave the matchmaker: %w", err))
+	}
+	close(c.stop)
+	for q := range autoDelete {
+		c.autoDeleteQueue(ctx, q)
+	}
+
+	c.wgMu.Lock()
+	c.wgClosed = true
+	c.wgMu.Unlock()
+	_ = c.ln.Close()
+	c.mu.Lock()
+	pending, unsettled := 0, 0
+	for _, h := range c.held {
+		switch h.state {
+		case statePending:
+			pending++
+		case stateInflight:
+			unsettled++
+		}
+	}
+	conns := make([]*peer, 0, len(c.conns))
+	for p := range c.conns {
+		conns = append(conns, p)
+	}
+	c.mu.Unlock()
+	for _, p := range conns {
+		p.flush() // settlements and returns queued by the consumers above
+		p.fail()
+	}
+	c.wg.Wait()
+	if pending > 0 {
+		c.logger.Warn("zmq: closed while holding messages no consumer had, and no other node could take them; they are lost", "messages", pending)
+	}
+	if unsettled > 0 {
+		c.logger.Debug("zmq: closed before consumers settled messages they had; they will not be redelivered", "messages", unsettled)
+	}
+	errs = append(errs, c.mm.Close())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,209 @@
+package transport_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-mq/switchyard/transport"
+	"github.com/switchyard-mq/switchyard/transport/driver"
+
+	_ "github.com/switchyard-mq/switchyard/drivers/memory"
+)
+
+// limitedScheme is a driver that supports direct exchanges only. Its
+// connection embeds a nil driver.Conn, so a call the transport should
+// have refused panics instead of passing unnoticed.
+const limitedScheme = "limited-test"
+
+type limitedConn struct{ driver.Conn }
+
+func (limitedConn) Capabilities() driver.Capabilities {
+	return driver.NewCapabilities(driver.CapDirect)
+}
+func (limitedConn) Close() error { return nil }
+
+func init() {
+	transport.Register(limitedScheme, driver.OpenerFunc(func(context.Context, *driver.Config) (driver.Conn, error) {
+		return limitedConn{}, nil
+	}))
+}
+
+// wantErr checks that err wraps target and names the bad part.
+func wantErr(t *testing.T, what string, err, target error, wantText string) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("%s: %v, want an error wrapping %q", what, err, target)
+	}
+	if !strings.Contains(err.Error(), wantText) {
+		t.Errorf("%s: %q does not name the bad part (%q)", what, err, wantText)
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Errorf("%s: the error shows the password: %q", what, err)
+	}
+}
+
+func TestOpenBad(t *testing.T) {
+	tests := []struct {
+		name     string
+		url      string
+		want     error
+		wantText string
+	}{
+		{"unknown scheme lists the registered ones", "nosuch://h/", transport.ErrInvalid, `no driver for scheme "nosuch" (registered: ` + limitedScheme + ", memory"},
+		{"malformed URL", "memory:/broker", transport.ErrInvalid, `missing "://"`},
+		{"bad port, password hidden", "nosuch://u:" + secret + "@h:99999/", transport.ErrInvalid, `port "99999"`},
+		{"driver refuses the URL, password hidden", "memory://u:" + secret + "@broker", transport.ErrInvalid, "memory://u:xxxxx@broker"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, err := transport.Open(t.Context(), tt.url)
+			if err == nil {
+				_ = tr.Close()
+			}
+			wantErr(t, "Open("+testName(tt.url)+")", err, tt.want, tt.wantText)
+		})
+	}
+}
+
+// TestTransportBadInput: each bad call fails with the right sentinel and a
+// message naming what was wrong, on a fresh memory:// broker.
+func TestTransportBadInput(t *testing.T) {
+	tests := []struct {
+		name     string
+		call     func(ctx context.Context, tr *transport.Transport) error
+		want     error
+		wantText string
+	}{
+		{"consume with an empty queue name", func(ctx context.Context, tr *transport.Transport) error {
+			_, err := tr.Consume(ctx, "", transport.ConsumeOptions{})
+			return err
+		}, transport.ErrInvalid, "queue name is empty"},
+		{"purge with an empty queue name", func(ctx context.Context, tr *transport.Transport) error {
+			_, err := tr.PurgeQueue(ctx, "")
+			return err
+		}, transport.ErrInvalid, "queue name is empty"},
+		{"delete with an empty queue name", func(ctx context.Context, tr *transport.Transport) error {
+			_, err := tr.DeleteQueue(ctx, "")
+			return err
+		}, transport.ErrInvalid, "queue name is empty"},
+		{"bind with an empty queue name", func(ctx context.Context, tr *transport.Transport) error {
+			return tr.Bind(ctx, transport.Binding{Exchange: "amq.direct", Key: "k"})
+		}, transport.ErrInvalid, "binding queue is empty"},
+		{"bind with an empty exchange name", func(ctx context.Context, tr *transport.Transport) error {
+			return tr.Bind(ctx, transport.Binding{Queue: "q", Key: "k"})
+		}, transport.ErrInvalid, "binding exchange is empty"},
+		{"publish after Close", func(ctx context.Context, tr *transport.Transport) error {
+			if err := tr.Close(); err != nil {
+				return err
+			}
+			return tr.Publish(ctx, "", "q", transport.Message{Body: []byte("late")})
+		}, transport.ErrClosed, `publish to exchange "" with key "q"`},
+		{"bind to a missing exchange", func(ctx context.Context, tr *transport.Transport) error {
+			if _, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q"}); err != nil {
+				return err
+			}
+			return tr.Bind(ctx, transport.Binding{Exchange: "no-such-exchange", Queue: "q", Key: "k"})
+		}, transport.ErrNotFound, `exchange "no-such-exchange"`},
+		{"consume a missing queue", func(ctx context.Context, tr *transport.Transport) error {
+			_, err := tr.Consume(ctx, "no-such-queue", transport.ConsumeOptions{})
+			return err
+		}, transport.ErrNotFound, `"no-such-queue"`},
+		{"publish to a missing exchange", func(ctx context.Context, tr *transport.Transport) error {
+			return tr.Publish(ctx, "no-such-exchange", "k", transport.Message{})
+		}, transport.ErrNotFound, `"no-such-exchange"`},
+		{"declare an exchange of an unknown kind", func(ctx context.Context, tr *transport.Transport) error {
+			return tr.DeclareExchange(ctx, transport.Exchange{Name: "x", Kind: "headers"})
+		}, transport.ErrInvalid, `exchange kind "headers"`},
+		{"declare a queue with the amq. prefix", func(ctx context.Context, tr *transport.Transport) error {
+			_, err := tr.DeclareQueue(ctx, transport.Queue{Name: "amq.mine"})
+			return err
+		}, transport.ErrInvalid, `"amq." is reserved`},
+		{"declare a queue with a 300-byte name", func(ctx context.Context, tr *transport.Transport) error {
+			_, err := tr.DeclareQueue(ctx, transport.Queue{Name: strings.Repeat("q", 300)})
+			return err
+		}, transport.ErrInvalid, "300 bytes long"},
+		{"declare a queue with a negative TTL", func(ctx context.Context, tr *transport.Transport) error {
+			_, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", MessageTTL: -time.Second})
+			return err
+		}, transport.ErrInvalid, "negative"},
+		{"consume with a negative prefetch", func(ctx context.Context, tr *transport.Transport) error {
+			_, err := tr.Consume(ctx, "q", transport.ConsumeOptions{Prefetch: -5})
+			return err
+		}, transport.ErrInvalid, "negative prefetch -5"},
+		{"publish with a negative expiration", func(ctx context.Context, tr *transport.Transport) error {
+			return tr.Publish(ctx, "", "q", transport.Message{Expiration: -time.Second})
+		}, transport.ErrInvalid, "negative expiration"},
+		{"publish with a 256-byte routing key", func(ctx context.Context, tr *transport.Transport) error {
+			return tr.Publish(ctx, "", strings.Repeat("k", 256), transport.Message{})
+		}, transport.ErrInvalid, "longer than 255 bytes"},
+		{"redeclare a queue with other properties", func(ctx context.Context, tr *transport.Transport) error {
+			if _, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q"}); err != nil {
+				return err
+			}
+			_, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", MaxLength: 1})
+			return err
+		}, transport.ErrPrecondition, `declare queue "q"`},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, err := transport.Open(t.Context(), "memory://transport-bad-input-"+string(rune('a'+i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			wantErr(t, tt.name, tt.call(t.Context(), tr), tt.want, tt.wantText)
+		})
+	}
+}
+
+// TestTransportRefusesUnsupported: the transport refuses what the driver
+// lacks with ErrUnsupported naming the capability, without calling it.
+func TestTransportRefusesUnsupported(t *testing.T) {
+	tr, err := transport.Open(t.Context(), limitedScheme+"://user:"+secret+"@h/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if s := tr.String(); strings.Contains(s, secret) || !strings.Contains(s, "user:xxxxx@h") {
+		t.Errorf("Transport.String() = %q, want the password hidden", s)
+	}
+	ctx := t.Context()
+	tests := []struct {
+		name string
+		call func() error
+		cap  driver.Capability
+	}{
+		{"fanout exchange", func() error { return tr.DeclareExchange(ctx, transport.Exchange{Name: "x", Kind: transport.Fanout}) }, driver.CapFanout},
+		{"topic exchange", func() error { return tr.DeclareExchange(ctx, transport.Exchange{Name: "x", Kind: transport.Topic}) }, driver.CapTopic},
+		{"auto-delete exchange", func() error {
+			return tr.DeclareExchange(ctx, transport.Exchange{Name: "x", Kind: transport.Direct, AutoDelete: true})
+		}, driver.CapAutoDelete},
+		{"server-named queue", func() error { _, err := tr.DeclareQueue(ctx, transport.Queue{}); return err }, driver.CapServerNamedQueue},
+		{"exclusive queue", func() error { _, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", Exclusive: true}); return err }, driver.CapExclusiveQueue},
+		{"message TTL", func() error {
+			_, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", MessageTTL: time.Second})
+			return err
+		}, driver.CapMessageTTL},
+		{"queue expiry", func() error {
+			_, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", Expires: time.Second})
+			return err
+		}, driver.CapQueueExpiry},
+		{"max length", func() error { _, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", MaxLength: 1}); return err }, driver.CapMaxLength},
+		{"dead-letter exchange", func() error {
+			_, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", DeadLetterExchange: "dlx"})
+			return err
+		}, driver.CapDeadLetter},
+		{"delivery limit", func() error { _, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", DeliveryLimit: 3}); return err }, driver.CapDeliveryLimit},
+		{"bind", func() error { return tr.Bind(ctx, transport.Binding{Exchange: "x", Queue: "q"}) }, driver.CapQueueBinding},
+		{"prefetch", func() error { _, err := tr.Consume(ctx, "q", transport.ConsumeOptions{Prefetch: 1}); return err }, driver.CapPrefetch},
+		{"mandatory publish", func() error { return tr.Publish(ctx, "", "q", transport.Message{Mandatory: true}) }, driver.CapMandatory},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantErr(t, tt.name, tt.call(), transport.ErrUnsupported, `"`+tt.cap.String()+`" capability`)
+		})
+	}
+}
