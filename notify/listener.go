@@ -393,7 +393,9 @@ func (l *Listener) handle(r received) error {
 		if !e.handles(r.n.Priority) || !e.Filter.match(r.n) {
 			continue
 		}
-		if err := l.call(func() error { return e.Handle(context.Background(), r.n) }); err != nil && first == nil {
+		// The handler's context carries the sender's trace, when traced.
+		ctx := r.d.TraceContext(context.Background())
+		if err := l.call(func() error { return e.Handle(ctx, r.n) }); err != nil && first == nil {
 			first = err
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/switchyard-mq/switchyard/internal/oslo"
 	"github.com/switchyard-mq/switchyard/internal/topology"
 	"github.com/switchyard-mq/switchyard/transport"
@@ -32,6 +34,7 @@ type clientShared struct {
 	tr     *transport.Transport
 	topo   topology.Settings
 	logger *slog.Logger
+	inst   instruments
 
 	declaredMu sync.Mutex   // serializes declarations
 	declared   sync.Map     // names of exchanges this client declared
@@ -69,6 +72,7 @@ func NewClient(tr *transport.Transport, opts ...Option) (*Client, error) {
 		set: callSettings{timeout: DefaultTimeout, retry: -1},
 		shared: &clientShared{
 			tr: tr, topo: topo, logger: tr.Logger().With("component", "rpc.client"),
+			inst:    newInstruments(tr, "switchyard.rpc.client.duration", "Time from sending an RPC call to its reply, or a cast's send."),
 			pending: map[string]*pendingCall{},
 		},
 	}
@@ -94,7 +98,10 @@ func (c *Client) Prepare(opts ...Option) *Client {
 // nil sends none. With target.Fanout every server on the topic gets it.
 func (c *Client) Cast(ctx context.Context, target transport.Target, method string, args any) error {
 	target = c.set.apply(target)
-	if err := c.send(ctx, target, method, args, nil); err != nil {
+	ctx, end := c.shared.inst.start(ctx, trace.SpanKindProducer, target, method)
+	err := c.send(ctx, target, method, args, nil)
+	end(err)
+	if err != nil {
 		return fmt.Errorf("rpc cast %s to %s: %w", method, target, err)
 	}
 	return nil
@@ -111,7 +118,10 @@ func (c *Client) Cast(ctx context.Context, target transport.Target, method strin
 // version also matches ErrNoSuchMethod or ErrUnsupportedVersion.
 func (c *Client) Call(ctx context.Context, target transport.Target, method string, args any, result any) error {
 	target = c.set.apply(target)
-	if err := c.call(ctx, target, method, args, result); err != nil {
+	ctx, end := c.shared.inst.start(ctx, trace.SpanKindClient, target, method)
+	err := c.call(ctx, target, method, args, result)
+	end(err)
+	if err != nil {
 		return fmt.Errorf("rpc call %s to %s: %w", method, target, err)
 	}
 	return nil

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/switchyard-mq/switchyard/internal/oslo"
 	"github.com/switchyard-mq/switchyard/internal/topology"
 	"github.com/switchyard-mq/switchyard/transport"
@@ -54,6 +56,7 @@ type Server struct {
 	topo           topology.Settings
 	logger         *slog.Logger
 	dispatch       dispatcher
+	inst           instruments
 	maxConcurrency int
 	policy         AccessPolicy
 
@@ -97,6 +100,7 @@ func NewServer(tr *transport.Transport, target transport.Target, endpoints []End
 	s := &Server{
 		tr: tr, target: target, topo: topo, maxConcurrency: DefaultMaxConcurrency,
 		logger: tr.Logger().With("component", "rpc.server", "target", target.String()),
+		inst:   newInstruments(tr, "switchyard.rpc.server.duration", "Time an RPC server spent running a request."),
 	}
 	for _, opt := range opts {
 		opt(s)
@@ -288,11 +292,17 @@ func (s *Server) handle(parent context.Context, d *transport.Delivery, req *oslo
 	defer cancel()
 	logger := s.logger.With("method", req.Method)
 
+	ctx, end := s.inst.start(d.TraceContext(ctx), trace.SpanKindServer, s.target, req.Method)
 	var stopHeartbeats func()
 	if req.IsCall() {
 		stopHeartbeats = s.startHeartbeats(ctx, req, logger)
 	}
 	result, failure := s.run(ctx, req)
+	if failure != nil {
+		end(&RemoteError{Class: failure.Class, Module: failure.Module, Message: failure.Message})
+	} else {
+		end(nil)
+	}
 	s.stats.handled.Add(1)
 	if stopHeartbeats != nil {
 		stopHeartbeats()
@@ -312,7 +322,9 @@ func (s *Server) handle(parent context.Context, d *transport.Delivery, req *oslo
 		logger.Debug("call outlived its timeout; no reply sent", "msg_id", req.MsgID)
 		return
 	}
-	s.reply(parent, req, &oslo.Reply{Result: result, Failure: failure, Ending: true}, logger)
+	// The reply's publish span joins the handler's trace.
+	replyCtx := trace.ContextWithSpanContext(parent, trace.SpanContextFromContext(ctx))
+	s.reply(replyCtx, req, &oslo.Reply{Result: result, Failure: failure, Ending: true}, logger)
 }
 
 // handlerContext carries the caller's request context, and the call's

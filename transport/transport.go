@@ -8,6 +8,10 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
@@ -15,7 +19,10 @@ import (
 type Option func(*openOptions)
 
 type openOptions struct {
-	logger *slog.Logger
+	logger         *slog.Logger
+	tracerProvider trace.TracerProvider
+	meterProvider  metric.MeterProvider
+	propagator     propagation.TextMapPropagator
 }
 
 // WithLogger sends the transport's and its driver's logs to l instead of
@@ -32,6 +39,7 @@ type Transport struct {
 	cfg    *Config
 	caps   Capabilities
 	logger *slog.Logger
+	tel    *telemetry // nil: no tracing or metrics
 
 	closed    atomic.Bool
 	mu        sync.Mutex // guards consumers
@@ -61,6 +69,10 @@ func OpenConfig(ctx context.Context, cfg *Config, opts ...Option) (*Transport, e
 	}
 	cfg = cfg.Clone()
 	cfg.Logger = o.logger.With("transport", cfg.String())
+	tel, err := newTelemetry(o, cfg.Scheme)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: telemetry: %w", cfg, err)
+	}
 	conn, err := opener.Open(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", cfg, err)
@@ -70,6 +82,7 @@ func OpenConfig(ctx context.Context, cfg *Config, opts ...Option) (*Transport, e
 		cfg:       cfg,
 		caps:      conn.Capabilities(),
 		logger:    cfg.Logger,
+		tel:       tel,
 		consumers: map[*Consumer]struct{}{},
 	}, nil
 }
@@ -263,6 +276,13 @@ func (t *Transport) Publish(ctx context.Context, exchange, routingKey string, ms
 	if err := t.checkPublish(exchange, routingKey, &msg); err != nil {
 		return wrap(err, "publish to exchange %q with key %q", exchange, routingKey)
 	}
+	if t.tel != nil {
+		var span trace.Span
+		ctx, span = t.tel.startPublish(ctx, exchange, routingKey, &msg)
+		err := t.conn.Publish(ctx, exchange, routingKey, msg)
+		t.tel.endPublish(span, exchange, err)
+		return wrap(err, "publish to exchange %q with key %q", exchange, routingKey)
+	}
 	if err := t.conn.Publish(ctx, exchange, routingKey, msg); err != nil {
 		return wrap(err, "publish to exchange %q with key %q", exchange, routingKey)
 	}
@@ -373,7 +393,12 @@ func (c *Consumer) Receive(ctx context.Context) (*Delivery, error) {
 	if err != nil {
 		return nil, wrap(err, "receive from %q", c.queue)
 	}
-	return &Delivery{Delivery: d}, nil
+	delivery := &Delivery{Delivery: d}
+	if tel := c.t.tel; tel != nil {
+		delivery.tel, delivery.queue = tel, c.queue
+		delivery.traceCtx = tel.received(c.queue, delivery)
+	}
+	return delivery, nil
 }
 
 // Close stops the consumer. Its unsettled deliveries return to the queue
@@ -394,7 +419,10 @@ func (c *Consumer) Close() error {
 // Reject; settling twice returns ErrSettled.
 type Delivery struct {
 	driver.Delivery
-	settled atomic.Bool
+	settled  atomic.Bool
+	tel      *telemetry      // nil without telemetry
+	queue    string          // for metrics
+	traceCtx context.Context // the receipt's span, for TraceContext
 }
 
 func (d *Delivery) settle() error {
@@ -409,7 +437,11 @@ func (d *Delivery) Ack() error {
 	if err := d.settle(); err != nil {
 		return err
 	}
-	return d.Settler.Ack(d.Tag)
+	err := d.Settler.Ack(d.Tag)
+	if d.tel != nil && err == nil {
+		d.tel.settled(d.queue, d.tel.acked)
+	}
+	return err
 }
 
 // Nack gives the message back: with requeue it returns to its queue to be
@@ -419,7 +451,15 @@ func (d *Delivery) Nack(requeue bool) error {
 	if err := d.settle(); err != nil {
 		return err
 	}
-	return d.Settler.Nack(d.Tag, requeue)
+	err := d.Settler.Nack(d.Tag, requeue)
+	if d.tel != nil && err == nil {
+		if requeue {
+			d.tel.settled(d.queue, d.tel.requeued)
+		} else {
+			d.tel.settled(d.queue, d.tel.rejected)
+		}
+	}
+	return err
 }
 
 // Reject refuses a message that cannot be handled (a poison message): it
