@@ -6,5 +6,6 @@ package all
 
 import (
 	_ "github.com/switchyard-mq/switchyard/drivers/memory" // memory://
+	_ "github.com/switchyard-mq/switchyard/drivers/rabbit" // rabbit://, rabbits://
 	_ "github.com/switchyard-mq/switchyard/drivers/zmq"    // zmq://
 )

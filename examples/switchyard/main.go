@@ -5,10 +5,18 @@
 // Commands:
 //
 //	tour    run RabbitMQ's five tutorials in one process and print what each program sent and received
+//	send    publish a message to an exchange with a routing key, or to a queue
+//	listen  bind a queue to an exchange and print what arrives, decoding oslo messages
+//	call    call an RPC method and print its result
+//	cast    send an RPC request that gets no reply
+//	serve   run an echo RPC server
+//	notify  send an oslo notification
 //	help    describe the commands, or one command
 //
 // Every command that talks to a backend takes -url (default memory://, the
-// in-process broker, which needs no server).
+// in-process broker, which needs no server). send, listen, call, cast, serve
+// and notify default to $SWITCHYARD_URL, and also take -config FILE, an
+// oslo.config file such as nova.conf (see package transport/config).
 package main
 
 import (
@@ -42,7 +50,7 @@ var errUsage = errors.New("usage error")
 
 // commands lists the tool's commands in the order help shows them.
 func commands() []command {
-	return []command{tourCommand()}
+	return []command{tourCommand(), sendCommand(), listenCommand(), callCommand(), castCommand(), serveCommand(), notifyCommand()}
 }
 
 func main() {

@@ -3,6 +3,14 @@
 // with a message that says how to start it, or fails when the environment
 // sets SWITCHYARD_BROKERS=required (as .ci/run does), so that CI never
 // passes by skipping.
+//
+// The RabbitMQ broker is shared by the tests of every package, which
+// `go test ./...` runs in parallel processes. Its URL takes a lock file in
+// shared mode for the rest of the test; a test that stops or restarts the
+// broker takes it exclusively (ExclusiveURL, LockExclusive), so that it
+// never overlaps another. NewRabbitVHost gives a test a virtual host of its
+// own, deleted when the test ends, so that its queues and connections (and
+// rabbitmqctl close_all_connections) touch nothing else.
 package brokertest
 
 import (
@@ -23,6 +31,10 @@ type Broker struct {
 	EnvVar     string // overrides DefaultURL
 	DefaultURL string
 	HowToStart string // shown when it is not reachable
+	// LockFile, when set, names the file under os.TempDir() whose lock
+	// keeps tests that stop the broker apart from tests that use it, across
+	// test processes (see LockShared and LockExclusive).
+	LockFile string
 }
 
 // RabbitMQ is the AMQP 0-9-1 broker.
@@ -31,6 +43,7 @@ func RabbitMQ() Broker {
 		Name: "RabbitMQ", EnvVar: "SWITCHYARD_RABBIT_URL",
 		DefaultURL: "rabbit://guest:guest@127.0.0.1:5672/",
 		HowToStart: "run .ci/run, or: apt-get install rabbitmq-server && rabbitmq-server -detached",
+		LockFile:   "switchyard-rabbitmq.lock",
 	}
 }
 
@@ -45,8 +58,27 @@ func Redis() Broker {
 
 // URL returns the broker's URL, from its environment variable or the
 // default, after checking that its first host accepts TCP connections. If
-// it does not, the test is skipped, or fails when Required.
+// it does not, the test is skipped, or fails when Required. For a broker
+// with a LockFile it also takes the shared lock for the rest of the test,
+// so that no test stops the broker meanwhile.
 func (b Broker) URL(t testing.TB) string {
+	t.Helper()
+	b.LockShared(t) // first: the broker may be restarting until then
+	return b.reachable(t)
+}
+
+// ExclusiveURL is URL for a test that stops or restarts the broker: it
+// takes the exclusive lock instead of the shared one, waiting until no
+// other test, in any process, uses the broker.
+func (b Broker) ExclusiveURL(t testing.TB) string {
+	t.Helper()
+	b.LockExclusive(t)
+	return b.reachable(t)
+}
+
+// reachable returns the broker's URL if its first host accepts TCP
+// connections, and otherwise skips or fails t.
+func (b Broker) reachable(t testing.TB) string {
 	t.Helper()
 	raw := b.DefaultURL
 	if v := os.Getenv(b.EnvVar); v != "" {

@@ -49,6 +49,14 @@ func FromTransport(tr *transport.Transport) (Settings, error) {
 	if s.AutoDelete, err = boolOption(cfg, "amqp_auto_delete"); err != nil {
 		return s, err
 	}
+	// oslo makes the exchange and shared queues durable for quorum queues
+	// too (rabbit_quorum_queue is the rabbit driver's option; other drivers
+	// refuse it as unknown).
+	quorum, err := boolOption(cfg, "rabbit_quorum_queue")
+	if err != nil {
+		return s, err
+	}
+	s.Durable = s.Durable || quorum
 	if v := cfg.Option("rabbit_transient_queues_ttl", ""); v != "" {
 		secs, err := strconv.Atoi(v)
 		if err != nil || secs < 1 {

@@ -252,8 +252,8 @@ func (c Config) NotifierOptions() []notify.NotifierOption {
 // "transport_url=rabbit://nova:xxxxx@h1:5672/ control_exchange=nova ...".
 func (c Config) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "transport_url=%s control_exchange=%s rpc_response_timeout=%d executor_thread_pool_size=%d",
-		redactURL(c.TransportURL), c.ControlExchange, int(c.RPCResponseTimeout/time.Second), c.ExecutorThreadPoolSize)
+	fmt.Fprintf(&b, "transport_url=%s control_exchange=%s rpc_response_timeout=%v executor_thread_pool_size=%d",
+		redactURL(c.TransportURL), c.ControlExchange, c.RPCResponseTimeout, c.ExecutorThreadPoolSize)
 	for _, name := range sortedKeys(c.TransportOptions) {
 		fmt.Fprintf(&b, " %s=%s", name, strings.Join(c.TransportOptions[name], ","))
 	}

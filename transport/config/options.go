@@ -54,7 +54,7 @@ type kind int
 
 const (
 	kindString kind = iota
-	kindName // an exchange or topic name
+	kindName        // an exchange or topic name
 	kindURL
 	kindBool
 	kindInt
@@ -104,7 +104,9 @@ func (o *option) envName() string {
 
 // settable reports whether the option has a flag and an environment
 // variable: the options Switchyard uses.
-func (o *option) settable() bool { return o.use == useConfig || o.use == useTransport || o.use == useRabbit }
+func (o *option) settable() bool {
+	return o.use == useConfig || o.use == useTransport || o.use == useRabbit
+}
 
 // transportOption reports whether the option travels in the transport
 // URL's query.
@@ -126,18 +128,18 @@ var options = []*option{
 		doc:   "transport `URL` of the backend, e.g. rabbit://user:pass@host:5672/vhost (default memory://)",
 		apply: func(c *Config, v string) { c.TransportURL = v }},
 	{section: sectionDefault, name: "control_exchange", kind: kindName,
-		doc:   "the exchange of RPC targets that name none, and of notifications (default openstack)",
+		doc:   "the `exchange` of RPC targets that name none, and of notifications (default openstack)",
 		apply: func(c *Config, v string) { c.ControlExchange = v }},
 	{section: sectionDefault, name: "rpc_response_timeout", kind: kindInt, min: 1, max: noLimit,
 		doc:   "`seconds` an RPC call waits for its reply (default 60)",
 		apply: func(c *Config, v string) { c.RPCResponseTimeout = seconds(v) }},
 	{section: sectionDefault, name: "executor_thread_pool_size", kind: kindInt, min: 1, max: noLimit,
-		doc:   "how many requests an RPC server handles at once (default 64)",
+		doc:   "how many `requests` an RPC server handles at once (default 64)",
 		apply: func(c *Config, v string) { c.ExecutorThreadPoolSize, _ = strconv.Atoi(v) }},
 
 	// [oslo_messaging_rabbit], options every scheme takes.
 	{section: sectionRabbit, name: "amqp_durable_queues", kind: kindBool, use: useTransport,
-		aliases: nil, doc: "declare the control exchange and the topic and notification queues durable"},
+		doc: "declare the control exchange and the topic and notification queues durable"},
 	{section: sectionRabbit, name: "amqp_auto_delete", kind: kindBool, use: useTransport,
 		aliases: []alias{{sectionDefault, "amqp_auto_delete"}},
 		doc:     "declare the control exchange and the topic and notification queues auto-delete"},
@@ -148,11 +150,11 @@ var options = []*option{
 	{section: sectionRabbit, name: "heartbeat_timeout_threshold", kind: kindInt, max: math.MaxUint16, use: useRabbit,
 		doc: "rabbit: heartbeat timeout in `seconds` (default 60; 0 proposes none)"},
 	{section: sectionRabbit, name: "rabbit_qos_prefetch_count", kind: kindInt, max: math.MaxUint16, use: useRabbit,
-		doc: "rabbit: prefetch of consumers that set none (default 0, no limit)"},
+		doc: "rabbit: `prefetch` of consumers that set none (default 0, no limit)"},
 	{section: sectionRabbit, name: "rabbit_quorum_queue", kind: kindBool, use: useRabbit,
 		doc: "rabbit: declare topic and notification queues as quorum queues"},
 	{section: sectionRabbit, name: "rabbit_quorum_delivery_limit", kind: kindInt, max: noLimit, use: useRabbit,
-		doc: "rabbit: x-delivery-limit of quorum queues (default 0, none)"},
+		doc: "rabbit: x-delivery-limit of quorum queues, a `count` (default 0, none)"},
 	{section: sectionRabbit, name: "rabbit_ha_queues", kind: kindBool, use: useRabbit,
 		aliases: []alias{{sectionDefault, "rabbit_ha_queues"}},
 		doc:     "rabbit: add x-ha-policy=all to every queue (RabbitMQ before 3.0)"},
@@ -224,11 +226,29 @@ var options = []*option{
 		why: "Go's TLS always verifies the broker's host name"},
 	{section: sectionRabbit, name: "ssl_enforce_fips_mode", kind: kindBool, use: useOnly, only: []string{"false"},
 		why: "there is no FIPS mode switch"},
+	// Options of oslo.messaging releases after 14.0.3, the one Switchyard
+	// follows, so that a newer deployment's file is understood.
+	{section: sectionRabbit, name: "use_queue_manager", kind: kindBool, use: useOnly, only: []string{"false"},
+		why: "reply and fanout queues get random names, as in oslo.messaging 14.0"},
+	{section: sectionRabbit, name: "hostname", kind: kindString, use: useIgnored,
+		why: "it names queues only with use_queue_manager"},
+	{section: sectionRabbit, name: "processname", kind: kindString, use: useIgnored,
+		why: "it names queues only with use_queue_manager"},
+	{section: sectionRabbit, name: "rabbit_stream_fanout", kind: kindBool, use: useOnly, only: []string{"false"},
+		why: "fanout uses a fanout exchange and a queue per server, as in oslo.messaging 14.0"},
+	{section: sectionRabbit, name: "rabbit_transient_quorum_queue", kind: kindBool, use: useOnly, only: []string{"false"},
+		why: "reply and fanout queues are classic queues"},
+	{section: sectionRabbit, name: "rabbit_quorum_max_memory_length", kind: kindInt, max: noLimit, use: useOnly, only: []string{"0"},
+		why: "quorum queues get no x-max-in-memory-length"},
+	{section: sectionRabbit, name: "rabbit_quorum_max_memory_bytes", kind: kindInt, max: noLimit, use: useOnly, only: []string{"0"},
+		why: "quorum queues get no x-max-in-memory-bytes"},
+	{section: sectionRabbit, name: "kombu_reconnect_splay", kind: kindSeconds, max: 86400, use: useIgnored,
+		why: "the driver jitters its reconnection backoff itself"},
 
 	// [oslo_messaging_notifications]
 	{section: sectionNotifications, name: "driver", kind: kindNotificationDriver,
 		aliases: []alias{{sectionDefault, "notification_driver"}},
-		doc:     "notification driver: messagingv2, messaging, log or noop (default noop: notifications off, as oslo)",
+		doc:     "notification `driver`: messagingv2, messaging, log or noop (oslo's default: noop, notifications off)",
 		apply:   func(c *Config, v string) { c.Notifications.Driver = notify.Driver(v) }},
 	{section: sectionNotifications, name: "transport_url", kind: kindURL,
 		aliases: []alias{{sectionDefault, "notification_transport_url"}},
@@ -236,10 +256,10 @@ var options = []*option{
 		apply:   func(c *Config, v string) { c.Notifications.TransportURL = v }},
 	{section: sectionNotifications, name: "topics", kind: kindList,
 		aliases: []alias{{sectionDefault, "notification_topics"}, {"rpc_notifier2", "topics"}},
-		doc:     "comma-separated notification topics (default notifications)",
+		doc:     "comma-separated notification `topics` (default notifications)",
 		apply:   func(c *Config, v string) { c.Notifications.Topics = strings.Split(v, ",") }},
 	{section: sectionNotifications, name: "retry", kind: kindInt, min: -1, max: noLimit,
-		doc:   "times a failed notification publish is retried (default -1: until it succeeds)",
+		doc:   "`times` a failed notification publish is retried (default -1: until it succeeds)",
 		apply: func(c *Config, v string) { c.Notifications.Retry, _ = strconv.Atoi(v) }},
 }
 
@@ -277,7 +297,8 @@ func transportOptionNamed(name string) *option {
 	return nil
 }
 
-// errUnsupported marks a value Switchyard does not implement.
+// unsupportedError says an option or value of oslo's is not implemented
+// by Switchyard.
 type unsupportedError struct{ msg string }
 
 func (e *unsupportedError) Error() string { return e.msg }

@@ -1,0 +1,645 @@
+package rabbit
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/switchyard-mq/switchyard/transport/driver"
+)
+
+// Headers the driver reads or writes.
+const (
+	// headerQuorumCount is where quorum queues count returns.
+	headerQuorumCount = "x-delivery-count"
+	// headerReturns counts the returns of a message on a classic queue with
+	// a delivery limit; it rides on the copy the driver publishes in place
+	// of a returned message, with the exchange and routing key the
+	// original was published with. Consumers never see the driver's
+	// headers.
+	headerReturns    = "x-switchyard-returns"
+	headerExchange   = "x-switchyard-exchange"
+	headerRoutingKey = "x-switchyard-routing-key"
+	// headerResent marks a message the publisher sent again after its
+	// connection dropped before the broker's confirm: the broker may hold
+	// an earlier copy, so consumers see this one as redelivered.
+	headerResent = "x-switchyard-resent"
+)
+
+// stripDriverHeaders removes the driver's headers from h.
+func stripDriverHeaders(h amqp.Table) {
+	delete(h, headerReturns)
+	delete(h, headerExchange)
+	delete(h, headerRoutingKey)
+	delete(h, headerResent)
+}
+
+// republishTimeout bounds the republish of a returned message, which a
+// Nack without a context of its own waits for.
+const republishTimeout = 30 * time.Second
+
+// consumer is a basic.consume on a channel of its own. After a
+// reconnection or a channel error it starts again on a new channel (a new
+// incarnation); Receive reads straight from the current incarnation's
+// delivery channel.
+type consumer struct {
+	c        *conn
+	queue    string
+	opts     driver.ConsumeOptions
+	prefetch int
+	// limit is the delivery limit the driver counts (classic queues
+	// declared through this transport); 0: none. dlx and dlrk are the
+	// queue's dead-letter exchange and routing key, for messages past it.
+	limit     int
+	dlx, dlrk string
+	tag       string
+
+	cur     atomic.Pointer[incarnation]
+	done    chan struct{} // closed when the consumer ends
+	startMu sync.Mutex    // serialises restarts
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced when cur changes
+	ended   bool
+	endErr  error // why it ended; read after done is closed
+}
+
+// incarnation is one life of a consumer on one channel. It settles the
+// deliveries it handed out; once its channel is gone, settling fails with
+// ErrClosed and the broker delivers those messages again.
+type incarnation struct {
+	cons       *consumer
+	sess       *session
+	ch         *amqp.Channel
+	deliveries <-chan amqp.Delivery
+	cancelled  chan string // the broker's basic.cancel (queue deleted)
+
+	mu      sync.Mutex
+	pending map[uint64]pendingDelivery // limit > 0 only: for Nack's republish
+}
+
+// pendingDelivery is an unsettled delivery from a queue whose delivery
+// limit the driver counts.
+type pendingDelivery struct {
+	d                  amqp.Delivery
+	returns            int // returns counted before this delivery
+	exchange, routeKey string
+}
+
+func (c *conn) Consume(ctx context.Context, queue string, opts driver.ConsumeOptions) (driver.Consumer, error) {
+	cons := &consumer{
+		c:        c,
+		queue:    queue,
+		opts:     opts,
+		prefetch: cmp.Or(opts.Prefetch, c.s.prefetch),
+		tag:      "switchyard-" + randomName(),
+		done:     make(chan struct{}),
+		changed:  make(chan struct{}),
+	}
+	if rq, ok := c.topo.queue(queue); ok && !opts.AutoAck {
+		cons.limit = rq.decl.countedLimit
+		cons.dlx, cons.dlrk = rq.q.DeadLetterExchange, rq.q.DeadLetterRoutingKey
+	}
+	// Registered first, so that a reconnection from now on resumes it.
+	c.mu.Lock()
+	if c.closing.Load() {
+		c.mu.Unlock()
+		return nil, driver.ErrClosed
+	}
+	c.consumers[cons] = struct{}{}
+	c.mu.Unlock()
+	for {
+		sess, err := c.session(ctx)
+		if err == nil {
+			err = c.async(ctx, func() error { return cons.restart(sess) })
+			if err == nil {
+				return cons, nil
+			}
+		}
+		if ctx.Err() == nil && !c.closing.Load() && sess != nil && connectionFailing(sess, err) {
+			select { // the connection dropped: again on the next one
+			case <-sess.lost:
+				continue
+			case <-ctx.Done():
+				err = ctx.Err()
+			case <-c.ctx.Done():
+				err = driver.ErrClosed
+			}
+		}
+		cons.end(err, true)
+		return nil, mapError(err)
+	}
+}
+
+// restart starts the consumer on sess unless it already runs there. The
+// requests run under startMu only, so that end never waits for them; a
+// restart that finds the consumer ended meanwhile closes its channel.
+func (cons *consumer) restart(sess *session) error {
+	cons.startMu.Lock()
+	defer cons.startMu.Unlock()
+	select {
+	case <-cons.done:
+		return cons.endErr
+	default:
+	}
+	if cur := cons.cur.Load(); cur != nil && cur.sess == sess && !cur.ch.IsClosed() {
+		return nil
+	}
+	ch, err := sess.amqp.Channel()
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		if !ch.IsClosed() {
+			_ = ch.Close()
+		}
+		return err
+	}
+	// RabbitMQ ignores basic.qos for auto-ack consumers.
+	if cons.prefetch > 0 && !cons.opts.AutoAck {
+		if err := ch.Qos(cons.prefetch, 0, false); err != nil {
+			return fail(err)
+		}
+	}
+	inc := &incarnation{cons: cons, sess: sess, ch: ch, cancelled: ch.NotifyCancel(make(chan string, 1))}
+	if cons.limit > 0 {
+		inc.pending = map[uint64]pendingDelivery{}
+	}
+	if inc.deliveries, err = ch.Consume(cons.queue, cons.tag, cons.opts.AutoAck, cons.opts.Exclusive, false, false, nil); err != nil {
+		return fail(err)
+	}
+	cons.mu.Lock()
+	if cons.ended {
+		cons.mu.Unlock()
+		return fail(cons.endErr)
+	}
+	cons.cur.Store(inc)
+	close(cons.changed)
+	cons.changed = make(chan struct{})
+	cons.mu.Unlock()
+	return nil
+}
+
+// Receive returns the next delivery. Across a reconnection it waits for
+// the consumer to resume and goes on.
+func (cons *consumer) Receive(ctx context.Context) (driver.Delivery, error) {
+	for {
+		inc := cons.cur.Load()
+		select {
+		case d, ok := <-inc.deliveries:
+			if !ok {
+				if err := cons.lost(ctx, inc); err != nil {
+					return driver.Delivery{}, err
+				}
+				continue
+			}
+			if cons.limit > 0 {
+				if cons.counted(inc, d) {
+					continue
+				}
+			}
+			return cons.delivery(inc, &d), nil
+		case <-cons.done:
+			return driver.Delivery{}, cons.endErr
+		case <-ctx.Done():
+			return driver.Delivery{}, ctx.Err()
+		}
+	}
+}
+
+// lost handles the end of inc's delivery channel: the consumer closed, the
+// broker cancelled it (its queue was deleted), its channel failed while
+// the connection stands (start again now), or the connection dropped
+// (wait for the supervisor to resume it). It returns nil when there is a
+// new incarnation to read from.
+func (cons *consumer) lost(ctx context.Context, inc *incarnation) error {
+	for {
+		cons.mu.Lock()
+		ended, changed := cons.ended, cons.changed
+		cons.mu.Unlock()
+		if ended {
+			return cons.endErr
+		}
+		if cons.cur.Load() != inc {
+			return nil
+		}
+		select {
+		case _, ok := <-inc.cancelled:
+			if !ok { // closed with the channel: no cancel came
+				break
+			}
+			err := fmt.Errorf("%w: the broker cancelled the consumer of queue %q (the queue was deleted)", driver.ErrClosed, cons.queue)
+			cons.c.topo.deleteQueue(cons.queue)
+			cons.end(err, false)
+			return err
+		default:
+		}
+		if sess := cons.c.cur.Load(); sess != nil && !sess.amqp.IsClosed() {
+			err := cons.c.async(ctx, func() error { return cons.restart(sess) })
+			switch {
+			case err == nil:
+				return nil
+			case ctx.Err() != nil:
+				return ctx.Err()
+			case !connectionFailing(sess, err):
+				err = fmt.Errorf("%w: the consumer of queue %q could not start again: %w", driver.ErrClosed, cons.queue, mapError(err))
+				cons.end(err, true)
+				return err
+			}
+		}
+		select {
+		case <-changed:
+		case <-cons.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// delivery converts d for the model. On a copy the driver republished to
+// this queue it reads the count of returns and the original exchange and
+// routing key; elsewhere it reads the quorum queue's count, and a broker
+// redelivery counts as one return. The driver's headers never reach users.
+func (cons *consumer) delivery(inc *incarnation, d *amqp.Delivery) driver.Delivery {
+	out := driver.Delivery{
+		Message: driver.Message{
+			Body:            d.Body,
+			ContentType:     d.ContentType,
+			ContentEncoding: d.ContentEncoding,
+			MessageID:       d.MessageId,
+			CorrelationID:   d.CorrelationId,
+			ReplyTo:         d.ReplyTo,
+			Expiration:      parseExpiration(d.Expiration),
+			Persistent:      d.DeliveryMode == amqp.Persistent,
+			Timestamp:       d.Timestamp,
+		},
+		Exchange:    d.Exchange,
+		RoutingKey:  d.RoutingKey,
+		Redelivered: d.Redelivered,
+	}
+	if d.Redelivered {
+		out.DeliveryCount = 1
+	}
+	if d.Headers != nil {
+		o := cons.inspect(d)
+		switch {
+		case o.counted:
+			out.Exchange, out.RoutingKey = o.exchange, o.key
+			out.DeliveryCount = o.returns
+			out.Redelivered = true
+		case hasInt(d.Headers, headerQuorumCount):
+			n, _ := intHeader(d.Headers, headerQuorumCount)
+			out.DeliveryCount = int(n)
+		}
+		if o.resent {
+			out.Redelivered = true
+		}
+		if o.marked {
+			stripDriverHeaders(d.Headers)
+		}
+		if len(d.Headers) > 0 || !o.marked {
+			out.Headers = fromTable(d.Headers)
+		}
+	}
+	if !cons.opts.AutoAck {
+		out.Settler = inc
+		out.Tag = d.DeliveryTag
+	}
+	return out
+}
+
+func hasInt(t amqp.Table, key string) bool {
+	_, ok := intHeader(t, key)
+	return ok
+}
+
+// origin is what the driver's headers say about a delivery.
+type origin struct {
+	marked  bool // it carries the driver's headers
+	resent  bool // its publisher sent it again: an earlier copy may exist
+	counted bool // it is a copy the driver republished to this queue
+	// returns counts the returns before this delivery, a broker
+	// redelivery included.
+	returns       int
+	exchange, key string // where it was first published
+}
+
+// inspect reads the driver's headers on d. A copy dead-lettered elsewhere
+// (expired, rejected, pushed out) still carries them, but its count and
+// origin are another queue's: it is only marked.
+func (cons *consumer) inspect(d *amqp.Delivery) origin {
+	o := origin{exchange: d.Exchange, key: d.RoutingKey}
+	n, counted := intHeader(d.Headers, headerReturns)
+	_, o.resent = d.Headers[headerResent]
+	_, hasExchange := d.Headers[headerExchange]
+	o.marked = counted || o.resent || hasExchange
+	if counted && d.Exchange == "" && d.RoutingKey == cons.queue {
+		o.counted = true
+		o.returns = int(n)
+		if ex, ok := d.Headers[headerExchange].(string); ok {
+			o.exchange = ex
+			o.key, _ = d.Headers[headerRoutingKey].(string)
+		}
+	}
+	if d.Redelivered {
+		o.returns++
+	}
+	return o
+}
+
+// counted applies the driver-counted delivery limit to a new delivery.
+// A broker redelivery (its consumer went away unsettled) is a return the
+// driver has not counted yet: it republishes a copy that carries the new
+// count and acks the original, or dead-letters it past the limit, so that
+// a message that kills its consumers cannot loop forever. It reports true
+// when d was dealt with and must not be handed out. Other deliveries are
+// remembered until settled, for Nack.
+func (cons *consumer) counted(inc *incarnation, d amqp.Delivery) bool {
+	o := cons.inspect(&d)
+	p := pendingDelivery{d: d, returns: o.returns, exchange: o.exchange, routeKey: o.key}
+	if d.Redelivered {
+		// Not bounded by Receive's context: the delivery is taken, and an
+		// abandoned republish would leave a copy behind.
+		ctx, cancel := context.WithTimeout(cons.c.ctx, republishTimeout)
+		defer cancel()
+		var err error
+		if o.returns > cons.limit {
+			err = cons.deadLetter(ctx, p)
+		} else {
+			err = cons.republish(ctx, p, o.returns)
+		}
+		if err == nil {
+			_ = inc.ch.Ack(d.DeliveryTag, false)
+			return true
+		}
+		cons.c.logger.Warn("rabbit: could not count a returned message; handing it out as it is", "queue", cons.queue, "err", err)
+	}
+	inc.mu.Lock()
+	inc.pending[d.DeliveryTag] = p
+	inc.mu.Unlock()
+	return false
+}
+
+// copyHeaders returns a copy of a delivery's headers that amqp091-go can
+// publish, without the driver's own.
+func copyHeaders(h amqp.Table, extra int) (amqp.Table, error) {
+	headers, err := toTable(driver.Headers(h))
+	if err != nil {
+		return nil, err
+	}
+	copied := make(amqp.Table, len(headers)+extra)
+	for k, v := range headers {
+		copied[k] = v
+	}
+	stripDriverHeaders(copied)
+	return copied, nil
+}
+
+// copyOf is a publishing with d's properties and body.
+func copyOf(d *amqp.Delivery, headers amqp.Table) amqp.Publishing {
+	return amqp.Publishing{
+		Headers:         headers,
+		ContentType:     d.ContentType,
+		ContentEncoding: d.ContentEncoding,
+		DeliveryMode:    d.DeliveryMode,
+		Priority:        d.Priority,
+		CorrelationId:   d.CorrelationId,
+		ReplyTo:         d.ReplyTo,
+		Expiration:      d.Expiration,
+		MessageId:       d.MessageId,
+		Timestamp:       d.Timestamp,
+		Type:            d.Type,
+		AppId:           d.AppId,
+		Body:            d.Body,
+	}
+}
+
+// republish puts a copy of a returned message at the back of its queue,
+// carrying its count of returns and where it was first published, and
+// waits for the broker's confirm.
+func (cons *consumer) republish(ctx context.Context, p pendingDelivery, returns int) error {
+	headers, err := copyHeaders(p.d.Headers, 3)
+	if err != nil {
+		return err
+	}
+	headers[headerReturns] = int64(returns)
+	headers[headerExchange] = p.exchange
+	headers[headerRoutingKey] = p.routeKey
+	pub := copyOf(&p.d, headers)
+	return cons.c.publish(ctx, "", cons.queue, publishConfirmed|publishMandatory, &pub)
+}
+
+// deadLetter does what a quorum queue does with a message past its
+// delivery limit: it publishes it to the queue's dead-letter exchange,
+// with the dead-letter routing key if there is one, an x-death entry with
+// reason delivery_limit and no expiration; without a dead-letter exchange
+// the message is dropped. The broker cannot do it for a classic queue: a
+// rejected message would say "rejected".
+func (cons *consumer) deadLetter(ctx context.Context, p pendingDelivery) error {
+	if cons.dlx == "" {
+		cons.c.logger.Debug("rabbit: delivery limit reached; message dropped", "queue", cons.queue)
+		return nil
+	}
+	headers, err := copyHeaders(p.d.Headers, 4)
+	if err != nil {
+		return err
+	}
+	addDeath(headers, death{
+		queue: cons.queue, reason: "delivery_limit", exchange: p.exchange, key: p.routeKey,
+		expiration: p.d.Expiration, at: time.Now(),
+	})
+	pub := copyOf(&p.d, headers)
+	pub.Expiration = ""
+	key := cmp.Or(cons.dlrk, p.routeKey)
+	err = cons.c.publish(ctx, cons.dlx, key, publishConfirmed, &pub)
+	if errors.Is(err, driver.ErrNotFound) {
+		// The broker drops dead letters to a missing exchange too.
+		cons.c.logger.Warn("rabbit: dead-letter exchange missing; message dropped", "queue", cons.queue, "exchange", cons.dlx)
+		return nil
+	}
+	return err
+}
+
+// death is one entry of the x-death header.
+type death struct {
+	queue, reason, exchange, key, expiration string
+	at                                       time.Time
+}
+
+// addDeath records a death in headers as RabbitMQ does: the x-death list,
+// newest first, one entry per queue and reason with a count, and the
+// x-first-death-* headers.
+func addDeath(headers amqp.Table, dd death) {
+	entry := amqp.Table{
+		"count":        int64(1),
+		"reason":       dd.reason,
+		"queue":        dd.queue,
+		"time":         dd.at.Truncate(time.Second),
+		"exchange":     dd.exchange,
+		"routing-keys": []any{dd.key},
+	}
+	if dd.expiration != "" {
+		entry["original-expiration"] = dd.expiration
+	}
+	deaths, _ := headers["x-death"].([]any)
+	merged := []any{entry}
+	for _, d := range deaths {
+		if t, ok := d.(amqp.Table); ok && t["queue"] == dd.queue && t["reason"] == dd.reason {
+			n, _ := intHeader(t, "count")
+			entry["count"] = n + 1
+			continue
+		}
+		merged = append(merged, d)
+	}
+	headers["x-death"] = merged
+	for k, v := range map[string]string{"x-first-death-queue": dd.queue, "x-first-death-reason": dd.reason, "x-first-death-exchange": dd.exchange} {
+		if _, ok := headers[k]; !ok {
+			headers[k] = v
+		}
+	}
+}
+
+// end stops the consumer for good, with err as what Receive returns. With
+// closeChannel, it closes the consumer's channel, which makes the broker
+// return the unsettled deliveries; Close of the transport skips that, as
+// closing the connection does the same.
+func (cons *consumer) end(err error, closeChannel bool) {
+	cons.mu.Lock()
+	if cons.ended {
+		cons.mu.Unlock()
+		return
+	}
+	cons.ended = true
+	cons.endErr = err
+	close(cons.done)
+	inc := cons.cur.Load()
+	cons.mu.Unlock()
+	cons.c.forget(cons, inc != nil)
+	if !closeChannel || inc == nil || inc.ch.IsClosed() {
+		return
+	}
+	closed := make(chan struct{})
+	if !cons.c.spawn(func() {
+		defer close(closed)
+		_ = inc.ch.Close()
+	}) {
+		return
+	}
+	t := time.NewTimer(closeTimeout)
+	defer t.Stop()
+	select {
+	case <-closed:
+	case <-t.C:
+	}
+}
+
+// Close stops the consumer; the broker returns its unsettled deliveries
+// to the queue, marked redelivered.
+func (cons *consumer) Close() error {
+	cons.end(fmt.Errorf("%w: consumer of queue %q closed", driver.ErrClosed, cons.queue), true)
+	return nil
+}
+
+// forget removes cons from the transport. When it was the last consumer
+// of an auto-delete queue declared here, the broker deletes the queue, so
+// the recorded topology forgets it too.
+func (c *conn) forget(cons *consumer, started bool) {
+	c.mu.Lock()
+	delete(c.consumers, cons)
+	others := false
+	for other := range c.consumers {
+		if other.queue == cons.queue {
+			others = true
+			break
+		}
+	}
+	c.mu.Unlock()
+	if rq, ok := c.topo.queue(cons.queue); started && !others && ok && rq.q.AutoDelete {
+		c.topo.deleteQueue(cons.queue)
+	}
+}
+
+// usable checks that a delivery of inc can still be settled.
+func (inc *incarnation) usable() error {
+	select {
+	case <-inc.cons.done:
+		return fmt.Errorf("%w: the consumer of queue %q is closed; its unsettled deliveries went back to the queue", driver.ErrClosed, inc.cons.queue)
+	default:
+	}
+	if inc.ch.IsClosed() {
+		return inc.errGone()
+	}
+	return nil
+}
+
+func (inc *incarnation) errGone() error {
+	return fmt.Errorf("%w: the channel of this delivery from queue %q closed (connection lost?); the broker delivers the message again", driver.ErrClosed, inc.cons.queue)
+}
+
+// settled maps the error of a settlement: a broker's channel error has its
+// sentinel; anything else (a closed channel, a failed write) means the
+// delivery's channel is gone.
+func (inc *incarnation) settled(err error) error {
+	if err == nil {
+		return nil
+	}
+	if isChannelError(err) {
+		return mapError(err)
+	}
+	return fmt.Errorf("%w (%v)", inc.errGone(), err)
+}
+
+func (inc *incarnation) take(tag uint64) (pendingDelivery, bool) {
+	if inc.pending == nil {
+		return pendingDelivery{}, false
+	}
+	inc.mu.Lock()
+	defer inc.mu.Unlock()
+	p, ok := inc.pending[tag]
+	delete(inc.pending, tag)
+	return p, ok
+}
+
+// Ack settles a delivery as handled.
+func (inc *incarnation) Ack(tag uint64) error {
+	if err := inc.usable(); err != nil {
+		return err
+	}
+	inc.take(tag)
+	return inc.settled(inc.ch.Ack(tag, false))
+}
+
+// Nack requeues a delivery, or dead-letters it. On a classic queue whose
+// delivery limit the driver counts, a requeue is a republished copy with
+// the count of returns, and the original is acked; past the limit the
+// driver dead-letters it as a quorum queue would (see deadLetter).
+func (inc *incarnation) Nack(tag uint64, requeue bool) error {
+	if err := inc.usable(); err != nil {
+		return err
+	}
+	p, counted := inc.take(tag)
+	if !requeue || !counted {
+		return inc.settled(inc.ch.Nack(tag, false, requeue))
+	}
+	ctx, cancel := context.WithTimeout(inc.cons.c.ctx, republishTimeout)
+	defer cancel()
+	var err error
+	if returns := p.returns + 1; returns > inc.cons.limit {
+		err = inc.cons.deadLetter(ctx, p)
+	} else {
+		err = inc.cons.republish(ctx, p, returns)
+	}
+	if err != nil {
+		// Not counted: let the broker requeue it; the redelivered flag
+		// counts this return when it comes back.
+		inc.cons.c.logger.Warn("rabbit: could not count a returned message; requeued as it is", "queue", inc.cons.queue, "err", err)
+		return inc.settled(inc.ch.Nack(tag, false, true))
+	}
+	return inc.settled(inc.ch.Ack(tag, false))
+}

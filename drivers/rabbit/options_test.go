@@ -1,0 +1,320 @@
+package rabbit
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/switchyard-mq/switchyard/transport"
+	"github.com/switchyard-mq/switchyard/transport/driver"
+)
+
+const secret = "s3cr3t-P@ss"
+
+func parse(t *testing.T, raw string) (settings, error) {
+	t.Helper()
+	cfg, err := transport.ParseURL(raw)
+	if err != nil {
+		t.Fatalf("ParseURL(%q): %v", raw, err)
+	}
+	return parseSettings(cfg)
+}
+
+func TestParseSettings(t *testing.T) {
+	for _, tc := range []struct {
+		url   string
+		check func(t *testing.T, s settings)
+	}{
+		{"rabbit://", func(t *testing.T, s settings) {
+			want := settings{user: "guest", password: "guest", vhost: "/", heartbeat: 60 * time.Second, confirms: true,
+				retryInterval: time.Second, retryBackoff: 2 * time.Second, intervalMax: 30 * time.Second}
+			if s.user != want.user || s.password != want.password || s.vhost != want.vhost || s.heartbeat != want.heartbeat ||
+				s.confirms != want.confirms || s.prefetch != 0 || s.quorum || s.ha || s.tls != nil ||
+				s.retryInterval != want.retryInterval || s.retryBackoff != want.retryBackoff || s.intervalMax != want.intervalMax {
+				t.Errorf("defaults: got %+v", s)
+			}
+			if len(s.hosts) != 1 || s.hosts[0] != (driver.Host{Name: "localhost", Port: 5672}) {
+				t.Errorf("hosts: got %v, want localhost:5672", s.hosts)
+			}
+		}},
+		{"rabbit://u:" + secret + "@h1,h2:5673/", func(t *testing.T, s settings) {
+			if s.user != "u" || s.password != secret || s.vhost != "/" {
+				t.Errorf("credentials and vhost: got %q %q %q", s.user, s.password, s.vhost)
+			}
+			want := []driver.Host{{Name: "h1", Port: 5672}, {Name: "h2", Port: 5673}}
+			if len(s.hosts) != 2 || s.hosts[0] != want[0] || s.hosts[1] != want[1] {
+				t.Errorf("hosts: got %v, want %v", s.hosts, want)
+			}
+		}},
+		{"rabbit://h/nova", func(t *testing.T, s settings) {
+			if s.vhost != "nova" {
+				t.Errorf("vhost: got %q, want nova", s.vhost)
+			}
+		}},
+		{"rabbit://h//", func(t *testing.T, s settings) {
+			if s.vhost != "/" {
+				t.Errorf("vhost: got %q, want /", s.vhost)
+			}
+		}},
+		{"rabbits://h", func(t *testing.T, s settings) {
+			if s.tls == nil || s.hosts[0].Port != 5671 {
+				t.Errorf("rabbits: tls %v, port %d; want TLS on 5671", s.tls != nil, s.hosts[0].Port)
+			}
+		}},
+		{"rabbit://h?ssl=true", func(t *testing.T, s settings) {
+			if s.tls == nil || s.hosts[0].Port != 5671 {
+				t.Errorf("ssl=true: tls %v, port %d; want TLS on 5671", s.tls != nil, s.hosts[0].Port)
+			}
+		}},
+		{"rabbit://h?heartbeat_timeout_threshold=0&rabbit_qos_prefetch_count=50&confirms=false", func(t *testing.T, s settings) {
+			if s.heartbeat != 0 || s.prefetch != 50 || s.confirms {
+				t.Errorf("got heartbeat %v prefetch %d confirms %v", s.heartbeat, s.prefetch, s.confirms)
+			}
+		}},
+		{"rabbit://h?rabbit_quorum_queue=true&rabbit_quorum_delivery_limit=5", func(t *testing.T, s settings) {
+			if !s.quorum || s.quorumDeliveryLimit != 5 {
+				t.Errorf("got quorum %v limit %d", s.quorum, s.quorumDeliveryLimit)
+			}
+		}},
+		{"rabbit://h?rabbit_ha_queues=1", func(t *testing.T, s settings) {
+			if !s.ha {
+				t.Error("rabbit_ha_queues=1 not read")
+			}
+		}},
+		{"rabbit://h?rabbit_retry_interval=0.05&rabbit_retry_backoff=0&rabbit_interval_max=0.5", func(t *testing.T, s settings) {
+			if s.retryInterval != 50*time.Millisecond || s.retryBackoff != 0 || s.intervalMax != 500*time.Millisecond {
+				t.Errorf("got %v %v %v", s.retryInterval, s.retryBackoff, s.intervalMax)
+			}
+		}},
+		{"rabbit://h?amqp_durable_queues=true&control_exchange=nova&amqp_auto_delete=false&rabbit_transient_queues_ttl=60", func(t *testing.T, s settings) {
+			// The portable options belong to the layers above: accepted.
+		}},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			s, err := parse(t, tc.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, s)
+			if strings.Contains(s.url, secret) {
+				t.Errorf("the redacted URL shows the password: %s", s.url)
+			}
+		})
+	}
+}
+
+func TestParseSettingsErrors(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		query string
+		names string // the option the error must name
+	}{
+		{"bogus=1", "bogus"},
+		{"heartbeat=10", "heartbeat"}, // amqp091's name, not oslo's
+		{"heartbeat_timeout_threshold=-1", optHeartbeat},
+		{"heartbeat_timeout_threshold=ten", optHeartbeat},
+		{"rabbit_qos_prefetch_count=-5", optPrefetch},
+		{"rabbit_qos_prefetch_count=70000", optPrefetch},
+		{"confirms=maybe", optConfirms},
+		{"rabbit_quorum_queue=true&rabbit_ha_queues=true", optHA},
+		{"rabbit_quorum_delivery_limit=x", optQuorumLimit},
+		{"rabbit_retry_interval=0", optRetryInterval},
+		{"rabbit_retry_interval=NaN", optRetryInterval},
+		{"rabbit_retry_backoff=-1", optRetryBackoff},
+		{"rabbit_interval_max=0.1", optIntervalMax},
+		{"ssl_ca_file=/etc/ca.pem", optSSLCAFile}, // TLS is off
+		{"ssl=true&ssl_ca_file=" + filepath.Join(dir, "missing.pem"), optSSLCAFile},
+		{"ssl=true&ssl_ca_file=" + notPEM, optSSLCAFile},
+		{"ssl=true&ssl_cert_file=" + notPEM, optSSLKeyFile},
+		{"ssl=true&ssl_key_file=" + notPEM, optSSLCertFile},
+		{"ssl=true&ssl_cert_file=" + notPEM + "&ssl_key_file=" + notPEM, optSSLCertFile},
+		{"ssl=nope", optSSL},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			_, err := parse(t, "rabbit://user:"+secret+"@h/?"+tc.query)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, driver.ErrInvalid) {
+				t.Errorf("error %v does not wrap ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), tc.names) {
+				t.Errorf("error %q does not name %s", err, tc.names)
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("error shows the password: %v", err)
+			}
+		})
+	}
+	if _, err := parse(t, "rabbits://h?ssl=false"); err == nil || !strings.Contains(err.Error(), optSSL) {
+		t.Errorf("rabbits:// with ssl=false: got %v, want an error naming %s", err, optSSL)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	s := settings{retryInterval: time.Second, retryBackoff: 2 * time.Second, intervalMax: 30 * time.Second}
+	noJitter := func(int64) int64 { return 0 }
+	var got []time.Duration
+	for n := range 6 {
+		got = append(got, s.backoff(n, noJitter))
+	}
+	want := []time.Duration{time.Second, 4 * time.Second, 10 * time.Second, 22 * time.Second, 30 * time.Second, 30 * time.Second}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("backoff without jitter: got %v, want %v", got, want)
+		}
+	}
+	fullJitter := func(n int64) int64 { return n - 1 }
+	if d := s.backoff(2, fullJitter); d != 5*time.Second {
+		t.Errorf("most jitter takes half: got %v, want 5s", d)
+	}
+}
+
+func TestDeclaration(t *testing.T) {
+	limitQ := driver.Queue{Name: "q", DeliveryLimit: 3}
+	for _, tc := range []struct {
+		name    string
+		s       settings
+		q       driver.Queue
+		durable bool
+		args    amqp.Table
+		counted int
+	}{
+		{"plain", settings{}, driver.Queue{Name: "q"}, false, nil, 0},
+		{"every argument", settings{}, driver.Queue{
+			Name: "q", Durable: true, MessageTTL: 1500 * time.Millisecond, Expires: 30 * time.Minute, MaxLength: 10,
+			DeadLetterExchange: "dlx", DeadLetterRoutingKey: "dead",
+		}, true, amqp.Table{
+			"x-message-ttl": int64(1500), "x-expires": int64(1800000), "x-max-length": int64(10),
+			"x-dead-letter-exchange": "dlx", "x-dead-letter-routing-key": "dead",
+		}, 0},
+		{"sub-millisecond TTL rounds up", settings{}, driver.Queue{Name: "q", MessageTTL: time.Microsecond}, false, amqp.Table{"x-message-ttl": int64(1)}, 0},
+		{"classic delivery limit is counted by the driver", settings{}, limitQ, false, nil, 3},
+		{"quorum", settings{quorum: true}, driver.Queue{Name: "T"}, true, amqp.Table{"x-queue-type": "quorum"}, 0},
+		{"quorum delivery limit from the queue", settings{quorum: true, quorumDeliveryLimit: 9}, limitQ, true,
+			amqp.Table{"x-queue-type": "quorum", "x-delivery-limit": int64(3)}, 0},
+		{"quorum delivery limit from the option", settings{quorum: true, quorumDeliveryLimit: 9}, driver.Queue{Name: "T"}, true,
+			amqp.Table{"x-queue-type": "quorum", "x-delivery-limit": int64(9)}, 0},
+		{"queues with expiry stay classic (oslo reply and fanout queues)", settings{quorum: true},
+			driver.Queue{Name: "reply_x", Expires: 30 * time.Minute}, false, amqp.Table{"x-expires": int64(1800000)}, 0},
+		{"exclusive queues stay classic", settings{quorum: true}, driver.Queue{Name: "e", Exclusive: true}, false, nil, 0},
+		{"auto-delete queues stay classic", settings{quorum: true}, driver.Queue{Name: "a", AutoDelete: true}, false, nil, 0},
+		{"ha on every queue", settings{ha: true}, driver.Queue{Name: "reply_x", Expires: time.Second}, false,
+			amqp.Table{"x-expires": int64(1000), "x-ha-policy": "all"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := tc.s.declaration(tc.q)
+			if d.durable != tc.durable {
+				t.Errorf("durable = %v, want %v", d.durable, tc.durable)
+			}
+			if d.countedLimit != tc.counted {
+				t.Errorf("countedLimit = %d, want %d", d.countedLimit, tc.counted)
+			}
+			if len(d.args) != len(tc.args) {
+				t.Fatalf("args = %v, want exactly %v", d.args, tc.args)
+			}
+			for k, v := range tc.args {
+				if d.args[k] != v {
+					t.Errorf("args[%s] = %#v, want %#v", k, d.args[k], v)
+				}
+			}
+		})
+	}
+}
+
+func TestMapError(t *testing.T) {
+	for _, tc := range []struct {
+		err  *amqp.Error
+		want error
+	}{
+		{&amqp.Error{Code: amqp.NotFound, Reason: "NOT_FOUND - no queue 'q' in vhost '/'", Server: true}, driver.ErrNotFound},
+		{&amqp.Error{Code: amqp.PreconditionFailed, Reason: "PRECONDITION_FAILED - inequivalent arg 'durable'", Server: true}, driver.ErrPrecondition},
+		{&amqp.Error{Code: amqp.ResourceLocked, Reason: "RESOURCE_LOCKED - cannot obtain exclusive access", Server: true}, driver.ErrInUse},
+		{&amqp.Error{Code: amqp.AccessRefused, Reason: "ACCESS_REFUSED - queue 'q' in vhost '/' in exclusive use", Server: true}, driver.ErrInUse},
+		{&amqp.Error{Code: amqp.AccessRefused, Reason: "ACCESS_REFUSED - queue name 'amq.x' contains reserved prefix 'amq.*'", Server: true}, driver.ErrInvalid},
+		{&amqp.Error{Code: amqp.ConnectionForced, Reason: "CONNECTION_FORCED - broker forced connection closure", Server: true}, driver.ErrClosed},
+		{amqp.ErrClosed, driver.ErrClosed},
+	} {
+		got := mapError(tc.err)
+		if !errors.Is(got, tc.want) {
+			t.Errorf("mapError(%v) = %v, want it to wrap %v", tc.err, got, tc.want)
+		}
+		if !strings.Contains(got.Error(), tc.err.Reason) {
+			t.Errorf("mapError(%v) = %v lost the broker's text", tc.err, got)
+		}
+	}
+	if mapError(nil) != nil {
+		t.Error("mapError(nil) != nil")
+	}
+}
+
+func TestExchangeInReason(t *testing.T) {
+	for reason, want := range map[string]string{
+		"NOT_FOUND - no exchange 'logs' in vhost '/'":                               "logs",
+		"NOT_FOUND - no exchange 'it's' in vhost 'v'":                               "it's",
+		"ACCESS_REFUSED - access to exchange 'x' in vhost 'v' refused for user 'u'": "x",
+		"NOT_FOUND - no queue 'q' in vhost '/'":                                     "",
+	} {
+		got, ok := exchangeInReason(reason)
+		if got != want || ok != (want != "") {
+			t.Errorf("exchangeInReason(%q) = %q, %v; want %q", reason, got, ok, want)
+		}
+	}
+}
+
+func TestTables(t *testing.T) {
+	h := driver.Headers{"s": "x", "n": 7, "u": uint64(8), "nested": driver.Headers{"k": 1}, "list": []any{driver.Headers{"a": true}}}
+	table, err := toTable(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := table.Validate(); err != nil {
+		t.Fatalf("converted table is not valid AMQP: %v", err)
+	}
+	if table["n"] != int64(7) || table["u"] != int64(8) {
+		t.Errorf("integers: got %#v and %#v, want int64", table["n"], table["u"])
+	}
+	if _, ok := table["nested"].(amqp.Table); !ok {
+		t.Errorf("nested: got %T, want amqp.Table", table["nested"])
+	}
+	if _, err := toTable(driver.Headers{"bad": struct{}{}}); !errors.Is(err, driver.ErrInvalid) || !strings.Contains(err.Error(), `"bad"`) {
+		t.Errorf("unsupported type: got %v, want ErrInvalid naming the header", err)
+	}
+	if _, err := toTable(driver.Headers{"big": uint64(1) << 63}); !errors.Is(err, driver.ErrInvalid) {
+		t.Errorf("uint64 past int64: got %v, want ErrInvalid", err)
+	}
+	plain := driver.Headers{"a": "b"}
+	if tt, _ := toTable(plain); len(tt) != 1 {
+		t.Errorf("plain headers: got %v", tt)
+	}
+
+	back := fromTable(amqp.Table{"t": amqp.Table{"k": "v"}, "l": []any{amqp.Table{"k": "v"}}})
+	if _, ok := back["t"].(driver.Headers); !ok {
+		t.Errorf("fromTable nested: got %T, want driver.Headers", back["t"])
+	}
+	if _, ok := back["l"].([]any)[0].(driver.Headers); !ok {
+		t.Errorf("fromTable in array: got %T, want driver.Headers", back["l"].([]any)[0])
+	}
+}
+
+func TestExpiration(t *testing.T) {
+	for d, want := range map[time.Duration]string{0: "", time.Microsecond: "1", 1500 * time.Millisecond: "1500"} {
+		if got := expiration(d); got != want {
+			t.Errorf("expiration(%v) = %q, want %q", d, got, want)
+		}
+	}
+	for s, want := range map[string]time.Duration{"": 0, "60000": time.Minute, "junk": 0, "-5": 0} {
+		if got := parseExpiration(s); got != want {
+			t.Errorf("parseExpiration(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

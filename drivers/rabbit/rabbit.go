@@ -1,0 +1,420 @@
+package rabbit
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/switchyard-mq/switchyard/transport"
+	"github.com/switchyard-mq/switchyard/transport/driver"
+)
+
+// The URL schemes this driver registers: Scheme for plain TCP, SchemeTLS
+// for TLS (as is Scheme with ssl=true).
+const (
+	Scheme    = "rabbit"
+	SchemeTLS = "rabbits"
+)
+
+func init() {
+	transport.Register(Scheme, driver.OpenerFunc(open))
+	transport.Register(SchemeTLS, driver.OpenerFunc(open))
+}
+
+const (
+	// dialTimeout bounds one connection attempt: TCP, TLS and the AMQP
+	// handshake.
+	dialTimeout = 10 * time.Second
+	// closeTimeout bounds the closing handshakes of Close, so that a dead
+	// peer cannot make Close hang.
+	closeTimeout = 5 * time.Second
+)
+
+// conn is one transport's link to RabbitMQ: one AMQP connection at a time,
+// replaced by the supervisor goroutine when it drops.
+type conn struct {
+	s      settings
+	logger *slog.Logger
+
+	// ctx ends when Close starts; everything that waits selects on it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the supervisor and the helpers of blocking calls
+
+	cur     atomic.Pointer[session] // nil while reconnecting
+	closing atomic.Bool
+
+	// topoSem serialises the topology channel, and holds topology
+	// operations off while a new session re-declares the recorded topology.
+	topoSem chan struct{}
+	topo    recorded
+
+	mu        sync.Mutex
+	ready     chan struct{} // closed when cur is set; replaced when it is lost
+	consumers map[*consumer]struct{}
+	nextHost  int
+}
+
+// session is one AMQP connection and the channels opened on it.
+type session struct {
+	amqp   *amqp.Connection
+	host   driver.Host
+	closed chan *amqp.Error // the connection's close notification
+	lost   chan struct{}    // closed by the supervisor once it saw the loss
+	topoCh *amqp.Channel    // guarded by conn.topoSem
+	pub    sharedChannel    // publishes without the mandatory flag
+	mand   chanPool         // one publish per channel: mandatory ones
+}
+
+func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
+	s, err := parseSettings(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{
+		s:         s,
+		logger:    cfg.Logger,
+		topoSem:   make(chan struct{}, 1),
+		ready:     make(chan struct{}),
+		consumers: map[*consumer]struct{}{},
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	c.topo.init()
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	var errs []error
+	for range s.hosts {
+		host := c.pickHost()
+		ac, err := c.dial(ctx, host)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		sess := c.newSession(ac, host)
+		c.install(sess)
+		c.wg.Add(1)
+		go c.supervise(sess)
+		return c, nil
+	}
+	c.cancel()
+	return nil, errors.Join(errs...)
+}
+
+// pickHost returns the next host to try, round robin.
+func (c *conn) pickHost() driver.Host {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := c.s.hosts[c.nextHost%len(c.s.hosts)]
+	c.nextHost++
+	return h
+}
+
+// dial opens an AMQP connection to host, bounded by ctx and dialTimeout.
+func (c *conn) dial(ctx context.Context, host driver.Host) (*amqp.Connection, error) {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	addr := net.JoinHostPort(host.Name, fmt.Sprint(host.Port))
+	fail := func(err error) error {
+		return fmt.Errorf("%w: connect to %s (vhost %q) for %s: %v", driver.ErrClosed, addr, c.s.vhost, c.s.url, err)
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fail(err)
+	}
+	// Abort the handshakes when ctx ends; amqp091-go clears the deadline
+	// once the connection is open, and its heartbeats take over.
+	deadline, _ := ctx.Deadline()
+	_ = nc.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = nc.Close() })
+	defer stop()
+	if c.s.tls != nil {
+		tc := c.s.tls.Clone()
+		if tc.ServerName == "" {
+			tc.ServerName = host.Name
+		}
+		tlsConn := tls.Client(nc, tc)
+		if err := tlsConn.HandshakeContext(ctx); err != nil {
+			_ = nc.Close()
+			return nil, fail(fmt.Errorf("TLS handshake: %w", err))
+		}
+		nc = tlsConn
+	}
+	props := amqp.NewConnectionProperties()
+	props.SetClientConnectionName("switchyard " + filepath.Base(os.Args[0]))
+	props["product"] = "switchyard"
+	ac, err := amqp.Open(nc, amqp.Config{
+		// A fresh PlainAuth each time: amqp091-go zeroes the password of
+		// the one it used once the connection is open.
+		SASL:       []amqp.Authentication{&amqp.PlainAuth{Username: c.s.user, Password: c.s.password}},
+		Vhost:      c.s.vhost,
+		Heartbeat:  c.s.heartbeat,
+		Properties: props,
+		Locale:     "en_US",
+	})
+	if err != nil {
+		_ = nc.Close()
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+		}
+		return nil, fail(mapError(err))
+	}
+	if !stop() {
+		_ = ac.CloseDeadline(time.Now().Add(closeTimeout))
+		return nil, fail(ctx.Err())
+	}
+	return ac, nil
+}
+
+func (c *conn) newSession(ac *amqp.Connection, host driver.Host) *session {
+	sess := &session{
+		amqp:   ac,
+		host:   host,
+		closed: ac.NotifyClose(make(chan *amqp.Error, 1)),
+		lost:   make(chan struct{}),
+	}
+	sess.pub.confirm = c.s.confirms
+	sess.mand.init(maxExclusiveChannels)
+	return sess
+}
+
+// install makes sess the current session and wakes those waiting for one.
+// It reports false (and closes sess) if the transport is closing.
+func (c *conn) install(sess *session) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing.Load() {
+		_ = sess.amqp.CloseDeadline(time.Now().Add(closeTimeout))
+		return false
+	}
+	c.cur.Store(sess)
+	close(c.ready)
+	return true
+}
+
+// session returns the current session, waiting for a reconnection if the
+// connection is down, until ctx ends or the transport closes.
+func (c *conn) session(ctx context.Context) (*session, error) {
+	for {
+		if sess := c.cur.Load(); sess != nil {
+			return sess, nil
+		}
+		c.mu.Lock()
+		ready := c.ready
+		c.mu.Unlock()
+		if c.cur.Load() != nil {
+			continue
+		}
+		if c.closing.Load() {
+			return nil, driver.ErrClosed
+		}
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the connection to %s to come back: %w", c.s.url, ctx.Err())
+		case <-c.ctx.Done():
+			return nil, driver.ErrClosed
+		}
+	}
+}
+
+// supervise watches the current session and replaces it when it drops.
+func (c *conn) supervise(sess *session) {
+	defer c.wg.Done()
+	for {
+		var cause *amqp.Error
+		select {
+		case <-c.ctx.Done():
+			return
+		case cause = <-sess.closed:
+		}
+		if c.ctx.Err() != nil {
+			return
+		}
+		c.logger.Warn("rabbit: connection lost; reconnecting", "host", sess.host.String(), "err", cause)
+		c.mu.Lock()
+		c.cur.Store(nil)
+		c.ready = make(chan struct{})
+		c.mu.Unlock()
+		close(sess.lost)
+		next := c.reconnect()
+		if next == nil {
+			return
+		}
+		sess = next
+	}
+}
+
+// reconnect dials the URL's hosts in turn, waiting a jittered, growing
+// backoff after each round that fails, until one connects and takes the
+// recorded topology and the consumers back, or the transport closes.
+func (c *conn) reconnect() *session {
+	start := time.Now()
+	attempts := 0
+	for round := 0; ; round++ {
+		if round > 0 {
+			wait := c.s.backoff(round-1, rand.Int64N)
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-c.ctx.Done():
+				t.Stop()
+				return nil
+			}
+		}
+		for range c.s.hosts {
+			host := c.pickHost()
+			attempts++
+			ac, err := c.dial(c.ctx, host)
+			if err != nil {
+				if c.ctx.Err() != nil {
+					return nil
+				}
+				c.logger.Info("rabbit: reconnection attempt failed", "host", host.String(), "attempt", attempts, "err", err)
+				continue
+			}
+			sess := c.newSession(ac, host)
+			if err := c.restore(sess); err != nil {
+				_ = ac.CloseDeadline(time.Now().Add(closeTimeout))
+				if c.ctx.Err() != nil {
+					return nil
+				}
+				c.logger.Info("rabbit: reconnected but could not restore; retrying", "host", host.String(), "attempt", attempts, "err", err)
+				continue
+			}
+			if !c.install(sess) {
+				return nil
+			}
+			c.logger.Info("rabbit: reconnected", "host", host.String(), "attempts", attempts, "down", time.Since(start).Round(time.Millisecond))
+			return sess
+		}
+	}
+}
+
+// restore re-declares the recorded topology on a new session and resumes
+// every consumer on it. It fails only when the new connection fails; an
+// entity or consumer the broker refuses is logged and left out.
+func (c *conn) restore(sess *session) error {
+	select {
+	case c.topoSem <- struct{}{}:
+	case <-c.ctx.Done():
+		return driver.ErrClosed
+	}
+	err := c.redeclare(sess)
+	<-c.topoSem
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	consumers := make([]*consumer, 0, len(c.consumers))
+	for cons := range c.consumers {
+		consumers = append(consumers, cons)
+	}
+	c.mu.Unlock()
+	for _, cons := range consumers {
+		if err := cons.restart(sess); err != nil {
+			if c.ctx.Err() != nil || connectionFailing(sess, err) {
+				return err
+			}
+			err = fmt.Errorf("%w: the consumer of queue %q could not resume after reconnecting: %w", driver.ErrClosed, cons.queue, mapError(err))
+			c.logger.Warn("rabbit: consumer ends", "queue", cons.queue, "err", err)
+			cons.end(err, true)
+		}
+	}
+	return nil
+}
+
+// Capabilities: the whole model. Delivery limits are native on quorum
+// queues and counted by the driver on classic ones.
+func (c *conn) Capabilities() driver.Capabilities {
+	return driver.NewCapabilities(driver.AllCapabilities()...)
+}
+
+// Healthy reports whether the connection is up now.
+func (c *conn) Healthy(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if c.closing.Load() {
+		return driver.ErrClosed
+	}
+	sess := c.cur.Load()
+	if sess == nil || sess.amqp.IsClosed() {
+		return fmt.Errorf("%w: not connected to %s (reconnecting)", driver.ErrClosed, c.s.url)
+	}
+	return nil
+}
+
+// Close ends the consumers and the connection; the broker returns every
+// unsettled delivery to its queue. It waits for the driver's goroutines.
+func (c *conn) Close() error {
+	c.mu.Lock()
+	if c.closing.Swap(true) {
+		c.mu.Unlock()
+		return nil
+	}
+	consumers := make([]*consumer, 0, len(c.consumers))
+	for cons := range c.consumers {
+		consumers = append(consumers, cons)
+	}
+	c.consumers = map[*consumer]struct{}{}
+	sess := c.cur.Swap(nil)
+	c.mu.Unlock()
+	c.cancel()
+	for _, cons := range consumers {
+		cons.end(fmt.Errorf("%w: the transport closed", driver.ErrClosed), false)
+	}
+	var err error
+	if sess != nil {
+		if cerr := sess.amqp.CloseDeadline(time.Now().Add(closeTimeout)); cerr != nil && !errors.Is(cerr, amqp.ErrClosed) {
+			err = fmt.Errorf("close connection to %s: %w", sess.host, mapError(cerr))
+		}
+	}
+	c.wg.Wait()
+	return err
+}
+
+// async runs f on a goroutine that the transport owns and waits for it
+// until ctx ends: amqp091-go's requests take no context, and a request on
+// a connection that died silently only returns when the heartbeat timeout
+// notices. f must not touch what the caller owns after ctx ends.
+func (c *conn) async(ctx context.Context, f func() error) error {
+	done := make(chan error, 1)
+	if !c.spawn(func() { done <- f() }) {
+		return driver.ErrClosed
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// spawn runs f on a goroutine that Close waits for; it reports false, and
+// runs nothing, once the transport is closing.
+func (c *conn) spawn(f func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing.Load() {
+		return false
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
+	return true
+}

@@ -1,0 +1,440 @@
+package rabbit
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/switchyard-mq/switchyard/transport/driver"
+)
+
+// serverNamedPrefix starts the names the driver gives queues declared with
+// an empty name. The driver names them itself, rather than letting the
+// broker pick an amq.gen- name, because a name in the reserved amq. space
+// cannot be declared again after a reconnection, and users keep the name.
+const serverNamedPrefix = "switchyard.gen-"
+
+// queueDeclaration is how a model queue is declared on RabbitMQ.
+type queueDeclaration struct {
+	durable bool
+	args    amqp.Table
+	quorum  bool
+	// countedLimit is the delivery limit the driver counts itself (classic
+	// queues); zero when there is none or the broker counts (quorum).
+	countedLimit int
+}
+
+// declaration maps q onto RabbitMQ: the arguments are exactly those the
+// model's fields ask for, so that an oslo.messaging peer declaring the
+// same entity is not refused with 406. With rabbit_quorum_queue, queues
+// that may be quorum queues (not exclusive, not auto-delete, no expiry:
+// oslo's reply and fanout queues stay classic) are, durable as quorum
+// queues must be; rabbit_ha_queues adds x-ha-policy to every queue.
+func (s *settings) declaration(q driver.Queue) queueDeclaration {
+	d := queueDeclaration{durable: q.Durable}
+	d.quorum = s.quorum && !q.Exclusive && !q.AutoDelete && q.Expires == 0
+	put := func(k string, v any) {
+		if d.args == nil {
+			d.args = amqp.Table{}
+		}
+		d.args[k] = v
+	}
+	if q.MessageTTL > 0 {
+		put("x-message-ttl", max(q.MessageTTL.Milliseconds(), 1))
+	}
+	if q.Expires > 0 {
+		put("x-expires", max(q.Expires.Milliseconds(), 1))
+	}
+	if q.MaxLength > 0 {
+		put("x-max-length", int64(q.MaxLength))
+	}
+	if q.DeadLetterExchange != "" {
+		put("x-dead-letter-exchange", q.DeadLetterExchange)
+	}
+	if q.DeadLetterRoutingKey != "" {
+		put("x-dead-letter-routing-key", q.DeadLetterRoutingKey)
+	}
+	switch {
+	case d.quorum:
+		d.durable = true
+		put("x-queue-type", "quorum")
+		if limit := cmp.Or(q.DeliveryLimit, s.quorumDeliveryLimit); limit > 0 {
+			put("x-delivery-limit", int64(limit))
+		}
+	case q.DeliveryLimit > 0:
+		d.countedLimit = q.DeliveryLimit
+	}
+	if s.ha {
+		put("x-ha-policy", "all")
+	}
+	return d
+}
+
+// recorded is the topology declared through a transport, re-declared in
+// order after a reconnection: exchanges, then queues, then bindings.
+type recorded struct {
+	mu        sync.Mutex
+	seq       uint64
+	exchanges map[string]recordedExchange
+	queues    map[string]recordedQueue
+	bindings  map[driver.Binding]uint64 // binding → seq
+}
+
+type recordedExchange struct {
+	ex         driver.Exchange
+	seq        uint64
+	hadBinding bool // an auto-delete exchange goes with its last binding
+}
+
+type recordedQueue struct {
+	q    driver.Queue
+	decl queueDeclaration
+	seq  uint64
+}
+
+func (r *recorded) init() {
+	r.exchanges = map[string]recordedExchange{}
+	r.queues = map[string]recordedQueue{}
+	r.bindings = map[driver.Binding]uint64{}
+}
+
+func (r *recorded) putExchange(ex driver.Exchange) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cur, ok := r.exchanges[ex.Name]; ok && cur.ex == ex {
+		return
+	}
+	r.seq++
+	r.exchanges[ex.Name] = recordedExchange{ex: ex, seq: r.seq}
+}
+
+func (r *recorded) deleteExchange(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.exchanges, name)
+	for b := range r.bindings {
+		if b.Exchange == name {
+			delete(r.bindings, b)
+		}
+	}
+}
+
+func (r *recorded) putQueue(q driver.Queue, decl queueDeclaration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cur, ok := r.queues[q.Name]; ok && cur.q == q {
+		return
+	}
+	r.seq++
+	r.queues[q.Name] = recordedQueue{q: q, decl: decl, seq: r.seq}
+}
+
+func (r *recorded) queue(name string) (recordedQueue, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	q, ok := r.queues[name]
+	return q, ok
+}
+
+// deleteQueue forgets a queue and its bindings, and the auto-delete
+// exchanges that lose their last binding with it, as the broker does.
+func (r *recorded) deleteQueue(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.queues, name)
+	for b := range r.bindings {
+		if b.Queue == name {
+			delete(r.bindings, b)
+		}
+	}
+	r.dropUnboundAutoDeleteLocked()
+}
+
+func (r *recorded) bind(b driver.Binding) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.bindings[b]; !ok {
+		r.seq++
+		r.bindings[b] = r.seq
+	}
+	if ex, ok := r.exchanges[b.Exchange]; ok && !ex.hadBinding {
+		ex.hadBinding = true
+		r.exchanges[b.Exchange] = ex
+	}
+}
+
+func (r *recorded) unbind(b driver.Binding) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.bindings, b)
+	r.dropUnboundAutoDeleteLocked()
+}
+
+func (r *recorded) dropUnboundAutoDeleteLocked() {
+	for name, ex := range r.exchanges {
+		if !ex.ex.AutoDelete || !ex.hadBinding {
+			continue
+		}
+		bound := false
+		for b := range r.bindings {
+			if b.Exchange == name {
+				bound = true
+				break
+			}
+		}
+		if !bound {
+			delete(r.exchanges, name)
+		}
+	}
+}
+
+// snapshot lists the recorded topology in declaration order.
+func (r *recorded) snapshot() ([]driver.Exchange, []recordedQueue, []driver.Binding) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	exs := make([]recordedExchange, 0, len(r.exchanges))
+	for _, ex := range r.exchanges {
+		exs = append(exs, ex)
+	}
+	slices.SortFunc(exs, func(a, b recordedExchange) int { return cmp.Compare(a.seq, b.seq) })
+	exchanges := make([]driver.Exchange, len(exs))
+	for i, ex := range exs {
+		exchanges[i] = ex.ex
+	}
+	queues := make([]recordedQueue, 0, len(r.queues))
+	for _, q := range r.queues {
+		queues = append(queues, q)
+	}
+	slices.SortFunc(queues, func(a, b recordedQueue) int { return cmp.Compare(a.seq, b.seq) })
+	bindings := make([]driver.Binding, 0, len(r.bindings))
+	for b := range r.bindings {
+		bindings = append(bindings, b)
+	}
+	slices.SortFunc(bindings, func(a, b driver.Binding) int { return cmp.Compare(r.bindings[a], r.bindings[b]) })
+	return exchanges, queues, bindings
+}
+
+// topologyChannel returns the session's channel for declarations, opening
+// a new one if a channel error closed the last. conn.topoSem must be held.
+func (sess *session) topologyChannel() (*amqp.Channel, error) {
+	if sess.topoCh != nil && !sess.topoCh.IsClosed() {
+		return sess.topoCh, nil
+	}
+	ch, err := sess.amqp.Channel()
+	if err != nil {
+		return nil, err
+	}
+	sess.topoCh = ch
+	return ch, nil
+}
+
+// topoOp runs op on the topology channel of the current session. It waits
+// for a reconnection when the connection is down, and runs op again on the
+// next connection when the connection drops under it (declarations and
+// deletions are idempotent). op records what it changed: it runs while
+// topoSem is held, so a reconnection cannot take its snapshot of the
+// recorded topology between the broker's reply and the record.
+func (c *conn) topoOp(ctx context.Context, op func(ch *amqp.Channel) error) error {
+	for {
+		sess, err := c.session(ctx)
+		if err != nil {
+			return err
+		}
+		select {
+		case c.topoSem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.ctx.Done():
+			return driver.ErrClosed
+		}
+		done := make(chan error, 1)
+		if !c.spawn(func() {
+			defer func() { <-c.topoSem }()
+			ch, err := sess.topologyChannel()
+			if err == nil {
+				err = op(ch)
+			}
+			done <- err
+		}) {
+			<-c.topoSem
+			return driver.ErrClosed
+		}
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		switch {
+		case err == nil:
+			return nil
+		case c.closing.Load():
+			return fmt.Errorf("%w: %v", driver.ErrClosed, err)
+		case connectionFailing(sess, err):
+			// The connection dropped: again on the next one, once the
+			// supervisor has seen the loss.
+			select {
+			case <-sess.lost:
+				continue
+			case <-ctx.Done():
+				return fmt.Errorf("the connection dropped (%v); waiting for it to come back: %w", err, ctx.Err())
+			case <-c.ctx.Done():
+				return driver.ErrClosed
+			}
+		}
+		return mapError(err)
+	}
+}
+
+func (c *conn) DeclareExchange(ctx context.Context, ex driver.Exchange) error {
+	return c.topoOp(ctx, func(ch *amqp.Channel) error {
+		if err := ch.ExchangeDeclare(ex.Name, string(ex.Kind), ex.Durable, ex.AutoDelete, false, false, nil); err != nil {
+			return err
+		}
+		c.topo.putExchange(ex)
+		return nil
+	})
+}
+
+func (c *conn) DeleteExchange(ctx context.Context, name string) error {
+	return c.topoOp(ctx, func(ch *amqp.Channel) error {
+		if err := ch.ExchangeDelete(name, false, false); err != nil {
+			return err
+		}
+		c.topo.deleteExchange(name)
+		return nil
+	})
+}
+
+func (c *conn) DeclareQueue(ctx context.Context, q driver.Queue) (string, error) {
+	if q.Name == "" {
+		q.Name = serverNamedPrefix + randomName()
+	}
+	decl := c.s.declaration(q)
+	err := c.topoOp(ctx, func(ch *amqp.Channel) error {
+		if _, err := ch.QueueDeclare(q.Name, decl.durable, q.AutoDelete, q.Exclusive, false, decl.args); err != nil {
+			return err
+		}
+		c.topo.putQueue(q, decl)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return q.Name, nil
+}
+
+func (c *conn) DeleteQueue(ctx context.Context, name string) (int, error) {
+	var n int
+	err := c.topoOp(ctx, func(ch *amqp.Channel) error {
+		var err error
+		if n, err = ch.QueueDelete(name, false, false, false); err != nil {
+			return err
+		}
+		c.topo.deleteQueue(name)
+		return nil
+	})
+	return n, err
+}
+
+func (c *conn) PurgeQueue(ctx context.Context, name string) (int, error) {
+	var n int
+	err := c.topoOp(ctx, func(ch *amqp.Channel) error {
+		var err error
+		n, err = ch.QueuePurge(name, false)
+		return err
+	})
+	return n, err
+}
+
+func (c *conn) Bind(ctx context.Context, b driver.Binding) error {
+	return c.topoOp(ctx, func(ch *amqp.Channel) error {
+		if err := ch.QueueBind(b.Queue, b.Key, b.Exchange, false, nil); err != nil {
+			return err
+		}
+		c.topo.bind(b)
+		return nil
+	})
+}
+
+func (c *conn) Unbind(ctx context.Context, b driver.Binding) error {
+	return c.topoOp(ctx, func(ch *amqp.Channel) error {
+		if err := ch.QueueUnbind(b.Queue, b.Key, b.Exchange, nil); err != nil {
+			return err
+		}
+		c.topo.unbind(b)
+		return nil
+	})
+}
+
+// redeclare declares the recorded topology on a new session. It fails
+// when the connection does; an entity the broker refuses is logged and
+// skipped. An exclusive queue may still be held by the old connection
+// until the broker notices that it is gone, so ErrInUse is retried a few
+// times.
+func (c *conn) redeclare(sess *session) error {
+	exchanges, queues, bindings := c.topo.snapshot()
+	do := func(what string, op func(ch *amqp.Channel) error) error {
+		for attempt := 0; ; attempt++ {
+			ch, err := sess.topologyChannel()
+			if err == nil {
+				err = op(ch)
+			}
+			if err == nil {
+				return nil
+			}
+			if connectionFailing(sess, err) {
+				return err
+			}
+			mapped := mapError(err)
+			if errors.Is(mapped, driver.ErrInUse) && attempt < 10 {
+				t := time.NewTimer(100 * time.Millisecond)
+				select {
+				case <-t.C:
+					continue
+				case <-c.ctx.Done():
+					t.Stop()
+					return driver.ErrClosed
+				}
+			}
+			c.logger.Warn("rabbit: could not re-declare after reconnecting; skipped", "entity", what, "err", mapped)
+			return nil
+		}
+	}
+	for _, ex := range exchanges {
+		if err := do("exchange "+ex.Name, func(ch *amqp.Channel) error {
+			return ch.ExchangeDeclare(ex.Name, string(ex.Kind), ex.Durable, ex.AutoDelete, false, false, nil)
+		}); err != nil {
+			return err
+		}
+	}
+	for _, q := range queues {
+		if err := do("queue "+q.q.Name, func(ch *amqp.Channel) error {
+			_, err := ch.QueueDeclare(q.q.Name, q.decl.durable, q.q.AutoDelete, q.q.Exclusive, false, q.decl.args)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	for _, b := range bindings {
+		if err := do(fmt.Sprintf("binding %q→%q key %q", b.Exchange, b.Queue, b.Key), func(ch *amqp.Channel) error {
+			return ch.QueueBind(b.Queue, b.Key, b.Exchange, false, nil)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func randomName() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

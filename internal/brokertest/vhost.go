@@ -1,0 +1,237 @@
+package brokertest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-mq/switchyard/transport"
+)
+
+// ctlTimeout bounds one rabbitmqctl or management API call.
+const ctlTimeout = 60 * time.Second
+
+// managementPort is where the rabbitmq_management plugin listens.
+const managementPort = "15672"
+
+// RabbitVHost is a RabbitMQ virtual host made for one test, so that the
+// test's queues, exchanges and connections are its own on a shared broker.
+type RabbitVHost struct {
+	// Name is the virtual host's name.
+	Name string
+	// URL is the broker's transport URL with Name as its virtual host.
+	URL string
+
+	cfg *transport.Config
+}
+
+// NewRabbitVHost creates a fresh virtual host on the RabbitMQ broker that
+// RabbitMQ().URL finds (taking the shared lock), grants the URL's user
+// every permission on it, and deletes it when t ends. It uses the
+// management API when the rabbitmq_management plugin answers, and
+// rabbitmqctl otherwise.
+func NewRabbitVHost(t testing.TB) *RabbitVHost {
+	t.Helper()
+	return newRabbitVHost(t, RabbitMQ().URL(t))
+}
+
+// NewExclusiveRabbitVHost is NewRabbitVHost for a test that stops or
+// restarts the broker: it takes the exclusive lock (ExclusiveURL).
+func NewExclusiveRabbitVHost(t testing.TB) *RabbitVHost {
+	t.Helper()
+	return newRabbitVHost(t, RabbitMQ().ExclusiveURL(t))
+}
+
+func newRabbitVHost(t testing.TB, base string) *RabbitVHost {
+	t.Helper()
+	cfg, err := transport.ParseURL(base)
+	if err != nil {
+		t.Fatalf("brokertest: %v", err)
+	}
+	var suffix [4]byte
+	_, _ = rand.Read(suffix[:])
+	name := "sy-" + vhostSafe(t.Name()) + "-" + hex.EncodeToString(suffix[:])
+	v := &RabbitVHost{Name: name, cfg: cfg}
+	v.URL = vhostURL(base, name)
+
+	user := cfg.User
+	if user == "" {
+		user = "guest"
+	}
+	if err := v.manage(http.MethodPut, "/api/vhosts/"+url.PathEscape(name), ""); err != nil {
+		v.ctl(t, "add_vhost", name)
+		v.ctl(t, "set_permissions", "-p", name, user, ".*", ".*", ".*")
+	} else if err := v.manage(http.MethodPut, "/api/permissions/"+url.PathEscape(name)+"/"+url.PathEscape(user),
+		`{"configure":".*","write":".*","read":".*"}`); err != nil {
+		t.Fatalf("brokertest: grant %s on virtual host %s: %v", user, name, err)
+	}
+	t.Cleanup(func() {
+		if err := v.manage(http.MethodDelete, "/api/vhosts/"+url.PathEscape(name), ""); err != nil {
+			v.ctl(t, "delete_vhost", name)
+		}
+	})
+	return v
+}
+
+// CloseConnections makes the broker close every client connection of the
+// virtual host (and no other), as an operator or a failing node would.
+func (v *RabbitVHost) CloseConnections(t testing.TB) {
+	t.Helper()
+	v.ctl(t, "close_all_connections", "-p", v.Name, "switchyard fault test")
+}
+
+// Queue returns what the management API says about a queue of the
+// virtual host (name, durable, auto_delete, exclusive, arguments, ...), or
+// nil if it does not exist. It needs the rabbitmq_management plugin and
+// skips t without it.
+func (v *RabbitVHost) Queue(t testing.TB, name string) map[string]any {
+	t.Helper()
+	return v.entity(t, "/api/queues/"+url.PathEscape(v.Name)+"/"+url.PathEscape(name))
+}
+
+// Exchange is Queue for an exchange (name, type, durable, auto_delete,
+// arguments, ...).
+func (v *RabbitVHost) Exchange(t testing.TB, name string) map[string]any {
+	t.Helper()
+	return v.entity(t, "/api/exchanges/"+url.PathEscape(v.Name)+"/"+url.PathEscape(name))
+}
+
+func (v *RabbitVHost) entity(t testing.TB, path string) map[string]any {
+	t.Helper()
+	var out map[string]any
+	status, err := v.get(path, &out)
+	switch {
+	case err != nil:
+		t.Skipf("brokertest: the RabbitMQ management API is not available (%v); enable it with rabbitmq-plugins enable rabbitmq_management", err)
+	case status == http.StatusNotFound:
+		return nil
+	case status != http.StatusOK:
+		t.Fatalf("brokertest: GET %s: status %d", path, status)
+	}
+	return out
+}
+
+// ctl runs rabbitmqctl, failing t if it fails.
+func (v *RabbitVHost) ctl(t testing.TB, args ...string) {
+	t.Helper()
+	RabbitCtl(t, args...)
+}
+
+// RabbitCtl runs rabbitmqctl with args on the local node and returns its
+// output, failing t if it fails or takes longer than a minute.
+func RabbitCtl(t testing.TB, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), ctlTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "rabbitmqctl", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("brokertest: rabbitmqctl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// manage calls the management API of the broker's first host.
+func (v *RabbitVHost) manage(method, path, body string) error {
+	resp, err := v.call(method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	return nil
+}
+
+// get reads a JSON document from the management API into out.
+func (v *RabbitVHost) get(path string, out any) (int, error) {
+	resp, err := v.call(http.MethodGet, path, "")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, nil
+	}
+	return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
+}
+
+func (v *RabbitVHost) call(method, path, body string) (*http.Response, error) {
+	if len(v.cfg.Hosts) == 0 {
+		return nil, fmt.Errorf("no host in the broker URL")
+	}
+	endpoint := "http://" + net.JoinHostPort(v.cfg.Hosts[0].Name, managementPort) + path
+	ctx, cancel := context.WithTimeout(context.Background(), ctlTimeout)
+	req, err := http.NewRequestWithContext(ctx, method, endpoint, strings.NewReader(body))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	user, pass := v.cfg.User, v.cfg.Password
+	if user == "" && !v.cfg.HasPassword {
+		user, pass = "guest", "guest"
+	}
+	req.Close = true // no idle connection left behind for goroutine leak checks
+	req.SetBasicAuth(user, pass)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = cancelOnClose{resp.Body, cancel}
+	return resp, nil
+}
+
+// cancelOnClose releases a request's context with its response body.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+// vhostSafe keeps the characters of a test name that need no escaping
+// anywhere a virtual host name goes, and at most 40 of them.
+func vhostSafe(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		if b.Len() >= 40 {
+			break
+		}
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// vhostURL replaces the virtual host of a transport URL, keeping its query.
+func vhostURL(base, vhost string) string {
+	scheme, rest, _ := strings.Cut(base, "://")
+	authority, query := rest, ""
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		authority = rest[:i]
+		if j := strings.IndexByte(rest, '?'); j >= 0 {
+			query = rest[j:]
+		}
+	}
+	return scheme + "://" + authority + "/" + url.PathEscape(vhost) + query
+}
