@@ -62,7 +62,8 @@ type endpoint struct {
 	Endpoint
 	major, minor, rev int
 	methods           map[string]*method // by normalized name
-	explicit          map[string]*method // by request name
+	explicit          map[string]*method // by request name, from Names
+	exact             map[string]*method // by Go, lower-case and snake_case name
 }
 
 type method struct {
@@ -87,7 +88,7 @@ func newEndpoint(ep Endpoint, allowed AccessPolicy) (*endpoint, error) {
 	if ep.Receiver == nil {
 		return nil, fmt.Errorf("%w: endpoint with a nil receiver", transport.ErrInvalid)
 	}
-	e := &endpoint{Endpoint: ep, methods: map[string]*method{}, explicit: map[string]*method{}}
+	e := &endpoint{Endpoint: ep, methods: map[string]*method{}, explicit: map[string]*method{}, exact: map[string]*method{}}
 	version := ep.Version
 	if version == "" {
 		version = "1.0"
@@ -124,6 +125,10 @@ func newEndpoint(ep Endpoint, allowed AccessPolicy) (*endpoint, error) {
 				transport.ErrInvalid, ep.Receiver, other.name, m.Name)
 		}
 		e.methods[key] = md
+		// The common spellings, so that lookup rarely needs to normalize.
+		for _, name := range []string{m.Name, strings.ToLower(m.Name), snakeCase(m.Name)} {
+			e.exact[name] = md
+		}
 	}
 	for wire, goName := range ep.Names {
 		md, ok := byGoName[goName]
@@ -143,7 +148,26 @@ func (e *endpoint) lookup(name string) *method {
 	if m, ok := e.explicit[name]; ok {
 		return m
 	}
+	if m, ok := e.exact[name]; ok {
+		return m
+	}
 	return e.methods[normalize(name)]
+}
+
+// snakeCase spells a Go method name the Python way: StartInstance is
+// start_instance, GetHTTPURL get_httpurl.
+func snakeCase(name string) string {
+	var b strings.Builder
+	for i, r := range name {
+		if 'A' <= r && r <= 'Z' {
+			if i > 0 && !('A' <= rune(name[i-1]) && rune(name[i-1]) <= 'Z') {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // compatible applies oslo's version rule: same major version, and the
@@ -152,25 +176,25 @@ func (e *endpoint) compatible(major, minor, rev int) bool {
 	return major == e.major && (minor < e.minor || minor == e.minor && rev <= e.rev)
 }
 
-// parseVersion parses "major", "major.minor" or "major.minor.revision".
+// parseVersion parses "major", "major.minor" or "major.minor.revision",
+// without allocating: every request's version is parsed.
 func parseVersion(v string) (major, minor, rev int, err error) {
-	parts := strings.Split(v, ".")
-	nums := make([]int, 3)
-	if len(parts) > 3 {
-		return 0, 0, 0, fmt.Errorf("%w: version %q is not \"major.minor\"", transport.ErrInvalid, v)
-	}
-	for i, p := range parts {
-		n := 0
-		if p == "" {
-			return 0, 0, 0, fmt.Errorf("%w: version %q is not \"major.minor\"", transport.ErrInvalid, v)
-		}
-		for _, r := range p {
-			if r < '0' || r > '9' || n > 1e8 {
+	var nums [3]int
+	part, digits := 0, 0
+	for i := 0; i <= len(v); i++ {
+		if i == len(v) || v[i] == '.' {
+			if digits == 0 || part == len(nums) {
 				return 0, 0, 0, fmt.Errorf("%w: version %q is not \"major.minor\"", transport.ErrInvalid, v)
 			}
-			n = n*10 + int(r-'0')
+			part, digits = part+1, 0
+			continue
 		}
-		nums[i] = n
+		c := v[i]
+		if c < '0' || c > '9' || nums[part] > 1e8 {
+			return 0, 0, 0, fmt.Errorf("%w: version %q is not \"major.minor\"", transport.ErrInvalid, v)
+		}
+		nums[part] = nums[part]*10 + int(c-'0')
+		digits++
 	}
 	return nums[0], nums[1], nums[2], nil
 }

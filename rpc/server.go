@@ -290,7 +290,7 @@ func decodeRequest(d *transport.Delivery) (*oslo.Request, error) {
 func (s *Server) handle(parent context.Context, d *transport.Delivery, req *oslo.Request) {
 	ctx, cancel := s.handlerContext(parent, d, req)
 	defer cancel()
-	logger := s.logger.With("method", req.Method)
+	logger := s.logger
 
 	ctx, end := s.inst.start(d.TraceContext(ctx), trace.SpanKindServer, s.target, req.Method)
 	var stopHeartbeats func()
@@ -309,7 +309,7 @@ func (s *Server) handle(parent context.Context, d *transport.Delivery, req *oslo
 	}
 	if !req.IsCall() {
 		if failure != nil {
-			logger.Warn("cast failed", "class", failure.Class, "message", failure.Message)
+			logger.Warn("cast failed", "method", req.Method, "class", failure.Class, "message", failure.Message)
 		}
 		return
 	}
@@ -319,11 +319,14 @@ func (s *Server) handle(parent context.Context, d *transport.Delivery, req *oslo
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		// The call's timeout has passed since the request arrived, so the
 		// caller stopped waiting: a reply would only be dropped.
-		logger.Debug("call outlived its timeout; no reply sent", "msg_id", req.MsgID)
+		logger.Debug("call outlived its timeout; no reply sent", "method", req.Method, "msg_id", req.MsgID)
 		return
 	}
-	// The reply's publish span joins the handler's trace.
-	replyCtx := trace.ContextWithSpanContext(parent, trace.SpanContextFromContext(ctx))
+	replyCtx := parent
+	if s.inst.tracer != nil {
+		// The reply's publish span joins the handler's trace.
+		replyCtx = trace.ContextWithSpanContext(parent, trace.SpanContextFromContext(ctx))
+	}
 	s.reply(replyCtx, req, &oslo.Reply{Result: result, Failure: failure, Ending: true}, logger)
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Target names where RPC requests and notifications go, as
@@ -60,20 +61,39 @@ func (t Target) Validate() error {
 	if t.Topic == "" {
 		return fmt.Errorf("%w: target %s: topic is empty", ErrInvalid, t)
 	}
-	for _, f := range []struct{ what, value string }{
-		{"exchange", t.Exchange}, {"topic", t.Topic}, {"server", t.Server}, {"namespace", t.Namespace},
-	} {
-		if err := validName("target "+f.what, f.value); err != nil {
-			return err
-		}
-		if strings.ContainsAny(f.value, " \t") {
-			return fmt.Errorf("%w: target %s %q contains a space", ErrInvalid, f.what, f.value)
-		}
+	if err := validTargetField("exchange", t.Exchange); err != nil {
+		return err
+	}
+	if err := validTargetField("topic", t.Topic); err != nil {
+		return err
+	}
+	if err := validTargetField("server", t.Server); err != nil {
+		return err
+	}
+	if err := validTargetField("namespace", t.Namespace); err != nil {
+		return err
 	}
 	if t.Version != "" {
 		if _, _, err := ParseVersion(t.Version); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// validTargetField checks one field of a Target; it allocates only to
+// report an error, since every RPC send validates its target.
+func validTargetField(what, value string) error {
+	for i := 0; i < len(value); i++ {
+		if c := value[i]; c <= ' ' || c == 0x7f {
+			if c == ' ' || c == '\t' {
+				return fmt.Errorf("%w: target %s %q contains a space", ErrInvalid, what, value)
+			}
+			return validName("target "+what, value)
+		}
+	}
+	if len(value) > maxNameLen || !utf8.ValidString(value) {
+		return validName("target "+what, value)
 	}
 	return nil
 }
