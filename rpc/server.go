@@ -135,7 +135,9 @@ func (s *Server) Start(ctx context.Context) error {
 	// A fixed pool of workers, rather than a goroutine per request: each
 	// keeps its grown stack and its own context, so requests do not
 	// contend on a shared parent context.
-	s.work = make(chan job)
+	// Buffered so the receive loops rarely wait for a worker to be free;
+	// concurrency stays bounded by the number of workers.
+	s.work = make(chan job, s.maxConcurrency)
 	for range s.maxConcurrency {
 		s.handlers.Add(1)
 		go s.worker()
