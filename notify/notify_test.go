@@ -68,3 +68,54 @@ func TestNotifyListen(t *testing.T) {
 		}
 	}
 }
+
+// TestMalformedNotificationRejected: a body that is not a notification is
+// rejected (dead-lettered, here to a queue of the test's) and the listener
+// keeps handling the next one.
+func TestMalformedNotificationRejected(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr, err := transport.Open(ctx, "memory://"+t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	got := make(chan *notify.Notification, 4)
+	l, err := notify.NewListener(tr, []transport.Target{{Topic: "notifications"}}, []notify.Endpoint{{
+		Priorities: []notify.Priority{notify.Info},
+		Handle: func(ctx context.Context, n *notify.Notification) error {
+			got <- n
+			return nil
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Stop(ctx)
+	for _, body := range []string{"not json", `{"oslo.version": "3.0", "oslo.message": "{}"}`} {
+		if err := tr.Publish(ctx, "openstack", "notifications.info", transport.Message{Body: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := notify.NewNotifier(tr, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Info(ctx, "after.garbage", nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case note := <-got:
+		if note.EventType != "after.garbage" {
+			t.Errorf("handled %q, want only the well-formed notification", note.EventType)
+		}
+	case <-ctx.Done():
+		t.Fatal("the listener stopped handling after malformed notifications")
+	}
+	if left, err := tr.PurgeQueue(ctx, "notifications.info"); err != nil || left != 0 {
+		t.Errorf("malformed notifications left in the queue: %d, %v (want rejected, not requeued)", left, err)
+	}
+}

@@ -1,0 +1,158 @@
+package rpc_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard-mq/switchyard/internal/oslo"
+	"github.com/switchyard-mq/switchyard/rpc"
+	"github.com/switchyard-mq/switchyard/transport"
+)
+
+// logBuffer is a concurrency-safe slog destination for assertions.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func openLogged(t *testing.T, level slog.Level) (*transport.Transport, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	tr, err := transport.Open(context.Background(), "memory://"+t.Name(),
+		transport.WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr, logs
+}
+
+// TestMalformedRequestsRejected: what cannot be decoded is rejected (once,
+// not requeued), logged and counted, and the server keeps serving.
+func TestMalformedRequestsRejected(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr, logs := openLogged(t, slog.LevelInfo)
+	srv, err := rpc.NewServer(tr, transport.Target{Topic: "calc", Server: "s1"}, []rpc.Endpoint{{Receiver: calc{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop(ctx)
+
+	bad := []struct {
+		name, contentType, body string
+	}{
+		{"not JSON", "application/json", "this is not json"},
+		{"not an object", "application/json", `["method", "add"]`},
+		{"unknown envelope version", "application/json", `{"oslo.version": "2.1", "oslo.message": "{\"method\": \"add\", \"args\": {}}"}`},
+		{"oslo.message an object", "application/json", `{"oslo.version": "2.0", "oslo.message": {"method": "add"}}`},
+		{"no oslo.message, no method", "application/json", `{"oslo.version": "2.0"}`},
+		{"wrong content type", "text/plain", `{"method": "add", "args": {}}`},
+	}
+	for _, b := range bad {
+		msg := transport.Message{Body: []byte(b.body), ContentType: b.contentType}
+		if err := tr.Publish(ctx, "openstack", "calc", msg); err != nil {
+			t.Fatalf("%s: %v", b.name, err)
+		}
+	}
+	client, err := rpc.NewClient(tr, rpc.WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	// The server takes requests in order from its topic queue, so by the
+	// time this call is answered it has seen every bad one.
+	var sum int
+	if err := client.Call(ctx, transport.Target{Topic: "calc"}, "add", addArgs{20, 22}, &sum); err != nil || sum != 42 {
+		t.Fatalf("call after malformed requests: %d, %v", sum, err)
+	}
+	stats := srv.Stats()
+	if stats.Rejected != uint64(len(bad)) || stats.Received != uint64(len(bad))+1 {
+		t.Errorf("stats %+v: want %d rejected, each received once", stats, len(bad))
+	}
+	if n := strings.Count(logs.String(), "malformed request rejected"); n != len(bad) {
+		t.Errorf("logged %d rejections, want %d:\n%s", n, len(bad), logs)
+	}
+}
+
+// TestReplyForUnknownCallDropped: a reply nobody waits for is dropped with
+// a debug log, and the call it does not belong to still gets its own.
+func TestReplyForUnknownCallDropped(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr, logs := openLogged(t, slog.LevelDebug)
+	// The test plays the server, to send a stray reply first.
+	if err := tr.DeclareExchange(ctx, transport.Exchange{Name: "openstack", Kind: transport.Topic}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.DeclareQueue(ctx, transport.Queue{Name: "raw"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Bind(ctx, transport.Binding{Exchange: "openstack", Queue: "raw", Key: "raw"}); err != nil {
+		t.Fatal(err)
+	}
+	requests, err := tr.Consume(ctx, "raw", transport.ConsumeOptions{AutoAck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := rpc.NewClient(tr, rpc.WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	result := make(chan error, 1)
+	go func() {
+		var got string
+		err := client.Call(ctx, transport.Target{Topic: "raw"}, "echo", nil, &got)
+		if err == nil && got != "mine" {
+			err = &rpc.RemoteError{Message: "wrong result " + got}
+		}
+		result <- err
+	}()
+	d, err := requests.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := oslo.UnwrapRequest(d.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := func(msgID, result string) {
+		body, err := oslo.WrapReply(&oslo.Reply{Result: []byte(`"` + result + `"`), Ending: true, MsgID: msgID, UniqueID: oslo.NewID()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Publish(ctx, "", req.ReplyQ, transport.Message{Body: body, ContentType: "application/json"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stray := oslo.NewID()
+	reply(stray, "not mine")
+	reply(req.MsgID, "mine")
+	if err := <-result; err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	if !strings.Contains(logs.String(), "reply for no waiting call dropped") || !strings.Contains(logs.String(), stray) {
+		t.Errorf("no debug log of the dropped reply %s:\n%s", stray, logs)
+	}
+}
