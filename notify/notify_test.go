@@ -70,7 +70,7 @@ func TestNotifyListen(t *testing.T) {
 }
 
 // TestMalformedNotificationRejected: a body that is not a notification is
-// rejected (dead-lettered, here to a queue of the test's) and the listener
+// rejected, not requeued, and the listener
 // keeps handling the next one.
 func TestMalformedNotificationRejected(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
