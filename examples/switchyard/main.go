@@ -11,6 +11,7 @@
 //	cast    send an RPC request that gets no reply
 //	serve   run an echo RPC server
 //	notify  send an oslo notification
+//	bench   run the same workloads on each backend and on its raw client, and compare
 //	help    describe the commands, or one command
 //
 // Every command that talks to a backend takes -url (default memory://, the
@@ -50,7 +51,7 @@ var errUsage = errors.New("usage error")
 
 // commands lists the tool's commands in the order help shows them.
 func commands() []command {
-	return []command{tourCommand(), sendCommand(), listenCommand(), callCommand(), castCommand(), serveCommand(), notifyCommand()}
+	return []command{tourCommand(), sendCommand(), listenCommand(), callCommand(), castCommand(), serveCommand(), notifyCommand(), benchCommand()}
 }
 
 func main() {

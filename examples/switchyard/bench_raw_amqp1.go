@@ -1,0 +1,412 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	amqp "github.com/Azure/go-amqp"
+
+	"github.com/switchyard-mq/switchyard/transport"
+)
+
+// amqp1Baseline is amqp://'s raw baseline: github.com/Azure/go-amqp on the
+// same broker, used as the AMQP 1.0 driver uses it, so that both do the
+// same work: a session per link; manual credit, granted again only once
+// the last grant is used up (RabbitMQ 3.10 overshoots otherwise, see
+// drivers/amqp1); sends settled by the broker unless the URL's
+// presettled option says otherwise. On RabbitMQ (the broker's "product"
+// property) messages go to /queue with the queue as subject and come from
+// /amq/queue/NAME, and queues are declared and deleted over AMQP 0-9-1 on
+// the same port, as the driver does; elsewhere (the Qpid Proton example
+// broker) a queue's address is its name and queues need no declaring.
+type amqp1Baseline struct {
+	addr       string // host:port
+	vhost      string
+	user, pass string
+	presettled bool
+	prefetch   int // the credit of auto-ack consumers: the driver's prefetch_size, 0 for its default
+	flavour    string
+	topology   *rabbitBaseline // declares RabbitMQ's queues over AMQP 0-9-1
+}
+
+// amqp1ServerCredit is the raw RPC server's credit, as rabbitServerPrefetch.
+const amqp1ServerCredit = 64
+
+func newAMQP1Baseline(tc *transport.Config) (*amqp1Baseline, error) {
+	a := &amqp1Baseline{vhost: tc.VirtualHost, user: tc.User, pass: tc.Password, flavour: tc.Option("flavour", "auto")}
+	host, port := "localhost", 5672
+	if len(tc.Hosts) > 0 {
+		host = tc.Hosts[0].Name
+		if tc.Hosts[0].Port != 0 {
+			port = tc.Hosts[0].Port
+		}
+	}
+	a.addr = net.JoinHostPort(host, strconv.Itoa(port))
+	if v := tc.Option("presettled", ""); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("option presettled=%q is not true or false", v)
+		}
+		a.presettled = b
+	}
+	if v := tc.Option("prefetch_size", ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("option prefetch_size=%q is not a positive number", v)
+		}
+		a.prefetch = n
+	}
+	topology := tc.Clone()
+	topology.Scheme = "rabbit"
+	r, err := newRabbitBaseline(topology)
+	if err != nil {
+		return nil, err
+	}
+	a.topology = r
+	return a, nil
+}
+
+func (*amqp1Baseline) name() string { return "raw go-amqp" }
+
+// amqp1Conn is one raw connection and the sessions of its links.
+type amqp1Conn struct {
+	conn      *amqp.Conn
+	rabbit    bool
+	mu        sync.Mutex
+	sessions  []*amqp.Session
+	closeOnce sync.Once
+}
+
+func (a *amqp1Baseline) dial(ctx context.Context) (*amqp1Conn, error) {
+	opts := &amqp.ConnOptions{SASLType: amqp.SASLTypeAnonymous()}
+	if a.user != "" {
+		opts.SASLType = amqp.SASLTypePlain(a.user, a.pass)
+	}
+	if a.vhost != "" {
+		opts.HostName = "vhost:" + a.vhost // how RabbitMQ selects a virtual host
+	}
+	conn, err := amqp.Dial(ctx, "amqp://"+a.addr, opts)
+	if err != nil {
+		return nil, fmt.Errorf("raw go-amqp: connect to %s: %w", a.addr, err)
+	}
+	product, _ := conn.Properties()["product"].(string)
+	rabbit := product == "RabbitMQ"
+	switch a.flavour {
+	case "rabbitmq":
+		rabbit = true
+	case "proton":
+		rabbit = false
+	}
+	return &amqp1Conn{conn: conn, rabbit: rabbit}, nil
+}
+
+// session begins a session for one link: on RabbitMQ a failed attach ends
+// its whole session.
+func (c *amqp1Conn) session(ctx context.Context) (*amqp.Session, error) {
+	s, err := c.conn.NewSession(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.sessions = append(c.sessions, s)
+	c.mu.Unlock()
+	return s, nil
+}
+
+// close ends the sessions rather than detaching their links (RabbitMQ
+// never completes a detach that go-amqp accepts), each within two seconds,
+// then closes the connection. Calls after the first do nothing.
+func (c *amqp1Conn) close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, s := range c.sessions {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = s.Close(ctx)
+			cancel()
+		}
+		err = c.conn.Close()
+	})
+	return err
+}
+
+// sender attaches a sending link for queue (RabbitMQ: /queue, any queue,
+// by subject).
+func (c *amqp1Conn) sender(ctx context.Context, queue string) (*amqp.Sender, error) {
+	s, err := c.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	target := queue
+	if c.rabbit {
+		target = "/queue"
+	}
+	return s.NewSender(ctx, target, nil)
+}
+
+// message is a message to queue with body.
+func (c *amqp1Conn) message(queue string, body []byte) *amqp.Message {
+	m := &amqp.Message{Data: [][]byte{body}, Properties: &amqp.MessageProperties{}}
+	if c.rabbit {
+		m.Properties.Subject = &queue
+	}
+	return m
+}
+
+// creditReceiver receives with manual credit, granted again only once
+// the last grant is used up, accepting each message unless they come
+// settled.
+type creditReceiver struct {
+	rcv                 *amqp.Receiver
+	credit, issued, got int
+	accept              bool
+}
+
+func (c *amqp1Conn) receiver(ctx context.Context, queue string, credit int, autoAck bool) (*creditReceiver, error) {
+	s, err := c.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	source := queue
+	opts := &amqp.ReceiverOptions{Credit: -1}
+	if c.rabbit {
+		source = "/amq/queue/" + queue
+		if autoAck {
+			settled := amqp.SenderSettleModeSettled
+			opts.RequestedSenderSettleMode = &settled
+		}
+	}
+	rcv, err := s.NewReceiver(ctx, source, opts)
+	if err != nil {
+		return nil, err
+	}
+	// Only RabbitMQ sends pre-settled deliveries; elsewhere auto-ack is
+	// an accept as each message comes, as the driver does.
+	return &creditReceiver{rcv: rcv, credit: credit, accept: !autoAck || !c.rabbit}, nil
+}
+
+func (r *creditReceiver) receive(ctx context.Context) (*amqp.Message, error) {
+	if r.got == r.issued {
+		if err := r.rcv.IssueCredit(uint32(r.credit)); err != nil {
+			return nil, err
+		}
+		r.issued += r.credit
+	}
+	m, err := r.rcv.Receive(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	r.got++
+	if r.accept {
+		if err := r.rcv.AcceptMessage(ctx, m); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// declare makes the queues (on RabbitMQ, over AMQP 0-9-1) and returns
+// the function that deletes them.
+func (a *amqp1Baseline) declare(c *amqp1Conn, queues ...string) (deleteAll func() error, err error) {
+	if !c.rabbit {
+		return func() error { return nil }, nil
+	}
+	conn, err := a.topology.dial()
+	if err != nil {
+		return nil, err
+	}
+	var deletes []func() error
+	deleteAll = func() error {
+		var errs []error
+		for _, d := range deletes {
+			errs = append(errs, d())
+		}
+		return errors.Join(append(errs, ignoreClosed(conn.Close()))...)
+	}
+	for _, q := range queues {
+		d, err := declareQueue(conn, q, false)
+		if err != nil {
+			return nil, errors.Join(err, deleteAll())
+		}
+		deletes = append(deletes, d)
+	}
+	return deleteAll, nil
+}
+
+// dialPair connects the two sides; close closes both.
+func (a *amqp1Baseline) dialPair(ctx context.Context) (x, y *amqp1Conn, close func() error, err error) {
+	if x, err = a.dial(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	if y, err = a.dial(ctx); err != nil {
+		return nil, nil, nil, errors.Join(err, x.close())
+	}
+	return x, y, func() error { return errors.Join(y.close(), x.close()) }, nil
+}
+
+func (a *amqp1Baseline) consumerCredit(c *amqp1Conn, ack bool) int {
+	switch {
+	case ack:
+		return ackPrefetch
+	case a.prefetch > 0:
+		return a.prefetch
+	case c.rabbit:
+		return 200 // the driver's default prefetch_size
+	}
+	return 10 // the driver's default on other brokers
+}
+
+func (a *amqp1Baseline) publish(ctx context.Context, lim benchLimits, ack bool, m *meter) (err error) {
+	pubConn, subConn, closeBoth, err := a.dialPair(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, closeBoth()) }()
+	q := benchName("raw-publish")
+	deleteQueues, err := a.declare(subConn, q)
+	if err != nil {
+		return err
+	}
+	// Deleted after the links end: RabbitMQ drops a connection whose
+	// link consumes a deleted queue.
+	defer func() { err = errors.Join(err, closeBoth(), deleteQueues()) }()
+	snd, err := pubConn.sender(ctx, q)
+	if err != nil {
+		return fmt.Errorf("raw go-amqp: attach a sender: %w", err)
+	}
+	rcv, err := subConn.receiver(ctx, q, a.consumerCredit(subConn, ack), !ack)
+	if err != nil {
+		return fmt.Errorf("raw go-amqp: attach a receiver: %w", err)
+	}
+	msg := pubConn.message(q, benchBody(lim.size))
+	sendOpts := &amqp.SendOptions{Settled: a.presettled}
+	publish := func(ctx context.Context) error { return snd.Send(ctx, msg, sendOpts) }
+	receive := func(ctx context.Context) error {
+		_, err := rcv.receive(ctx)
+		return err
+	}
+	if err := publish(ctx); err != nil {
+		return fmt.Errorf("warm-up send: %w", err)
+	}
+	if err := receive(ctx); err != nil {
+		return fmt.Errorf("warm-up receive: %w", err)
+	}
+	return m.measure(ctx, lim.duration, func(ctx context.Context) error {
+		return streamLoop(ctx, lim.messages, m, publish, receive)
+	})
+}
+
+// rpc: the server receives from a request queue (accepting each request)
+// and sends each reply to the request's reply-to queue with its
+// correlation id; the client receives from its reply queue and hands each
+// reply to its caller by correlation id.
+func (a *amqp1Baseline) rpc(ctx context.Context, lim benchLimits, callers int, m *meter) (err error) {
+	serverConn, clientConn, closeBoth, err := a.dialPair(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, closeBoth()) }()
+	requestQ, replyQ := benchName("raw-rpc"), benchName("raw-reply")
+	deleteQueues, err := a.declare(serverConn, requestQ, replyQ)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, closeBoth(), deleteQueues()) }()
+	requests, err := serverConn.receiver(ctx, requestQ, amqp1ServerCredit, false)
+	if err != nil {
+		return fmt.Errorf("raw go-amqp: attach the server's receiver: %w", err)
+	}
+	replySender, err := serverConn.sender(ctx, replyQ)
+	if err != nil {
+		return fmt.Errorf("raw go-amqp: attach the server's sender: %w", err)
+	}
+	replies, err := clientConn.receiver(ctx, replyQ, a.consumerCredit(clientConn, false), true)
+	if err != nil {
+		return fmt.Errorf("raw go-amqp: attach the client's receiver: %w", err)
+	}
+	requestSender, err := clientConn.sender(ctx, requestQ)
+	if err != nil {
+		return fmt.Errorf("raw go-amqp: attach the client's sender: %w", err)
+	}
+	sendOpts := &amqp.SendOptions{Settled: a.presettled}
+
+	pending := newPendingCalls(callers)
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	var loops sync.WaitGroup
+	defer func() { stopLoops(); loops.Wait() }()
+	// The server receives on one goroutine (a receiver's credit is
+	// counted by one) and replies from one per caller, as the rpc
+	// server's workers do: a reply waiting for its disposition does not
+	// hold up the others.
+	work := make(chan *amqp.Message)
+	loops.Go(func() {
+		defer close(work)
+		for {
+			req, err := requests.receive(loopCtx)
+			if err != nil {
+				pending.fail(loopCtx, fmt.Errorf("server: %w", err))
+				return
+			}
+			select {
+			case work <- req:
+			case <-loopCtx.Done():
+				return
+			}
+		}
+	})
+	for range min(callers, amqp1ServerCredit) {
+		loops.Go(func() {
+			for req := range work {
+				replyTo := replyQ
+				if req.Properties != nil && req.Properties.ReplyTo != nil {
+					replyTo = *req.Properties.ReplyTo
+				}
+				reply := serverConn.message(replyTo, req.GetData())
+				if req.Properties != nil {
+					reply.Properties.CorrelationID = req.Properties.CorrelationID
+				}
+				if err := replySender.Send(loopCtx, reply, sendOpts); err != nil {
+					pending.fail(loopCtx, fmt.Errorf("server: %w", err))
+					return
+				}
+			}
+		})
+	}
+	loops.Go(func() { // the client's reply dispatcher
+		for {
+			reply, err := replies.receive(loopCtx)
+			if err != nil {
+				pending.fail(loopCtx, fmt.Errorf("replies: %w", err))
+				return
+			}
+			if reply.Properties != nil {
+				id, _ := reply.Properties.CorrelationID.(string)
+				pending.deliver(id)
+			}
+		}
+	})
+
+	body := benchBody(lim.size)
+	call := func(ctx context.Context, caller int) error {
+		id, done := pending.add(caller)
+		msg := clientConn.message(requestQ, body)
+		msg.Properties.ReplyTo = &replyQ
+		msg.Properties.CorrelationID = id
+		if err := requestSender.Send(ctx, msg, sendOpts); err != nil {
+			return err
+		}
+		return pending.wait(ctx, done)
+	}
+	if err := call(ctx, 0); err != nil {
+		return fmt.Errorf("warm-up call: %w", err)
+	}
+	return m.measure(ctx, lim.duration, func(ctx context.Context) error {
+		return callLoop(ctx, lim.messages, callers, m, call)
+	})
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	"github.com/switchyard-mq/switchyard/internal/oslo"
+	"github.com/switchyard-mq/switchyard/rpc"
+	"github.com/switchyard-mq/switchyard/transport"
+)
+
+// switchyardName is the client column of Switchyard's own runs.
+const switchyardName = "switchyard"
+
+// switchyardClient runs the workloads through Switchyard's portable API
+// (transport, rpc) on one backend. Each side (publisher and consumer,
+// caller and server) has a transport of its own, as two processes would.
+type switchyardClient struct {
+	b      *benchBackend
+	logger *slog.Logger
+}
+
+func (switchyardClient) name() string { return switchyardName }
+
+func (s switchyardClient) open(ctx context.Context) (*transport.Transport, error) {
+	return transport.OpenConfig(ctx, s.b.tc, transport.WithLogger(s.logger))
+}
+
+// openPair opens the two sides' transports; close closes both.
+func (s switchyardClient) openPair(ctx context.Context) (a, b *transport.Transport, close func() error, err error) {
+	if a, err = s.open(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	if b, err = s.open(ctx); err != nil {
+		return nil, nil, nil, errors.Join(err, a.Close())
+	}
+	return a, b, func() error { return errors.Join(b.Close(), a.Close()) }, nil
+}
+
+func (s switchyardClient) publish(ctx context.Context, lim benchLimits, ack bool, m *meter) (err error) {
+	pub, sub, closeBoth, err := s.openPair(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, closeBoth()) }()
+	q, err := sub.DeclareQueue(ctx, transport.Queue{Name: benchName("publish")})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := cleanupContext(ctx)
+		defer cancel()
+		_, derr := sub.DeleteQueue(cctx, q)
+		err = errors.Join(err, derr)
+	}()
+	opts := transport.ConsumeOptions{AutoAck: true}
+	if ack {
+		opts = transport.ConsumeOptions{Prefetch: ackPrefetch}
+	}
+	c, err := sub.Consume(ctx, q, opts)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, c.Close()) }()
+
+	msg := transport.Message{Body: benchBody(lim.size)}
+	publish := func(ctx context.Context) error { return pub.Publish(ctx, "", q, msg) }
+	receive := func(ctx context.Context) error {
+		d, err := c.Receive(ctx)
+		if err != nil || !ack {
+			return err
+		}
+		return d.Ack()
+	}
+	// Warm up: the first message makes the connections and routes.
+	if err := publish(ctx); err != nil {
+		return fmt.Errorf("warm-up publish: %w", err)
+	}
+	if err := receive(ctx); err != nil {
+		return fmt.Errorf("warm-up receive: %w", err)
+	}
+	return m.measure(ctx, lim.duration, func(ctx context.Context) error {
+		return streamLoop(ctx, lim.messages, m, publish, receive)
+	})
+}
+
+// benchEcho is the RPC endpoint of bench's server.
+type benchEcho struct{}
+
+// Echo returns its arguments.
+func (benchEcho) Echo(_ context.Context, args json.RawMessage) (json.RawMessage, error) {
+	return args, nil
+}
+
+// benchArgs are the RPC workload's arguments: {"data": "xxx…"} with
+// size bytes of data.
+func benchArgs(size int) json.RawMessage {
+	return json.RawMessage(`{"data":` + strconv.Quote(string(benchBody(size))) + `}`)
+}
+
+func (s switchyardClient) rpc(ctx context.Context, lim benchLimits, callers int, m *meter) (err error) {
+	serverTr, clientTr, closeBoth, err := s.openPair(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, closeBoth()) }()
+	// A target of its own, exchange included, so that nothing of the run
+	// is shared with other services, and all of it can be deleted.
+	name := benchName("rpc")
+	target := transport.Target{Exchange: name, Topic: name, Server: "bench"}
+	server, err := rpc.NewServer(serverTr, target, []rpc.Endpoint{{Receiver: benchEcho{}}}, s.b.cfg.RPCServerOptions()...)
+	if err != nil {
+		return err
+	}
+	if err := server.Start(ctx); err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, stopBenchServer(ctx, server, serverTr, target)) }()
+	client, err := rpc.NewClient(clientTr, s.b.cfg.RPCClientOptions()...)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, client.Close()) }()
+
+	to := transport.Target{Exchange: name, Topic: name}
+	args := benchArgs(lim.size)
+	call := func(ctx context.Context, _ int) error {
+		var reply json.RawMessage
+		return client.Call(ctx, to, "echo", args, &reply)
+	}
+	if err := call(ctx, 0); err != nil {
+		return fmt.Errorf("warm-up call: %w", err)
+	}
+	return m.measure(ctx, lim.duration, func(ctx context.Context) error {
+		return callLoop(ctx, lim.messages, callers, m, call)
+	})
+}
+
+// stopBenchServer stops the server and deletes what it declared: its
+// topic and server queues and the exchanges (Stop deletes its fanout
+// queue).
+func stopBenchServer(ctx context.Context, server *rpc.Server, tr *transport.Transport, t transport.Target) error {
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	errs := []error{server.Stop(cctx)}
+	for _, q := range []string{oslo.TopicQueue(t.Topic), oslo.ServerQueue(t.Topic, t.Server)} {
+		_, err := tr.DeleteQueue(cctx, q)
+		errs = append(errs, err)
+	}
+	errs = append(errs, tr.DeleteExchange(cctx, oslo.FanoutExchange(t.Topic)), tr.DeleteExchange(cctx, t.Exchange))
+	return errors.Join(errs...)
+}
