@@ -1,0 +1,256 @@
+package interop
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/switchyard-mq/switchyard/internal/brokertest"
+	"github.com/switchyard-mq/switchyard/rpc"
+	"github.com/switchyard-mq/switchyard/transport"
+)
+
+// benchMaxSeconds bounds the calls of one Python measurement.
+const benchMaxSeconds = 60
+
+// interleaveChunk is how many calls each pairing makes in turn in the
+// Interleaved measurement.
+const interleaveChunk = 100
+
+// pairing is one client and server combination, measured over n
+// sequential calls; it returns each call's latency.
+type pairing struct {
+	name  string
+	calls func(b *testing.B, n int) []time.Duration
+}
+
+// BenchmarkInterop measures sequential RPC calls (echo of a short string)
+// on one RabbitMQ, in one run, for every pairing of a Python
+// (oslo.messaging 14) and a Go (Switchyard) client and server: calls per
+// second and latency (p50, p99). Python clients time their calls
+// themselves, so the pipe to the test is not counted. Every client and
+// server has connections of its own; Python clients and servers are
+// separate processes. RawAMQP is the floor: the same request and reply
+// with publisher confirms, written directly on amqp091-go.
+//
+// Interleaved runs the four pairings in turns of 100 calls, so that load
+// from elsewhere on the machine weighs on each alike, and reports each
+// one's rate and the ratio of Go→Go to Python→Python.
+//
+//	SWITCHYARD_BROKERS=required go test -run '^$' -bench BenchmarkInterop -benchtime 2000x ./internal/interop/
+func BenchmarkInterop(b *testing.B) {
+	RequirePython(b)
+	vhost := brokertest.NewRabbitVHost(b)
+	open := func() *transport.Transport {
+		ctx, cancel := context.WithTimeout(context.Background(), caseTimeout)
+		defer cancel()
+		tr, err := transport.Open(ctx, vhost.URL, transport.WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = tr.Close() })
+		return tr
+	}
+	serverTr, clientTr := open(), open()
+	const goTopic, pyTopic = "bench_go", "bench_py"
+	startGoServer(b, serverTr, goTopic, "go1", newEventLog())
+	pyServer := StartPeer(b, vhost.URL)
+	if err := pyServer.Do(testContext(b), "rpc_server", map[string]any{"name": "bench", "topic": pyTopic, "server": "py1"}, nil); err != nil {
+		b.Fatal(err)
+	}
+	pyClient := StartPeer(b, vhost.URL)
+	goClient, err := rpc.NewClient(clientTr, rpc.WithTimeout(10*time.Second))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = goClient.Close() })
+	args := map[string]any{"value": "ping"}
+
+	pythonCalls := func(topic string) func(b *testing.B, n int) []time.Duration {
+		return func(b *testing.B, n int) []time.Duration {
+			ctx, cancel := context.WithTimeout(context.Background(), (benchMaxSeconds+30)*time.Second)
+			defer cancel()
+			var out struct {
+				Latencies []float64 `json:"latencies"`
+			}
+			if err := pyClient.Do(ctx, "bench", map[string]any{
+				"topic": topic, "method": "echo", "args": args, "n": n, "max_seconds": benchMaxSeconds,
+				"latencies": true, "warm_up": false,
+			}, &out); err != nil {
+				b.Fatal(err)
+			}
+			ds := make([]time.Duration, len(out.Latencies))
+			for i, s := range out.Latencies {
+				ds[i] = time.Duration(s * float64(time.Second))
+			}
+			return ds
+		}
+	}
+	goCalls := func(topic string) func(b *testing.B, n int) []time.Duration {
+		return func(b *testing.B, n int) []time.Duration {
+			ctx := testContext(b)
+			target := transport.Target{Topic: topic}
+			var result any
+			ds := make([]time.Duration, 0, n)
+			for range n {
+				t0 := time.Now()
+				if err := goClient.Call(ctx, target, "echo", args, &result); err != nil {
+					b.Fatal(err)
+				}
+				ds = append(ds, time.Since(t0))
+			}
+			return ds
+		}
+	}
+	pairings := []pairing{
+		{"PythonToPython", pythonCalls(pyTopic)},
+		{"PythonToGo", pythonCalls(goTopic)},
+		{"GoToPython", goCalls(pyTopic)},
+		{"GoToGo", goCalls(goTopic)},
+	}
+	for _, p := range pairings {
+		p.calls(b, 1) // declares the reply queues and warms the servers
+	}
+	for _, p := range pairings {
+		b.Run(p.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.ResetTimer()
+			ds := p.calls(b, b.N)
+			b.StopTimer()
+			reportLatencies(b, "", ds)
+			// Python's clock for Python clients: ns/op is per call, not
+			// per benchmark iteration of this process.
+			b.ReportMetric(float64(sum(ds).Nanoseconds())/float64(len(ds)), "ns/op")
+		})
+	}
+	b.Run("RawAMQP", func(b *testing.B) { benchRawAMQP(b, vhost.URL) })
+	b.Run("Interleaved", func(b *testing.B) {
+		b.ReportAllocs()
+		all := make([][]time.Duration, len(pairings))
+		b.ResetTimer()
+		for done := 0; done < b.N; done += interleaveChunk {
+			n := min(interleaveChunk, b.N-done)
+			for i, p := range pairings {
+				all[i] = append(all[i], p.calls(b, n)...)
+			}
+		}
+		b.StopTimer()
+		rates := map[string]float64{}
+		for i, p := range pairings {
+			rates[p.name] = reportLatencies(b, strings.ToLower(p.name)+"-", all[i])
+		}
+		b.ReportMetric(rates["GoToGo"]/rates["PythonToPython"], "go-go/py-py")
+	})
+}
+
+// reportLatencies reports calls/s, p50 and p99 of sequential calls, with
+// prefix on each unit, and returns the rate.
+func reportLatencies(b *testing.B, prefix string, ds []time.Duration) float64 {
+	total := sum(ds)
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	pct := func(p float64) time.Duration { return ds[min(len(ds)-1, int(p*float64(len(ds))))] }
+	rate := float64(len(ds)) / total.Seconds()
+	b.ReportMetric(rate, prefix+"calls/s")
+	b.ReportMetric(float64(pct(0.50).Microseconds()), prefix+"p50-µs")
+	b.ReportMetric(float64(pct(0.99).Microseconds()), prefix+"p99-µs")
+	return rate
+}
+
+func sum(ds []time.Duration) time.Duration {
+	var total time.Duration
+	for _, d := range ds {
+		total += d
+	}
+	return total
+}
+
+// benchRawAMQP is a call written directly on amqp091-go, as the rpc
+// package and oslo make it: the request published with a confirm, the
+// server acking it and publishing the reply (mandatory, confirmed) to the
+// caller's queue through the default exchange, on connections of their
+// own.
+func benchRawAMQP(b *testing.B, url string) {
+	amqpURL := "amqp://" + strings.TrimPrefix(url, "rabbit://")
+	dial := func() *amqp.Channel {
+		conn, err := amqp.Dial(amqpURL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = conn.Close() })
+		ch, err := conn.Channel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := ch.Confirm(false); err != nil {
+			b.Fatal(err)
+		}
+		return ch
+	}
+	srvCh, cliCh := dial(), dial()
+	q, err := srvCh.QueueDeclare("raw_rpc", false, false, false, false, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	requests, err := srvCh.Consume(q.Name, "", false, false, false, false, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { // ends when the server's connection closes at cleanup
+		for d := range requests {
+			_ = d.Ack(false)
+			dc, err := srvCh.PublishWithDeferredConfirm("", d.ReplyTo, true, false, amqp.Publishing{
+				ContentType: "application/json", ContentEncoding: "utf-8", DeliveryMode: amqp.Persistent,
+				CorrelationId: d.CorrelationId, Body: d.Body,
+			})
+			if err == nil {
+				dc.Wait()
+			}
+		}
+	}()
+	rq, err := cliCh.QueueDeclare("", false, false, true, false, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	replies, err := cliCh.Consume(rq.Name, "", true, true, false, false, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := []byte(`{"oslo.version": "2.0", "oslo.message": "{\"method\": \"echo\", \"args\": {\"value\": \"ping\"}, ` +
+		`\"_msg_id\": \"00000000000000000000000000000000\", \"_reply_q\": \"reply_00000000000000000000000000000000\", ` +
+		`\"_timeout\": null, \"_unique_id\": \"00000000000000000000000000000000\"}"}`)
+	b.ReportAllocs()
+	ds := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		t0 := time.Now()
+		id := fmt.Sprint(i)
+		dc, err := cliCh.PublishWithDeferredConfirm("", q.Name, false, false, amqp.Publishing{
+			ContentType: "application/json", ContentEncoding: "utf-8", DeliveryMode: amqp.Persistent,
+			CorrelationId: id, ReplyTo: rq.Name, Expiration: "10000", Body: body,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !dc.Wait() {
+			b.Fatal("request nacked")
+		}
+		select {
+		case r := <-replies:
+			if r.CorrelationId != id {
+				b.Fatalf("reply %s to request %s", r.CorrelationId, id)
+			}
+		case <-time.After(10 * time.Second):
+			b.Fatal("no reply within 10s")
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	b.StopTimer()
+	reportLatencies(b, "", ds)
+}

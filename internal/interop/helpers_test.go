@@ -1,0 +1,439 @@
+package interop
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/switchyard-mq/switchyard/drivers/rabbit"
+	"github.com/switchyard-mq/switchyard/internal/brokertest"
+	"github.com/switchyard-mq/switchyard/rpc"
+	"github.com/switchyard-mq/switchyard/transport"
+)
+
+// caseTimeout bounds one test case's waits.
+const caseTimeout = 30 * time.Second
+
+// env is what a test shares with its Python peer: a virtual host of its
+// own, a Go transport on it, and the peer.
+type env struct {
+	vhost *brokertest.RabbitVHost
+	tr    *transport.Transport
+	peer  *Peer
+	logs  *logRecorder
+}
+
+// newEnv makes a fresh virtual host, opens a Go transport on it (logging
+// into a recorder) and starts a Python peer on the same URL. Cleanup runs
+// in reverse: the peer and the transport end before the virtual host is
+// deleted.
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	RequirePython(t)
+	vhost := brokertest.NewRabbitVHost(t)
+	logs := &logRecorder{}
+	ctx, cancel := context.WithTimeout(context.Background(), caseTimeout)
+	defer cancel()
+	tr, err := transport.Open(ctx, vhost.URL, transport.WithLogger(slog.New(logs)))
+	if err != nil {
+		t.Fatalf("open %s: %v", vhost.URL, err)
+	}
+	t.Cleanup(func() { _ = tr.Close() })
+	return &env{vhost: vhost, tr: tr, peer: StartPeer(t, vhost.URL), logs: logs}
+}
+
+func testContext(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), caseTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// uniqueName returns prefix with a random suffix, so that cases sharing a
+// virtual host never share a queue.
+func uniqueName(prefix string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return prefix + "_" + hex.EncodeToString(b[:])
+}
+
+// service is the Go server's endpoint: what a Python client calls. It
+// records casts and request contexts in events.
+type service struct {
+	name   string
+	events *eventLog
+}
+
+type valueArgs struct {
+	Value any `json:"value"`
+}
+
+// Echo returns the value as it came: numbers keep their JSON text.
+func (s *service) Echo(ctx context.Context, args valueArgs) (any, error) { return args.Value, nil }
+
+type messageArgs struct {
+	Message string `json:"message"`
+}
+
+// QuotaError is a Go endpoint's own error type; a Python caller sees its
+// name as RemoteError.exc_type.
+type QuotaError struct{ Msg string }
+
+func (e *QuotaError) Error() string { return e.Msg }
+
+// Fail returns a Go error a Python caller receives as RemoteError.
+func (s *service) Fail(ctx context.Context, args messageArgs) (any, error) {
+	return nil, fmt.Errorf("handling fail: %w", &QuotaError{Msg: args.Message})
+}
+
+// FailValue returns an error a Python caller re-raises as ValueError.
+func (s *service) FailValue(ctx context.Context, args messageArgs) (any, error) {
+	return nil, &rpc.RemoteError{Class: "ValueError", Module: "builtins", Message: args.Message}
+}
+
+type sleepArgs struct {
+	Seconds float64 `json:"seconds"`
+}
+
+// Sleep works for a while, or until the call's deadline.
+func (s *service) Sleep(ctx context.Context, args sleepArgs) (string, error) {
+	select {
+	case <-time.After(time.Duration(args.Seconds * float64(time.Second))):
+		return fmt.Sprintf("slept %g", args.Seconds), nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// Context records the caller's request context and returns it.
+func (s *service) Context(ctx context.Context, _ struct{}) (rpc.RequestContext, error) {
+	rc := rpc.RequestContextFrom(ctx)
+	s.events.add("context", rc)
+	return rc, nil
+}
+
+// Whoami returns this server's name.
+func (s *service) Whoami(ctx context.Context, _ struct{}) (string, error) { return s.name, nil }
+
+type tokenArgs struct {
+	Token string `json:"token"`
+}
+
+// Record records a cast's token under this server's name.
+func (s *service) Record(ctx context.Context, args tokenArgs) error {
+	s.events.add("record", recorded{Server: s.name, Token: args.Token})
+	return nil
+}
+
+type recorded struct {
+	Server string `json:"server"`
+	Token  string `json:"token"`
+}
+
+// startGoServer starts a Go RPC server for topic as server name, with the
+// service at version 1.3, stopped when the test ends.
+func startGoServer(t testing.TB, tr *transport.Transport, topic, name string, events *eventLog) *rpc.Server {
+	t.Helper()
+	srv, err := rpc.NewServer(tr, transport.Target{Topic: topic, Server: name},
+		[]rpc.Endpoint{{Receiver: &service{name: name, events: events}, Version: "1.3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Stop(ctx); err != nil {
+			t.Errorf("stop Go server %s: %v", name, err)
+		}
+	})
+	return srv
+}
+
+// eventLog collects what Go handlers received, by stream, and lets a test
+// wait for it without sleeping.
+type eventLog struct {
+	mu      sync.Mutex
+	streams map[string][]any
+	changed chan struct{}
+}
+
+func newEventLog() *eventLog {
+	return &eventLog{streams: map[string][]any{}, changed: make(chan struct{})}
+}
+
+func (l *eventLog) add(stream string, v any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.streams[stream] = append(l.streams[stream], v)
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// wait returns stream's events once it has at least n.
+func (l *eventLog) wait(ctx context.Context, stream string, n int) ([]any, error) {
+	for {
+		l.mu.Lock()
+		events, changed := l.streams[stream], l.changed
+		l.mu.Unlock()
+		if len(events) >= n {
+			return append([]any(nil), events...), nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return events, fmt.Errorf("%d of %d events on %s: %w", len(events), n, stream, ctx.Err())
+		}
+	}
+}
+
+// getChanged returns stream's events and a channel closed when any
+// stream grows.
+func (l *eventLog) getChanged(stream string) ([]any, <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]any(nil), l.streams[stream]...), l.changed
+}
+
+func (l *eventLog) get(stream string) []any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]any(nil), l.streams[stream]...)
+}
+
+// logRecorder is a slog.Handler keeping every record's message and
+// attributes, to check what the Go side logged.
+type logRecorder struct {
+	mu      sync.Mutex
+	records []string
+	attrs   []slog.Attr
+}
+
+func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
+	var b strings.Builder
+	b.WriteString(rec.Level.String() + " " + rec.Message)
+	for _, a := range r.attrs {
+		b.WriteString(" " + a.String())
+	}
+	rec.Attrs(func(a slog.Attr) bool {
+		b.WriteString(" " + a.String())
+		return true
+	})
+	r.mu.Lock()
+	r.records = append(r.records, b.String())
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *logRecorder) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &sharedRecorder{root: r, attrs: append(append([]slog.Attr(nil), r.attrs...), attrs...)}
+}
+
+func (r *logRecorder) WithGroup(string) slog.Handler { return r }
+
+// count returns how many records contain every one of parts.
+func (r *logRecorder) count(parts ...string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+next:
+	for _, rec := range r.records {
+		for _, p := range parts {
+			if !strings.Contains(rec, p) {
+				continue next
+			}
+		}
+		n++
+	}
+	return n
+}
+
+// sharedRecorder is a logRecorder with attributes, writing to the root.
+type sharedRecorder struct {
+	root  *logRecorder
+	attrs []slog.Attr
+}
+
+func (s *sharedRecorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (s *sharedRecorder) Handle(ctx context.Context, rec slog.Record) error {
+	rec = rec.Clone()
+	rec.AddAttrs(s.attrs...)
+	return s.root.Handle(ctx, rec)
+}
+
+func (s *sharedRecorder) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &sharedRecorder{root: s.root, attrs: append(append([]slog.Attr(nil), s.attrs...), attrs...)}
+}
+
+func (s *sharedRecorder) WithGroup(string) slog.Handler { return s }
+
+// jsonValue is one JSON value of the echo tests: its text exactly as
+// Python writes it, and the Python type it decodes to.
+type jsonValue struct {
+	name   string
+	raw    string
+	pyType string
+}
+
+// jsonValues covers every JSON type, with the numbers and strings that
+// break naive codecs (reference/oslo-wire.md, section 11).
+var jsonValues = []jsonValue{
+	{"ascii", `"hello"`, "str"},
+	{"empty_string", `""`, "str"},
+	{"latin_and_cjk", `"h\u00e9llo w\u00f6rld \u2713 \u65e5\u672c\u8a9e"`, "str"},
+	{"non_bmp", `"\ud83d\ude00 \ud834\udd1e"`, "str"},
+	{"control_chars", `"a\u0000b\tc\nd\u001f\"\\"`, "str"},
+	{"zero", `0`, "int"},
+	{"negative_int", `-17`, "int"},
+	{"two_pow_53_plus_1", `9007199254740993`, "int"},
+	{"int64_max", `9223372036854775807`, "int"},
+	{"int64_min", `-9223372036854775808`, "int"},
+	{"beyond_int64", `123456789012345678901234567890`, "int"},
+	{"float_two", `2.0`, "float"},
+	{"float_small", `1e-07`, "float"},
+	{"float_negative", `-3.5`, "float"},
+	{"float_tenth", `0.1`, "float"},
+	{"float_max", `1.7976931348623157e+308`, "float"},
+	{"true", `true`, "bool"},
+	{"false", `false`, "bool"},
+	{"null", `null`, "NoneType"},
+	{"empty_list", `[]`, "list"},
+	{"empty_dict", `{}`, "dict"},
+	{"nested_list", `[1, "two", 3.0, [null, true, [-1]], {"k": []}]`, "list"},
+	{"nested_dict", `{"a": {"b": {"c": [1, 2.5, "x", 9223372036854775807]}}, "empty": {}, "\u00fc": null, "list": [false]}`, "dict"},
+}
+
+// decodeNumbers decodes JSON keeping numbers as json.Number.
+func decodeNumbers(raw []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	err := dec.Decode(&v)
+	return v, err
+}
+
+// sameJSON reports whether two JSON texts hold the same value, numbers
+// compared by their text (so 2.0 is not 2).
+func sameJSON(t testing.TB, a, b []byte) bool {
+	t.Helper()
+	va, err := decodeNumbers(a)
+	if err != nil {
+		t.Fatalf("decode %s: %v", a, err)
+	}
+	vb, err := decodeNumbers(b)
+	if err != nil {
+		t.Fatalf("decode %s: %v", b, err)
+	}
+	return reflect.DeepEqual(va, vb)
+}
+
+// setPolicy applies a RabbitMQ policy to the virtual host's queues whose
+// names match pattern, through the management API; it skips t when the
+// API does not answer.
+func setPolicy(t testing.TB, vhost *brokertest.RabbitVHost, name, pattern string, definition map[string]any) {
+	t.Helper()
+	cfg, err := transport.ParseURL(vhost.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]any{"pattern": pattern, "definition": definition, "apply-to": "queues"})
+	endpoint := "http://" + net.JoinHostPort(cfg.Hosts[0].Name, "15672") +
+		"/api/policies/" + url.PathEscape(vhost.Name) + "/" + url.PathEscape(name)
+	ctx, cancel := context.WithTimeout(context.Background(), caseTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, endpoint, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(cfg.User, cfg.Password)
+	req.Header.Set("Content-Type", "application/json")
+	req.Close = true
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		if brokertest.Required() {
+			t.Fatalf("the RabbitMQ management API does not answer (%v); enable it with rabbitmq-plugins enable rabbitmq_management", err)
+		}
+		t.Skipf("the RabbitMQ management API does not answer (%v); enable it with rabbitmq-plugins enable rabbitmq_management", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("PUT policy %s: %s", name, resp.Status)
+	}
+}
+
+// raised is what a Python caller reports of an exception.
+type raised struct {
+	Class        string   `json:"class"`
+	Module       string   `json:"module"`
+	Str          string   `json:"str"`
+	Args         []string `json:"args"`
+	ExcType      *string  `json:"exc_type"`
+	Value        *string  `json:"value"`
+	Traceback    []string `json:"traceback"`
+	IsValueError bool     `json:"is_value_error"`
+	IsRemote     bool     `json:"is_remote_error"`
+	IsTimeout    bool     `json:"is_timeout"`
+}
+
+// pyCall is the answer to a Python call command.
+type pyCall struct {
+	Result  json.RawMessage `json:"result"`
+	Raised  *raised         `json:"raised"`
+	Same    *bool           `json:"same"`
+	Elapsed float64         `json:"elapsed"`
+}
+
+// call makes the peer call method on topic with fields (server, version,
+// timeout, ctxt, expect, ...) and returns what it got.
+func (e *env) call(ctx context.Context, t testing.TB, topic, method string, args map[string]any, fields map[string]any) pyCall {
+	t.Helper()
+	cmd := map[string]any{"topic": topic, "method": method, "args": args}
+	if args == nil {
+		cmd["args"] = map[string]any{}
+	}
+	for k, v := range fields {
+		cmd[k] = v
+	}
+	var out pyCall
+	if err := e.peer.Do(ctx, "call", cmd, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// mustSucceed fails t if the Python call raised.
+func (c pyCall) mustSucceed(t testing.TB) pyCall {
+	t.Helper()
+	if c.Raised != nil {
+		t.Fatalf("the Python call raised %s.%s: %s", c.Raised.Module, c.Raised.Class, c.Raised.Str)
+	}
+	return c
+}
+
+// mustRaise fails t unless the Python call raised.
+func (c pyCall) mustRaise(t testing.TB) *raised {
+	t.Helper()
+	if c.Raised == nil {
+		t.Fatalf("the Python call returned %s, want an exception", c.Result)
+	}
+	return c.Raised
+}
+
+func isTimeout(err error) bool { return errors.Is(err, transport.ErrTimeout) }
