@@ -34,11 +34,11 @@ func notFound(e *env) {
 		needs []transport.Capability
 		call  func(e *env, tr *transport.Transport) error
 	}{
-		{"consume a missing queue", nil, func(e *env, tr *transport.Transport) error {
+		{"consume a missing queue", []transport.Capability{driver.CapQueueExistence}, func(e *env, tr *transport.Transport) error {
 			_, err := tr.Consume(e.ctx, uniqueName("missing"), transport.ConsumeOptions{})
 			return err
 		}},
-		{"purge a missing queue", nil, func(e *env, tr *transport.Transport) error {
+		{"purge a missing queue", []transport.Capability{driver.CapQueueExistence}, func(e *env, tr *transport.Transport) error {
 			_, err := tr.PurgeQueue(e.ctx, uniqueName("missing"))
 			return err
 		}},
@@ -48,7 +48,7 @@ func notFound(e *env) {
 		{"bind to a missing exchange", []transport.Capability{driver.CapQueueBinding}, func(e *env, tr *transport.Transport) error {
 			return tr.Bind(e.ctx, transport.Binding{Exchange: uniqueName("missing"), Queue: e.simpleQueue(tr, "q"), Key: "k"})
 		}},
-		{"bind a missing queue", []transport.Capability{driver.CapQueueBinding, driver.CapDirect}, func(e *env, tr *transport.Transport) error {
+		{"bind a missing queue", []transport.Capability{driver.CapQueueBinding, driver.CapDirect, driver.CapQueueExistence}, func(e *env, tr *transport.Transport) error {
 			x := e.declareExchange(tr, "x", transport.Direct)
 			return tr.Bind(e.ctx, transport.Binding{Exchange: x, Queue: uniqueName("missing"), Key: "k"})
 		}},
@@ -227,7 +227,7 @@ func redeclarePrecondition(e *env) {
 	}
 	for _, row := range queueRows {
 		e.run(row.name, func(e *env) {
-			require(e.t, e.caps, row.needs...)
+			require(e.t, e.caps, append(row.needs, driver.CapQueueExistence)...)
 			tr := e.open()
 			row.first.Name = uniqueName("q")
 			row.second.Name = row.first.Name

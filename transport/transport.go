@@ -317,6 +317,9 @@ func (t *Transport) Consume(ctx context.Context, queue string, opts ConsumeOptio
 	if err == nil && opts.Prefetch > 0 {
 		err = t.check(driver.CapPrefetch)
 	}
+	if err == nil && opts.Exclusive {
+		err = t.check(driver.CapExclusiveConsumer)
+	}
 	if err == nil {
 		err = t.check()
 	}

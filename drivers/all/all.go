@@ -5,6 +5,7 @@
 package all
 
 import (
+	_ "github.com/switchyard-mq/switchyard/drivers/amqp1"  // amqp://, amqps://
 	_ "github.com/switchyard-mq/switchyard/drivers/memory" // memory://
 	_ "github.com/switchyard-mq/switchyard/drivers/rabbit" // rabbit://, rabbits://
 	_ "github.com/switchyard-mq/switchyard/drivers/zmq"    // zmq://

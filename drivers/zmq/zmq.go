@@ -267,6 +267,7 @@ func open(ctx context.Context, logger *slog.Logger, opts options, mm matchmaker.
 		driver.CapDirect, driver.CapFanout, driver.CapTopic, driver.CapQueueBinding, driver.CapServerNamedQueue,
 		driver.CapExclusiveQueue, driver.CapAutoDelete, driver.CapMessageTTL, driver.CapDeadLetter,
 		driver.CapDeliveryLimit, driver.CapMandatory, driver.CapPrefetch, driver.CapHeaders, driver.CapDeliveryCount,
+		driver.CapExclusiveConsumer, driver.CapQueueExistence,
 	}
 	if crossProcess {
 		caps = append(caps, driver.CapCrossProcess)

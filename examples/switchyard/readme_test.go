@@ -89,6 +89,10 @@ func matrixURL(t *testing.T, row string) string {
 		return "memory://readme-matrix"
 	case "rabbit://`, `rabbits://":
 		return brokertest.RabbitMQ().URL(t)
+	case "amqp://`, `amqps://` on RabbitMQ":
+		return brokertest.AMQP1RabbitMQ().URL(t)
+	case "amqp://`, `amqps://` on Qpid Proton":
+		return brokertest.ProtonBroker().URL(t)
 	case "zmq://":
 		return "zmq://readme-matrix"
 	case "zmq://?matchmaker=redis://…":

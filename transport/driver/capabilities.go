@@ -52,6 +52,14 @@ const (
 	CapCrossProcess
 	// CapDeliveryCount: Delivery.DeliveryCount counts earlier returns.
 	CapDeliveryCount
+	// CapExclusiveConsumer: ConsumeOptions.Exclusive makes a consumer the
+	// queue's only one (ErrInUse for others).
+	CapExclusiveConsumer
+	// CapQueueExistence: a queue exists only once declared and until
+	// deleted (using a missing one is ErrNotFound), and keeps the
+	// properties it was declared with (a different redeclaration is
+	// ErrPrecondition). Brokers that create queues on first use lack it.
+	CapQueueExistence
 
 	capEnd
 )
@@ -104,6 +112,10 @@ func (c Capability) String() string {
 		return "cross-process"
 	case CapDeliveryCount:
 		return "delivery-count"
+	case CapExclusiveConsumer:
+		return "exclusive-consumer"
+	case CapQueueExistence:
+		return "queue-existence"
 	}
 	return fmt.Sprintf("capability(%#x)", uint32(c))
 }

@@ -1,0 +1,53 @@
+package amqp1_test
+
+import (
+	"testing"
+
+	"github.com/switchyard-mq/switchyard/conformance"
+	"github.com/switchyard-mq/switchyard/transport"
+	"github.com/switchyard-mq/switchyard/transport/driver"
+
+	_ "github.com/switchyard-mq/switchyard/drivers/amqp1"
+)
+
+// harness returns the conformance harness of one flavour.
+func harness(url func(testing.TB) string) conformance.Harness {
+	return conformance.Harness{URL: url}
+}
+
+func TestConformance(t *testing.T) {
+	t.Run("rabbitmq", func(t *testing.T) { conformance.Run(t, harness(rabbitURL)) })
+	t.Run("proton", func(t *testing.T) { conformance.Run(t, harness(protonURL)) })
+}
+
+// TestCapabilities pins what each flavour declares, so that a change shows
+// up here and in the README's matrix together.
+func TestCapabilities(t *testing.T) {
+	tests := []struct {
+		name string
+		url  func(testing.TB) string
+		want transport.Capabilities
+	}{
+		{"rabbitmq", rabbitURL, driver.NewCapabilities(
+			driver.CapDirect, driver.CapFanout, driver.CapTopic, driver.CapQueueBinding,
+			driver.CapServerNamedQueue, driver.CapAutoDelete, driver.CapMessageTTL,
+			driver.CapQueueExpiry, driver.CapMaxLength, driver.CapPrefetch,
+			driver.CapHeaders, driver.CapDurable, driver.CapCrossProcess, driver.CapQueueExistence)},
+		{"proton", protonURL, driver.NewCapabilities(
+			driver.CapPrefetch, driver.CapHeaders, driver.CapServerNamedQueue, driver.CapCrossProcess,
+			driver.CapDeliveryCount)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkLeaks(t)
+			tr, err := transport.Open(t.Context(), tt.url(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			if got := tr.Capabilities(); got != tt.want {
+				t.Errorf("capabilities: got %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
