@@ -138,9 +138,22 @@ func (c *Client) call(ctx context.Context, target transport.Target, method strin
 	if timeout <= 0 {
 		return fmt.Errorf("%w before the call was sent", transport.ErrTimeout)
 	}
+	// The timeout bounds the whole call: declaring the reply queue and
+	// sending wait for a connection that is down, too.
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	// Running out of time (this timeout or the caller's deadline) is
+	// ErrTimeout; a cancellation by the caller stays context.Canceled.
+	timedOut := func(what string, err error) error {
+		if errors.Is(err, transport.ErrTimeout) || errors.Is(parent.Err(), context.Canceled) || ctx.Err() == nil {
+			return err
+		}
+		return fmt.Errorf("%w: %s within %v: %w", transport.ErrTimeout, what, timeout, err)
+	}
 	replyQ, err := c.shared.replyQueue(ctx)
 	if err != nil {
-		return err
+		return timedOut("no reply queue", err)
 	}
 	msgID := oslo.NewID()
 	pc := c.shared.register(msgID)
@@ -148,11 +161,11 @@ func (c *Client) call(ctx context.Context, target transport.Target, method strin
 
 	call := &call{msgID: msgID, replyQ: replyQ, timeout: timeout}
 	if err := c.send(ctx, target, method, args, call); err != nil {
-		return err
+		return timedOut("request "+msgID+" not sent", err)
 	}
-	reply, err := c.wait(ctx, pc, msgID, timeout)
+	reply, err := c.wait(ctx, pc, msgID)
 	if err != nil {
-		return err
+		return timedOut("no reply to message ID "+msgID, err)
 	}
 	if reply.Failure != nil {
 		return remoteErrorFromFailure(reply.Failure)
@@ -252,10 +265,9 @@ func Permanent(err error) bool {
 	return false
 }
 
-// wait waits for the final reply to msgID.
-func (c *Client) wait(ctx context.Context, pc *pendingCall, msgID string, timeout time.Duration) (*oslo.Reply, error) {
-	overall := time.NewTimer(timeout)
-	defer overall.Stop()
+// wait waits for the final reply to msgID until ctx, which carries the
+// call's timeout, ends.
+func (c *Client) wait(ctx context.Context, pc *pendingCall, msgID string) (*oslo.Reply, error) {
 	var monitor *time.Timer
 	var monitorC <-chan time.Time
 	if m := c.set.callMonitorTimeout; m > 0 {
@@ -273,8 +285,6 @@ func (c *Client) wait(ctx context.Context, pc *pendingCall, msgID string, timeou
 			if heartbeat && monitor != nil {
 				monitor.Reset(c.set.callMonitorTimeout)
 			}
-		case <-overall.C:
-			return nil, fmt.Errorf("%w: no reply to message ID %s within %v", transport.ErrTimeout, msgID, timeout)
 		case <-monitorC:
 			return nil, fmt.Errorf("%w: no heartbeat from the server for message ID %s within the call monitor timeout %v",
 				transport.ErrTimeout, msgID, c.set.callMonitorTimeout)

@@ -97,21 +97,27 @@
 //
 // Declarations share one channel; each consumer has a channel of its own
 // with its basic.qos; publishes share one channel (amqp091-go serialises
-// their frames, and each publish waits for its own confirm), except
-// mandatory ones (below). A channel error maps to a sentinel, wrapped
-// with the broker's text: 404 NOT_FOUND is ErrNotFound, 406
-// PRECONDITION_FAILED ErrPrecondition, 405 RESOURCE_LOCKED and 403 "in
-// exclusive use" ErrInUse, other 403 ACCESS_REFUSED ErrInvalid. It closes
+// their frames, and each publish waits for its own confirm), and mandatory
+// ones share a second, always in confirm mode (below). A channel error
+// maps to a sentinel, wrapped with the broker's text: 404 NOT_FOUND is
+// ErrNotFound, 406 PRECONDITION_FAILED ErrPrecondition, 405
+// RESOURCE_LOCKED and 403 "in exclusive use" ErrInUse, other 403
+// ACCESS_REFUSED ErrInvalid. It closes
 // only its channel, which the driver replaces at the next use; other
 // consumers and publishers carry on. Publishing to a missing exchange
 // fails with ErrNotFound once the broker closes the channel; publishes
 // that shared that channel are published again.
 //
 // A mandatory message that reaches no queue fails Publish with
-// ErrUnroutable. A basic.return names no delivery tag, so each mandatory
-// publish has a channel to itself from its write to its confirm (RabbitMQ
-// sends the return before the confirm): up to 64 such channels carry
-// concurrent mandatory publishes.
+// ErrUnroutable. A basic.return names no delivery tag: the driver reads the
+// channel's returns and confirms in the order the broker sent them, and
+// RabbitMQ returns a message before it confirms it, so a publish knows
+// whether it was returned once its confirm arrives. A return goes to the
+// earliest unconfirmed mandatory publish of the same exchange, routing key
+// and body; among copies identical in all three (published while a binding
+// changes), which one was returned cannot be told, but as many publishes
+// fail as copies were returned. At most 256 such publishes are in flight
+// at once; more wait for room.
 //
 // # Delivery limit and counts
 //

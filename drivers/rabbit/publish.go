@@ -1,6 +1,7 @@
 package rabbit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,24 +13,22 @@ import (
 	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
-const (
-	// maxExclusiveChannels bounds the channels of mandatory publishes (and
-	// of the driver's own republishing). Each carries one publish at a
-	// time, from the write to the confirm: a basic.return names no
-	// delivery tag, and one publish in flight per channel is what ties a
-	// return to its publish for certain (RabbitMQ sends the return before
-	// the confirm of the same publish).
-	maxExclusiveChannels = 64
-	// maxMisattributedRetries bounds how often a publish is tried again
-	// because another publish's error closed the channel they shared.
-	maxMisattributedRetries = 8
-)
+// maxMisattributedRetries bounds how often a publish is tried again
+// because another publish's error closed the channel they shared.
+const maxMisattributedRetries = 8
+
+// trackedInFlight bounds the publishes in flight on a tracked channel, and
+// sizes the buffers of its returns and confirms, so that amqp091-go, which
+// drops a notification that waits longer than 5 s for room, always finds
+// room.
+const trackedInFlight = 256
 
 // pubChannel is a channel that publishes.
 type pubChannel struct {
-	ch      *amqp.Channel
-	closes  chan *amqp.Error
-	returns chan amqp.Return // exclusive channels only
+	ch     *amqp.Channel
+	closes chan *amqp.Error
+	// tracker settles the publishes of a tracked channel; nil on others.
+	tracker *confirmTracker
 
 	reasonOnce sync.Once
 	reason     *amqp.Error
@@ -43,16 +42,21 @@ func (pc *pubChannel) closeReason() *amqp.Error {
 	return pc.reason
 }
 
-// openPubChannel opens a publishing channel, in confirm mode if asked,
-// listening for returns if exclusive.
-func openPubChannel(sess *session, confirm, exclusive bool) (*pubChannel, error) {
+// openPubChannel opens a publishing channel, in confirm mode if asked. A
+// tracked channel is in confirm mode and has a tracker goroutine, owned by
+// c, that settles its publishes and ends with the channel.
+func openPubChannel(c *conn, sess *session, confirm, track bool) (*pubChannel, error) {
 	ch, err := sess.amqp.Channel()
 	if err != nil {
 		return nil, err
 	}
 	pc := &pubChannel{ch: ch, closes: ch.NotifyClose(make(chan *amqp.Error, 1))}
-	if exclusive {
-		pc.returns = ch.NotifyReturn(make(chan amqp.Return, 1))
+	var returns <-chan amqp.Return
+	var confirms <-chan amqp.Confirmation
+	if track {
+		confirm = true
+		returns = ch.NotifyReturn(make(chan amqp.Return, trackedInFlight))
+		confirms = ch.NotifyPublish(make(chan amqp.Confirmation, trackedInFlight))
 	}
 	if confirm {
 		if err := ch.Confirm(false); err != nil {
@@ -60,22 +64,30 @@ func openPubChannel(sess *session, confirm, exclusive bool) (*pubChannel, error)
 			return nil, err
 		}
 	}
+	if track {
+		pc.tracker = &confirmTracker{pending: map[uint64]*trackedPublish{}, slots: make(chan struct{}, trackedInFlight)}
+		if !c.spawn(func() { pc.tracker.run(returns, confirms) }) {
+			_ = ch.Close()
+			return nil, driver.ErrClosed
+		}
+	}
 	return pc, nil
 }
 
-// sharedChannel is the channel that every other publish of a session
-// goes through, as a raw amqp091-go program would publish: amqp091-go
+// sharedChannel is a channel that many publishes of a session go through
+// at once, as a raw amqp091-go program would publish: amqp091-go
 // serialises the frames of concurrent publishes, and each publish waits
-// for its own confirm without holding the channel, so one channel carries
-// many concurrent publishers (more channels only cost the broker more
-// processes). A channel error closes it; the next publish opens another.
+// for its own confirm without holding the channel (more channels only cost
+// the broker more processes). A channel error closes it; the next publish
+// opens another.
 type sharedChannel struct {
 	cur     atomic.Pointer[pubChannel]
 	mu      sync.Mutex // serialises opening
 	confirm bool
+	track   bool // a tracked channel (see confirmTracker)
 }
 
-func (s *sharedChannel) get(sess *session) (*pubChannel, error) {
+func (s *sharedChannel) get(c *conn, sess *session) (*pubChannel, error) {
 	if pc := s.cur.Load(); pc != nil && !pc.ch.IsClosed() {
 		return pc, nil
 	}
@@ -84,7 +96,7 @@ func (s *sharedChannel) get(sess *session) (*pubChannel, error) {
 	if pc := s.cur.Load(); pc != nil && !pc.ch.IsClosed() {
 		return pc, nil
 	}
-	pc, err := openPubChannel(sess, s.confirm, false)
+	pc, err := openPubChannel(c, sess, s.confirm, s.track)
 	if err != nil {
 		return nil, err
 	}
@@ -92,73 +104,153 @@ func (s *sharedChannel) get(sess *session) (*pubChannel, error) {
 	return pc, nil
 }
 
-// chanPool holds a session's exclusive publishing channels, opened on
-// demand; a publish checks one out until its confirm.
-type chanPool struct {
-	free chan *pubChannel
-	mu   sync.Mutex
-	open int
+// confirmTracker settles the publishes of a tracked channel: those that
+// wait for their confirm whatever the confirms option says (mandatory
+// ones, and the driver's own republishing), and must learn whether the
+// broker returned them. One goroutine reads the channel's basic.return and
+// basic.ack/nack notifications in the order amqp091-go's reader sends them,
+// which is the order the broker sent them. RabbitMQ handles a channel's
+// publishes in order and returns an unroutable mandatory message as it
+// routes it, before that message's confirm; so when a confirm arrives,
+// the return of its message, if any, has been read. A return carries no
+// delivery tag: it goes to the earliest unsettled mandatory publish with
+// the same exchange, routing key and body (returns come in publish order,
+// and earlier matching publishes that were routed are told apart from it
+// only if their bodies differ: copies that are byte for byte the same
+// have outcomes nobody can tell apart).
+type confirmTracker struct {
+	// pubMu holds the channel's next delivery tag from its reservation to
+	// its publication, so that a publish is recorded under the tag the
+	// channel gives it.
+	pubMu sync.Mutex
+	// slots holds one token per publish until it is settled, even if its
+	// publisher stopped waiting: trackedInFlight at most.
+	slots chan struct{}
+
+	mu      sync.Mutex
+	pending map[uint64]*trackedPublish // by delivery tag
+	ended   bool                       // the channel closed
 }
 
-func (p *chanPool) init(size int) {
-	p.free = make(chan *pubChannel, size)
+// trackedPublish is one publish on a tracked channel, until settled.
+type trackedPublish struct {
+	exchange, key string
+	body          []byte // a mandatory publish's, to match its return
+	mandatory     bool
+	settled       chan struct{} // closed once the fields below are final
+	acked         bool
+	returned      *amqp.Return
 }
 
-// get takes a free channel, opens one if the pool may grow, or waits.
-func (p *chanPool) get(ctx context.Context, sess *session) (*pubChannel, error) {
-	for {
-		select {
-		case pc := <-p.free:
-			if pc.ch.IsClosed() {
-				p.drop()
-				continue
-			}
-			return pc, nil
-		default:
-		}
-		break
-	}
-	p.mu.Lock()
-	if p.open < cap(p.free) {
-		p.open++
-		p.mu.Unlock()
-		pc, err := openPubChannel(sess, true, true)
-		if err != nil {
-			p.drop()
-		}
-		return pc, err
-	}
-	p.mu.Unlock()
+// publish publishes p on ch and records it for its confirm, once fewer
+// than trackedInFlight publishes are in flight or when ctx ends.
+func (t *confirmTracker) publish(ctx context.Context, ch *amqp.Channel, p *trackedPublish, pub *amqp.Publishing) (*amqp.DeferredConfirmation, error) {
 	select {
-	case pc := <-p.free:
-		return pc, nil // a closed one fails its publish, which tries again
+	case t.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-sess.lost:
+		return nil, fmt.Errorf("waiting for room among the %d publishes in flight: %w", trackedInFlight, ctx.Err())
+	}
+	t.pubMu.Lock()
+	defer t.pubMu.Unlock()
+	tag := ch.GetNextPublishSeqNo()
+	t.mu.Lock()
+	if t.ended {
+		t.mu.Unlock()
+		<-t.slots
 		return nil, amqp.ErrClosed
 	}
-}
-
-// put gives a channel back, or forgets it if it closed.
-func (p *chanPool) put(pc *pubChannel) {
-	if pc.ch.IsClosed() {
-		p.drop()
-		return
+	t.pending[tag] = p
+	t.mu.Unlock()
+	dc, err := ch.PublishWithDeferredConfirm(p.exchange, p.key, p.mandatory, false, *pub)
+	if err != nil {
+		t.mu.Lock()
+		delete(t.pending, tag)
+		t.mu.Unlock()
+		<-t.slots
+		return nil, err
 	}
-	p.free <- pc
+	return dc, nil
 }
 
-// discard closes a channel whose state is unknown (a publish abandoned
-// before its confirm could leave a return behind).
-func (p *chanPool) discard(c *conn, pc *pubChannel) {
-	p.drop()
-	c.spawn(func() { _ = pc.ch.Close() })
+// run settles publishes until the channel closes, then settles the rest.
+func (t *confirmTracker) run(returns <-chan amqp.Return, confirms <-chan amqp.Confirmation) {
+	// drain reads the returns already sent: all those the broker sent
+	// before the confirm being handled.
+	drain := func() {
+		for returns != nil {
+			select {
+			case r, ok := <-returns:
+				if !ok {
+					returns = nil
+					return
+				}
+				t.match(r)
+			default:
+				return
+			}
+		}
+	}
+	defer func() {
+		drain() // amqp091-go closed the returns before the confirms
+		t.settleAll()
+	}()
+	for {
+		select {
+		case r, ok := <-returns:
+			if !ok {
+				returns = nil
+				continue
+			}
+			t.match(r)
+		case c, ok := <-confirms:
+			if !ok {
+				return
+			}
+			drain()
+			t.settle(c.DeliveryTag, c.Ack)
+		}
+	}
 }
 
-func (p *chanPool) drop() {
-	p.mu.Lock()
-	p.open--
-	p.mu.Unlock()
+// match gives a return to the earliest unsettled mandatory publish of the
+// same message.
+func (t *confirmTracker) match(r amqp.Return) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var first uint64
+	for tag, p := range t.pending {
+		if (first == 0 || tag < first) && p.mandatory && p.returned == nil &&
+			p.exchange == r.Exchange && p.key == r.RoutingKey && bytes.Equal(p.body, r.Body) {
+			first = tag
+		}
+	}
+	if first != 0 {
+		t.pending[first].returned = &r
+	}
+}
+
+func (t *confirmTracker) settle(tag uint64, ack bool) {
+	t.mu.Lock()
+	p := t.pending[tag]
+	delete(t.pending, tag)
+	t.mu.Unlock()
+	if p != nil {
+		p.acked = ack
+		close(p.settled)
+		<-t.slots
+	}
+}
+
+// settleAll settles what the closed channel will never confirm.
+func (t *confirmTracker) settleAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.ended = true
+	for tag, p := range t.pending {
+		delete(t.pending, tag)
+		close(p.settled)
+		<-t.slots
+	}
 }
 
 // publishOutcome says what to do after a publish attempt.
@@ -208,7 +300,7 @@ const (
 	// publishMandatory: an unroutable message fails with ErrUnroutable.
 	publishMandatory publishFlags = 1 << iota
 	// publishConfirmed: wait for the broker's confirm even with
-	// confirms=false, on a channel of its own (the driver's own
+	// confirms=false, on the tracked channel (the driver's own
 	// republishing and dead-lettering, and mandatory publishes).
 	publishConfirmed
 )
@@ -229,7 +321,7 @@ func (c *conn) publish(ctx context.Context, exchange, key string, flags publishF
 		}
 		var outcome publishOutcome
 		if flags&publishConfirmed != 0 {
-			outcome, err = c.publishExclusive(ctx, sess, exchange, key, mandatory, pub)
+			outcome, err = c.publishTracked(ctx, sess, exchange, key, mandatory, pub)
 		} else {
 			outcome, err = c.publishShared(ctx, sess, exchange, key, pub)
 		}
@@ -256,7 +348,7 @@ func (c *conn) publish(ctx context.Context, exchange, key string, flags publishF
 
 // publishShared makes one attempt on the session's shared channel.
 func (c *conn) publishShared(ctx context.Context, sess *session, exchange, key string, pub *amqp.Publishing) (publishOutcome, error) {
-	pc, err := sess.pub.get(sess)
+	pc, err := sess.pub.get(c, sess)
 	if err != nil {
 		return c.notSent(sess, nil, err)
 	}
@@ -281,44 +373,43 @@ func (c *conn) publishShared(ctx context.Context, sess *session, exchange, key s
 	return published, errNack
 }
 
-// publishExclusive makes one attempt on a channel of the exclusive pool,
-// which it keeps until the confirm, so that a basic.return on it can only
-// be this publish's.
-func (c *conn) publishExclusive(ctx context.Context, sess *session, exchange, key string, mandatory bool, pub *amqp.Publishing) (publishOutcome, error) {
-	pc, err := sess.mand.get(ctx, sess)
+// publishTracked makes one attempt on the session's tracked channel and
+// waits for the broker's confirm, and its return for a mandatory publish.
+func (c *conn) publishTracked(ctx context.Context, sess *session, exchange, key string, mandatory bool, pub *amqp.Publishing) (publishOutcome, error) {
+	pc, err := sess.tracked.get(c, sess)
 	if err != nil {
-		if ctx.Err() != nil {
-			return published, err
-		}
 		return c.notSent(sess, nil, err)
 	}
-	dc, err := pc.ch.PublishWithDeferredConfirm(exchange, key, mandatory, false, *pub)
+	p := &trackedPublish{exchange: exchange, key: key, mandatory: mandatory, settled: make(chan struct{})}
+	if mandatory {
+		// A copy: the caller may reuse the body once Publish returns,
+		// before the publish is settled.
+		p.body = bytes.Clone(pub.Body)
+	}
+	dc, err := pc.tracker.publish(ctx, pc.ch, p, pub)
 	if err != nil {
-		sess.mand.put(pc)
+		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+			return published, err
+		}
 		return c.notSent(sess, pc, err)
 	}
 	select {
-	case <-dc.Done():
+	case <-p.settled:
 	case <-ctx.Done():
-		sess.mand.discard(c, pc)
 		return published, fmt.Errorf("waiting for the broker's confirm (the message may or may not have been taken): %w", ctx.Err())
 	}
-	var ret *amqp.Return
-	select { // the return, if any, came before the confirm on this channel
-	case r := <-pc.returns:
-		ret = &r
-	default:
-	}
-	sess.mand.put(pc)
-	switch {
-	case !dc.Acked() && pc.ch.IsClosed():
+	switch r := p.returned; {
+	case r != nil:
+		return published, fmt.Errorf("%w: %s (AMQP reply %d) for exchange %q, key %q", driver.ErrUnroutable, r.ReplyText, r.ReplyCode, r.Exchange, r.RoutingKey)
+	// The tracker misses a confirm that came out of order just before the
+	// channel closed (amqp091-go drops those it has not put in order); the
+	// deferred confirmation has it.
+	case p.acked || dc.Acked():
+		return published, nil
+	case pc.ch.IsClosed():
 		return c.failed(sess, pc, exchange)
-	case !dc.Acked():
-		return published, errNack
-	case ret != nil:
-		return published, fmt.Errorf("%w: %s (AMQP reply %d) for exchange %q, key %q", driver.ErrUnroutable, ret.ReplyText, ret.ReplyCode, ret.Exchange, ret.RoutingKey)
 	}
-	return published, nil
+	return published, errNack
 }
 
 // errNack is a broker's basic.nack: it could not take the message.

@@ -68,13 +68,13 @@ type conn struct {
 
 // session is one AMQP connection and the channels opened on it.
 type session struct {
-	amqp   *amqp.Connection
-	host   driver.Host
-	closed chan *amqp.Error // the connection's close notification
-	lost   chan struct{}    // closed by the supervisor once it saw the loss
-	topoCh *amqp.Channel    // guarded by conn.topoSem
-	pub    sharedChannel    // publishes without the mandatory flag
-	mand   chanPool         // one publish per channel: mandatory ones
+	amqp    *amqp.Connection
+	host    driver.Host
+	closed  chan *amqp.Error // the connection's close notification
+	lost    chan struct{}    // closed by the supervisor once it saw the loss
+	topoCh  *amqp.Channel    // guarded by conn.topoSem
+	pub     sharedChannel    // publishes without the mandatory flag
+	tracked sharedChannel    // mandatory publishes, and others that must be confirmed
 }
 
 func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
@@ -186,7 +186,7 @@ func (c *conn) newSession(ac *amqp.Connection, host driver.Host) *session {
 		lost:   make(chan struct{}),
 	}
 	sess.pub.confirm = c.s.confirms
-	sess.mand.init(maxExclusiveChannels)
+	sess.tracked.confirm, sess.tracked.track = true, true
 	return sess
 }
 
