@@ -247,7 +247,7 @@ func TestCommandLine(t *testing.T) {
 		{name: "tour zero timeout", args: []string{"tour", "-timeout", "0s"}, wantCode: 2, wantStderr: []string{"-timeout 0s is not positive"}},
 		{name: "tour bad flag", args: []string{"tour", "-nope"}, wantCode: 2, wantStderr: []string{"flag provided but not defined: -nope"}},
 		{name: "tour unknown scheme", args: []string{"tour", "-url", "nope://"}, wantCode: 1,
-			wantStderr: []string{"switchyard tour:", `no driver for scheme "nope"`, "registered: memory"}},
+			wantStderr: []string{"switchyard tour:", `no driver for scheme "nope"`, "(registered: ", " memory, "}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
