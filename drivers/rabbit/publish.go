@@ -422,7 +422,11 @@ func (c *conn) notSent(sess *session, pc *pubChannel, err error) (publishOutcome
 	switch {
 	case connectionFailing(sess, err):
 		return retryReconnect, err
-	case pc != nil && pc.ch.IsClosed():
+	case pc != nil && pc.ch.IsClosed(), isChannelError(err):
+		// A write cannot itself cause a channel error: an earlier publish
+		// on the shared channel did, and this message was not sent. The
+		// closing may not be visible on the channel yet when the write
+		// already sees its error, hence the second test.
 		return retryNow, err
 	}
 	return published, mapError(err)
