@@ -66,6 +66,7 @@ type Server struct {
 	fanoutQueue string
 	stopCtx     context.Context // cancelled when Stop gives up waiting
 	stopCancel  context.CancelFunc
+	stopping    chan struct{} // closed when Stop begins
 	loops       sync.WaitGroup // receive loops
 	handlers    sync.WaitGroup // workers, and replies to malformed calls
 	work        chan job       // accepted requests, for the workers
@@ -132,6 +133,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.state = stateRunning
 	s.stopCtx, s.stopCancel = context.WithCancel(context.Background())
+	s.stopping = make(chan struct{})
 	// A fixed pool of workers, rather than a goroutine per request: each
 	// keeps its grown stack and its own context, so requests do not
 	// contend on a shared parent context.
@@ -434,6 +436,12 @@ func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Re
 		case <-retryUntil:
 			logger.Warn("reply queue missing; reply abandoned", "reply_queue", req.ReplyQ, "msg_id", req.MsgID)
 			return
+		case <-s.stopping:
+			// Waiting up to a minute for a caller's queue to come back
+			// would hold up Stop; the caller times out as it would if
+			// this server had died.
+			logger.Warn("reply queue missing and the server is stopping; reply abandoned", "reply_queue", req.ReplyQ, "msg_id", req.MsgID)
+			return
 		case <-ctx.Done():
 			logger.Warn("server stopping; reply abandoned", "reply_queue", req.ReplyQ, "msg_id", req.MsgID)
 			return
@@ -453,9 +461,10 @@ func panicFailure(method string, p any) *oslo.Failure {
 
 // Stop stops consuming (requests not yet taken stay in the queues for
 // other servers), waits for the running requests to finish and reply, and
-// deletes the server's fanout queue. If ctx ends first, the handlers'
-// contexts are cancelled and Stop returns ctx's error without waiting
-// further. Stop is idempotent.
+// deletes the server's fanout queue. A reply whose caller's queue is
+// missing is no longer retried once Stop begins. If ctx ends first, the
+// handlers' contexts are cancelled and Stop returns ctx's error without
+// waiting further. Stop is idempotent.
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	if s.state != stateRunning {
@@ -464,6 +473,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		return nil
 	}
 	s.state = stateStopped
+	close(s.stopping)
 	s.closeConsumersLocked()
 	s.mu.Unlock()
 	s.loops.Wait()
