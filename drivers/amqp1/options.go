@@ -2,14 +2,13 @@ package amqp1
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/switchyard-mq/switchyard/internal/tlsfiles"
 	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
@@ -23,14 +22,11 @@ const (
 	optRetryInterval = "connection_retry_interval"
 	optRetryBackoff  = "connection_retry_backoff"
 	optRetryMax      = "connection_retry_interval_max"
-	optSSLCAFile     = "ssl_ca_file"
-	optSSLCertFile   = "ssl_cert_file"
-	optSSLKeyFile    = "ssl_key_file"
 )
 
 var knownOptions = []string{
 	optFlavour, optPrefetch, optPresettled, optContainer, optIdleTimeout,
-	optRetryInterval, optRetryBackoff, optRetryMax, optSSLCAFile, optSSLCertFile, optSSLKeyFile,
+	optRetryInterval, optRetryBackoff, optRetryMax, tlsfiles.CAFile, tlsfiles.CertFile, tlsfiles.KeyFile,
 }
 
 // Defaults of the options, and limits the driver keeps.
@@ -176,35 +172,12 @@ func parseSettings(cfg *driver.Config) (settings, error) {
 // tlsConfig builds the TLS settings of an amqps:// URL, and refuses TLS
 // options on a plain amqp:// one (they would silently do nothing).
 func tlsConfig(cfg *driver.Config) (*tls.Config, error) {
-	ca, cert, key := cfg.Option(optSSLCAFile, ""), cfg.Option(optSSLCertFile, ""), cfg.Option(optSSLKeyFile, "")
 	if cfg.Scheme != "amqps" {
-		for name, v := range map[string]string{optSSLCAFile: ca, optSSLCertFile: cert, optSSLKeyFile: key} {
-			if v != "" {
-				return nil, fmt.Errorf("%w: option %s needs the amqps:// scheme", driver.ErrInvalid, name)
-			}
+		if tlsfiles.Set(cfg) {
+			return nil, fmt.Errorf("%w: options %s, %s and %s need the amqps:// scheme", driver.ErrInvalid,
+				tlsfiles.CAFile, tlsfiles.CertFile, tlsfiles.KeyFile)
 		}
 		return nil, nil
 	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12}
-	if ca != "" {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, fmt.Errorf("%w: option %s: %v", driver.ErrInvalid, optSSLCAFile, err)
-		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%w: option %s: %s holds no PEM certificate", driver.ErrInvalid, optSSLCAFile, ca)
-		}
-	}
-	if (cert == "") != (key == "") {
-		return nil, fmt.Errorf("%w: options %s and %s go together", driver.ErrInvalid, optSSLCertFile, optSSLKeyFile)
-	}
-	if cert != "" {
-		pair, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			return nil, fmt.Errorf("%w: options %s and %s: %v", driver.ErrInvalid, optSSLCertFile, optSSLKeyFile, err)
-		}
-		c.Certificates = []tls.Certificate{pair}
-	}
-	return c, nil
+	return tlsfiles.Config(cfg)
 }

@@ -2,14 +2,13 @@ package rabbit
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/switchyard-mq/switchyard/internal/tlsfiles"
 	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
@@ -19,9 +18,6 @@ const (
 	optPrefetch       = "rabbit_qos_prefetch_count"
 	optConfirms       = "confirms"
 	optSSL            = "ssl"
-	optSSLCAFile      = "ssl_ca_file"
-	optSSLCertFile    = "ssl_cert_file"
-	optSSLKeyFile     = "ssl_key_file"
 	optQuorum         = "rabbit_quorum_queue"
 	optHA             = "rabbit_ha_queues"
 	optQuorumLimit    = "rabbit_quorum_delivery_limit"
@@ -37,7 +33,7 @@ const (
 )
 
 var knownOptions = []string{
-	optHeartbeat, optPrefetch, optConfirms, optSSL, optSSLCAFile, optSSLCertFile, optSSLKeyFile,
+	optHeartbeat, optPrefetch, optConfirms, optSSL, tlsfiles.CAFile, tlsfiles.CertFile, tlsfiles.KeyFile,
 	optQuorum, optHA, optQuorumLimit, optRetryInterval, optRetryBackoff, optIntervalMax,
 }
 
@@ -108,11 +104,11 @@ func parseSettings(cfg *driver.Config) (settings, error) {
 	}
 	if useTLS {
 		var err error
-		if s.tls, err = tlsConfig(cfg); err != nil {
+		if s.tls, err = tlsfiles.Config(cfg); err != nil {
 			return settings{}, err
 		}
 	} else {
-		for _, name := range []string{optSSLCAFile, optSSLCertFile, optSSLKeyFile} {
+		for _, name := range tlsfiles.Options() {
 			if cfg.Option(name, "") != "" {
 				return settings{}, fmt.Errorf("%w: option %s of %s: TLS is off (use %s:// or %s=true)",
 					driver.ErrInvalid, name, cfg, SchemeTLS, optSSL)
@@ -188,38 +184,6 @@ func (p *optionParser) seconds(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return time.Duration(f * float64(time.Second))
-}
-
-// tlsConfig builds the client TLS configuration from the ssl_* options.
-func tlsConfig(cfg *driver.Config) (*tls.Config, error) {
-	bad := func(name, format string, args ...any) error {
-		return fmt.Errorf("%w: option %s of %s: %s", driver.ErrInvalid, name, cfg, fmt.Sprintf(format, args...))
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if ca := cfg.Option(optSSLCAFile, ""); ca != "" {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, bad(optSSLCAFile, "%v", err)
-		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, bad(optSSLCAFile, "%s holds no PEM certificate", ca)
-		}
-	}
-	certFile, keyFile := cfg.Option(optSSLCertFile, ""), cfg.Option(optSSLKeyFile, "")
-	switch {
-	case certFile != "" && keyFile != "":
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, bad(optSSLCertFile, "loading %s and %s: %v", certFile, keyFile, err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	case certFile != "":
-		return nil, bad(optSSLKeyFile, "missing: %s needs it", optSSLCertFile)
-	case keyFile != "":
-		return nil, bad(optSSLCertFile, "missing: %s needs it", optSSLKeyFile)
-	}
-	return tc, nil
 }
 
 // backoff is the wait before reconnection round n (0-based): it starts at

@@ -10,6 +10,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/switchyard-mq/switchyard/internal/tlsfiles"
 	"github.com/switchyard-mq/switchyard/transport"
 	"github.com/switchyard-mq/switchyard/transport/driver"
 )
@@ -131,12 +132,12 @@ func TestParseSettingsErrors(t *testing.T) {
 		{"rabbit_retry_interval=NaN", optRetryInterval},
 		{"rabbit_retry_backoff=-1", optRetryBackoff},
 		{"rabbit_interval_max=0.1", optIntervalMax},
-		{"ssl_ca_file=/etc/ca.pem", optSSLCAFile}, // TLS is off
-		{"ssl=true&ssl_ca_file=" + filepath.Join(dir, "missing.pem"), optSSLCAFile},
-		{"ssl=true&ssl_ca_file=" + notPEM, optSSLCAFile},
-		{"ssl=true&ssl_cert_file=" + notPEM, optSSLKeyFile},
-		{"ssl=true&ssl_key_file=" + notPEM, optSSLCertFile},
-		{"ssl=true&ssl_cert_file=" + notPEM + "&ssl_key_file=" + notPEM, optSSLCertFile},
+		{"ssl_ca_file=/etc/ca.pem", tlsfiles.CAFile}, // TLS is off
+		{"ssl=true&ssl_ca_file=" + filepath.Join(dir, "missing.pem"), tlsfiles.CAFile},
+		{"ssl=true&ssl_ca_file=" + notPEM, tlsfiles.CAFile},
+		{"ssl=true&ssl_cert_file=" + notPEM, tlsfiles.KeyFile},
+		{"ssl=true&ssl_key_file=" + notPEM, tlsfiles.CertFile},
+		{"ssl=true&ssl_cert_file=" + notPEM + "&ssl_key_file=" + notPEM, tlsfiles.CertFile},
 		{"ssl=nope", optSSL},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
