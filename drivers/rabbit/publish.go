@@ -14,8 +14,10 @@ import (
 )
 
 // maxMisattributedRetries bounds how often a publish is tried again
-// because another publish's error closed the channel they shared.
-const maxMisattributedRetries = 8
+// because another publish's error closed the channel they shared. Every
+// such retry is caused by a different failing publish, so the bound only
+// stops a publish from starving behind a steady stream of bad ones.
+const maxMisattributedRetries = 100
 
 // trackedInFlight bounds the publishes in flight on a tracked channel, and
 // sizes the buffers of its returns and confirms, so that amqp091-go, which
@@ -330,7 +332,8 @@ func (c *conn) publish(ctx context.Context, exchange, key string, flags publishF
 			return err
 		case retryNow:
 			if misattributed++; misattributed > maxMisattributedRetries {
-				return err
+				return fmt.Errorf("not sent after %d attempts: other publishes' errors kept closing the shared channel; last: %w",
+					misattributed, mapError(err))
 			}
 		case retryReconnect:
 			// Wait until the supervisor has seen the loss, so that the
@@ -422,11 +425,12 @@ func (c *conn) notSent(sess *session, pc *pubChannel, err error) (publishOutcome
 	switch {
 	case connectionFailing(sess, err):
 		return retryReconnect, err
-	case pc != nil && pc.ch.IsClosed(), isChannelError(err):
-		// A write cannot itself cause a channel error: an earlier publish
-		// on the shared channel did, and this message was not sent. The
+	case pc != nil && pc.ch.IsClosed(), isChannelError(err), errors.Is(err, amqp.ErrClosed):
+		// A write cannot itself close the channel: an earlier publish on
+		// the shared channel did, and this message was not sent. The
 		// closing may not be visible on the channel yet when the write
-		// already sees its error, hence the second test.
+		// already fails (with the broker's reason, or amqp091's 504
+		// "channel/connection is not open"), hence the other tests.
 		return retryNow, err
 	}
 	return published, mapError(err)
