@@ -66,7 +66,7 @@ type Server struct {
 	fanoutQueue string
 	stopCtx     context.Context // cancelled when Stop gives up waiting
 	stopCancel  context.CancelFunc
-	stopping    chan struct{} // closed when Stop begins
+	stopping    chan struct{}  // closed when Stop begins
 	loops       sync.WaitGroup // receive loops
 	handlers    sync.WaitGroup // workers, and replies to malformed calls
 	work        chan job       // accepted requests, for the workers

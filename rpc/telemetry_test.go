@@ -99,7 +99,9 @@ func TestOneTraceAcrossACall(t *testing.T) {
 // prefix and of kind has ended, and returns every span so far.
 func waitForSpans(t *testing.T, exp *tracetest.InMemoryExporter, prefix string, kind trace.SpanKind) []sdktrace.ReadOnlySpan {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.After(5 * time.Second)
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
 	for {
 		stubs := exp.GetSpans()
 		var spans []sdktrace.ReadOnlySpan
@@ -113,10 +115,11 @@ func waitForSpans(t *testing.T, exp *tracetest.InMemoryExporter, prefix string, 
 		if found {
 			return spans
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline:
 			t.Fatalf("no %s span named %s*: %v", kind, prefix, names(spans))
+		case <-poll.C:
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

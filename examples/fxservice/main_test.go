@@ -297,19 +297,9 @@ func TestStopAnswersCallsInFlight(t *testing.T) {
 	callsInFlightAnswered(ctx, t, s, p, topic, 8)
 }
 
-// requireScheme skips a test whose driver is not linked into the service
-// (drivers/all decides which are).
-func requireScheme(t *testing.T, scheme string) {
-	t.Helper()
-	if !slices.Contains(transport.Schemes(), scheme) {
-		t.Skipf("the %s:// driver is not registered by drivers/all yet (registered: %v): nothing to test", scheme, transport.Schemes())
-	}
-}
-
 // TestSIGTERMAnswersCallsInFlight: the service binary, on RabbitMQ,
 // answers the calls it holds when it gets SIGTERM, and exits 0.
 func TestSIGTERMAnswersCallsInFlight(t *testing.T) {
-	requireScheme(t, "rabbit")
 	url := brokertest.NewRabbitVHost(t).URL
 	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
 	defer cancel()
@@ -334,7 +324,10 @@ func backendURL(t *testing.T, scheme string) (url string, inProcess bool) {
 	case "zmq":
 		return "zmq://" + randomName("fxservice") + "?matchmaker=" + brokertest.Redis().URL(t), false
 	}
-	t.Skipf("no test URL is known for the registered scheme %s:// (add one to backendURL)", scheme)
+	// rabbits:// and amqps:// need a broker with a TLS listener, which
+	// neither .ci/run nor this machine has; the TLS options themselves are
+	// tested in the drivers' packages.
+	t.Skipf("not run: no %s:// broker (TLS) is available to test against", scheme)
 	return "", false
 }
 

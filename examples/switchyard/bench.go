@@ -198,10 +198,6 @@ func benchBackends(o benchOptions) (backends []*benchBackend, notes []string, er
 		}
 		b := &benchBackend{label: tc.String(), family: tc.Scheme, cfg: c, tc: tc}
 		if !slices.Contains(transport.Schemes(), tc.Scheme) {
-			if tc.Scheme == "amqp" || tc.Scheme == "amqps" {
-				notes = append(notes, fmt.Sprintf("%s skipped: no AMQP 1.0 driver is registered in this build (drivers/all does not import drivers/amqp1)", b.label))
-				continue
-			}
 			return nil, nil, fmt.Errorf("%w: -url %s: no driver for scheme %q (registered: %s)", errUsage, b.label, tc.Scheme, strings.Join(transport.Schemes(), ", "))
 		}
 		raw, note, err := rawBaseline(tc)

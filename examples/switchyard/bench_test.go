@@ -241,25 +241,6 @@ func TestBenchUsageErrors(t *testing.T) {
 	}
 }
 
-// TestBenchSkipsAMQP1: without an AMQP 1.0 driver in the build, amqp://
-// is skipped with a note that shows no password, and the rest runs.
-func TestBenchSkipsAMQP1(t *testing.T) {
-	if slices.Contains(transport.Schemes(), "amqp") {
-		t.Skip("an AMQP 1.0 driver is registered")
-	}
-	url := uniqueURL("bench-amqp")
-	out := runBenchTool(t, "-url", url, "-url", "amqp://user:s3cret@127.0.0.1:5672/", "-cases", "rpc")
-	if !strings.Contains(out, "note: amqp://user:xxxxx@127.0.0.1:5672 skipped: no AMQP 1.0 driver") {
-		t.Errorf("no note about amqp:// in:\n%s", out)
-	}
-	if strings.Contains(out, "s3cret") {
-		t.Errorf("the output shows the password:\n%s", out)
-	}
-	if rows := parseBenchTable(t, out); len(rows) != 2 || rows[0].backend != url {
-		t.Errorf("rows %+v, want rpc on %s only", rows, url)
-	}
-}
-
 func TestBenchRabbit(t *testing.T) {
 	vh := brokertest.NewRabbitVHost(t)
 	out := runBenchTool(t, "-url", vh.URL)

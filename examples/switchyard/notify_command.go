@@ -60,17 +60,9 @@ oslo.messaging notifier does: routing key <topic>.<priority>.
 						return err
 					}
 				}
-				var rc rpc.RequestContext
-				if o.context != "" {
-					raw, err := jsonObjectArg("-context", o.context)
-					if err != nil {
-						return err
-					}
-					dec := json.NewDecoder(jsonReader(raw))
-					dec.UseNumber()
-					if err := dec.Decode(&rc); err != nil {
-						return fmt.Errorf("%w: -context: %v", errUsage, err)
-					}
+				rc, err := requestContextArg(o.context)
+				if err != nil {
+					return err
 				}
 				return sendNotification(ctx, stdout, o, args[0], payload, rc)
 			}

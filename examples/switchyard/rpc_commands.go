@@ -127,17 +127,9 @@ command exits 1.
 					return err
 				}
 			}
-			var rc rpc.RequestContext
-			if o.context != "" {
-				raw, err := jsonObjectArg("-context", o.context)
-				if err != nil {
-					return err
-				}
-				dec := json.NewDecoder(jsonReader(raw))
-				dec.UseNumber()
-				if err := dec.Decode(&rc); err != nil {
-					return fmt.Errorf("%w: -context: %v", errUsage, err)
-				}
+			rc, err := requestContextArg(o.context)
+			if err != nil {
+				return err
 			}
 			return sendRPC(ctx, stdout, o, isCall, target, method, callArgs, rc)
 		}
@@ -184,4 +176,23 @@ func sendRPC(ctx context.Context, stdout io.Writer, o rpcOptions, isCall bool, t
 	}
 	fmt.Fprintln(stdout, indentJSON(result))
 	return nil
+}
+
+// requestContextArg parses the -context flag, a JSON object, keeping
+// numbers exact; an empty flag is no context.
+func requestContextArg(flagValue string) (rpc.RequestContext, error) {
+	if flagValue == "" {
+		return nil, nil
+	}
+	raw, err := jsonObjectArg("-context", flagValue)
+	if err != nil {
+		return nil, err
+	}
+	var rc rpc.RequestContext
+	dec := json.NewDecoder(jsonReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&rc); err != nil {
+		return nil, fmt.Errorf("%w: -context: %v", errUsage, err)
+	}
+	return rc, nil
 }
