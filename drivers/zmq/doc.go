@@ -110,11 +110,13 @@
 //   - Delivery is at least once: a consumer that dies, or takes longer
 //     than ack_timeout, may have handled a message that is delivered again.
 //   - Declarations, liveness and consumers propagate through the
-//     matchmaker: with Redis, another process sees a change after its pub/sub
-//     notification arrives (a publish that finds no route or no queue checks
-//     Redis itself before concluding), and a crashed node's consumers linger
-//     until its liveness_ttl runs out (its connections fail at once, though,
-//     which returns what it held).
+//     matchmaker. With Redis, a declaration, binding or Consume returns once
+//     every live node has loaded it, so what any process publishes next is
+//     routed by it; a node that does not keep up (paused, overloaded) is
+//     waited for at most liveness_refresh, capped at a second, and sees the
+//     change when its pub/sub notification or periodic reload arrives. A
+//     crashed node's consumers linger until its liveness_ttl runs out (its
+//     connections fail at once, though, which returns what it held).
 //   - No max length or queue expiry (queues have no single place to count
 //     or time them); no authentication or encryption: run it on a trusted
 //     network (loopback by default).

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -255,6 +256,57 @@ func TestChangesAndLeave(t *testing.T) {
 			t.Errorf("add a consumer on a node that left: %v, want ErrExpired", err)
 		}
 	})
+}
+
+// TestRedisChangeLoadedEverywhereOnReturn: when a change returns, every
+// other live node's local copy already holds it, so that a consumer added
+// in one process gets its share of what another publishes right after.
+// The periodic reload is slow here: only the wait for the other nodes'
+// loads can make the change visible in time.
+func TestRedisChangeLoadedEverywhereOnReturn(t *testing.T) {
+	url := brokertest.Redis().URL(t)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix := "switchyard:test:" + hex.EncodeToString(b[:]) + ":"
+	c := ctx(t)
+	handles := make([]*matchmaker.Redis, 3)
+	for i := range handles {
+		r, err := matchmaker.NewRedis(c, url, prefix, 10*time.Second, slog.Default())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		if err := r.Join(c, matchmaker.Node{ID: fmt.Sprint("n", i), Endpoint: "tcp://127.0.0.1:3"}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		handles[i] = r
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := handles[0].DeleteAll(ctx); err != nil {
+			t.Errorf("delete test keys: %v", err)
+		}
+	})
+	if err := handles[0].DeclareQueue(c, matchmaker.Queue{Name: "q"}); err != nil {
+		t.Fatal(err)
+	}
+	for id := range 20 {
+		changer := handles[id%len(handles)]
+		node := fmt.Sprint("n", id%len(handles))
+		if err := changer.AddConsumer(c, matchmaker.Consumer{Queue: "q", Node: node, ID: uint64(id)}); err != nil {
+			t.Fatal(err)
+		}
+		for i, h := range handles {
+			reg, err := h.Registry(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(reg.Consumers["q"]); got != id+1 {
+				t.Fatalf("after adding consumer %d, node n%d's copy has %d consumers, want %d", id, i, got, id+1)
+			}
+		}
+	}
 }
 
 func drain(ch <-chan struct{}) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ import (
 //	n:<id>     hash: "node" → JSON Node, "c:<queue>\x00<id>" → JSON Consumer;
 //	           its expiry is the node's TTL, refreshed by Heartbeat
 //	v          counter bumped by every change
+//	seen       hash: node ID → the value of v its local copy was last loaded at
 //
 // and the pub/sub channel <Prefix>changes, on which every change is
 // announced so that other processes reload at once rather than at their
@@ -33,6 +35,13 @@ import (
 // Registry is served from a local copy, reloaded on every announced change
 // and every reload interval (which also notices nodes whose TTL ran out);
 // Refresh reads the server.
+//
+// A change returns once every live node has loaded it (each records in
+// seen what it loaded), so that what a caller does next, in any process,
+// happens against it: a consumer that Consume returned takes its share of
+// messages published after, wherever they are published. A node that does
+// not keep up is waited for at most one reload interval (capped at a
+// second); the change is made either way.
 type Redis struct {
 	client *redis.Client
 	prefix string
@@ -45,6 +54,9 @@ type Redis struct {
 	remoteVer string     // value of the v key at the last reload
 	liveKey   string     // live node IDs at the last reload
 	localVer  uint64
+	nodeIDs   []string // the nodes joined through this handle: their loads are recorded in seen
+
+	maxAwait time.Duration // bound on waiting for other nodes to load a change
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -60,7 +72,10 @@ func NewRedis(ctx context.Context, url, prefix string, reload time.Duration, log
 		return nil, fmt.Errorf("matchmaker: redis URL: %w", err)
 	}
 	client := redis.NewClient(opts)
-	r := &Redis{client: client, prefix: prefix, logger: logger, changes: make(chan struct{}, 1), done: make(chan struct{})}
+	r := &Redis{
+		client: client, prefix: prefix, logger: logger, maxAwait: min(reload, time.Second),
+		changes: make(chan struct{}, 1), done: make(chan struct{}),
+	}
 	if err := client.Ping(ctx).Err(); err != nil {
 		_ = client.Close()
 		return nil, fmt.Errorf("matchmaker: redis at %s: %w", opts.Addr, err)
@@ -115,16 +130,63 @@ func nodeKey(prefix, id string) string { return prefix + "n:" + id }
 
 func consumerField(c Consumer) string { return fmt.Sprintf("c:%s\x00%d", c.Queue, c.ID) }
 
-// changed bumps the version, announces the change and reloads the local copy.
+// changed bumps the version, announces the change, reloads the local copy
+// and waits for the other live nodes to load it.
 func (r *Redis) changed(ctx context.Context) error {
 	pipe := r.client.Pipeline()
-	pipe.Incr(ctx, r.key("v"))
+	version := pipe.Incr(ctx, r.key("v"))
 	pipe.Publish(ctx, r.key("changes"), "")
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("matchmaker: redis: announce change: %w", err)
 	}
-	_, err := r.Refresh(ctx)
-	return err
+	reg, err := r.Refresh(ctx)
+	if err != nil {
+		return err
+	}
+	return r.awaitLoaded(ctx, version.Val(), reg.Nodes)
+}
+
+// awaitLoaded waits until every node in nodes has loaded version v of the
+// registry, for at most maxAwait: a node that is slow, paused or dying
+// must not hold up the others' declarations for longer. It fails only
+// when ctx ends.
+func (r *Redis) awaitLoaded(ctx context.Context, v int64, nodes map[string]Node) error {
+	ids := make([]string, 0, len(nodes))
+	for id := range nodes {
+		ids = append(ids, id)
+	}
+	deadline := time.Now().Add(r.maxAwait)
+	pause := time.Millisecond
+	for len(ids) > 0 {
+		seen, err := r.client.HMGet(ctx, r.key("seen"), ids...).Result()
+		if err != nil {
+			return wrapRedis("read which nodes loaded the registry", err)
+		}
+		behind := ids[:0]
+		for i, s := range seen {
+			loaded, ok := s.(string)
+			if n, err := strconv.ParseInt(loaded, 10, 64); !ok || err != nil || n < v {
+				behind = append(behind, ids[i])
+			}
+		}
+		ids = behind
+		if len(ids) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			r.logger.Debug("matchmaker: redis: nodes did not load a change in time; going on", "version", v, "nodes", ids, "waited", r.maxAwait)
+			return nil
+		}
+		timer := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		case <-timer.C:
+		}
+		pause = min(2*pause, 20*time.Millisecond)
+	}
+	return nil
 }
 
 func wrapRedis(what string, err error) error {
@@ -144,6 +206,11 @@ func (r *Redis) Join(ctx context.Context, n Node, ttl time.Duration) error {
 	if _, err := pipe.Exec(ctx); err != nil {
 		return wrapRedis("join node "+n.ID, err)
 	}
+	r.mu.Lock()
+	if !slices.Contains(r.nodeIDs, n.ID) {
+		r.nodeIDs = append(r.nodeIDs, n.ID)
+	}
+	r.mu.Unlock()
 	return r.changed(ctx)
 }
 
@@ -164,9 +231,13 @@ func (r *Redis) Leave(ctx context.Context, nodeID string) error {
 	pipe := r.client.TxPipeline()
 	pipe.Del(ctx, nodeKey(r.prefix, nodeID))
 	pipe.SRem(ctx, r.key("nodes"), nodeID)
+	pipe.HDel(ctx, r.key("seen"), nodeID)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return wrapRedis("leave node "+nodeID, err)
 	}
+	r.mu.Lock()
+	r.nodeIDs = slices.DeleteFunc(r.nodeIDs, func(id string) bool { return id == nodeID })
+	r.mu.Unlock()
 	queues, err := r.client.HGetAll(ctx, r.key("q")).Result()
 	if err != nil {
 		return wrapRedis("list queues", err)
@@ -455,7 +526,10 @@ func (r *Redis) Refresh(ctx context.Context) (*Registry, error) {
 		}
 	}
 	if len(dead) > 0 {
-		if err := r.client.SRem(ctx, r.key("nodes"), dead).Err(); err != nil {
+		pipe := r.client.Pipeline()
+		pipe.SRem(ctx, r.key("nodes"), dead)
+		pipe.HDel(ctx, r.key("seen"), dead...)
+		if _, err := pipe.Exec(ctx); err != nil {
 			r.logger.Debug("matchmaker: redis: could not drop dead nodes from the index", "err", err)
 		}
 	}
@@ -470,6 +544,16 @@ func (r *Redis) Refresh(ctx context.Context) (*Registry, error) {
 	reg.Version = r.localVer
 	r.current.Store(reg)
 	signal(r.changes)
+	// Recorded once stored: from now on this node routes by it.
+	if len(r.nodeIDs) > 0 && v.Val() != "" {
+		seen := make([]any, 0, 2*len(r.nodeIDs))
+		for _, id := range r.nodeIDs {
+			seen = append(seen, id, v.Val())
+		}
+		if err := r.client.HSet(ctx, r.key("seen"), seen...).Err(); err != nil {
+			r.logger.Debug("matchmaker: redis: could not record the loaded version", "err", err)
+		}
+	}
 	return reg, nil
 }
 
