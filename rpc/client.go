@@ -44,13 +44,18 @@ type clientShared struct {
 	closed   atomic.Bool
 	replyQ   string // "" until the first Call
 	consumer *transport.Consumer
-	pending  map[string]*pendingCall
+	pending  map[string]*pendingCall // replies are delivered to them under mu
 	loopDone chan struct{}
+
+	// idle keeps finished pendingCalls, with their channel and timer, for
+	// the next calls.
+	idle sync.Pool
 }
 
 // pendingCall collects the replies to one call.
 type pendingCall struct {
-	notify chan struct{} // capacity 1
+	notify  chan struct{} // capacity 1
+	timeout *time.Timer   // stopped when idle
 
 	mu         sync.Mutex
 	final      *oslo.Reply
@@ -141,7 +146,8 @@ func (c *Client) call(ctx context.Context, target transport.Target, method strin
 	// The timeout bounds the whole call: declaring the reply queue and
 	// sending wait for a connection that is down, too.
 	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	deadline := time.Now().Add(timeout)
+	ctx, cancel := newLazyContext(ctx, deadline, nil)
 	defer cancel()
 	// Running out of time (this timeout or the caller's deadline) is
 	// ErrTimeout; a cancellation by the caller stays context.Canceled.
@@ -157,13 +163,13 @@ func (c *Client) call(ctx context.Context, target transport.Target, method strin
 	}
 	msgID := oslo.NewID()
 	pc := c.shared.register(msgID)
-	defer c.shared.unregister(msgID)
+	defer c.shared.unregister(msgID, pc)
 
 	call := &call{msgID: msgID, replyQ: replyQ, timeout: timeout}
 	if err := c.send(ctx, target, method, args, call); err != nil {
 		return timedOut("request "+msgID+" not sent", err)
 	}
-	reply, err := c.wait(ctx, pc, msgID)
+	reply, err := c.wait(parent, deadline, pc, msgID)
 	if err != nil {
 		return timedOut("no reply to message ID "+msgID, err)
 	}
@@ -265,9 +271,12 @@ func Permanent(err error) bool {
 	return false
 }
 
-// wait waits for the final reply to msgID until ctx, which carries the
-// call's timeout, ends.
-func (c *Client) wait(ctx context.Context, pc *pendingCall, msgID string) (*oslo.Reply, error) {
+// wait waits for the final reply to msgID until the call's deadline, or
+// until parent ends. (A timer of its own costs less than the call
+// context's Done channel would.)
+func (c *Client) wait(parent context.Context, deadline time.Time, pc *pendingCall, msgID string) (*oslo.Reply, error) {
+	pc.timeout.Reset(time.Until(deadline))
+	defer pc.timeout.Stop()
 	var monitor *time.Timer
 	var monitorC <-chan time.Time
 	if m := c.set.callMonitorTimeout; m > 0 {
@@ -288,8 +297,10 @@ func (c *Client) wait(ctx context.Context, pc *pendingCall, msgID string) (*oslo
 		case <-monitorC:
 			return nil, fmt.Errorf("%w: no heartbeat from the server for message ID %s within the call monitor timeout %v",
 				transport.ErrTimeout, msgID, c.set.callMonitorTimeout)
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		case <-pc.timeout.C:
+			return nil, context.DeadlineExceeded
+		case <-parent.Done():
+			return nil, parent.Err()
 		}
 	}
 }
@@ -346,17 +357,29 @@ func isJSONNull(raw json.RawMessage) bool {
 func (s *clientShared) isClosed() bool { return s.closed.Load() }
 
 func (s *clientShared) register(msgID string) *pendingCall {
-	pc := &pendingCall{notify: make(chan struct{}, 1)}
+	pc, _ := s.idle.Get().(*pendingCall)
+	if pc == nil {
+		pc = &pendingCall{notify: make(chan struct{}, 1), timeout: time.NewTimer(time.Hour)}
+		pc.timeout.Stop()
+	}
 	s.mu.Lock()
 	s.pending[msgID] = pc
 	s.mu.Unlock()
 	return pc
 }
 
-func (s *clientShared) unregister(msgID string) {
+// unregister ends a call. Replies are delivered under s.mu, so none
+// reaches pc once it is out of the map, and pc can serve another call.
+func (s *clientShared) unregister(msgID string, pc *pendingCall) {
 	s.mu.Lock()
 	delete(s.pending, msgID)
 	s.mu.Unlock()
+	pc.final, pc.lastResult, pc.heartbeat, pc.lost = nil, nil, false, nil
+	select {
+	case <-pc.notify:
+	default:
+	}
+	s.idle.Put(pc)
 }
 
 // declareExchange declares an exchange the first time this client sends to
@@ -433,17 +456,20 @@ func (s *clientShared) receiveReplies(consumer *transport.Consumer, done chan<- 
 		}
 		s.mu.Lock()
 		pc := s.pending[reply.MsgID]
-		s.mu.Unlock()
-		if err != nil {
+		delivered := false
+		switch {
+		case pc != nil && err != nil:
 			// Readable enough to know whose it is: fail that call now
 			// rather than let it time out.
-			s.logger.Warn("malformed reply", "msg_id", reply.MsgID, "err", err)
-			if pc != nil {
-				pc.fail(fmt.Errorf("malformed reply: %w", err))
-			}
-			continue
+			pc.fail(fmt.Errorf("malformed reply: %w", err))
+		case pc != nil:
+			delivered = pc.deliver(reply)
 		}
-		if pc == nil || !pc.deliver(reply) {
+		s.mu.Unlock()
+		switch {
+		case err != nil:
+			s.logger.Warn("malformed reply", "msg_id", reply.MsgID, "err", err)
+		case !delivered:
 			s.logger.Debug("reply for no waiting call dropped", "msg_id", reply.MsgID, "ending", reply.Ending)
 		}
 	}

@@ -337,15 +337,15 @@ func (s *Server) handle(parent context.Context, d *transport.Delivery, req *oslo
 // handlerContext carries the caller's request context, and the call's
 // deadline: the request's expiration, oslo's call timeout.
 func (s *Server) handlerContext(ctx context.Context, d *transport.Delivery, req *oslo.Request) (context.Context, context.CancelFunc) {
-	if rc, err := DecodeRequestContext(req.Context); err != nil {
+	rc, err := DecodeRequestContext(req.Context)
+	if err != nil {
 		s.logger.Warn("request context dropped", "method", req.Method, "err", err)
-	} else if rc != nil {
-		ctx = context.WithValue(ctx, requestContextKey{}, rc)
 	}
+	var deadline time.Time
 	if d.Expiration > 0 {
-		return context.WithTimeout(ctx, d.Expiration)
+		deadline = time.Now().Add(d.Expiration)
 	}
-	return context.WithCancel(ctx)
+	return newLazyContext(ctx, deadline, rc)
 }
 
 func (s *Server) run(ctx context.Context, req *oslo.Request) (result []byte, failure *oslo.Failure) {

@@ -1,0 +1,123 @@
+package rpc
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// lazyContext is what context.WithDeadline and context.WithValue give a
+// call or a handler, made cheap for the common case: nothing waits on
+// Done. A timer and a channel cost several allocations per call, most
+// handlers never look at them, and a call waits for its reply on its own
+// timer; so they are made only on the first call to Done. Err tells
+// the deadline by the clock until then.
+type lazyContext struct {
+	context.Context // the parent
+
+	deadline time.Time // zero: none of its own
+	rc       RequestContext
+
+	mu         sync.Mutex
+	done       chan struct{}
+	err        error
+	stopTimer  func() bool
+	stopParent func() bool
+}
+
+// newLazyContext returns a child of parent ending at deadline (zero: when
+// parent ends) and carrying rc (nil: parent's), and the function that
+// ends it, to be called when the call or handler returns.
+func newLazyContext(parent context.Context, deadline time.Time, rc RequestContext) (*lazyContext, context.CancelFunc) {
+	if d, ok := parent.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
+		deadline = d
+	}
+	c := &lazyContext{Context: parent, deadline: deadline, rc: rc}
+	return c, func() { c.cancel(context.Canceled) }
+}
+
+// Deadline implements context.Context.
+func (c *lazyContext) Deadline() (time.Time, bool) { return c.deadline, !c.deadline.IsZero() }
+
+// Value implements context.Context.
+func (c *lazyContext) Value(key any) any {
+	if _, ok := key.(requestContextKey); ok && c.rc != nil {
+		return c.rc
+	}
+	return c.Context.Value(key)
+}
+
+// Done implements context.Context: the first call starts watching the
+// deadline and the parent.
+func (c *lazyContext) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done != nil {
+		return c.done
+	}
+	c.done = make(chan struct{})
+	if c.err != nil {
+		close(c.done)
+		return c.done
+	}
+	if err := c.expiredLocked(); err != nil {
+		c.endLocked(err)
+		return c.done
+	}
+	if !c.deadline.IsZero() {
+		t := time.AfterFunc(time.Until(c.deadline), func() { c.cancel(context.DeadlineExceeded) })
+		c.stopTimer = t.Stop
+	}
+	if c.Context.Done() != nil {
+		c.stopParent = context.AfterFunc(c.Context, func() { c.cancel(c.Context.Err()) })
+	}
+	return c.done
+}
+
+// Err implements context.Context, consistently with Done: once it
+// reports an error, Done is closed.
+func (c *lazyContext) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		if err := c.expiredLocked(); err != nil {
+			c.endLocked(err)
+		}
+	}
+	return c.err
+}
+
+// expiredLocked reports why the context has ended without anyone
+// having told it: the parent ended, or the deadline passed.
+func (c *lazyContext) expiredLocked() error {
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if !c.deadline.IsZero() && !time.Now().Before(c.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+func (c *lazyContext) cancel(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.endLocked(err)
+	}
+}
+
+// endLocked records err, closes Done if it was made, and releases the
+// timer and the parent's callback.
+func (c *lazyContext) endLocked(err error) {
+	c.err = err
+	if c.done != nil {
+		close(c.done)
+	}
+	if c.stopTimer != nil {
+		c.stopTimer()
+	}
+	if c.stopParent != nil {
+		c.stopParent()
+	}
+}
