@@ -33,6 +33,21 @@ func Wrap(msg []byte) ([]byte, error) {
 	return appendWrapped(nil, msg), nil
 }
 
+// scratchSize is the size of the stack buffers the Wrap functions write a
+// message's JSON text in: the text is only read to escape it into the body,
+// so it need not be on the heap. Most RPC messages fit; a bigger one gets a
+// heap buffer, as from the Encode functions.
+const scratchSize = 1024
+
+// buffer returns buf, emptied, if it can hold n bytes, and a new buffer that
+// can otherwise.
+func buffer(buf []byte, n int) []byte {
+	if cap(buf) < n {
+		return make([]byte, 0, n)
+	}
+	return buf[:0]
+}
+
 // appendWrapped appends the 2.0 body carrying msg, which must be valid JSON.
 func appendWrapped(dst, msg []byte) []byte {
 	// Quotes and backslashes are most of what gets escaped; counting them
@@ -77,7 +92,9 @@ func unwrap(body []byte, lenient bool) (msg []byte, enveloped bool, err error) {
 	if err != nil {
 		return nil, false, malformed("body: %w", err)
 	}
+	r.unquoteKey = messageKey
 	var version, message []byte
+	var unquoted bool
 	var m member
 	for {
 		ok, err := r.next(&m)
@@ -92,7 +109,7 @@ func unwrap(body []byte, lenient bool) (msg []byte, enveloped bool, err error) {
 		case versionKey:
 			version = m.value
 		case messageKey:
-			message = m.value
+			message, unquoted = m.value, m.unquoted
 		}
 	}
 	if version == nil || message == nil {
@@ -104,7 +121,10 @@ func unwrap(body []byte, lenient bool) (msg []byte, enveloped bool, err error) {
 	if message[0] != '"' {
 		return nil, false, malformed("%s is %s, want a string holding the message's JSON text", messageKey, kindName(message))
 	}
-	return appendUnquoted(make([]byte, 0, len(message)-2), message[1:len(message)-1]), true, nil
+	if !unquoted { // its key was written with an escape
+		return appendUnquoted(make([]byte, 0, len(message)-2), message[1:len(message)-1]), true, nil
+	}
+	return r.unquoted, true, nil
 }
 
 // checkVersion applies oslo's version_is_compatible("2.0", v) to the JSON

@@ -45,6 +45,11 @@ func TestUnwrap(t *testing.T) {
 		{name: "2.00", body: `{"oslo.version": "2.00", "oslo.message": "{}"}`, want: `{}`},
 		{name: "escaped key", body: `{"oslo\u002eversion": "2.0", "oslo.message": "{}"}`, want: `{}`},
 		{name: "duplicate key, last wins", body: `{"oslo.version": "2.0", "oslo.message": "{\"a\": 1}", "oslo.message": "{\"b\": 2}"}`, want: `{"b": 2}`},
+		// The message is decoded as it is read, unless its key has an escape.
+		{name: "escaped message key", body: `{"oslo.version": "2.0", "oslo\u002emessage": "{\"a\": \"\u00e9\"}"}`, want: `{"a": "é"}`},
+		{name: "escaped message key wins", body: `{"oslo.version": "2.0", "oslo.message": "{\"a\": 1}", "oslo\u002emessage": "{\"b\": 2}"}`, want: `{"b": 2}`},
+		{name: "escaped message key loses", body: `{"oslo.version": "2.0", "oslo\u002emessage": "{\"a\": 1}", "oslo.message": "{\"b\": 2}"}`, want: `{"b": 2}`},
+		{name: "decoded message then non-string", body: `{"oslo.version": "2.0", "oslo.message": "{}", "oslo.message": 1}`, wantErr: ErrMalformed, errText: "oslo.message is a number"},
 		{name: "unicode escapes", body: `{"oslo.version": "2.0", "oslo.message": "{\"s\": \"\u00e9\ud83d\ude00\"}"}`, want: `{"s": "é😀"}`},
 		{name: "escapes kept inside message", body: `{"oslo.version": "2.0", "oslo.message": "{\"s\": \"\\u00e9\\n\"}"}`, want: `{"s": "\u00e9\n"}`},
 
@@ -75,6 +80,9 @@ func TestUnwrap(t *testing.T) {
 		{name: "string", body: `"{}"`, wantErr: ErrMalformed},
 		{name: "trailing data", body: `{} {}`, wantErr: ErrMalformed},
 		{name: "truncated", body: `{"oslo.version": "2.0", "oslo.message": "{}"`, wantErr: ErrMalformed},
+		{name: "truncated message", body: `{"oslo.version": "2.0", "oslo.message": "{\"a\": 1}`, wantErr: ErrMalformed, errText: "unexpected end of JSON input in string literal at offset 51"},
+		{name: "bad escape in message", body: `{"oslo.version": "2.0", "oslo.message": "{\"a\": \"\ud83d\uZ\"}"}`, wantErr: ErrMalformed, errText: "invalid character 'Z' in \\u hexadecimal character escape at offset 59"},
+		{name: "control character in message", body: "{\"oslo.version\": \"2.0\", \"oslo.message\": \"{\t}\"}", wantErr: ErrMalformed, errText: "invalid character byte 0x09 in string literal at offset 42"},
 		{name: "1.0 with NaN", body: `{"a": NaN}`, wantErr: ErrMalformed, errText: "NaN"},
 		{name: "1.0 with Infinity", body: `{"a": [-Infinity]}`, wantErr: ErrMalformed, errText: "-Infinity"},
 	}

@@ -11,6 +11,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -64,14 +66,12 @@ func quoteChar(c byte) string {
 }
 
 func (s *scanner) skipSpace() {
-	for s.pos < len(s.data) {
-		switch s.data[s.pos] {
-		case ' ', '\t', '\n', '\r':
-			s.pos++
-		default:
-			return
-		}
+	// Called between any two tokens, mostly to find none or one space.
+	d, i := s.data, s.pos
+	for i < len(d) && d[i] <= ' ' && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r') {
+		i++
 	}
+	s.pos = i
 }
 
 // atEnd reports an error unless only white space is left.
@@ -187,70 +187,82 @@ func (s *scanner) skipDigits() bool {
 // skipString moves past the string that starts at s.pos and reports whether
 // its content holds a backslash escape.
 func (s *scanner) skipString() (escaped bool, err error) {
-	d := s.data
-	s.pos++ // opening quote
-	for s.pos < len(d) {
+	// A local index, stored back on return, keeps the loop in registers.
+	d, i := s.data, s.pos+1 // past the opening quote
+	for {
 		// Plain bytes go eight at a time: on the RPC path strings are most
-		// of a message.
-		for s.pos+8 <= len(d) && !hasStringSpecial(binary.LittleEndian.Uint64(d[s.pos:])) {
-			s.pos += 8
+		// of a message. The mask locates the first special byte exactly.
+		for i+8 <= len(d) {
+			if m := stringSpecials(binary.LittleEndian.Uint64(d[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
+			i += 8
 		}
-		if s.pos >= len(d) {
+		if i >= len(d) {
 			break
 		}
-		c := d[s.pos]
-		switch {
+		switch c := d[i]; {
 		case c == '"':
-			s.pos++
+			s.pos = i + 1
 			return escaped, nil
 		case c == '\\':
 			escaped = true
-			s.pos++
-			if s.pos >= len(d) {
+			i++
+			if i >= len(d) {
+				s.pos = i
 				return escaped, s.unexpected("in string escape code")
 			}
-			switch d[s.pos] {
+			switch d[i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.pos++
+				i++
 			case 'u':
-				s.pos++
+				i++
 				for range 4 {
-					if s.pos >= len(d) || unhex(d[s.pos]) < 0 {
+					if i >= len(d) || unhex(d[i]) < 0 {
+						s.pos = i
 						return escaped, s.unexpected("in \\u hexadecimal character escape")
 					}
-					s.pos++
+					i++
 				}
 			default:
+				s.pos = i
 				return escaped, s.unexpected("in string escape code")
 			}
 		case c < 0x20:
+			s.pos = i
 			return escaped, s.unexpected("in string literal")
 		default:
-			s.pos++
+			i++ // a plain byte among the last seven of the input
 		}
 	}
+	s.pos = len(d)
 	return escaped, s.unexpected("in string literal")
 }
 
-// Bit tricks that test eight bytes of a uint64 at once, from "Bit Twiddling
-// Hacks". A false positive (only possible above a true one) merely sends
-// the caller to its byte-by-byte path.
+// Bit tricks from "Bit Twiddling Hacks" that test the eight bytes of a
+// little-endian uint64 at once, returning a mask with the high bit of each
+// byte found set. A subtraction that finds a byte borrows from the next one,
+// which may then be found falsely; so bits above the lowest set one may be
+// wrong, but the lowest always marks the first byte to be found.
 const (
 	swarLow  = 0x0101010101010101
 	swarHigh = 0x8080808080808080
 )
 
-// hasByte reports whether some byte of x may be c.
-func hasByte(x uint64, c byte) bool {
-	v := x ^ (swarLow * uint64(c))
-	return (v-swarLow)&^v&swarHigh != 0
+// escapeSpecials finds the bytes appendStringBody cannot copy as they are:
+// '"', '\\', control characters (each wraps around in b-0x20, (b^'"')-1 or
+// (b^'\\')-1) and non-ASCII bytes, which must be checked as UTF-8.
+func escapeSpecials(x uint64) uint64 {
+	ctl := x - swarLow*0x20
+	quote := (x ^ swarLow*'"') - swarLow
+	backslash := (x ^ swarLow*'\\') - swarLow
+	return (ctl | quote | backslash | x) & swarHigh
 }
 
-// hasStringSpecial reports whether some byte of x may be '"', '\\' or a
-// control character, the bytes that end or escape a JSON string's plain run.
-func hasStringSpecial(x uint64) bool {
-	return (x-swarLow*0x20)&^x&swarHigh != 0 || hasByte(x, '"') || hasByte(x, '\\')
-}
+// stringSpecials finds the bytes that end or escape a JSON string's plain
+// run: those of escapeSpecials but the non-ASCII ones.
+func stringSpecials(x uint64) uint64 { return escapeSpecials(x) &^ x }
 
 func (s *scanner) skipObject(depth int) error {
 	if depth > maxDepth {
@@ -362,6 +374,7 @@ type member struct {
 	keyEscaped bool
 	value      []byte // the value's JSON text
 	nonFinite  bool   // value holds NaN or ±Infinity (lenient readers only)
+	unquoted   bool   // value is a string decoded by next (see unquoteKey)
 }
 
 // name returns the member's key, unescaped. It allocates only for escaped
@@ -380,6 +393,13 @@ func (m *member) isNull() bool   { return m.value[0] == 'n' }
 type objectReader struct {
 	s    scanner
 	more bool // a member may follow (false after '}')
+
+	// If unquoteKey is set, next decodes the string value of a member with
+	// that key (written without escapes) into unquoted, in the pass that
+	// checks it, and marks the member unquoted. Unwrapping uses it for
+	// oslo.message, most of a body.
+	unquoteKey string
+	unquoted   []byte
 }
 
 // readObject starts reading data, which must hold a single JSON object.
@@ -429,7 +449,20 @@ func (r *objectReader) next(m *member) (bool, error) {
 	s.pos++
 	s.skipSpace()
 	start, nonFinite := s.pos, s.nonFinite
-	if err := s.skipValue(1); err != nil {
+	m.unquoted = r.unquoteKey != "" && !escaped && string(m.key) == r.unquoteKey &&
+		s.pos < len(s.data) && s.data[s.pos] == '"'
+	if m.unquoted {
+		if r.unquoted == nil {
+			// The rest of the input, but for the string's quotes and the
+			// object's '}', bounds its decoded length in a valid input
+			// (invalid UTF-8 aside): exactly, for a 2.0 body's message.
+			r.unquoted = make([]byte, 0, max(len(s.data)-s.pos-3, 0))
+		}
+		r.unquoted, err = s.readString(r.unquoted[:0])
+	} else {
+		err = s.skipValue(1)
+	}
+	if err != nil {
 		return false, err
 	}
 	m.value, m.nonFinite = s.data[start:s.pos], s.nonFinite != nonFinite
@@ -500,64 +533,133 @@ func unquote(body []byte) string {
 
 // appendUnquoted appends the decoded content of a validated JSON string.
 func appendUnquoted(dst, body []byte) []byte {
-	for i := 0; i < len(body); {
-		c := body[i]
-		switch {
-		case c == '\\':
-			switch body[i+1] {
-			case 'b':
-				dst = append(dst, '\b')
-			case 'f':
-				dst = append(dst, '\f')
-			case 'n':
-				dst = append(dst, '\n')
-			case 'r':
-				dst = append(dst, '\r')
-			case 't':
-				dst = append(dst, '\t')
-			case 'u':
-				r := hex4(body[i+2:])
-				i += 6
-				if utf16.IsSurrogate(r) {
-					// A pair is two escapes; anything else is one bad rune,
-					// and the following escape is decoded on its own.
-					r1 := rune(-1)
-					if i+6 <= len(body) && body[i] == '\\' && body[i+1] == 'u' {
-						r1 = hex4(body[i+2:])
-					}
-					if dec := utf16.DecodeRune(r, r1); dec != utf8.RuneError {
-						r = dec
-						i += 6
-					} else {
-						r = utf8.RuneError
-					}
-				}
-				dst = utf8.AppendRune(dst, r)
-				continue
-			default: // '"', '\\', '/'
-				dst = append(dst, body[i+1])
-			}
-			i += 2
-		case c < utf8.RuneSelf:
-			start := i
-			for i < len(body) && body[i] < utf8.RuneSelf && body[i] != '\\' {
-				i++
-			}
-			dst = append(dst, body[start:i]...)
-		default:
-			r, size := utf8.DecodeRune(body[i:])
-			if r == utf8.RuneError && size == 1 {
-				dst = utf8.AppendRune(dst, utf8.RuneError)
-			} else {
-				dst = append(dst, body[i:i+size]...)
-			}
-			i += size
-		}
-	}
+	// Decoding does not lengthen a string, invalid UTF-8 aside.
+	dst, _ = appendStringContent(slices.Grow(dst, len(body)), body, 0)
 	return dst
 }
 
-// hex4 decodes the four validated hex digits at the start of b.
+// readString is skipString for a string whose content is wanted: it
+// appends it to dst, decoded, in the same pass.
+func (s *scanner) readString(dst []byte) ([]byte, error) {
+	dst, end := appendStringContent(dst, s.data, s.pos+1)
+	if end < len(s.data) && s.data[end] == '"' {
+		s.pos = end + 1
+		return dst, nil
+	}
+	// Decoding stopped where skipString fails; let it word the error.
+	_, err := s.skipString()
+	return dst, err
+}
+
+// appendStringContent decodes the JSON string content that starts at
+// data[i], as encoding/json does (invalid UTF-8 and unpaired surrogate
+// escapes become U+FFFD), and appends it to dst. It stops at the end of
+// data or at the first byte that ends the content or makes it invalid (a
+// quote, a control character, a bad escape) and returns where that is.
+func appendStringContent(dst, data []byte, i int) ([]byte, int) {
+	// Output goes by index into buf, all of dst's capacity, n bytes used:
+	// plain bytes are copied eight at a time with one load and one store,
+	// of which only those before the first special byte are kept.
+	buf, n := dst[:cap(dst)], len(dst)
+	for i < len(data) {
+		if i+8 <= len(data) && n+8 <= len(buf) {
+			x := binary.LittleEndian.Uint64(data[i:])
+			binary.LittleEndian.PutUint64(buf[n:], x)
+			m := escapeSpecials(x)
+			if m == 0 {
+				i += 8
+				n += 8
+				continue
+			}
+			k := bits.TrailingZeros64(m) / 8
+			i += k
+			n += k
+		}
+		var r rune
+		var size int
+		switch c := data[i]; {
+		case c == '\\':
+			if i+1 < len(data) && unescapeTable[data[i+1]] != 0 {
+				// A two-character escape: mostly \" or \\ in a message's
+				// JSON text.
+				if n == len(buf) {
+					buf = grow(buf[:n], 1)
+				}
+				buf[n] = unescapeTable[data[i+1]]
+				n++
+				i += 2
+				continue
+			}
+			if r, size = decodeUnicodeEscape(data[i:]); size == 0 {
+				return buf[:n], i
+			}
+		case c >= utf8.RuneSelf:
+			r, size = utf8.DecodeRune(data[i:]) // an invalid byte is U+FFFD
+		case c == '"' || c < 0x20:
+			return buf[:n], i
+		default: // a plain byte where eight could not be copied at once
+			if n == len(buf) {
+				buf = grow(buf[:n], 1)
+			}
+			buf[n] = c
+			n++
+			i++
+			continue
+		}
+		// buf grows only by what is needed, so that a dst sized for the
+		// result is not reallocated.
+		if need := utf8.RuneLen(r); n+need > len(buf) {
+			buf = grow(buf[:n], need)
+		}
+		n += utf8.EncodeRune(buf[n:], r)
+		i += size
+	}
+	return buf[:n], i
+}
+
+// decodeUnicodeEscape decodes the \uXXXX escape at the start of b, or the
+// surrogate pair of two, and returns its rune and length, or a length of 0
+// if b does not start with a valid one.
+func decodeUnicodeEscape(b []byte) (rune, int) {
+	if len(b) < 6 || b[1] != 'u' {
+		return 0, 0
+	}
+	r := hex4(b[2:])
+	switch {
+	case r < 0:
+		return 0, 0
+	case !utf16.IsSurrogate(r):
+		return r, 6
+	}
+	// A pair is two escapes; anything else is one bad rune, and the
+	// following escape is decoded on its own. (A pair decodes only if the
+	// second has four hex digits, so it is valid too.)
+	if len(b) >= 12 && b[6] == '\\' && b[7] == 'u' {
+		if dec := utf16.DecodeRune(r, hex4(b[8:])); dec != utf8.RuneError {
+			return dec, 12
+		}
+	}
+	return utf8.RuneError, 6
+}
+
+// unescapeTable maps the letter of a two-character escape to its byte, and
+// other bytes to 0.
+var unescapeTable = [256]byte{
+	'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t',
+}
+
+// grow returns buf, whose bytes are all in use, extended to its capacity
+// after making room for need more. It is seldom called, and kept out of line
+// so as not to crowd the loops that call it.
+//
+//go:noinline
+func grow(buf []byte, need int) []byte {
+	buf = slices.Grow(buf, need)
+	return buf[:cap(buf)]
+}
+
+// hex4 decodes the four hex digits at the start of b; it is negative if one
+// is not a hex digit (unhex's -1 sets every bit).
 func hex4(b []byte) rune {
 	return unhex(b[0])<<12 | unhex(b[1])<<8 | unhex(b[2])<<4 | unhex(b[3])
 }
@@ -576,60 +678,101 @@ func appendString(dst []byte, s string) []byte {
 // characters as \b \f \n \r \t or \u00XX, everything else raw. Invalid UTF-8
 // becomes \ufffd (as in encoding/json) so the output is always valid UTF-8.
 func appendStringBody[T string | []byte](dst []byte, s T) []byte {
-	start := 0
+	// As in appendStringContent, output goes by index into dst's capacity,
+	// eight plain bytes with one store. Between the quotes of a message's
+	// JSON text the runs of plain bytes are short, so the copying of each
+	// must cost next to nothing.
+	buf, n := slices.Grow(dst, len(s)), len(dst) // room for s unescaped
+	buf = buf[:cap(buf)]
 	for i := 0; i < len(s); {
-		// Eight plain ASCII bytes at a time; non-ASCII needs validating.
-		for i+8 <= len(s) {
-			x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-				uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-			if x&swarHigh != 0 || hasStringSpecial(x) {
-				break
-			}
-			i += 8
-		}
-		if i >= len(s) {
-			break
-		}
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
+		if i+8 <= len(s) && n+8 <= len(buf) {
+			x := load64(s, i)
+			binary.LittleEndian.PutUint64(buf[n:], x)
+			m := escapeSpecials(x)
+			if m == 0 {
+				i += 8
+				n += 8
 				continue
 			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			k := bits.TrailingZeros64(m) / 8
+			i += k
+			n += k
+		} else if c := s[i]; escapeTable[c] == 0 {
+			if n == len(buf) {
+				buf = grow(buf[:n], 1)
 			}
+			buf[n] = c
+			n++
 			i++
-			start = i
 			continue
 		}
-		// Only the few bytes of one rune are converted; such a short
-		// conversion is done on the stack.
-		r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
+		// s[i] needs escaping or checking. buf grows only by what is
+		// written, so that a dst sized for the result is not reallocated.
+		c := s[i]
+		if e := escapeTable[c]; e > escNonASCII {
+			// A two-byte escape: mostly \" or \\ in a message's JSON text.
+			if n+2 > len(buf) {
+				buf = grow(buf[:n], 2)
+			}
+			buf[n], buf[n+1] = '\\', e
+			n += 2
 			i++
-			start = i
-			continue
+		} else if e == escUnicode {
+			if n+6 > len(buf) {
+				buf = grow(buf[:n], 6)
+			}
+			b := buf[n : n+6]
+			b[0], b[1], b[2], b[3], b[4], b[5] = '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf]
+			n += 6
+			i++
+		} else {
+			// Only the few bytes of one rune are converted; such a short
+			// conversion is done on the stack.
+			r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
+			if r == utf8.RuneError && size == 1 {
+				if n+len(`\ufffd`) > len(buf) {
+					buf = grow(buf[:n], len(`\ufffd`))
+				}
+				n += copy(buf[n:], `\ufffd`)
+			} else {
+				if n+size > len(buf) {
+					buf = grow(buf[:n], size)
+				}
+				n += copy(buf[n:], s[i:i+size])
+			}
+			i += size
 		}
-		i += size
 	}
-	return append(dst, s[start:]...)
+	return buf[:n]
+}
+
+// escapeTable tells how appendStringBody writes each byte: as it is (0),
+// escaped as \u00XX (escUnicode), checked as the start of a UTF-8 sequence
+// (escNonASCII), or as a backslash and the letter given.
+var escapeTable = func() (t [256]byte) {
+	for c := range 0x20 {
+		t[c] = escUnicode
+	}
+	for c := 0x80; c < 0x100; c++ {
+		t[c] = escNonASCII
+	}
+	t['"'], t['\\'] = '"', '\\'
+	t['\b'], t['\f'], t['\n'], t['\r'], t['\t'] = 'b', 'f', 'n', 'r', 't'
+	return t
+}()
+
+// The entries of escapeTable that are not escape letters, all below them.
+const (
+	escUnicode = 1 + iota
+	escNonASCII
+)
+
+// load64 returns the eight bytes of s from i as a little-endian uint64; the
+// compiler makes the byte loads one.
+func load64[T string | []byte](s T, i int) uint64 {
+	b := s[i : i+8]
+	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
 }
 
 // appendFloat appends f as encoding/json writes a float64.

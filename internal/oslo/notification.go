@@ -50,6 +50,11 @@ type Notification struct {
 // of the seven words (in any case), or a Payload or context value that is
 // not JSON.
 func EncodeNotification(n *Notification) ([]byte, error) {
+	return n.encode(nil)
+}
+
+// encode is EncodeNotification, writing in buf if it is big enough.
+func (n *Notification) encode(buf []byte) ([]byte, error) {
 	p, err := n.check()
 	if err != nil {
 		return nil, err
@@ -59,13 +64,14 @@ func EncodeNotification(n *Notification) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return n.appendJSON(make([]byte, 0, n.sizeHint()+size), p, context), nil
+	return n.appendJSON(buffer(buf, n.sizeHint()+size), p, context), nil
 }
 
 // WrapNotification returns the 2.0 body of n, as the messagingv2 driver
 // sends it: Wrap(EncodeNotification(n)).
 func WrapNotification(n *Notification) ([]byte, error) {
-	msg, err := EncodeNotification(n)
+	var scratch [scratchSize]byte
+	msg, err := n.encode(scratch[:0])
 	if err != nil {
 		return nil, err
 	}

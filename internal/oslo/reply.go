@@ -57,42 +57,51 @@ func isNull(raw []byte) bool {
 // Wrap and WrapReply). Errors wrap ErrMalformed: no MsgID, no UniqueID, a
 // Result that is not JSON, or a Failure EncodeFailure refuses.
 func EncodeReply(r *Reply) ([]byte, error) {
-	failure, err := r.check()
-	if err != nil {
+	return r.encode(nil)
+}
+
+// encode is EncodeReply, writing in buf if it is big enough.
+func (r *Reply) encode(buf []byte) ([]byte, error) {
+	if err := r.check(); err != nil {
 		return nil, err
 	}
-	return r.appendJSON(make([]byte, 0, r.sizeHint(failure)), failure), nil
+	var failure []byte
+	if r.Failure != nil {
+		// The failure's JSON text is only read to escape it into the
+		// message: see scratchSize.
+		var scratch [scratchSize]byte
+		failure = r.Failure.appendJSON(buffer(scratch[:0], r.Failure.sizeHint()))
+	}
+	return r.appendJSON(buffer(buf, r.sizeHint(failure)), failure), nil
 }
 
 // WrapReply returns the 2.0 body carrying r: Wrap(EncodeReply(r)).
 func WrapReply(r *Reply) ([]byte, error) {
-	msg, err := EncodeReply(r)
+	var scratch [scratchSize]byte
+	msg, err := r.encode(scratch[:0])
 	if err != nil {
 		return nil, err
 	}
 	return appendWrapped(nil, msg), nil
 }
 
-// check validates r and returns its failure's JSON text, if any.
-func (r *Reply) check() (failure []byte, err error) {
+// check validates r.
+func (r *Reply) check() error {
 	switch {
 	case r == nil:
-		return nil, malformed("reply is nil")
+		return malformed("reply is nil")
 	case r.MsgID == "":
-		return nil, malformed("reply has no MsgID")
+		return malformed("reply has no MsgID")
 	case r.UniqueID == "":
-		return nil, malformed("reply to %s has no UniqueID (use NewID)", r.MsgID)
+		return malformed("reply to %s has no UniqueID (use NewID)", r.MsgID)
 	}
 	if err := checkRaw(r.Result, "reply result"); err != nil {
-		return nil, err
+		return err
 	}
 	if r.Failure != nil {
-		if err := r.Failure.check(); err != nil {
-			return nil, err
-		}
-		failure = r.Failure.appendJSON(make([]byte, 0, r.Failure.sizeHint()))
+		return r.Failure.check()
 	}
-	return failure, nil
+	return nil
 }
 
 func (r *Reply) sizeHint(failure []byte) int {

@@ -73,6 +73,11 @@ const (
 // JSON object (ErrArgsNotObject), a call without ReplyQ, a cast with ReplyQ
 // or Timeout, a non-finite Timeout, or a context value that is not JSON.
 func EncodeRequest(r *Request) ([]byte, error) {
+	return r.encode(nil)
+}
+
+// encode is EncodeRequest, writing in buf if it is big enough.
+func (r *Request) encode(buf []byte) ([]byte, error) {
 	if err := r.check(); err != nil {
 		return nil, err
 	}
@@ -81,12 +86,13 @@ func EncodeRequest(r *Request) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return r.appendJSON(make([]byte, 0, r.sizeHint()+size), context), nil
+	return r.appendJSON(buffer(buf, r.sizeHint()+size), context), nil
 }
 
 // WrapRequest returns the 2.0 body carrying r: Wrap(EncodeRequest(r)).
 func WrapRequest(r *Request) ([]byte, error) {
-	msg, err := EncodeRequest(r)
+	var scratch [scratchSize]byte
+	msg, err := r.encode(scratch[:0])
 	if err != nil {
 		return nil, err
 	}
