@@ -43,12 +43,18 @@ import (
 //     the call timeout as expiration, each waiting for its confirm;
 //     replies mandatory, persistent and confirmed; a reply queue with
 //     x-expires. The gap from raw is the cost of oslo's wire.
+//   - raw-oslo-wire-unconfirmed: the same without publisher confirms,
+//     which peers never see: the most any client could keep of oslo's
+//     wire.
 //   - transport-oslo-wire: the same loop on the transport API over this
 //     driver, without package rpc. The gap from raw-oslo-wire is the
 //     driver's cost.
 //   - switchyard: rpc.Client.Call against an rpc.Server. The gap from
 //     transport-oslo-wire is the rpc layer's (envelope codec, dispatch,
 //     reply matching).
+//   - switchyard-confirms=false: the same with the driver's confirms
+//     option off: requests are not confirmed (replies, being mandatory,
+//     still are).
 
 const (
 	rpcBenchInFlight = 16
@@ -67,8 +73,14 @@ func BenchmarkRPC(b *testing.B) {
 	}{{"sequential", 1}, {"inflight16", rpcBenchInFlight}} {
 		b.Run(mode.name+"/raw", func(b *testing.B) { benchRawRPC(b, vh, mode.inFlight, rawWire{}) })
 		b.Run(mode.name+"/raw-oslo-wire", func(b *testing.B) { benchRawRPC(b, vh, mode.inFlight, rawWire{oslo: true}) })
+		b.Run(mode.name+"/raw-oslo-wire-unconfirmed", func(b *testing.B) {
+			benchRawRPC(b, vh, mode.inFlight, rawWire{oslo: true, unconfirmed: true})
+		})
 		b.Run(mode.name+"/transport-oslo-wire", func(b *testing.B) { benchTransportRPC(b, vh, mode.inFlight) })
-		b.Run(mode.name+"/switchyard", func(b *testing.B) { benchSwitchyardRPC(b, vh, mode.inFlight) })
+		b.Run(mode.name+"/switchyard", func(b *testing.B) { benchSwitchyardRPC(b, vh, mode.inFlight, "") })
+		b.Run(mode.name+"/switchyard-confirms=false", func(b *testing.B) {
+			benchSwitchyardRPC(b, vh, mode.inFlight, "?confirms=false")
+		})
 	}
 }
 
@@ -124,12 +136,12 @@ type benchEcho struct{}
 
 func (benchEcho) Echo(_ context.Context, args benchArgs) (benchArgs, error) { return args, nil }
 
-func benchSwitchyardRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int) {
+func benchSwitchyardRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int, query string) {
 	ctx, cancel := context.WithTimeout(context.Background(), rpcBenchTimeout)
 	defer cancel()
 	quiet := transport.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	open := func() *transport.Transport {
-		tr, err := transport.Open(ctx, vh.URL, quiet)
+		tr, err := transport.Open(ctx, vh.URL+query, quiet)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -182,6 +194,10 @@ type rawWire struct {
 	// confirmed; the reply queue non-exclusive with x-expires. Without it,
 	// tutorial 6: the default exchange, 100-byte bodies, nothing else.
 	oslo bool
+	// unconfirmed drops publisher confirms from the oslo wire, on
+	// requests and replies: what nothing else can take off the broker's
+	// work while the frames stay oslo's.
+	unconfirmed bool
 }
 
 // rawRPC is the client side of the raw amqp091-go request/reply loop.
@@ -281,7 +297,8 @@ func benchRawRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int, wire ra
 	if err != nil {
 		b.Fatal(err)
 	}
-	replyCh := channel(srvConn, wire.oslo)
+	confirm := wire.oslo && !wire.unconfirmed
+	replyCh := channel(srvConn, confirm)
 	serverDone := make(chan struct{})
 	go func() {
 		defer close(serverDone)
@@ -320,7 +337,7 @@ func benchRawRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int, wire ra
 		b.Fatal(err)
 	}
 	r := &rawRPC{
-		pub: channel(clientConn, wire.oslo), exchange: exchange, key: requestQ, replyQ: replyQ.Name,
+		pub: channel(clientConn, confirm), exchange: exchange, key: requestQ, replyQ: replyQ.Name,
 		request: amqp.Publishing{ReplyTo: replyQ.Name, Body: requestBody},
 		waiting: map[string]chan amqp.Delivery{},
 	}
