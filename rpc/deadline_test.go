@@ -76,6 +76,9 @@ func TestLazyContext(t *testing.T) {
 			if err := ctx.Err(); !errors.Is(err, tc.want) {
 				t.Errorf("Err = %v, want %v", err, tc.want)
 			}
+			if err := context.Cause(ctx); !errors.Is(err, tc.want) {
+				t.Errorf("Cause = %v, want %v", err, tc.want)
+			}
 			if ctx.Done() != done {
 				t.Error("Done returned another channel")
 			}
