@@ -147,8 +147,9 @@ func (c *Client) call(ctx context.Context, target transport.Target, method strin
 	// sending wait for a connection that is down, too.
 	parent := ctx
 	deadline := time.Now().Add(timeout)
-	ctx, cancel := newLazyContext(ctx, deadline, nil)
-	defer cancel()
+	callCtx := newLazyContext(ctx, deadline, nil)
+	defer callCtx.end()
+	ctx = callCtx
 	// Running out of time (this timeout or the caller's deadline) is
 	// ErrTimeout; a cancellation by the caller stays context.Canceled.
 	timedOut := func(what string, err error) error {

@@ -26,15 +26,18 @@ type lazyContext struct {
 }
 
 // newLazyContext returns a child of parent ending at deadline (zero: when
-// parent ends) and carrying rc (nil: parent's), and the function that
-// ends it, to be called when the call or handler returns.
-func newLazyContext(parent context.Context, deadline time.Time, rc RequestContext) (*lazyContext, context.CancelFunc) {
+// parent ends) and carrying rc (nil: parent's). Call end when the call or
+// handler returns.
+func newLazyContext(parent context.Context, deadline time.Time, rc RequestContext) *lazyContext {
 	if d, ok := parent.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
 		deadline = d
 	}
-	c := &lazyContext{Context: parent, deadline: deadline, rc: rc}
-	return c, func() { c.cancel(context.Canceled) }
+	return &lazyContext{Context: parent, deadline: deadline, rc: rc}
 }
+
+// end cancels the context, as a context.CancelFunc does, and releases
+// what it holds.
+func (c *lazyContext) end() { c.cancel(context.Canceled) }
 
 // Deadline implements context.Context.
 func (c *lazyContext) Deadline() (time.Time, bool) { return c.deadline, !c.deadline.IsZero() }

@@ -45,7 +45,8 @@ func TestLazyContext(t *testing.T) {
 			if tc.deadline != nil {
 				deadline = tc.deadline()
 			}
-			ctx, cancel := newLazyContext(parent, deadline, nil)
+			ctx := newLazyContext(parent, deadline, nil)
+			cancel := ctx.end
 			defer cancel()
 			if err := ctx.Err(); err != nil {
 				t.Fatalf("Err before the end: %v", err)
@@ -93,7 +94,8 @@ func TestLazyContextDeadlineAndValues(t *testing.T) {
 	defer cancel()
 	rc := RequestContext{"user": "alice"}
 
-	ctx, end := newLazyContext(parent, time.Now().Add(2*time.Hour), rc)
+	ctx := newLazyContext(parent, time.Now().Add(2*time.Hour), rc)
+	end := ctx.end
 	defer end()
 	if d, ok := ctx.Deadline(); !ok || !d.Equal(parentDeadline) {
 		t.Errorf("Deadline = %v, %v; want the parent's earlier %v", d, ok, parentDeadline)

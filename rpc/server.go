@@ -292,11 +292,11 @@ func decodeRequest(d *transport.Delivery) (*oslo.Request, error) {
 
 // handle runs one request and answers it if it is a call.
 func (s *Server) handle(parent context.Context, d *transport.Delivery, req *oslo.Request) {
-	ctx, cancel := s.handlerContext(parent, d, req)
-	defer cancel()
+	handlerCtx := s.handlerContext(parent, d, req)
+	defer handlerCtx.end()
 	logger := s.logger
 
-	ctx, end := s.inst.start(d.TraceContext(ctx), trace.SpanKindServer, s.target, req.Method)
+	ctx, end := s.inst.start(d.TraceContext(handlerCtx), trace.SpanKindServer, s.target, req.Method)
 	var stopHeartbeats func()
 	if req.IsCall() {
 		stopHeartbeats = s.startHeartbeats(ctx, req, logger)
@@ -336,7 +336,7 @@ func (s *Server) handle(parent context.Context, d *transport.Delivery, req *oslo
 
 // handlerContext carries the caller's request context, and the call's
 // deadline: the request's expiration, oslo's call timeout.
-func (s *Server) handlerContext(ctx context.Context, d *transport.Delivery, req *oslo.Request) (context.Context, context.CancelFunc) {
+func (s *Server) handlerContext(ctx context.Context, d *transport.Delivery, req *oslo.Request) *lazyContext {
 	rc, err := DecodeRequestContext(req.Context)
 	if err != nil {
 		s.logger.Warn("request context dropped", "method", req.Method, "err", err)
