@@ -67,8 +67,10 @@ type endpoint struct {
 }
 
 type method struct {
-	name      string
-	fn        reflect.Value
+	name string
+	// fn is the method's function, called with recv as its first
+	// argument: calling a bound method value would allocate per call.
+	fn, recv  reflect.Value
 	args      reflect.Type
 	hasResult bool
 }
@@ -117,7 +119,7 @@ func newEndpoint(ep Endpoint, allowed AccessPolicy) (*endpoint, error) {
 		default:
 			continue
 		}
-		md := &method{name: m.Name, fn: fn, args: t.In(1), hasResult: hasResult}
+		md := &method{name: m.Name, fn: m.Func, recv: v, args: t.In(1), hasResult: hasResult}
 		byGoName[m.Name] = md
 		key := normalize(m.Name)
 		if other, dup := e.methods[key]; dup {
@@ -246,7 +248,7 @@ func (m *method) invoke(ctx context.Context, rawArgs json.RawMessage) (result js
 			result, failure = nil, panicFailure(m.name, p)
 		}
 	}()
-	out := m.fn.Call([]reflect.Value{reflect.ValueOf(ctx), args.Elem()})
+	out := m.fn.Call([]reflect.Value{m.recv, reflect.ValueOf(ctx), args.Elem()})
 	if errV := out[len(out)-1]; !errV.IsNil() {
 		return nil, failureFromError(errV.Interface().(error))
 	}
