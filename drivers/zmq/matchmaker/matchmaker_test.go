@@ -309,6 +309,55 @@ func TestRedisChangeLoadedEverywhereOnReturn(t *testing.T) {
 	}
 }
 
+// TestRedisChangeDoesNotWaitForADeadNode: a node that stopped loading
+// (its process hung or died, its liveness not yet expired) holds up one
+// change by at most the wait bound, and none after it.
+func TestRedisChangeDoesNotWaitForADeadNode(t *testing.T) {
+	url := brokertest.Redis().URL(t)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix := "switchyard:test:" + hex.EncodeToString(b[:]) + ":"
+	c := ctx(t)
+	const reload = 300 * time.Millisecond // the bound on waiting for a node
+	open := func(node string) *matchmaker.Redis {
+		r, err := matchmaker.NewRedis(c, url, prefix, reload, slog.Default())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		if err := r.Join(c, matchmaker.Node{ID: node, Endpoint: "tcp://127.0.0.1:3"}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	live := open("live")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := live.DeleteAll(ctx); err != nil {
+			t.Errorf("delete test keys: %v", err)
+		}
+	})
+	// Closed without leaving: its record lives on, and nothing loads for it.
+	if err := open("hung").Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := live.DeclareQueue(c, matchmaker.Queue{Name: "q"}); err != nil {
+		t.Fatal(err)
+	}
+	// Waiting a bound for each change would take changes*reload at least.
+	const changes = 10
+	start := time.Now()
+	for id := range changes {
+		if err := live.AddConsumer(c, matchmaker.Consumer{Queue: "q", Node: "live", ID: uint64(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := time.Since(start); took >= changes*reload/2 {
+		t.Errorf("%d changes took %v with a hung node: each waited for it", changes, took)
+	}
+}
+
 func drain(ch <-chan struct{}) {
 	select {
 	case <-ch:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,7 +42,8 @@ import (
 // happens against it: a consumer that Consume returned takes its share of
 // messages published after, wherever they are published. A node that does
 // not keep up is waited for at most one reload interval (capped at a
-// second); the change is made either way.
+// second), and not at all by later changes until it catches up; the
+// change is made either way.
 type Redis struct {
 	client *redis.Client
 	prefix string
@@ -57,6 +59,8 @@ type Redis struct {
 	nodeIDs   []string // the nodes joined through this handle: their loads are recorded in seen
 
 	maxAwait time.Duration // bound on waiting for other nodes to load a change
+	lagMu    sync.Mutex
+	laggards map[string]bool // nodes that did not load a change within maxAwait
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -73,7 +77,7 @@ func NewRedis(ctx context.Context, url, prefix string, reload time.Duration, log
 	}
 	client := redis.NewClient(opts)
 	r := &Redis{
-		client: client, prefix: prefix, logger: logger, maxAwait: min(reload, time.Second),
+		client: client, prefix: prefix, logger: logger, maxAwait: min(reload, time.Second), laggards: map[string]bool{},
 		changes: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	if err := client.Ping(ctx).Err(); err != nil {
@@ -147,14 +151,19 @@ func (r *Redis) changed(ctx context.Context) error {
 }
 
 // awaitLoaded waits until every node in nodes has loaded version v of the
-// registry, for at most maxAwait: a node that is slow, paused or dying
-// must not hold up the others' declarations for longer. It fails only
-// when ctx ends.
+// registry. A node that has not within maxAwait (slow, paused, or dead
+// but not yet expired) is waited for no longer, and not at all by later
+// changes until it catches up: one dying node must not hold up every
+// declaration of the others. It fails only when ctx ends.
 func (r *Redis) awaitLoaded(ctx context.Context, v int64, nodes map[string]Node) error {
-	ids := make([]string, 0, len(nodes))
-	for id := range nodes {
-		ids = append(ids, id)
+	ids := slices.Collect(maps.Keys(nodes))
+	r.lagMu.Lock()
+	for id := range r.laggards {
+		if _, ok := nodes[id]; !ok {
+			delete(r.laggards, id) // gone from the registry
+		}
 	}
+	r.lagMu.Unlock()
 	deadline := time.Now().Add(r.maxAwait)
 	pause := time.Millisecond
 	for len(ids) > 0 {
@@ -163,19 +172,27 @@ func (r *Redis) awaitLoaded(ctx context.Context, v int64, nodes map[string]Node)
 			return wrapRedis("read which nodes loaded the registry", err)
 		}
 		behind := ids[:0]
+		r.lagMu.Lock()
 		for i, s := range seen {
 			loaded, ok := s.(string)
-			if n, err := strconv.ParseInt(loaded, 10, 64); !ok || err != nil || n < v {
+			if n, err := strconv.ParseInt(loaded, 10, 64); ok && err == nil && n >= v {
+				delete(r.laggards, ids[i])
+			} else if !r.laggards[ids[i]] {
 				behind = append(behind, ids[i])
 			}
 		}
+		if len(behind) > 0 && time.Now().After(deadline) {
+			for _, id := range behind {
+				r.laggards[id] = true
+			}
+			r.logger.Debug("matchmaker: redis: nodes did not load a change in time; not waiting for them until they do",
+				"version", v, "nodes", behind, "waited", r.maxAwait)
+			behind = nil
+		}
+		r.lagMu.Unlock()
 		ids = behind
 		if len(ids) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			r.logger.Debug("matchmaker: redis: nodes did not load a change in time; going on", "version", v, "nodes", ids, "waited", r.maxAwait)
-			return nil
+			break
 		}
 		timer := time.NewTimer(pause)
 		select {
