@@ -277,7 +277,17 @@ func Permanent(err error) bool {
 // context's Done channel would.)
 func (c *Client) wait(parent context.Context, deadline time.Time, pc *pendingCall, msgID string) (*oslo.Reply, error) {
 	pc.timeout.Reset(time.Until(deadline))
-	defer pc.timeout.Stop()
+	defer func() {
+		// Drained too, for the runtime's old timers
+		// (GODEBUG=asynctimerchan=1): a tick left in the channel would end
+		// the next call that reuses pc.
+		if !pc.timeout.Stop() {
+			select {
+			case <-pc.timeout.C:
+			default:
+			}
+		}
+	}()
 	var monitor *time.Timer
 	var monitorC <-chan time.Time
 	if m := c.set.callMonitorTimeout; m > 0 {

@@ -73,6 +73,13 @@ func (c *conn) Consume(ctx context.Context, queue string, opts driver.ConsumeOpt
 		c.cmu.Lock()
 		delete(c.consumers, cons.id)
 		c.cmu.Unlock()
+		// The record may have been written before the failure: a sender
+		// must not count on a consumer that is not there.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.sendTimeout)
+		defer cancel()
+		if rerr := c.mm.RemoveConsumer(rctx, cons.rec); rerr != nil {
+			c.logger.Warn("zmq: removing the record of a consumer that failed to start failed", "queue", queue, "err", rerr)
+		}
 		return nil, err
 	}
 	if c.isClosing() {

@@ -3,9 +3,11 @@ package zmq
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/switchyard-mq/switchyard/drivers/zmq/matchmaker"
+	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
 // Background work.
@@ -43,25 +45,19 @@ func (c *conn) maintain() {
 }
 
 // heartbeat refreshes this node's liveness, rejoining if it had expired
-// (a long pause, a lost Redis): its consumers are then added again.
+// (a long pause, a lost Redis): its consumers are then added again. A
+// rejoin that did not complete is tried again at the next heartbeat.
 func (c *conn) heartbeat() {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.refresh)
 	defer cancel()
 	err := c.mm.Heartbeat(ctx, c.id, c.opts.livenessTTL)
-	if errors.Is(err, matchmaker.ErrExpired) && !c.isClosing() {
+	expired := errors.Is(err, matchmaker.ErrExpired)
+	if expired {
 		c.logger.Warn("zmq: this node had expired from the matchmaker; joining again")
-		err = c.mm.Join(ctx, matchmaker.Node{ID: c.id, Endpoint: c.endpoint}, c.opts.livenessTTL)
-		c.cmu.RLock()
-		consumers := make([]*consumer, 0, len(c.consumers))
-		for _, cons := range c.consumers {
-			consumers = append(consumers, cons)
-		}
-		c.cmu.RUnlock()
-		for _, cons := range consumers {
-			if err == nil {
-				err = c.mm.AddConsumer(ctx, cons.rec)
-			}
-		}
+	}
+	if (expired || c.rejoinPending) && !c.isClosing() {
+		err = c.rejoin()
+		c.rejoinPending = err != nil
 	}
 	if err != nil && !c.isClosing() {
 		c.logger.Warn("zmq: liveness heartbeat failed", "err", err)
@@ -70,6 +66,29 @@ func (c *conn) heartbeat() {
 	if _, err := c.currentView(ctx, false); err != nil && !c.isClosing() {
 		c.logger.Warn("zmq: reading the matchmaker failed", "err", err)
 	}
+}
+
+// rejoin registers this node and its consumers again. It has a deadline
+// of its own: each change may wait for the other nodes to load it.
+func (c *conn) rejoin() error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.sendTimeout)
+	defer cancel()
+	if err := c.mm.Join(ctx, matchmaker.Node{ID: c.id, Endpoint: c.endpoint}, c.opts.livenessTTL); err != nil {
+		return fmt.Errorf("join again: %w", err)
+	}
+	c.cmu.RLock()
+	consumers := make([]*consumer, 0, len(c.consumers))
+	for _, cons := range c.consumers {
+		consumers = append(consumers, cons)
+	}
+	c.cmu.RUnlock()
+	for _, cons := range consumers {
+		// A consumer of a queue deleted meanwhile ends with the next view.
+		if err := c.mm.AddConsumer(ctx, cons.rec); err != nil && !errors.Is(err, driver.ErrNotFound) {
+			return fmt.Errorf("add consumer of %q again: %w", cons.queue, err)
+		}
+	}
+	return nil
 }
 
 // sweep returns messages whose consumer did not settle them within the

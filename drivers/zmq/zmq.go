@@ -214,6 +214,8 @@ type conn struct {
 	wgMu     sync.Mutex // orders wg.Add against Close's wg.Wait
 	wgClosed bool
 	wg       sync.WaitGroup
+
+	rejoinPending bool // a rejoin did not complete; used by the maintain goroutine only
 }
 
 // view is a snapshot of the registry with its routing table.

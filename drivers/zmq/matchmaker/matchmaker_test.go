@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/switchyard-mq/switchyard/drivers/zmq/matchmaker"
@@ -356,6 +357,34 @@ func TestRedisChangeDoesNotWaitForADeadNode(t *testing.T) {
 	if took := time.Since(start); took >= changes*reload/2 {
 		t.Errorf("%d changes took %v with a hung node: each waited for it", changes, took)
 	}
+
+	// Once it has loaded the version it missed, it is waited for again:
+	// here it loads nothing more, so the next change waits the whole bound.
+	client := redis.NewClient(mustParseRedisURL(t, url))
+	defer client.Close()
+	v, err := client.Get(c, prefix+"v").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.HSet(c, prefix+"seen", "hung", v).Err(); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if err := live.AddConsumer(c, matchmaker.Consumer{Queue: "q", Node: "live", ID: changes}); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < reload {
+		t.Errorf("a change took %v after the hung node caught up: it was not waited for (bound %v)", took, reload)
+	}
+}
+
+func mustParseRedisURL(t *testing.T, url string) *redis.Options {
+	t.Helper()
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opts
 }
 
 func drain(ch <-chan struct{}) {

@@ -28,6 +28,8 @@ import (
 //	           its expiry is the node's TTL, refreshed by Heartbeat
 //	v          counter bumped by every change
 //	seen       hash: node ID → the value of v its local copy was last loaded at
+//	           (one handle per node ID: two handles joined as one ID would
+//	           overwrite each other's)
 //
 // and the pub/sub channel <Prefix>changes, on which every change is
 // announced so that other processes reload at once rather than at their
@@ -60,7 +62,7 @@ type Redis struct {
 
 	maxAwait time.Duration // bound on waiting for other nodes to load a change
 	lagMu    sync.Mutex
-	laggards map[string]bool // nodes that did not load a change within maxAwait
+	laggards map[string]int64 // nodes that did not load a change within maxAwait: its version
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -77,7 +79,7 @@ func NewRedis(ctx context.Context, url, prefix string, reload time.Duration, log
 	}
 	client := redis.NewClient(opts)
 	r := &Redis{
-		client: client, prefix: prefix, logger: logger, maxAwait: min(reload, time.Second), laggards: map[string]bool{},
+		client: client, prefix: prefix, logger: logger, maxAwait: min(reload, time.Second), laggards: map[string]int64{},
 		changes: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	if err := client.Ping(ctx).Err(); err != nil {
@@ -147,15 +149,18 @@ func (r *Redis) changed(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return r.awaitLoaded(ctx, version.Val(), reg.Nodes)
+	r.awaitLoaded(ctx, version.Val(), reg.Nodes)
+	return nil
 }
 
 // awaitLoaded waits until every node in nodes has loaded version v of the
 // registry. A node that has not within maxAwait (slow, paused, or dead
 // but not yet expired) is waited for no longer, and not at all by later
-// changes until it catches up: one dying node must not hold up every
-// declaration of the others. It fails only when ctx ends.
-func (r *Redis) awaitLoaded(ctx context.Context, v int64, nodes map[string]Node) error {
+// changes until it has loaded the version it missed: one dying node must
+// not hold up every declaration of the others. The change is made
+// already, so nothing here fails it: if ctx ends or Redis fails, it stops
+// waiting.
+func (r *Redis) awaitLoaded(ctx context.Context, v int64, nodes map[string]Node) {
 	ids := slices.Collect(maps.Keys(nodes))
 	r.lagMu.Lock()
 	for id := range r.laggards {
@@ -169,21 +174,31 @@ func (r *Redis) awaitLoaded(ctx context.Context, v int64, nodes map[string]Node)
 	for len(ids) > 0 {
 		seen, err := r.client.HMGet(ctx, r.key("seen"), ids...).Result()
 		if err != nil {
-			return wrapRedis("read which nodes loaded the registry", err)
+			r.logger.Debug("matchmaker: redis: cannot tell which nodes loaded a change; not waiting for them", "version", v, "err", err)
+			return
 		}
 		behind := ids[:0]
 		r.lagMu.Lock()
 		for i, s := range seen {
-			loaded, ok := s.(string)
-			if n, err := strconv.ParseInt(loaded, 10, 64); ok && err == nil && n >= v {
-				delete(r.laggards, ids[i])
-			} else if !r.laggards[ids[i]] {
-				behind = append(behind, ids[i])
+			id := ids[i]
+			loaded, _ := s.(string)
+			n, err := strconv.ParseInt(loaded, 10, 64)
+			if err != nil {
+				n = 0 // not recorded yet
+			}
+			if missed, lagging := r.laggards[id]; lagging {
+				if n < missed {
+					continue // still behind: not waited for
+				}
+				delete(r.laggards, id) // caught up: waited for again
+			}
+			if n < v {
+				behind = append(behind, id)
 			}
 		}
 		if len(behind) > 0 && time.Now().After(deadline) {
 			for _, id := range behind {
-				r.laggards[id] = true
+				r.laggards[id] = v
 			}
 			r.logger.Debug("matchmaker: redis: nodes did not load a change in time; not waiting for them until they do",
 				"version", v, "nodes", behind, "waited", r.maxAwait)
@@ -192,18 +207,17 @@ func (r *Redis) awaitLoaded(ctx context.Context, v int64, nodes map[string]Node)
 		r.lagMu.Unlock()
 		ids = behind
 		if len(ids) == 0 {
-			break
+			return
 		}
 		timer := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return ctx.Err()
+			return
 		case <-timer.C:
 		}
 		pause = min(2*pause, 20*time.Millisecond)
 	}
-	return nil
 }
 
 func wrapRedis(what string, err error) error {
@@ -233,11 +247,16 @@ func (r *Redis) Join(ctx context.Context, n Node, ttl time.Duration) error {
 
 // Heartbeat implements Matchmaker.
 func (r *Redis) Heartbeat(ctx context.Context, nodeID string, ttl time.Duration) error {
-	ok, err := r.client.PExpire(ctx, nodeKey(r.prefix, nodeID), ttl).Result()
-	if err != nil {
+	pipe := r.client.Pipeline()
+	expire := pipe.PExpire(ctx, nodeKey(r.prefix, nodeID), ttl)
+	// Back in the index, should a reload that found the node dead just
+	// before it joined again have dropped it (an ID without its record is
+	// dropped again by the next reload).
+	pipe.SAdd(ctx, r.key("nodes"), nodeID)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return wrapRedis("heartbeat of node "+nodeID, err)
 	}
-	if !ok {
+	if !expire.Val() {
 		return fmt.Errorf("%w: %s", ErrExpired, nodeID)
 	}
 	return nil
@@ -245,6 +264,11 @@ func (r *Redis) Heartbeat(ctx context.Context, nodeID string, ttl time.Duration)
 
 // Leave implements Matchmaker.
 func (r *Redis) Leave(ctx context.Context, nodeID string) error {
+	// First, under the lock reloads hold, so that none records it in seen
+	// after the deletion below.
+	r.mu.Lock()
+	r.nodeIDs = slices.DeleteFunc(r.nodeIDs, func(id string) bool { return id == nodeID })
+	r.mu.Unlock()
 	pipe := r.client.TxPipeline()
 	pipe.Del(ctx, nodeKey(r.prefix, nodeID))
 	pipe.SRem(ctx, r.key("nodes"), nodeID)
@@ -252,9 +276,6 @@ func (r *Redis) Leave(ctx context.Context, nodeID string) error {
 	if _, err := pipe.Exec(ctx); err != nil {
 		return wrapRedis("leave node "+nodeID, err)
 	}
-	r.mu.Lock()
-	r.nodeIDs = slices.DeleteFunc(r.nodeIDs, func(id string) bool { return id == nodeID })
-	r.mu.Unlock()
 	queues, err := r.client.HGetAll(ctx, r.key("q")).Result()
 	if err != nil {
 		return wrapRedis("list queues", err)
