@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -311,24 +312,37 @@ func TestSIGTERMAnswersCallsInFlight(t *testing.T) {
 }
 
 // backendURL returns a URL on which a service and this test can meet,
-// for a registered scheme, and whether it must run in this process; it
-// skips schemes it knows no URL for.
+// for a registered scheme, and whether it must run in this process.
 func backendURL(t *testing.T, scheme string) (url string, inProcess bool) {
 	switch scheme {
 	case "memory":
 		return "memory://" + randomName("fxservice"), true
 	case "rabbit":
 		return brokertest.NewRabbitVHost(t).URL, false
+	case "rabbits":
+		return throughTLS(t, brokertest.NewRabbitVHost(t).URL, scheme), false
 	case "amqp":
 		return brokertest.AMQP1RabbitMQ().URL(t), false
+	case "amqps":
+		return throughTLS(t, brokertest.AMQP1RabbitMQ().URL(t), scheme), false
 	case "zmq":
 		return "zmq://" + randomName("fxservice") + "?matchmaker=" + brokertest.Redis().URL(t), false
 	}
-	// rabbits:// and amqps:// need a broker with a TLS listener, which
-	// neither .ci/run nor this machine has; the TLS options themselves are
-	// tested in the drivers' packages.
-	t.Skipf("not run: no %s:// broker (TLS) is available to test against", scheme)
+	t.Fatalf("no test URL for the registered scheme %s://: add one here", scheme)
 	return "", false
+}
+
+// throughTLS turns a plain broker URL into one for scheme (its TLS form)
+// that reaches the broker through a TLS terminator, with the client
+// certificate the terminator requires.
+func throughTLS(t *testing.T, plain, scheme string) string {
+	u, err := neturl.Parse(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := brokertest.NewTLSTerminator(t, u.Host)
+	u.Scheme, u.Host, u.RawQuery = scheme, term.Addr, term.Query()
+	return u.String()
 }
 
 // TestSameServiceOnEachBackend: the same service runs on every registered

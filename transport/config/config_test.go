@@ -395,6 +395,21 @@ func TestURLQueryOptions(t *testing.T) {
 	if cfg.ControlExchange != "q" {
 		t.Errorf("control_exchange = %q, want q from the URL", cfg.ControlExchange)
 	}
+
+	// Another driver's URL keeps the rabbit driver's option names it takes
+	// too: amqps:// reads ssl_ca_file and the others from its query.
+	amqps := "amqps://h/?ssl_ca_file=%2Fca.pem&ssl_cert_file=%2Fc.pem&ssl_key_file=%2Fk.pem"
+	cfg, err = config.Load(config.Sources{Env: env(map[string]string{"SWITCHYARD_URL": amqps})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := cfg.TransportConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tc.Options.Get("ssl_ca_file") + " " + tc.Options.Get("ssl_cert_file") + " " + tc.Options.Get("ssl_key_file"); got != "/ca.pem /c.pem /k.pem" {
+		t.Errorf("amqps:// TLS files after loading = %q, want the URL's", got)
+	}
 }
 
 // TestTransportConfigBySchem: the rabbit driver's options go to rabbit://

@@ -31,7 +31,10 @@
 // A transport URL's query options ("rabbit://h/?heartbeat_timeout_threshold=30")
 // count as options set by the source that set the URL, and within one
 // source they override that source's own option, as oslo.messaging lets the
-// URL override [oslo_messaging_rabbit]. An empty value leaves an option
+// URL override [oslo_messaging_rabbit]. The rabbit driver's own options are
+// read so only from a rabbit:// or rabbits:// URL; in another driver's URL
+// they stay in the query for that driver (amqps:// takes ssl_ca_file,
+// ssl_cert_file and ssl_key_file too). An empty value leaves an option
 // unset.
 //
 // # The oslo.config file

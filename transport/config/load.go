@@ -130,8 +130,9 @@ func (l layer) add(o *option, value, origin, name string) error {
 // options of the layer's transport URL's query into the layer, as options
 // set by the same source: oslo lets the URL's query override the file's
 // options (oslo.messaging's ConfigOptsProxy), and a source of higher
-// precedence overrides both. Other query options (another driver's) stay
-// in the URL.
+// precedence overrides both. Other query options stay in the URL: another
+// driver's, and the rabbit driver's own when the URL is another driver's
+// (amqps:// takes ssl_ca_file too, and would lose it).
 func (l layer) foldURLQuery() error {
 	st, ok := l[optTransportURL]
 	if !ok {
@@ -146,13 +147,15 @@ func (l layer) foldURLQuery() error {
 	if err != nil {
 		return &OptionError{Origin: origin, Option: name, Err: fmt.Errorf("query: %v", err)}
 	}
+	scheme, _, _ := strings.Cut(base, "://")
+	rabbit := slices.Contains(rabbitSchemes, scheme)
 	var errs []error
 	for _, key := range sortedKeys(query) {
 		o, _ := lookup(sectionRabbit, key)
 		if key == "control_exchange" {
 			o, _ = lookup(sectionDefault, key)
 		}
-		if o == nil || o.name != key {
+		if o == nil || o.name != key || (o.use == useRabbit && !rabbit) {
 			continue
 		}
 		vs := query[key]
