@@ -563,17 +563,12 @@ func appendStringContent(dst, data []byte, i int) ([]byte, int) {
 	buf, n := dst[:cap(dst)], len(dst)
 	for i < len(data) {
 		if i+8 <= len(data) && n+8 <= len(buf) {
-			x := binary.LittleEndian.Uint64(data[i:])
-			binary.LittleEndian.PutUint64(buf[n:], x)
-			m := escapeSpecials(x)
-			if m == 0 {
-				i += 8
-				n += 8
-				continue
-			}
-			k := bits.TrailingZeros64(m) / 8
+			k := copyPlain(buf[n:], binary.LittleEndian.Uint64(data[i:]))
 			i += k
 			n += k
+			if k == 8 {
+				continue
+			}
 		}
 		var r rune
 		var size int
@@ -615,6 +610,17 @@ func appendStringContent(dst, data []byte, i int) ([]byte, int) {
 		i += size
 	}
 	return buf[:n], i
+}
+
+// copyPlain stores the eight bytes x at the start of dst (which has room)
+// and returns how many of them, from the first, are plain: the caller
+// keeps those and handles the byte after them.
+func copyPlain(dst []byte, x uint64) int {
+	binary.LittleEndian.PutUint64(dst, x)
+	if m := escapeSpecials(x); m != 0 {
+		return bits.TrailingZeros64(m) / 8
+	}
+	return 8
 }
 
 // decodeUnicodeEscape decodes the \uXXXX escape at the start of b, or the
@@ -686,17 +692,12 @@ func appendStringBody[T string | []byte](dst []byte, s T) []byte {
 	buf = buf[:cap(buf)]
 	for i := 0; i < len(s); {
 		if i+8 <= len(s) && n+8 <= len(buf) {
-			x := load64(s, i)
-			binary.LittleEndian.PutUint64(buf[n:], x)
-			m := escapeSpecials(x)
-			if m == 0 {
-				i += 8
-				n += 8
-				continue
-			}
-			k := bits.TrailingZeros64(m) / 8
+			k := copyPlain(buf[n:], load64(s, i))
 			i += k
 			n += k
+			if k == 8 {
+				continue
+			}
 		} else if c := s[i]; escapeTable[c] == 0 {
 			if n == len(buf) {
 				buf = grow(buf[:n], 1)
