@@ -270,15 +270,21 @@ func (s *Server) accept(d *transport.Delivery) (req *oslo.Request, ok bool) {
 	if err != nil {
 		s.stats.rejected.Add(1)
 		s.logger.Error("malformed call answered with a failure", "msg_id", req.MsgID, "err", err)
-		s.handlers.Add(1)
-		go func() {
-			defer s.handlers.Done()
-			failure := oslo.NewFailure("builtins", "ValueError", "malformed request: "+err.Error())
-			s.reply(s.stopCtx, req, &oslo.Reply{Failure: failure, Ending: true}, s.logger)
-		}()
+		s.answerMalformed(req, err)
 		return nil, false
 	}
 	return req, true
+}
+
+// answerMalformed sends the failure for a call too malformed to run. (A
+// function of its own so that accept's variables stay on its stack.)
+func (s *Server) answerMalformed(req *oslo.Request, err error) {
+	s.handlers.Add(1)
+	go func() {
+		defer s.handlers.Done()
+		failure := oslo.NewFailure("builtins", "ValueError", "malformed request: "+err.Error())
+		s.reply(s.stopCtx, req, &oslo.Reply{Failure: failure, Ending: true}, s.logger)
+	}()
 }
 
 // decodeRequest decodes a delivery's body; on error the request may still
