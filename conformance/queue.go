@@ -18,6 +18,7 @@ func queueCases() []testCase {
 	return []testCase{
 		{"hello-world", helloWorld},
 		{"competing-consumers", competingConsumers},
+		{"receivers-share-a-consumer", receiversShareAConsumer},
 		{"fair-dispatch", fairDispatch},
 		{"prefetch-bounds-unacked", prefetchBoundsUnacked},
 		{"redeliver-on-consumer-close", func(e *env) { redeliverOnClose(e, false) }},
@@ -129,6 +130,64 @@ func asInt64(v any) (int64, bool) {
 
 // competingConsumers: three workers on one queue, each on its own
 // transport, share 300 tasks: every task is handled by exactly one worker.
+// receiversShareAConsumer holds Consumer.Receive to its promise that
+// several goroutines may call it: each of a consumer's receivers gets a
+// message of its own while the others hold theirs unsettled, without
+// returning to Receive (a worker pool on one consumer), none is handed
+// the same message, and one giving up leaves the others waiting.
+func receiversShareAConsumer(e *env) {
+	const receivers, rounds = 4, 10 // rounds: the races are short windows
+	tr := e.open()
+	q := e.simpleQueue(tr, "shared-consumer")
+	c := e.consume(tr, q, transport.ConsumeOptions{Prefetch: 2 * receivers})
+	type result struct {
+		d   *transport.Delivery
+		err error
+	}
+	for round := range rounds {
+		results := make(chan result, receivers)
+		for range receivers {
+			go func() {
+				d, err := e.tryReceive(c)
+				results <- result{d, err}
+			}()
+		}
+		// One more receiver gives up before anything is published: the
+		// others must still be woken.
+		quitter, quit := context.WithCancel(e.ctx)
+		quitted := make(chan error, 1)
+		go func() {
+			_, err := c.Receive(quitter)
+			quitted <- err
+		}()
+		quit()
+		if err := <-quitted; !errors.Is(err, context.Canceled) {
+			e.t.Fatalf("round %d: a receiver whose context was cancelled: got %v, want context.Canceled", round, err)
+		}
+		sent := bodies(fmt.Sprintf("shared-%d", round), receivers)
+		e.publishBodies(tr, "", q, sent...)
+		var got []string
+		var held []*transport.Delivery
+		for range receivers {
+			r := <-results
+			if r.err != nil {
+				e.t.Errorf("round %d: a receiver got nothing while the others held their messages (%d of %d received): %v",
+					round, len(got), receivers, r.err)
+				continue
+			}
+			got = append(got, string(r.d.Body))
+			held = append(held, r.d)
+		}
+		for _, d := range held {
+			e.ack(d)
+		}
+		e.wantSameBodies(fmt.Sprintf("round %d: receivers of one consumer", round), got, sent)
+		if e.t.Failed() {
+			return
+		}
+	}
+}
+
 func competingConsumers(e *env) {
 	const workers, total = 3, 300
 	pub := e.open()

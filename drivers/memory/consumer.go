@@ -28,6 +28,7 @@ type consumer struct {
 	buffer   ring[entry] // taken from the queue, not yet handed out
 	unacked  window      // handed out, not yet settled
 	starving bool        // Receive waits for an ack to free credit
+	blocked  int         // receivers waiting in Receive
 }
 
 func newConsumer(q *queue, c *conn, opts driver.ConsumeOptions) *consumer {
@@ -54,9 +55,19 @@ func (c *consumer) creditLocked() int {
 
 // Receive hands out the next message, taking a batch from the queue when
 // its buffer is empty, and otherwise waits for a publish or an ack.
+//
+// Several goroutines may wait at once. The queue wakes a consumer once per
+// registration, and a receiver that takes a message does not register
+// again; so whoever hands out a message while others wait wakes one of
+// them, which hands out what is left in the buffer or registers anew.
 func (c *consumer) Receive(ctx context.Context) (driver.Delivery, error) {
+	waited := false
 	for {
 		c.mu.Lock()
+		if waited {
+			c.blocked--
+			waited = false
+		}
 		if c.closed {
 			c.mu.Unlock()
 			return driver.Delivery{}, c.errClosed()
@@ -76,10 +87,16 @@ func (c *consumer) Receive(ctx context.Context) (driver.Delivery, error) {
 		}
 		if c.buffer.len() > 0 {
 			d := c.handOutLocked(c.buffer.popFront())
+			othersWaiting := c.blocked > 0
 			c.mu.Unlock()
+			if othersWaiting {
+				c.signal()
+			}
 			c.q.b.deadLetter(dead)
 			return d, nil
 		}
+		c.blocked++
+		waited = true
 		c.mu.Unlock()
 		c.q.b.deadLetter(dead)
 
@@ -87,7 +104,16 @@ func (c *consumer) Receive(ctx context.Context) (driver.Delivery, error) {
 		case <-c.wake:
 		case <-c.done:
 		case <-ctx.Done():
-			c.q.unwait(c)
+			c.mu.Lock()
+			c.blocked--
+			if c.blocked == 0 {
+				c.q.unwait(c)
+			} else {
+				// The others still need the registration; pass on a
+				// wake-up this receiver may have been meant to take.
+				c.signal()
+			}
+			c.mu.Unlock()
 			return driver.Delivery{}, ctx.Err()
 		}
 	}
