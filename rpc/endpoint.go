@@ -192,7 +192,7 @@ func parseVersion(v string) (major, minor, rev int, err error) {
 			continue
 		}
 		c := v[i]
-		if c < '0' || c > '9' || nums[part] > 1e8 {
+		if part == len(nums) || c < '0' || c > '9' || nums[part] > 1e8 {
 			return 0, 0, 0, fmt.Errorf("%w: version %q is not \"major.minor\"", transport.ErrInvalid, v)
 		}
 		nums[part] = nums[part]*10 + int(c-'0')

@@ -156,3 +156,59 @@ func TestReplyForUnknownCallDropped(t *testing.T) {
 		t.Errorf("no debug log of the dropped reply %s:\n%s", stray, logs)
 	}
 }
+
+// TestPeerVersionsAnswered: a version a peer may send that is not
+// "major.minor[.revision]" gets oslo's UnsupportedVersion, and the server
+// keeps serving.
+func TestPeerVersionsAnswered(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr, _ := openLogged(t, slog.LevelInfo)
+	srv, err := rpc.NewServer(tr, transport.Target{Topic: "calc", Server: "s1"}, []rpc.Endpoint{{Receiver: calc{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop(ctx)
+	replyQ, err := tr.DeclareQueue(ctx, transport.Queue{Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replies, err := tr.Consume(ctx, replyQ, transport.ConsumeOptions{AutoAck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replies.Close()
+	for _, version := range []string{"1.2.3.4", "1.0.0.0.0", "1.", "x.y", "99999999999.0"} {
+		body, err := oslo.WrapRequest(&oslo.Request{Method: "add", Args: []byte(`{"a": 1, "b": 2}`), Version: version,
+			MsgID: oslo.NewID(), ReplyQ: replyQ, UniqueID: oslo.NewID()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Publish(ctx, "openstack", "calc", transport.Message{Body: body, ContentType: "application/json"}); err != nil {
+			t.Fatal(err)
+		}
+		d, err := replies.Receive(ctx)
+		if err != nil {
+			t.Fatalf("version %q: no reply: %v", version, err)
+		}
+		reply, err := oslo.UnwrapReply(d.Body)
+		if err != nil {
+			t.Fatalf("version %q: %v", version, err)
+		}
+		if reply.Failure == nil || reply.Failure.Class != "UnsupportedVersion" {
+			t.Errorf("version %q: reply %+v, want an UnsupportedVersion failure", version, reply)
+		}
+	}
+	client, err := rpc.NewClient(tr, rpc.WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var sum int
+	if err := client.Call(ctx, transport.Target{Topic: "calc"}, "add", addArgs{20, 22}, &sum); err != nil || sum != 42 {
+		t.Fatalf("call after odd versions: %d, %v", sum, err)
+	}
+}

@@ -355,6 +355,13 @@ func (s *Server) handlerContext(ctx context.Context, d *transport.Delivery, req 
 }
 
 func (s *Server) run(ctx context.Context, req *oslo.Request) (result []byte, failure *oslo.Failure) {
+	// Whatever a peer sends, a bug in dispatch must fail one request,
+	// not the process (invoke recovers the handler's own panics).
+	defer func() {
+		if p := recover(); p != nil {
+			result, failure = nil, panicFailure(req.Method, p)
+		}
+	}()
 	m, failure := s.dispatch.find(req)
 	if failure != nil {
 		return nil, failure
