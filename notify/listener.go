@@ -151,6 +151,9 @@ type Listener struct {
 // NewListener returns a listener for targets over endpoints; it declares
 // and consumes nothing until Start.
 func NewListener(tr *transport.Transport, targets []transport.Target, endpoints []Endpoint, opts ...ListenerOption) (*Listener, error) {
+	if tr == nil {
+		return nil, fmt.Errorf("listener: %w: no transport", transport.ErrInvalid)
+	}
 	l := &Listener{tr: tr, targets: targets, endpoints: endpoints, logger: tr.Logger().With("component", "notify.listener")}
 	for _, opt := range opts {
 		opt(l)

@@ -2,6 +2,7 @@ package notify_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -117,5 +118,17 @@ func TestMalformedNotificationRejected(t *testing.T) {
 	}
 	if left, err := tr.PurgeQueue(ctx, "notifications.info"); err != nil || left != 0 {
 		t.Errorf("malformed notifications left in the queue: %d, %v (want rejected, not requeued)", left, err)
+	}
+}
+
+// TestConstructorsRefuseNilTransport: a missing transport is an
+// ErrInvalid, not a nil-pointer panic.
+func TestConstructorsRefuseNilTransport(t *testing.T) {
+	endpoints := []notify.Endpoint{{Handle: func(context.Context, *notify.Notification) error { return nil }}}
+	if _, err := notify.NewListener(nil, []transport.Target{{Topic: "notifications"}}, endpoints); !errors.Is(err, transport.ErrInvalid) {
+		t.Errorf("NewListener(nil): %v, want an ErrInvalid", err)
+	}
+	if _, err := notify.NewNotifier(nil, "host"); !errors.Is(err, transport.ErrInvalid) {
+		t.Errorf("NewNotifier(nil): %v, want an ErrInvalid", err)
 	}
 }

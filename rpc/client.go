@@ -69,6 +69,9 @@ type pendingCall struct {
 // (control_exchange, amqp_durable_queues, amqp_auto_delete,
 // rabbit_transient_queues_ttl). Nothing is declared until the first send.
 func NewClient(tr *transport.Transport, opts ...Option) (*Client, error) {
+	if tr == nil {
+		return nil, fmt.Errorf("rpc client: %w: no transport", transport.ErrInvalid)
+	}
 	topo, err := topology.FromTransport(tr)
 	if err != nil {
 		return nil, fmt.Errorf("rpc client on %s: %w", tr, err)

@@ -120,3 +120,24 @@ func TestCallBasics(t *testing.T) {
 	})
 	_ = oslo.NewID
 }
+
+// TestConstructorsRefuseNilTransport: a missing transport is an
+// ErrInvalid, not a nil-pointer panic.
+func TestConstructorsRefuseNilTransport(t *testing.T) {
+	target := transport.Target{Topic: "calc", Server: "s1"}
+	tests := []struct {
+		name string
+		err  func() error
+	}{
+		{"NewClient", func() error { _, err := rpc.NewClient(nil); return err }},
+		{"NewServer", func() error {
+			_, err := rpc.NewServer(nil, target, []rpc.Endpoint{{Receiver: calc{}}})
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		if err := tt.err(); !errors.Is(err, transport.ErrInvalid) {
+			t.Errorf("%s(nil): %v, want an ErrInvalid", tt.name, err)
+		}
+	}
+}

@@ -85,6 +85,9 @@ const (
 // NewServer returns a server for target (Topic and Server required) over
 // the given endpoints. It declares and consumes nothing until Start.
 func NewServer(tr *transport.Transport, target transport.Target, endpoints []Endpoint, opts ...ServerOption) (*Server, error) {
+	if tr == nil {
+		return nil, fmt.Errorf("rpc server: %w: no transport", transport.ErrInvalid)
+	}
 	if err := target.Validate(); err != nil {
 		return nil, fmt.Errorf("rpc server: %w", err)
 	}
