@@ -27,9 +27,12 @@ const DefaultMaxConcurrency = 64
 // ServerOption configures a Server.
 type ServerOption func(*Server)
 
-// WithMaxConcurrency bounds how many requests are handled at once; further
-// requests wait in the queue, where other servers on the topic can take
-// them.
+// WithMaxConcurrency bounds how many requests are handled at once. A
+// request is acknowledged when a handler starts on it; while all are busy,
+// further requests wait unacknowledged (in the queue, or one per queue in
+// the server's hand, and its consumers' prefetch of n), so that other
+// servers on the topic take the queue's and a server that dies or stops
+// gives back the ones it held.
 func WithMaxConcurrency(n int) ServerOption { return func(s *Server) { s.maxConcurrency = n } }
 
 // WithAccessPolicy restricts which endpoint methods may be called.
@@ -47,9 +50,9 @@ type ServerStats struct {
 // Server consumes RPC requests for one target and runs them on its
 // endpoints, as an oslo.messaging RPC server does: it consumes the topic
 // queue (shared by every server on the topic), its own topic.server queue,
-// and a private fanout queue. Requests are acknowledged when taken (at
-// most once, as oslo does) and run concurrently, up to a bound; a call's
-// reply goes back to the caller's reply queue.
+// and a private fanout queue. Requests are acknowledged as their handling
+// begins (at most once, as oslo does) and run concurrently, up to a bound;
+// a call's reply goes back to the caller's reply queue.
 type Server struct {
 	tr             *transport.Transport
 	target         transport.Target
@@ -67,6 +70,7 @@ type Server struct {
 	stopCtx     context.Context // cancelled when Stop gives up waiting
 	stopCancel  context.CancelFunc
 	stopping    chan struct{}  // closed when Stop begins
+	stopDone    chan struct{}  // closed when the first Stop returns
 	loops       sync.WaitGroup // receive loops
 	handlers    sync.WaitGroup // workers, and replies to malformed calls
 	work        chan job       // accepted requests, for the workers
@@ -127,8 +131,11 @@ func NewServer(tr *transport.Transport, target transport.Target, endpoints []End
 func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.state != stateNew {
+	switch s.state {
+	case stateRunning:
 		return fmt.Errorf("rpc server %s: %w: already started", s.target, transport.ErrInvalid)
+	case stateStopped:
+		return fmt.Errorf("rpc server %s: %w: stopped; a server does not start again (make a new one)", s.target, transport.ErrInvalid)
 	}
 	if err := s.declareAndConsume(ctx); err != nil {
 		s.closeConsumersLocked()
@@ -136,13 +143,14 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.state = stateRunning
 	s.stopCtx, s.stopCancel = context.WithCancel(context.Background())
-	s.stopping = make(chan struct{})
+	s.stopping, s.stopDone = make(chan struct{}), make(chan struct{})
 	// A fixed pool of workers, rather than a goroutine per request: each
 	// keeps its grown stack and its own context, so requests do not
-	// contend on a shared parent context.
-	// Buffered so the receive loops rarely wait for a worker to be free;
-	// concurrency stays bounded by the number of workers.
-	s.work = make(chan job, s.maxConcurrency)
+	// contend on a shared parent context. The hand-off is unbuffered: a
+	// request is acked when a worker takes it, so while every worker is
+	// busy the rest stay unacked in the queue (and the consumer's
+	// prefetch), where other servers on the topic can take them.
+	s.work = make(chan job)
 	for range s.maxConcurrency {
 		s.handlers.Add(1)
 		go s.worker()
@@ -206,7 +214,8 @@ func (s *Server) closeConsumersLocked() {
 	s.consumers = nil
 }
 
-// receive takes requests from one queue until its consumer closes.
+// receive takes requests from one queue until its consumer closes or the
+// server stops.
 func (s *Server) receive(c *transport.Consumer) {
 	defer s.loops.Done()
 	for {
@@ -218,10 +227,20 @@ func (s *Server) receive(c *transport.Consumer) {
 			return
 		}
 		s.stats.received.Add(1)
-		if req, ok := s.accept(d); ok {
-			// Blocks while every worker is busy: requests then wait in
-			// the queue, where other servers on the topic can take them.
-			s.work <- job{d, req}
+		req, ok := s.accept(d)
+		if !ok {
+			continue
+		}
+		// Waits while every worker is busy.
+		select {
+		case s.work <- job{d, req}:
+		case <-s.stopping:
+			// Not acked: back to the queue for another server (closing
+			// the consumer returns it too, if that came first).
+			if err := d.Nack(true); err != nil && !errors.Is(err, transport.ErrClosed) {
+				s.logger.Warn("returning a request to its queue failed; the broker will redeliver it", "method", req.Method, "err", err)
+			}
+			return
 		}
 	}
 }
@@ -238,14 +257,37 @@ func (s *Server) worker() {
 	ctx, cancel := context.WithCancel(s.stopCtx)
 	defer cancel()
 	for j := range s.work {
-		s.handle(ctx, j.d, j.req)
+		if s.take(j.d, j.req) {
+			s.handle(ctx, j.d, j.req)
+		}
 	}
 }
 
-// accept decodes a delivery and settles it: acked if it is a request
-// (before it runs, as oslo does), rejected if it cannot be decoded. A call
-// decoded well enough to answer, but malformed (args not an object, no
-// method), is acked and answered with the failure a Python server sends.
+// take acknowledges a request as its handling begins (before it runs, as
+// oslo does) and reports whether to run it: not if the broker already
+// took it back with its consumer, nor if it repeats a recent _unique_id.
+func (s *Server) take(d *transport.Delivery, req *oslo.Request) bool {
+	if err := d.Ack(); err != nil {
+		if errors.Is(err, transport.ErrClosed) {
+			// Its consumer closed (the server is stopping, or the
+			// connection dropped): the broker gives it to a server again.
+			s.logger.Debug("request returned to its queue before it ran", "method", req.Method, "err", err)
+			return false
+		}
+		s.logger.Warn("acknowledging a request failed; it may be delivered again", "method", req.Method, "err", err)
+	}
+	if req.UniqueID != "" && s.recent.seen(req.UniqueID) {
+		s.stats.duplicates.Add(1)
+		s.logger.Debug("duplicate request dropped", "method", req.Method, "unique_id", req.UniqueID)
+		return false
+	}
+	return true
+}
+
+// accept decodes a delivery: a request goes on to a worker, unsettled;
+// what cannot be decoded is rejected. A call decoded well enough to
+// answer, but malformed (args not an object, no method), is acked and
+// answered with the failure a Python server sends.
 func (s *Server) accept(d *transport.Delivery) (req *oslo.Request, ok bool) {
 	req, err := decodeRequest(d)
 	if errors.Is(err, oslo.ErrArgsNotObject) && req.Method != "" {
@@ -253,7 +295,10 @@ func (s *Server) accept(d *transport.Delivery) (req *oslo.Request, ok bool) {
 		// method or version wins. run sees the args are not an object.
 		err = nil
 	}
-	if err != nil && (req == nil || !req.IsCall() || req.ReplyQ == "") {
+	if err == nil {
+		return req, true
+	}
+	if req == nil || !req.IsCall() || req.ReplyQ == "" {
 		s.stats.rejected.Add(1)
 		s.logger.Error("malformed request rejected", "exchange", d.Exchange, "routing_key", d.RoutingKey,
 			"content_type", d.ContentType, "err", err, "body", truncate(d.Body, 200))
@@ -262,21 +307,13 @@ func (s *Server) accept(d *transport.Delivery) (req *oslo.Request, ok bool) {
 		}
 		return nil, false
 	}
-	if aerr := d.Ack(); aerr != nil {
-		s.logger.Warn("acknowledging a request failed; it may be delivered again", "method", req.Method, "err", aerr)
-	}
-	if req.UniqueID != "" && s.recent.seen(req.UniqueID) {
-		s.stats.duplicates.Add(1)
-		s.logger.Debug("duplicate request dropped", "method", req.Method, "unique_id", req.UniqueID)
+	if !s.take(d, req) {
 		return nil, false
 	}
-	if err != nil {
-		s.stats.rejected.Add(1)
-		s.logger.Error("malformed call answered with a failure", "msg_id", req.MsgID, "err", err)
-		s.answerMalformed(req, err)
-		return nil, false
-	}
-	return req, true
+	s.stats.rejected.Add(1)
+	s.logger.Error("malformed call answered with a failure", "msg_id", req.MsgID, "err", err)
+	s.answerMalformed(req, err)
+	return nil, false
 }
 
 // answerMalformed sends the failure for a call too malformed to run. (A
@@ -475,24 +512,41 @@ func panicFailure(method string, p any) *oslo.Failure {
 	return f
 }
 
-// Stop stops consuming (requests not yet taken stay in the queues for
-// other servers), waits for the running requests to finish and reply, and
-// deletes the server's fanout queue. A reply whose caller's queue is
+// Stop stops consuming (requests not yet running go back to the queues
+// for other servers), waits for the running requests to finish and reply,
+// and deletes the server's fanout queue. A reply whose caller's queue is
 // missing is no longer retried once Stop begins. If ctx ends first, the
 // handlers' contexts are cancelled and Stop returns ctx's error without
-// waiting further. Stop is idempotent.
+// waiting further. Stop is idempotent; a Stop while another runs waits for
+// it. A stopped server does not start again.
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
-	if s.state != stateRunning {
+	switch s.state {
+	case stateNew:
 		s.state = stateStopped
 		s.mu.Unlock()
 		return nil
+	case stateStopped:
+		done := s.stopDone
+		s.mu.Unlock()
+		if done == nil { // stopped before it started
+			return nil
+		}
+		// Another Stop is under way, or done: wait for it as this one
+		// would wait for the handlers.
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("rpc server %s: stop: handlers still running: %w", s.target, ctx.Err())
+		}
 	}
 	s.state = stateStopped
 	close(s.stopping)
 	s.closeConsumersLocked()
 	s.mu.Unlock()
-	s.loops.Wait()
+	defer close(s.stopDone)
+	s.loops.Wait() // the loops return at once: they hand nothing on once stopping
 	close(s.work)
 
 	drained := make(chan struct{})

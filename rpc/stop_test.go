@@ -1,0 +1,123 @@
+package rpc_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/switchyard-mq/switchyard/rpc"
+	"github.com/switchyard-mq/switchyard/transport"
+)
+
+// blocker's Block runs until its context ends, telling started first.
+type blocker struct {
+	started chan string
+	ran     chan string
+}
+
+type blockArgs struct {
+	ID string `json:"id"`
+}
+
+func (b blocker) Block(ctx context.Context, args blockArgs) error {
+	b.started <- args.ID
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (b blocker) Record(ctx context.Context, args blockArgs) error {
+	b.ran <- args.ID
+	return nil
+}
+
+// TestStopWithBacklogKeepsItsDeadline: with every worker busy and requests
+// waiting, Stop returns at its deadline, having cancelled the handlers,
+// and the requests that never ran go back to the queue for another server.
+func TestStopWithBacklogKeepsItsDeadline(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr := open(t)
+	busy := blocker{started: make(chan string, 10), ran: make(chan string, 10)}
+	srv, err := rpc.NewServer(tr, transport.Target{Topic: "work", Server: "busy"}, []rpc.Endpoint{{Receiver: busy}}, rpc.WithMaxConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	client, err := rpc.NewClient(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	target := transport.Target{Topic: "work"}
+	if err := client.Cast(ctx, target, "block", blockArgs{"first"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-busy.started:
+	case <-ctx.Done():
+		t.Fatal("the first request never started")
+	}
+	waiting := []string{"second", "third", "fourth"}
+	for _, id := range waiting {
+		if err := client.Cast(ctx, target, "record", blockArgs{id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The server has the next request in hand, waiting for the worker.
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for srv.Stats().Received < 2 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("the server received %d requests, want 2", srv.Stats().Received)
+		}
+	}
+
+	stopCtx, stopCancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer stopCancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.Stop(stopCtx) }()
+	select {
+	case err := <-stopped:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Stop with a handler that outlives it: %v, want context.DeadlineExceeded", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop with a deadline of 200ms had not returned after 5s")
+	}
+	if err := srv.Stop(ctx); err != nil {
+		t.Errorf("a second Stop once the first returned: %v", err)
+	}
+	if len(busy.ran) > 0 {
+		t.Errorf("the stopping server ran %q, taken after its only worker was busy", <-busy.ran)
+	}
+
+	idle := blocker{started: make(chan string, 10), ran: make(chan string, 10)}
+	srv2, err := rpc.NewServer(tr, transport.Target{Topic: "work", Server: "idle"}, []rpc.Endpoint{{Receiver: idle}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer srv2.Stop(ctx)
+	got := map[string]bool{}
+	for range waiting {
+		select {
+		case id := <-idle.ran:
+			got[id] = true
+		case <-ctx.Done():
+			t.Fatalf("the next server got %v of the requests %v waiting when the first stopped", got, waiting)
+		}
+	}
+	for _, id := range waiting {
+		if !got[id] {
+			t.Errorf("request %q lost", id)
+		}
+	}
+}
