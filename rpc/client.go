@@ -45,7 +45,7 @@ type clientShared struct {
 	replyQ   string // "" until the first Call
 	consumer *transport.Consumer
 	pending  map[string]*pendingCall // replies are delivered to them under mu
-	loopDone chan struct{}
+	loops    sync.WaitGroup          // reply loops, the current one and any ending
 
 	// idle keeps finished pendingCalls, with their channel and timer, for
 	// the next calls.
@@ -161,12 +161,21 @@ func (c *Client) call(ctx context.Context, target transport.Target, method strin
 		}
 		return fmt.Errorf("%w: %s within %v: %w", transport.ErrTimeout, what, timeout, err)
 	}
-	replyQ, err := c.shared.replyQueue(ctx)
-	if err != nil {
-		return timedOut("no reply queue", err)
-	}
 	msgID := oslo.NewID()
-	pc := c.shared.register(msgID)
+	var replyQ string
+	var pc *pendingCall
+	for {
+		var err error
+		if replyQ, err = c.shared.replyQueue(ctx); err != nil {
+			return timedOut("no reply queue", err)
+		}
+		if pc, err = c.shared.register(msgID, replyQ); err == nil {
+			break
+		}
+		if !errors.Is(err, errReplyQueueReplaced) || ctx.Err() != nil {
+			return timedOut("no reply queue", err)
+		}
+	}
 	defer c.shared.unregister(msgID, pc)
 
 	call := &call{msgID: msgID, replyQ: replyQ, timeout: timeout}
@@ -370,16 +379,31 @@ func isJSONNull(raw json.RawMessage) bool {
 
 func (s *clientShared) isClosed() bool { return s.closed.Load() }
 
-func (s *clientShared) register(msgID string) *pendingCall {
+// errReplyQueueReplaced: the reply queue a call was about to use ended
+// (its consumer failed) and the next call declares another.
+var errReplyQueueReplaced = errors.New("the reply queue ended")
+
+// register records a call waiting for replies on replyQ. It fails if the
+// client closed, or if replyQ is no longer the client's reply queue: a
+// call registered then would wait for replies nobody reads.
+func (s *clientShared) register(msgID, replyQ string) (*pendingCall, error) {
 	pc, _ := s.idle.Get().(*pendingCall)
 	if pc == nil {
 		pc = &pendingCall{notify: make(chan struct{}, 1), timeout: time.NewTimer(time.Hour)}
 		pc.timeout.Stop()
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed.Load():
+		s.idle.Put(pc)
+		return nil, fmt.Errorf("%w: rpc client closed", transport.ErrClosed)
+	case s.replyQ != replyQ:
+		s.idle.Put(pc)
+		return nil, errReplyQueueReplaced
+	}
 	s.pending[msgID] = pc
-	s.mu.Unlock()
-	return pc
+	return pc, nil
 }
 
 // unregister ends a call. Replies are delivered under s.mu, so none
@@ -418,7 +442,7 @@ func (s *clientShared) declareExchange(ctx context.Context, ex transport.Exchang
 // replyQueue declares the reply queue and starts its consumer on the first
 // call; a failure is returned to that call and retried by the next.
 func (s *clientShared) replyQueue(ctx context.Context) (string, error) {
-	if name, ok := s.replyQFast.Load().(string); ok && !s.isClosed() {
+	if name, _ := s.replyQFast.Load().(string); name != "" && !s.isClosed() {
 		return name, nil
 	}
 	s.mu.Lock()
@@ -438,29 +462,20 @@ func (s *clientShared) replyQueue(ctx context.Context) (string, error) {
 		_, _ = s.tr.DeleteQueue(context.WithoutCancel(ctx), name)
 		return "", err
 	}
-	s.replyQ, s.consumer, s.loopDone = name, consumer, make(chan struct{})
+	s.replyQ, s.consumer = name, consumer
 	s.replyQFast.Store(name)
-	go s.receiveReplies(consumer, s.loopDone)
+	s.loops.Go(func() { s.receiveReplies(consumer) })
 	return name, nil
 }
 
 // receiveReplies hands each reply to its waiting call until the consumer
 // ends. Replies for calls no longer waiting (late, duplicate, or for
 // another client) are dropped.
-func (s *clientShared) receiveReplies(consumer *transport.Consumer, done chan<- struct{}) {
-	defer close(done)
+func (s *clientShared) receiveReplies(consumer *transport.Consumer) {
 	for {
 		d, err := consumer.Receive(context.Background())
 		if err != nil {
-			s.mu.Lock()
-			closed := s.closed.Load()
-			for _, pc := range s.pending {
-				pc.fail(fmt.Errorf("reply queue %s: %w", consumer.Queue(), err))
-			}
-			s.mu.Unlock()
-			if !closed {
-				s.logger.Error("reply consumer ended; waiting calls fail", "queue", consumer.Queue(), "err", err)
-			}
+			s.replyConsumerEnded(consumer, err)
 			return
 		}
 		reply, err := oslo.UnwrapReply(d.Body)
@@ -489,6 +504,33 @@ func (s *clientShared) receiveReplies(consumer *transport.Consumer, done chan<- 
 	}
 }
 
+// replyConsumerEnded fails the calls waiting for replies and, unless the
+// client is closing, forgets the reply queue (deleting it if it is still
+// there), so that the next call declares another rather than waiting for
+// replies nobody reads.
+func (s *clientShared) replyConsumerEnded(consumer *transport.Consumer, err error) {
+	s.mu.Lock()
+	closed := s.closed.Load()
+	for _, pc := range s.pending {
+		pc.fail(fmt.Errorf("reply queue %s: %w", consumer.Queue(), err))
+	}
+	if !closed {
+		s.replyQ, s.consumer = "", nil
+		s.replyQFast.Store("")
+	}
+	s.mu.Unlock()
+	if closed {
+		return
+	}
+	s.logger.Error("reply consumer ended; waiting calls fail and the next call declares a new reply queue", "queue", consumer.Queue(), "err", err)
+	_ = consumer.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, derr := s.tr.DeleteQueue(ctx, consumer.Queue()); derr != nil && !errors.Is(derr, transport.ErrNotFound) && !errors.Is(derr, transport.ErrClosed) {
+		s.logger.Warn("deleting the ended reply queue failed", "queue", consumer.Queue(), "err", derr)
+	}
+}
+
 // Close stops the reply consumer and deletes the reply queue. Calls still
 // waiting fail with ErrClosed. Prepared clients share the reply queue:
 // close only the client NewClient returned.
@@ -499,13 +541,14 @@ func (c *Client) Close() error {
 		s.mu.Unlock()
 		return nil
 	}
-	consumer, done, replyQ := s.consumer, s.loopDone, s.replyQ
+	consumer, replyQ := s.consumer, s.replyQ
 	s.mu.Unlock()
 	if consumer == nil {
+		s.loops.Wait() // one that ended on its own may be cleaning up
 		return nil
 	}
 	err := consumer.Close()
-	<-done
+	s.loops.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, delErr := s.tr.DeleteQueue(ctx, replyQ); delErr != nil && !errors.Is(delErr, transport.ErrClosed) {

@@ -1,0 +1,130 @@
+package rpc_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchyard-mq/switchyard/internal/oslo"
+	"github.com/switchyard-mq/switchyard/rpc"
+	"github.com/switchyard-mq/switchyard/transport"
+)
+
+// startCalc starts a calc server on topic "calc" for the test.
+func startCalc(t *testing.T, tr *transport.Transport) {
+	t.Helper()
+	srv, err := rpc.NewServer(tr, transport.Target{Topic: "calc", Server: "s1"}, []rpc.Endpoint{{Receiver: calc{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop(context.Background()) })
+}
+
+// TestReplyQueueLostRecovers: when the client's reply consumer ends (an
+// operator deleted the reply queue, the broker cancelled it), the calls
+// waiting fail at once and a later call declares a new reply queue,
+// instead of every call waiting out its timeout.
+func TestReplyQueueLostRecovers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr := open(t)
+	startCalc(t, tr)
+	client, err := rpc.NewClient(tr, rpc.WithTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+
+	// A call nobody answers shows the client's reply queue.
+	spy, err := tr.DeclareQueue(ctx, transport.Queue{Name: "spy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Bind(ctx, transport.Binding{Exchange: "openstack", Queue: spy, Key: "spy"}); err != nil {
+		t.Fatal(err)
+	}
+	requests, err := tr.Consume(ctx, spy, transport.ConsumeOptions{AutoAck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan error, 1)
+	go func() { waiting <- client.Call(ctx, transport.Target{Topic: "spy"}, "nobody", nil, nil) }()
+	d, err := requests.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := oslo.UnwrapRequest(d.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	began := time.Now()
+	if _, err := tr.DeleteQueue(ctx, req.ReplyQ); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waiting; err == nil || errors.Is(err, transport.ErrTimeout) {
+		t.Errorf("the call waiting when its reply queue went: %v, want a failure other than a timeout", err)
+	}
+	if took := time.Since(began); took > 500*time.Millisecond {
+		t.Errorf("the waiting call failed %v after its reply queue went", took)
+	}
+	var sum int
+	if err := client.Call(ctx, transport.Target{Topic: "calc"}, "add", addArgs{1, 2}, &sum); err != nil || sum != 3 {
+		t.Errorf("a call after the reply queue went: %d, %v", sum, err)
+	}
+}
+
+// TestCallsRacingCloseEndPromptly: calls in flight when the client closes
+// end at once, answered or with ErrClosed, never by waiting out their
+// timeout, however they interleave with Close.
+func TestCallsRacingCloseEndPromptly(t *testing.T) {
+	for round := range 20 {
+		// A transport and server of its own each round: replies to the
+		// closed client's deleted queue keep the last server retrying.
+		tr, err := transport.Open(context.Background(), fmt.Sprintf("memory://%s-%d", t.Name(), round))
+		if err != nil {
+			t.Fatal(err)
+		}
+		startCalc(t, tr)
+		client, err := rpc.NewClient(tr, rpc.WithTimeout(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var closedAt atomic.Int64
+		errs := make(chan error, 30)
+		for range 30 {
+			wg.Go(func() {
+				err := client.Call(context.Background(), transport.Target{Topic: "calc"}, "sleep", map[string]int{"ms": 1}, nil)
+				if at := closedAt.Load(); at != 0 && time.Since(time.Unix(0, at)) > 5*time.Second {
+					errs <- fmt.Errorf("a call still waiting 5s after Close: %w", err)
+				} else if err != nil && !errors.Is(err, transport.ErrClosed) {
+					errs <- err
+				}
+			})
+		}
+		if round%2 == 1 { // half the rounds close with calls surely in flight
+			var n int
+			if err := client.Call(context.Background(), transport.Target{Topic: "calc"}, "add", addArgs{1, 1}, &n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		closedAt.Store(time.Now().UnixNano())
+		if err := client.Close(); err != nil {
+			t.Errorf("round %d: Close: %v", round, err)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("round %d: %v", round, err)
+		}
+		tr.Close()
+	}
+}
