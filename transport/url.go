@@ -2,11 +2,14 @@ package transport
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
 // ParseURL parses a transport URL of the form
@@ -53,8 +56,18 @@ func ParseURL(raw string) (*Config, error) {
 	}
 	if rawQuery != "" {
 		opts, err := url.ParseQuery(rawQuery)
-		if err != nil {
+		switch {
+		case err != nil && strings.Contains(rawQuery, "@"): // may hold a password
+			return nil, bad("query: %v", err)
+		case err != nil:
 			return nil, bad("query %q: %v", rawQuery, err)
+		}
+		for k := range opts {
+			if strings.Contains(k, "@") {
+				// Most likely a password with an unescaped "?": the rest
+				// of it and the hosts were taken for the query.
+				return nil, bad("\"@\" in the query's option names: percent-escape \"@\", \"/\", \",\" and \"?\" in credentials and virtual host")
+			}
 		}
 		cfg.Options = opts
 	}
@@ -62,8 +75,14 @@ func ParseURL(raw string) (*Config, error) {
 		return cfg, nil
 	}
 
+	parts := strings.Split(authority, ",")
+	if strings.Contains(authority, "@") && !strings.Contains(parts[0], "@") {
+		// Hosts after the first carry credentials the first does not:
+		// most likely a password with an unescaped ",".
+		return nil, bad("credentials after the first host: percent-escape \"@\", \"/\", \",\" and \"?\" in credentials and virtual host")
+	}
 	var credentials string
-	for i, part := range strings.Split(authority, ",") {
+	for i, part := range parts {
 		hostPort := part
 		if at := strings.LastIndexByte(part, '@'); at >= 0 {
 			switch userinfo := part[:at]; {
@@ -136,8 +155,30 @@ func redactRawURL(raw string) string {
 		scheme, rest = "", raw
 	}
 	beforeQuery, query, hasQuery := strings.Cut(rest, "?")
+	if hasQuery && strings.Contains(query, "@") {
+		values, err := url.ParseQuery(query)
+		if err != nil || slices.ContainsFunc(slices.Collect(maps.Keys(values)), func(k string) bool { return strings.Contains(k, "@") }) {
+			// An "@" outside a value: a "?" in a password cut the URL
+			// short. Everything up to the last "@" goes.
+			redacted := "xxxxx" + rest[strings.LastIndexByte(rest, '@'):]
+			if ok {
+				redacted = scheme + "://" + redacted
+			}
+			return redacted
+		}
+		for k, vs := range values {
+			for i, v := range vs {
+				vs[i] = driver.RedactURLValue(v)
+			}
+			values[k] = vs
+		}
+		query = values.Encode()
+	}
 	lastAt := strings.LastIndexByte(beforeQuery, '@')
 	if lastAt < 0 {
+		if hasQuery {
+			return raw[:len(raw)-len(rest)] + beforeQuery + "?" + query
+		}
 		return raw
 	}
 	authority, path, hasPath := strings.Cut(beforeQuery, "/")

@@ -44,7 +44,9 @@ func TestParseURLBad(t *testing.T) {
 		{"unclosed IPv6 literal", "rabbit://[::1/", "IPv6"},
 		{"bad percent-escape in virtual host", "rabbit://localhost/%zz", "virtual host"},
 		{"bad percent-escape in query", "rabbit://localhost/?heartbeat=%zz", "query"},
-		{"unescaped comma in password", "rabbit://guest:TOP," + secret + "@h1/", `port "TOP"`},
+		{"bad query beside a URL option", "zmq://?matchmaker=redis://:" + secret + "@h:1/0&x=%zz", "query"},
+		{"unescaped comma in password", "rabbit://guest:" + secret + "," + secret + "@h1/", "credentials after the first host"},
+		{"unescaped question mark in password", "rabbit://guest:" + secret + "?" + secret + "@h1/", `"@" in the query's option names`},
 		{"unescaped slash in password", "rabbit://guest:5672/" + secret + "@h1/", `"@" after the host list`},
 	}
 	for _, tt := range tests {
@@ -133,6 +135,9 @@ func TestConfigRedactsPassword(t *testing.T) {
 		{"rabbit://guest@h/", "rabbit://guest@h"},
 		{"rabbit://[::1]:5672/%2Fprod", "rabbit://[::1]:5672/%2Fprod"},
 		{"memory://", "memory://"},
+		// A URL in an option (zmq's Redis matchmaker) hides its password too.
+		{"zmq://?matchmaker=redis://:" + secret + "@127.0.0.1:6379/0", "zmq://?matchmaker=redis%3A%2F%2F%3Axxxxx%40127.0.0.1%3A6379%2F0"},
+		{"zmq://?matchmaker=redis://" + secret + "@127.0.0.1:6379/0", "zmq://?matchmaker=redis%3A%2F%2F" + secret + "%40127.0.0.1%3A6379%2F0"},
 	}
 	for _, tt := range tests {
 		t.Run(testName(tt.url), func(t *testing.T) {

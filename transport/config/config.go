@@ -13,6 +13,7 @@ import (
 	"github.com/switchyard-mq/switchyard/notify"
 	"github.com/switchyard-mq/switchyard/rpc"
 	"github.com/switchyard-mq/switchyard/transport"
+	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
 // Config is what a service needs to open a transport and build RPC
@@ -255,7 +256,7 @@ func (c Config) String() string {
 	fmt.Fprintf(&b, "transport_url=%s control_exchange=%s rpc_response_timeout=%v executor_thread_pool_size=%d",
 		redactURL(c.TransportURL), c.ControlExchange, c.RPCResponseTimeout, c.ExecutorThreadPoolSize)
 	for _, name := range sortedKeys(c.TransportOptions) {
-		fmt.Fprintf(&b, " %s=%s", name, strings.Join(c.TransportOptions[name], ","))
+		fmt.Fprintf(&b, " %s=%s", name, c.redactedOption(name))
 	}
 	n := c.Notifications
 	fmt.Fprintf(&b, " notifications.driver=%s", n.Driver)
@@ -279,12 +280,22 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("executor_thread_pool_size", c.ExecutorThreadPoolSize),
 	}
 	for _, name := range sortedKeys(c.TransportOptions) {
-		attrs = append(attrs, slog.String(name, strings.Join(c.TransportOptions[name], ",")))
+		attrs = append(attrs, slog.String(name, c.redactedOption(name)))
 	}
 	n := c.Notifications
 	attrs = append(attrs, slog.Group("notifications", "driver", string(n.Driver),
 		"transport_url", redactURL(n.TransportURL), "topics", strings.Join(n.Topics, ","), "retry", n.Retry))
 	return slog.GroupValue(attrs...)
+}
+
+// redactedOption is a transport option's values, comma-separated, with
+// the password of any URL among them hidden.
+func (c Config) redactedOption(name string) string {
+	values := make([]string, len(c.TransportOptions[name]))
+	for i, v := range c.TransportOptions[name] {
+		values[i] = driver.RedactURLValue(v)
+	}
+	return strings.Join(values, ",")
 }
 
 // redactURL hides a URL's password; a URL that does not parse is not

@@ -522,6 +522,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	cfg := config.Default()
 	cfg.TransportURL = "rabbit://nova:" + secret + "@h1,h2/"
 	cfg.Notifications.TransportURL = "rabbit://notify:" + secret + "@h3/"
+	cfg.TransportOptions = url.Values{"matchmaker": {"redis://:" + secret + "@h4:6379/0"}}
 	var jsonLog, textLog bytes.Buffer
 	slog.New(slog.NewJSONHandler(&jsonLog, nil)).Info("config", "cfg", cfg)
 	slog.New(slog.NewTextHandler(&textLog, nil)).Info("config", "cfg", cfg)

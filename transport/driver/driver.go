@@ -317,10 +317,38 @@ func (c *Config) String() string {
 		b.WriteString(url.PathEscape(c.VirtualHost))
 	}
 	if len(c.Options) > 0 {
+		redacted := make(url.Values, len(c.Options))
+		for k, vs := range c.Options {
+			for _, v := range vs {
+				redacted[k] = append(redacted[k], RedactURLValue(v))
+			}
+		}
 		b.WriteByte('?')
-		b.WriteString(c.Options.Encode())
+		b.WriteString(redacted.Encode())
 	}
 	return b.String()
+}
+
+// RedactURLValue returns v with the password of a URL in it replaced by
+// "xxxxx", for option values that are URLs themselves (zmq's
+// matchmaker=redis://:password@host); other values come back unchanged.
+// A value that looks like a URL with credentials but does not parse is
+// hidden whole.
+func RedactURLValue(v string) string {
+	if !strings.Contains(v, "@") {
+		return v
+	}
+	u, err := url.Parse(v)
+	switch {
+	case err != nil:
+		return "xxxxx"
+	case u.User == nil:
+		return v
+	}
+	if _, has := u.User.Password(); !has {
+		return v
+	}
+	return u.Redacted()
 }
 
 // LogValue keeps the password out of structured logs.
