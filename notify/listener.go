@@ -203,12 +203,21 @@ func (l *Listener) priorities() []Priority {
 	return ps
 }
 
-// Start declares the queues and bindings and starts consuming.
+// Start declares the queues and bindings and starts consuming. A stopped
+// listener may start again, once the handler a Stop gave up waiting for
+// has returned.
 func (l *Listener) Start(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.started {
 		return fmt.Errorf("listener: %w: already started", transport.ErrInvalid)
+	}
+	if l.dispatched != nil {
+		select {
+		case <-l.dispatched:
+		default:
+			return fmt.Errorf("listener: %w: a handler the last Stop gave up waiting for is still running", transport.ErrInvalid)
+		}
 	}
 	queues, err := l.declare(ctx)
 	if err == nil {
@@ -457,8 +466,9 @@ func (l *Listener) settle(rs []received, err error) {
 }
 
 // Stop stops consuming, finishes the notification or batch in hand, and
-// returns; notifications not yet handled go back to their queues. It is
-// idempotent.
+// returns; notifications not yet handled go back to their queues. If ctx
+// ends first, Stop returns its error without waiting for the handler. It
+// is idempotent.
 func (l *Listener) Stop(ctx context.Context) error {
 	l.mu.Lock()
 	if !l.started {

@@ -132,3 +132,74 @@ func TestConstructorsRefuseNilTransport(t *testing.T) {
 		t.Errorf("NewNotifier(nil): %v, want an ErrInvalid", err)
 	}
 }
+
+// TestRestartAfterStopGaveUp: a Stop whose deadline passes with a handler
+// still running leaves that handler to finish; Start refuses until it has,
+// then the listener runs again.
+func TestRestartAfterStopGaveUp(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr, err := transport.Open(ctx, "memory://"+t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	started, release := make(chan string, 10), make(chan struct{})
+	l, err := notify.NewListener(tr, []transport.Target{{Topic: "notifications"}}, []notify.Endpoint{{
+		Handle: func(ctx context.Context, n *notify.Notification) error {
+			started <- n.EventType
+			if n.EventType == "slow" {
+				<-release
+			}
+			return nil
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	notifier, err := notify.NewNotifier(tr, "host")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := notifier.Info(ctx, "slow", nil); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	stopCtx, stopCancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer stopCancel()
+	if err := l.Stop(stopCtx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Stop with a handler running: %v, want context.DeadlineExceeded", err)
+	}
+	if err := l.Start(ctx); !errors.Is(err, transport.ErrInvalid) {
+		t.Fatalf("Start with the last run's handler still running: %v, want ErrInvalid", err)
+	}
+	close(release)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := l.Start(ctx)
+		if err == nil {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("Start once the handler returned: %v", err)
+		}
+	}
+	defer l.Stop(ctx)
+	if err := notifier.Info(ctx, "after", nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-started:
+		if got != "after" {
+			t.Errorf("after restarting, handled %q, want %q", got, "after")
+		}
+	case <-ctx.Done():
+		t.Fatal("nothing handled after restarting")
+	}
+}
