@@ -355,15 +355,17 @@ func (l *Listener) dispatchLoop() {
 // decoded and dropping unknown priorities and repeats, as oslo does.
 func (l *Listener) decode(d *transport.Delivery) (received, bool) {
 	on, err := oslo.UnwrapNotification(d.Body)
+	if on != nil && !on.Priority.Valid() {
+		// As a Python listener does: logged, acked and dropped, whatever
+		// else is wrong with it.
+		l.logger.Warn("notification with an unknown or missing priority dropped", "priority", on.Priority,
+			"event_type", on.EventType, "routing_key", d.RoutingKey)
+		_ = d.Ack()
+		return received{}, false
+	}
 	if err != nil {
 		l.logger.Error("malformed notification rejected", "routing_key", d.RoutingKey, "err", err, "body", string(d.Body[:min(len(d.Body), 200)]))
 		_ = d.Reject()
-		return received{}, false
-	}
-	p, err := oslo.ParsePriority(string(on.Priority))
-	if err != nil {
-		l.logger.Warn("notification with an unknown priority dropped", "priority", on.Priority, "event_type", on.EventType)
-		_ = d.Ack()
 		return received{}, false
 	}
 	if l.seen(on.UniqueID) {
@@ -376,7 +378,7 @@ func (l *Listener) decode(d *transport.Delivery) (received, bool) {
 		l.logger.Warn("notification context dropped", "err", err)
 	}
 	return received{d: d, uniqueID: on.UniqueID, n: &Notification{
-		Context: rc, PublisherID: on.PublisherID, EventType: on.EventType, Priority: Priority(p),
+		Context: rc, PublisherID: on.PublisherID, EventType: on.EventType, Priority: Priority(on.Priority),
 		Payload: on.Payload, MessageID: on.MessageID, Timestamp: on.Timestamp,
 	}}, true
 }

@@ -1,8 +1,11 @@
 package notify_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -201,5 +204,83 @@ func TestRestartAfterStopGaveUp(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("nothing handled after restarting")
+	}
+}
+
+// syncBuffer is a concurrency-safe log destination.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestUnknownPriorityDropped: a notification whose priority is missing or
+// not one of the seven is logged, acked and dropped, as a Python listener
+// does, not rejected as malformed (which would dead-letter it).
+func TestUnknownPriorityDropped(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	logs := &syncBuffer{}
+	tr, err := transport.Open(ctx, "memory://"+t.Name(), transport.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	got := make(chan *notify.Notification, 8)
+	l, err := notify.NewListener(tr, []transport.Target{{Topic: "notifications"}}, []notify.Endpoint{{
+		Handle: func(ctx context.Context, n *notify.Notification) error {
+			got <- n
+			return nil
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Stop(ctx)
+	bodies := []string{
+		`{"message_id": "m1", "publisher_id": "p", "event_type": "e", "priority": "WARNING", "payload": {}, "timestamp": "t"}`,
+		`{"message_id": "m2", "publisher_id": "p", "event_type": "e", "priority": "foo", "payload": {}, "timestamp": "t"}`,
+		`{"message_id": "m3", "publisher_id": "p", "event_type": "e", "payload": {}, "timestamp": "t"}`,
+		`{"message_id": "m4", "publisher_id": "p", "event_type": "e", "priority": 3, "payload": {}, "timestamp": "t"}`,
+	}
+	for _, body := range bodies {
+		if err := tr.Publish(ctx, "openstack", "notifications.info", transport.Message{Body: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := notify.NewNotifier(tr, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Info(ctx, "after.unknown", nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case note := <-got:
+		if note.EventType != "after.unknown" {
+			t.Errorf("handled %q (priority %q), want only the well-formed notification", note.EventType, note.Priority)
+		}
+	case <-ctx.Done():
+		t.Fatal("the listener stopped handling after notifications of unknown priority")
+	}
+	if n := strings.Count(logs.String(), "unknown or missing priority dropped"); n != len(bodies) {
+		t.Errorf("logged %d drops, want %d:\n%s", n, len(bodies), logs)
+	}
+	if strings.Contains(logs.String(), "rejected") {
+		t.Errorf("a notification of unknown priority was rejected:\n%s", logs)
 	}
 }
