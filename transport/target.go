@@ -56,7 +56,7 @@ func (t Target) String() string {
 
 // Validate checks that Topic is set and that every field is well formed:
 // names are at most 255 bytes of UTF-8 without control characters or
-// spaces, and Version is "major.minor" (or "major").
+// spaces, and Version is "major.minor" or "major.minor.revision".
 func (t Target) Validate() error {
 	if t.Topic == "" {
 		return fmt.Errorf("%w: target %s: topic is empty", ErrInvalid, t)
@@ -73,12 +73,27 @@ func (t Target) Validate() error {
 	if err := validTargetField("namespace", t.Namespace); err != nil {
 		return err
 	}
-	if t.Version != "" {
-		if _, _, err := ParseVersion(t.Version); err != nil {
-			return err
-		}
+	if t.Version != "" && !isCallVersion(t.Version) {
+		// As oslo.messaging's clients refuse it: its servers cannot
+		// dispatch a version without a minor number.
+		return fmt.Errorf("%w: target version %q is not \"major.minor\" or \"major.minor.revision\"", ErrInvalid, t.Version)
 	}
 	return nil
+}
+
+// isCallVersion reports whether v is "major.minor" or
+// "major.minor.revision", each a decimal number.
+func isCallVersion(v string) bool {
+	parts := strings.Split(v, ".")
+	if len(parts) < 2 || len(parts) > 3 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" || len(p) > 9 || strings.Trim(p, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // validTargetField checks one field of a Target; it allocates only to

@@ -18,7 +18,8 @@ func TestTargetValidate(t *testing.T) {
 	}{
 		{"topic only", transport.Target{Topic: "compute"}, ""},
 		{"every field", transport.Target{Exchange: "nova", Topic: "compute", Namespace: "baseapi", Version: "1.3", Server: "host-1", Fanout: true}, ""},
-		{"major version only", transport.Target{Topic: "compute", Version: "2"}, ""},
+		{"major version only", transport.Target{Topic: "compute", Version: "2"}, `version "2"`},
+		{"version with a revision", transport.Target{Topic: "compute", Version: "2.1.3"}, ""},
 		{"dotted topic", transport.Target{Topic: "notifications.info"}, ""},
 		{"empty topic", transport.Target{Server: "host-1"}, "topic is empty"},
 		{"space in topic", transport.Target{Topic: "my topic"}, `topic "my topic" contains a space`},
@@ -28,7 +29,8 @@ func TestTargetValidate(t *testing.T) {
 		{"invalid UTF-8 in server", transport.Target{Topic: "t", Server: "\xff"}, "not valid UTF-8"},
 		{"256-byte topic", transport.Target{Topic: strings.Repeat("t", 256)}, "256 bytes long"},
 		{"version not a number", transport.Target{Topic: "t", Version: "one.two"}, `version "one.two"`},
-		{"version with three parts", transport.Target{Topic: "t", Version: "1.2.3"}, `version "1.2.3"`},
+		{"version with four parts", transport.Target{Topic: "t", Version: "1.2.3.4"}, `version "1.2.3.4"`},
+		{"version with an empty part", transport.Target{Topic: "t", Version: "1..2"}, `version "1..2"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
