@@ -128,3 +128,25 @@ func TestCallsRacingCloseEndPromptly(t *testing.T) {
 		tr.Close()
 	}
 }
+
+// TestShortCallMonitorKeepsLiveCallAlive: a call monitor of a second (the
+// shortest the wire carries) gets heartbeats every half second, so a call
+// that runs longer than it still succeeds; one under a second is rounded
+// up to it.
+func TestShortCallMonitorKeepsLiveCallAlive(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tr := open(t)
+	startCalc(t, tr)
+	client, err := rpc.NewClient(tr, rpc.WithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	for _, monitor := range []time.Duration{time.Second, 300 * time.Millisecond} {
+		err := client.Prepare(rpc.WithCallMonitorTimeout(monitor)).Call(ctx, transport.Target{Topic: "calc"}, "sleep", map[string]int{"ms": 2500}, nil)
+		if err != nil {
+			t.Errorf("a 2.5s call with a %v call monitor: %v", monitor, err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"math"
 	"time"
 
 	"github.com/switchyard-mq/switchyard/transport"
@@ -33,12 +34,19 @@ type callSettings struct {
 func WithTimeout(d time.Duration) Option { return func(s *callSettings) { s.timeout = d } }
 
 // WithCallMonitorTimeout makes Call fail fast when the server stops
-// sending heartbeats: the server sends one every d/2 (whole seconds, at
-// least 1 s) while it works, as oslo.messaging's call_monitor_timeout.
-// With it a long timeout is safe: a live server is waited for, a dead one
-// is noticed within d.
+// sending heartbeats, as oslo.messaging's call_monitor_timeout: d goes to
+// the server rounded up to whole seconds (the wire carries seconds), the
+// server sends a heartbeat every half of that while it works, and the
+// call fails when none comes for that long. With it a long timeout is
+// safe: a live server is waited for, a dead one is noticed within d
+// rounded up.
 func WithCallMonitorTimeout(d time.Duration) Option {
-	return func(s *callSettings) { s.callMonitorTimeout = d }
+	return func(s *callSettings) {
+		s.callMonitorTimeout = 0
+		if d > 0 {
+			s.callMonitorTimeout = time.Duration(math.Ceil(d.Seconds())) * time.Second
+		}
+	}
 }
 
 // WithRetry bounds how many times a failed publish is retried (0: never;

@@ -419,9 +419,10 @@ func (s *Server) startHeartbeats(ctx context.Context, req *oslo.Request, logger 
 	if req.Timeout == nil {
 		return func() {}
 	}
-	interval := time.Duration(int64(*req.Timeout)/2) * time.Second
-	if interval < time.Second {
-		logger.Warn("call monitor timeout too short for heartbeats; none sent", "timeout_s", *req.Timeout)
+	// Every int(_timeout)/2 seconds, as a Python server does.
+	interval := time.Duration(int64(*req.Timeout)) * time.Second / 2
+	if *req.Timeout >= 1<<31 || interval <= 0 {
+		logger.Warn("call monitor timeout out of range; no heartbeats sent", "timeout_s", *req.Timeout)
 		return func() {}
 	}
 	done := make(chan struct{})
@@ -476,7 +477,13 @@ func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Re
 			return
 		}
 		if !errors.Is(err, transport.ErrUnroutable) || ctx.Err() != nil {
-			logger.Error("reply not sent", "reply_queue", req.ReplyQ, "msg_id", req.MsgID, "err", err)
+			level := slog.LevelError
+			if !r.Ending && ctx.Err() != nil {
+				// A heartbeat cut short by the end of its call: nobody
+				// waits for it any more.
+				level = slog.LevelDebug
+			}
+			logger.Log(context.Background(), level, "reply not sent", "reply_queue", req.ReplyQ, "msg_id", req.MsgID, "heartbeat", !r.Ending, "err", err)
 			return
 		}
 		if retryUntil == nil {
