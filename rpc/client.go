@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -138,6 +139,13 @@ func (c *Client) Call(ctx context.Context, target transport.Target, method strin
 func (c *Client) call(ctx context.Context, target transport.Target, method string, args any, result any) error {
 	if target.Fanout {
 		return fmt.Errorf("%w: a call cannot be fanout; use Cast", transport.ErrInvalid)
+	}
+	if result != nil {
+		// Checked before sending: the remote method must not run for a
+		// result that cannot be stored.
+		if rv := reflect.ValueOf(result); rv.Kind() != reflect.Pointer || rv.IsNil() {
+			return fmt.Errorf("%w: result must be a non-nil pointer (or nil to discard it), not %T", transport.ErrInvalid, result)
+		}
 	}
 	timeout := c.set.timeout
 	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < timeout {

@@ -150,3 +150,28 @@ func TestShortCallMonitorKeepsLiveCallAlive(t *testing.T) {
 		}
 	}
 }
+
+// TestCallRefusesUnusableResult: a result Call could not store into is an
+// ErrInvalid before anything is sent, so the remote method does not run.
+func TestCallRefusesUnusableResult(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr := open(t)
+	startCalc(t, tr)
+	client, err := rpc.NewClient(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var typedNil *int
+	for _, result := range []any{0, "text", typedNil, map[string]any{}} {
+		err := client.Call(ctx, transport.Target{Topic: "calc"}, "add", addArgs{1, 2}, result)
+		if !errors.Is(err, transport.ErrInvalid) {
+			t.Errorf("Call with result %#v: %v, want ErrInvalid", result, err)
+		}
+	}
+	var sum int
+	if err := client.Call(ctx, transport.Target{Topic: "calc"}, "add", addArgs{1, 2}, &sum); err != nil || sum != 3 {
+		t.Errorf("Call with a pointer result: %d, %v", sum, err)
+	}
+}
