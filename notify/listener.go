@@ -42,14 +42,15 @@ type Notification struct {
 
 // Filter selects notifications for an endpoint. Every non-nil field must
 // match; a context or metadata key whose value is not a string does not
-// match. Regular expressions match anywhere in the value unless anchored;
-// Exactly builds one matching a whole value.
+// match. Regular expressions match anywhere in the value unless anchored
+// (oslo's NotificationFilter matches from the start: add "^" to a pattern
+// taken from Python); Exactly builds one matching a whole value.
 type Filter struct {
 	PublisherID *regexp.Regexp
 	EventType   *regexp.Regexp
 	// Context matches request context values by key.
 	Context map[string]*regexp.Regexp
-	// Metadata matches "message_id" and "timestamp".
+	// Metadata matches "message_id" and "timestamp" (no other key).
 	Metadata map[string]*regexp.Regexp
 }
 
@@ -70,14 +71,9 @@ func (f *Filter) match(n *Notification) bool {
 		}
 	}
 	for k, re := range f.Metadata {
-		var v string
-		switch k {
-		case "message_id":
+		v := n.Timestamp // NewListener allows only the two keys
+		if k == "message_id" {
 			v = n.MessageID
-		case "timestamp":
-			v = n.Timestamp
-		default:
-			return false
 		}
 		if !re.MatchString(v) {
 			return false
@@ -177,6 +173,12 @@ func NewListener(tr *transport.Transport, targets []transport.Target, endpoints 
 		for _, p := range e.Priorities {
 			if !p.valid() {
 				return nil, fmt.Errorf("listener: %w: endpoint %d: unknown priority %q", transport.ErrInvalid, i, p)
+			}
+		}
+		for k := range e.Filter.Metadata {
+			if k != "message_id" && k != "timestamp" {
+				// It would match nothing: every notification dropped.
+				return nil, fmt.Errorf("listener: %w: endpoint %d: filter on metadata %q: the keys are message_id and timestamp", transport.ErrInvalid, i, k)
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -282,5 +283,28 @@ func TestUnknownPriorityDropped(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "rejected") {
 		t.Errorf("a notification of unknown priority was rejected:\n%s", logs)
+	}
+}
+
+// TestListenerRefusesUnknownMetadataFilter: a metadata filter key other
+// than message_id and timestamp would drop every notification; it is an
+// ErrInvalid instead.
+func TestListenerRefusesUnknownMetadataFilter(t *testing.T) {
+	tr, err := transport.Open(context.Background(), "memory://"+t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	handle := func(context.Context, *notify.Notification) error { return nil }
+	for key, ok := range map[string]bool{"message_id": true, "timestamp": true, "messageid": false, "publisher_id": false} {
+		_, err := notify.NewListener(tr, []transport.Target{{Topic: "notifications"}}, []notify.Endpoint{{
+			Handle: handle, Filter: notify.Filter{Metadata: map[string]*regexp.Regexp{key: regexp.MustCompile(".")}},
+		}})
+		if ok && err != nil {
+			t.Errorf("metadata filter on %q: %v", key, err)
+		}
+		if !ok && !errors.Is(err, transport.ErrInvalid) {
+			t.Errorf("metadata filter on %q: %v, want ErrInvalid", key, err)
+		}
 	}
 }
