@@ -127,6 +127,12 @@ func (c *conn) dial(ctx context.Context, host driver.Host) (*amqp.Connection, er
 	defer cancel()
 	addr := net.JoinHostPort(host.Name, fmt.Sprint(host.Port))
 	fail := func(err error) error {
+		if errors.Is(err, driver.ErrInvalid) {
+			// Refused credentials or a missing vhost (403, 530): another
+			// try will not heal it, so it is not reported as a lost
+			// connection.
+			return fmt.Errorf("connect to %s (vhost %q) for %s: %w", addr, c.s.vhost, c.s.url, err)
+		}
 		return fmt.Errorf("%w: connect to %s (vhost %q) for %s: %v", driver.ErrClosed, addr, c.s.vhost, c.s.url, err)
 	}
 	var d net.Dialer
@@ -166,10 +172,10 @@ func (c *conn) dial(ctx context.Context, host driver.Host) (*amqp.Connection, er
 	})
 	if err != nil {
 		_ = nc.Close()
-		if ctx.Err() != nil {
-			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+		if err = mapError(err); ctx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
 		}
-		return nil, fail(mapError(err))
+		return nil, fail(err)
 	}
 	if !stop() {
 		_ = ac.CloseDeadline(time.Now().Add(closeTimeout))

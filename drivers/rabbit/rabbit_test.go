@@ -449,6 +449,11 @@ func TestNoPasswordInLogsAndErrors(t *testing.T) {
 	if strings.Contains(err.Error(), password) {
 		t.Fatalf("error shows the password: %v", err)
 	}
+	// A refused login is not a lost connection: trying again will not
+	// heal it.
+	if !errors.Is(err, transport.ErrInvalid) || errors.Is(err, transport.ErrClosed) {
+		t.Errorf("open with a wrong password: %v, want ErrInvalid (and not ErrClosed)", err)
+	}
 	tr := x.open(fastRetry)
 	x.vh.CloseConnections(t)
 	poll(t, 10*time.Second, "reconnection", func() bool { return strings.Contains(x.logs.String(), "reconnected") })
