@@ -69,13 +69,15 @@ type Server struct {
 	fanoutQueue string
 	stopCtx     context.Context // cancelled when Stop gives up waiting
 	stopCancel  context.CancelFunc
-	stopping    chan struct{}  // closed when Stop begins
-	stopDone    chan struct{}  // closed when the first Stop returns
-	loops       sync.WaitGroup // receive loops
-	handlers    sync.WaitGroup // workers, and replies to malformed calls
-	work        chan job       // accepted requests, for the workers
-	recent      recentIDs
-	stats       struct{ received, handled, failed, rejected, duplicates atomic.Uint64 }
+	stopping    chan struct{} // closed when Stop begins
+	stopDone    chan struct{} // closed when the first Stop returns
+	// backgroundReplies holds a token per reply retried in the background.
+	backgroundReplies chan struct{}
+	loops             sync.WaitGroup // receive loops
+	handlers          sync.WaitGroup // workers, replies to malformed calls and replies retried in the background
+	work              chan job       // accepted requests, for the workers
+	recent            recentIDs
+	stats             struct{ received, handled, failed, rejected, duplicates atomic.Uint64 }
 }
 
 type serverState int
@@ -144,6 +146,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.state = stateRunning
 	s.stopCtx, s.stopCancel = context.WithCancel(context.Background())
 	s.stopping, s.stopDone = make(chan struct{}), make(chan struct{})
+	s.backgroundReplies = make(chan struct{}, maxBackgroundReplies)
 	// A fixed pool of workers, rather than a goroutine per request: each
 	// keeps its grown stack and its own context, so requests do not
 	// contend on a shared parent context. The hand-off is unbuffered: a
@@ -435,7 +438,7 @@ func (s *Server) startHeartbeats(ctx context.Context, req *oslo.Request, logger 
 		for {
 			select {
 			case <-ticker.C:
-				s.publishReply(ctx, req, &oslo.Reply{}, logger)
+				s.publishReply(ctx, req, &oslo.Reply{}, logger, false)
 			case <-done:
 				return
 			case <-ctx.Done():
@@ -446,20 +449,28 @@ func (s *Server) startHeartbeats(ctx context.Context, req *oslo.Request, logger 
 	return func() { close(done); wg.Wait() }
 }
 
+// reply sends a call's final reply. If the caller's queue is missing, the
+// retries run on a goroutine of their own (up to maxBackgroundReplies at
+// once), so that a caller gone away does not hold a worker for a minute.
 func (s *Server) reply(ctx context.Context, req *oslo.Request, r *oslo.Reply, logger *slog.Logger) {
-	s.publishReply(ctx, req, r, logger)
+	s.publishReply(ctx, req, r, logger, true)
 }
 
 // missingReplyQueueRetry is oslo's kombu_missing_consumer_retry_timeout:
 // how long a reply to a missing queue is retried.
 const missingReplyQueueRetry = 60 * time.Second
 
+// maxBackgroundReplies bounds the replies a server retries in the
+// background; past it, the worker retries them itself.
+const maxBackgroundReplies = 1024
+
 // publishReply sends one reply (or heartbeat) to the caller's queue
 // through the default exchange. A missing reply queue (the caller not
 // consuming yet, or reconnecting) is retried every 250 ms for up to
-// missingReplyQueueRetry, as oslo does. ctx is the worker's: it ends only
-// when Stop gives up waiting.
-func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Reply, logger *slog.Logger) {
+// missingReplyQueueRetry, as oslo does, in the background if allowed and
+// there is room. ctx is the worker's: it ends only when Stop gives up
+// waiting.
+func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Reply, logger *slog.Logger, background bool) {
 	r.MsgID = req.MsgID
 	var retryUntil <-chan time.Time
 	for {
@@ -485,6 +496,17 @@ func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Re
 			}
 			logger.Log(context.Background(), level, "reply not sent", "reply_queue", req.ReplyQ, "msg_id", req.MsgID, "heartbeat", !r.Ending, "err", err)
 			return
+		}
+		if background {
+			select {
+			case s.backgroundReplies <- struct{}{}:
+				s.handlers.Go(func() {
+					defer func() { <-s.backgroundReplies }()
+					s.publishReply(ctx, req, r, logger, false)
+				})
+				return
+			default: // no room: retry here
+			}
 		}
 		if retryUntil == nil {
 			deadline := time.NewTimer(missingReplyQueueRetry)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-mq/switchyard/internal/oslo"
 	"github.com/switchyard-mq/switchyard/rpc"
 	"github.com/switchyard-mq/switchyard/transport"
 )
@@ -119,5 +120,39 @@ func TestStopWithBacklogKeepsItsDeadline(t *testing.T) {
 		if !got[id] {
 			t.Errorf("request %q lost", id)
 		}
+	}
+}
+
+// TestCallerGoneDoesNotHoldAWorker: a reply whose caller's queue is gone
+// is retried for a minute, as oslo does, but not on the worker: a server
+// with a single worker answers the next call at once.
+func TestCallerGoneDoesNotHoldAWorker(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr := open(t)
+	srv, err := rpc.NewServer(tr, transport.Target{Topic: "calc", Server: "s1"}, []rpc.Endpoint{{Receiver: calc{}}}, rpc.WithMaxConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop(ctx)
+	body, err := oslo.WrapRequest(&oslo.Request{Method: "add", Args: []byte(`{"a": 1, "b": 2}`),
+		MsgID: oslo.NewID(), ReplyQ: "reply_of_a_caller_gone", UniqueID: oslo.NewID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Publish(ctx, "openstack", "calc", transport.Message{Body: body, ContentType: "application/json"}); err != nil {
+		t.Fatal(err)
+	}
+	client, err := rpc.NewClient(tr, rpc.WithTimeout(3*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var sum int
+	if err := client.Call(ctx, transport.Target{Topic: "calc"}, "add", addArgs{20, 22}, &sum); err != nil || sum != 42 {
+		t.Errorf("a call after one whose caller is gone: %d, %v", sum, err)
 	}
 }
