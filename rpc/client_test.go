@@ -129,12 +129,13 @@ func TestCallsRacingCloseEndPromptly(t *testing.T) {
 	}
 }
 
-// TestShortCallMonitorKeepsLiveCallAlive: a call monitor of a second (the
-// shortest the wire carries) gets heartbeats every half second, so a call
-// that runs longer than it still succeeds; one under a second is rounded
-// up to it.
-func TestShortCallMonitorKeepsLiveCallAlive(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+// TestCallMonitorHeartbeats: a server sends heartbeats every
+// int(_timeout)/2 seconds, 1.5 s for a 3 s monitor, so a call longer than
+// its monitor lives; under 2 s it sends none, as a Python server does, so
+// such a call fails at its monitor timeout (a sub-second monitor counts as
+// the whole second sent on the wire).
+func TestCallMonitorHeartbeats(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tr := open(t)
 	startCalc(t, tr)
@@ -143,10 +144,26 @@ func TestShortCallMonitorKeepsLiveCallAlive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	for _, monitor := range []time.Duration{time.Second, 300 * time.Millisecond} {
-		err := client.Prepare(rpc.WithCallMonitorTimeout(monitor)).Call(ctx, transport.Target{Topic: "calc"}, "sleep", map[string]int{"ms": 2500}, nil)
-		if err != nil {
-			t.Errorf("a 2.5s call with a %v call monitor: %v", monitor, err)
+	tests := []struct {
+		monitor     time.Duration
+		sleepMs     int
+		wantTimeout bool
+	}{
+		{3 * time.Second, 4000, false},
+		{time.Second, 2500, true},
+		{300 * time.Millisecond, 2500, true},
+	}
+	for _, tt := range tests {
+		began := time.Now()
+		err := client.Prepare(rpc.WithCallMonitorTimeout(tt.monitor)).Call(ctx, transport.Target{Topic: "calc"}, "sleep", map[string]int{"ms": tt.sleepMs}, nil)
+		took := time.Since(began)
+		switch {
+		case !tt.wantTimeout && err != nil:
+			t.Errorf("a %dms call with a %v call monitor: %v", tt.sleepMs, tt.monitor, err)
+		case tt.wantTimeout && !errors.Is(err, transport.ErrTimeout):
+			t.Errorf("a %dms call with a %v call monitor: %v, want ErrTimeout", tt.sleepMs, tt.monitor, err)
+		case tt.wantTimeout && (took < time.Second || took > 2*time.Second):
+			t.Errorf("a %dms call with a %v call monitor failed after %v, want about 1s", tt.sleepMs, tt.monitor, took)
 		}
 	}
 }

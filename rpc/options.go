@@ -39,7 +39,8 @@ func WithTimeout(d time.Duration) Option { return func(s *callSettings) { s.time
 // server sends a heartbeat every half of that while it works, and the
 // call fails when none comes for that long. With it a long timeout is
 // safe: a live server is waited for, a dead one is noticed within d
-// rounded up.
+// rounded up. Under 2 s servers send no heartbeats (oslo's rule: none
+// more often than every second), so a call running longer than d fails.
 func WithCallMonitorTimeout(d time.Duration) Option {
 	return func(s *callSettings) {
 		s.callMonitorTimeout = 0

@@ -422,10 +422,11 @@ func (s *Server) startHeartbeats(ctx context.Context, req *oslo.Request, logger 
 	if req.Timeout == nil {
 		return func() {}
 	}
-	// Every int(_timeout)/2 seconds, as a Python server does.
+	// Every int(_timeout)/2 seconds, and none under a second, as a
+	// Python server does.
 	interval := time.Duration(int64(*req.Timeout)) * time.Second / 2
-	if *req.Timeout >= 1<<31 || interval <= 0 {
-		logger.Warn("call monitor timeout out of range; no heartbeats sent", "timeout_s", *req.Timeout)
+	if *req.Timeout >= 1<<31 || interval < time.Second {
+		logger.Warn("call monitor timeout out of range (under 2 s); no heartbeats sent", "timeout_s", *req.Timeout)
 		return func() {}
 	}
 	done := make(chan struct{})
