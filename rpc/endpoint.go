@@ -179,20 +179,25 @@ func (e *endpoint) compatible(major, minor, rev int) bool {
 }
 
 // parseVersion parses "major", "major.minor" or "major.minor.revision",
-// without allocating: every request's version is parsed.
+// without allocating: every request's version is parsed. As oslo's
+// version_is_compatible, it reads three parts at most and ignores what
+// follows the third.
 func parseVersion(v string) (major, minor, rev int, err error) {
 	var nums [3]int
 	part, digits := 0, 0
 	for i := 0; i <= len(v); i++ {
 		if i == len(v) || v[i] == '.' {
-			if digits == 0 || part == len(nums) {
+			if digits == 0 {
 				return 0, 0, 0, fmt.Errorf("%w: version %q is not \"major.minor\"", transport.ErrInvalid, v)
 			}
-			part, digits = part+1, 0
+			if part++; part == len(nums) {
+				break
+			}
+			digits = 0
 			continue
 		}
 		c := v[i]
-		if part == len(nums) || c < '0' || c > '9' || nums[part] > 1e8 {
+		if c < '0' || c > '9' || nums[part] > 1e8 {
 			return 0, 0, 0, fmt.Errorf("%w: version %q is not \"major.minor\"", transport.ErrInvalid, v)
 		}
 		nums[part] = nums[part]*10 + int(c-'0')

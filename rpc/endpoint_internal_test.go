@@ -19,8 +19,11 @@ func TestParseVersion(t *testing.T) {
 		{"1.2", 1, 2, 0, true},
 		{"1.2.3", 1, 2, 3, true},
 		{"10.20.30", 10, 20, 30, true},
-		{"1.2.3.4", 0, 0, 0, false},
-		{"1.0.0.0.0", 0, 0, 0, false},
+		// oslo reads three parts and ignores the rest.
+		{"1.2.3.4", 1, 2, 3, true},
+		{"1.0.0.0.0", 1, 0, 0, true},
+		{"1.2.3.x", 1, 2, 3, true},
+		{"1.2.x.4", 0, 0, 0, false},
 		{"", 0, 0, 0, false},
 		{".", 0, 0, 0, false},
 		{"1.", 0, 0, 0, false},

@@ -158,8 +158,9 @@ func TestReplyForUnknownCallDropped(t *testing.T) {
 }
 
 // TestPeerVersionsAnswered: a version a peer may send that is not
-// "major.minor[.revision]" gets oslo's UnsupportedVersion, and the server
-// keeps serving.
+// "major.minor[.revision]" (or names a major version no endpoint has) gets
+// oslo's UnsupportedVersion, and the server keeps serving; one with parts
+// after the third is read as oslo reads it, from the first three.
 func TestPeerVersionsAnswered(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -181,7 +182,7 @@ func TestPeerVersionsAnswered(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer replies.Close()
-	for _, version := range []string{"1.2.3.4", "1.0.0.0.0", "1.", "x.y", "99999999999.0"} {
+	for _, version := range []string{"1.", "x.y", "99999999999.0", "2.0.0.0"} {
 		body, err := oslo.WrapRequest(&oslo.Request{Method: "add", Args: []byte(`{"a": 1, "b": 2}`), Version: version,
 			MsgID: oslo.NewID(), ReplyQ: replyQ, UniqueID: oslo.NewID()})
 		if err != nil {
@@ -201,6 +202,21 @@ func TestPeerVersionsAnswered(t *testing.T) {
 		if reply.Failure == nil || reply.Failure.Class != "UnsupportedVersion" {
 			t.Errorf("version %q: reply %+v, want an UnsupportedVersion failure", version, reply)
 		}
+	}
+	body, err := oslo.WrapRequest(&oslo.Request{Method: "add", Args: []byte(`{"a": 1, "b": 2}`), Version: "1.0.0.4",
+		MsgID: oslo.NewID(), ReplyQ: replyQ, UniqueID: oslo.NewID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Publish(ctx, "openstack", "calc", transport.Message{Body: body, ContentType: "application/json"}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := replies.Receive(ctx)
+	if err != nil {
+		t.Fatalf("version 1.0.0.4: no reply: %v", err)
+	}
+	if reply, err := oslo.UnwrapReply(d.Body); err != nil || reply.Failure != nil || string(reply.Result) != "3" {
+		t.Errorf("version 1.0.0.4: reply %+v, %v; want the result 3", reply, err)
 	}
 	client, err := rpc.NewClient(tr, rpc.WithTimeout(5*time.Second))
 	if err != nil {
