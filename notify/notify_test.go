@@ -86,20 +86,10 @@ func TestMalformedNotificationRejected(t *testing.T) {
 	}
 	defer tr.Close()
 	got := make(chan *notify.Notification, 4)
-	l, err := notify.NewListener(tr, []transport.Target{{Topic: "notifications"}}, []notify.Endpoint{{
-		Priorities: []notify.Priority{notify.Info},
-		Handle: func(ctx context.Context, n *notify.Notification) error {
-			got <- n
-			return nil
-		},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer l.Stop(ctx)
+	startListener(t, tr, func(ctx context.Context, n *notify.Notification) error {
+		got <- n
+		return nil
+	}, notify.Info)
 	for _, body := range []string{"not json", `{"oslo.version": "3.0", "oslo.message": "{}"}`} {
 		if err := tr.Publish(ctx, "openstack", "notifications.info", transport.Message{Body: []byte(body)}); err != nil {
 			t.Fatal(err)
@@ -149,21 +139,13 @@ func TestRestartAfterStopGaveUp(t *testing.T) {
 	}
 	defer tr.Close()
 	started, release := make(chan string, 10), make(chan struct{})
-	l, err := notify.NewListener(tr, []transport.Target{{Topic: "notifications"}}, []notify.Endpoint{{
-		Handle: func(ctx context.Context, n *notify.Notification) error {
-			started <- n.EventType
-			if n.EventType == "slow" {
-				<-release
-			}
-			return nil
-		},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	l := startListener(t, tr, func(ctx context.Context, n *notify.Notification) error {
+		started <- n.EventType
+		if n.EventType == "slow" {
+			<-release
+		}
+		return nil
+	})
 	notifier, err := notify.NewNotifier(tr, "host")
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +176,6 @@ func TestRestartAfterStopGaveUp(t *testing.T) {
 			t.Fatalf("Start once the handler returned: %v", err)
 		}
 	}
-	defer l.Stop(ctx)
 	if err := notifier.Info(ctx, "after", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -239,19 +220,10 @@ func TestUnknownPriorityDropped(t *testing.T) {
 	}
 	defer tr.Close()
 	got := make(chan *notify.Notification, 8)
-	l, err := notify.NewListener(tr, []transport.Target{{Topic: "notifications"}}, []notify.Endpoint{{
-		Handle: func(ctx context.Context, n *notify.Notification) error {
-			got <- n
-			return nil
-		},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer l.Stop(ctx)
+	startListener(t, tr, func(ctx context.Context, n *notify.Notification) error {
+		got <- n
+		return nil
+	})
 	bodies := []string{
 		`{"message_id": "m1", "publisher_id": "p", "event_type": "e", "priority": "WARNING", "payload": {}, "timestamp": "t"}`,
 		`{"message_id": "m2", "publisher_id": "p", "event_type": "e", "priority": "foo", "payload": {}, "timestamp": "t"}`,
@@ -307,4 +279,19 @@ func TestListenerRefusesUnknownMetadataFilter(t *testing.T) {
 			t.Errorf("metadata filter on %q: %v, want ErrInvalid", key, err)
 		}
 	}
+}
+
+// startListener starts, for the test, a listener on topic "notifications"
+// whose one endpoint handles priorities ps (all of them if none).
+func startListener(t *testing.T, tr *transport.Transport, handle func(context.Context, *notify.Notification) error, ps ...notify.Priority) *notify.Listener {
+	t.Helper()
+	l, err := notify.NewListener(tr, []transport.Target{{Topic: "notifications"}}, []notify.Endpoint{{Priorities: ps, Handle: handle}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Stop(context.Background()) })
+	return l
 }

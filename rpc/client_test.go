@@ -15,9 +15,9 @@ import (
 )
 
 // startCalc starts a calc server on topic "calc" for the test.
-func startCalc(t *testing.T, tr *transport.Transport) {
+func startCalc(t *testing.T, tr *transport.Transport, opts ...rpc.ServerOption) *rpc.Server {
 	t.Helper()
-	srv, err := rpc.NewServer(tr, transport.Target{Topic: "calc", Server: "s1"}, []rpc.Endpoint{{Receiver: calc{}}})
+	srv, err := rpc.NewServer(tr, transport.Target{Topic: "calc", Server: "s1"}, []rpc.Endpoint{{Receiver: calc{}}}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,6 +25,7 @@ func startCalc(t *testing.T, tr *transport.Transport) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Stop(context.Background()) })
+	return srv
 }
 
 // TestReplyQueueLostRecovers: when the client's reply consumer ends (an

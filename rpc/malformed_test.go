@@ -50,14 +50,7 @@ func TestMalformedRequestsRejected(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	tr, logs := openLogged(t, slog.LevelInfo)
-	srv, err := rpc.NewServer(tr, transport.Target{Topic: "calc", Server: "s1"}, []rpc.Endpoint{{Receiver: calc{}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop(ctx)
+	srv := startCalc(t, tr)
 
 	bad := []struct {
 		name, contentType, body string
@@ -164,15 +157,8 @@ func TestReplyForUnknownCallDropped(t *testing.T) {
 func TestPeerVersionsAnswered(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tr, _ := openLogged(t, slog.LevelInfo)
-	srv, err := rpc.NewServer(tr, transport.Target{Topic: "calc", Server: "s1"}, []rpc.Endpoint{{Receiver: calc{}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop(ctx)
+	tr := open(t)
+	startCalc(t, tr)
 	replyQ, err := tr.DeclareQueue(ctx, transport.Queue{Exclusive: true})
 	if err != nil {
 		t.Fatal(err)

@@ -130,14 +130,7 @@ func TestCallerGoneDoesNotHoldAWorker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	tr := open(t)
-	srv, err := rpc.NewServer(tr, transport.Target{Topic: "calc", Server: "s1"}, []rpc.Endpoint{{Receiver: calc{}}}, rpc.WithMaxConcurrency(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop(ctx)
+	startCalc(t, tr, rpc.WithMaxConcurrency(1))
 	body, err := oslo.WrapRequest(&oslo.Request{Method: "add", Args: []byte(`{"a": 1, "b": 2}`),
 		MsgID: oslo.NewID(), ReplyQ: "reply_of_a_caller_gone", UniqueID: oslo.NewID()})
 	if err != nil {
