@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -129,6 +130,10 @@ func parseHost(hostPort string) (Host, error) {
 	}
 	if name == "" {
 		return Host{}, fmt.Errorf("%q has no host name", hostPort)
+	}
+	if _, err := netip.ParseAddr(name); err != nil && strings.Contains(name, ":") {
+		// Not host:port, and not an IPv6 address either (host:port:port).
+		return Host{}, fmt.Errorf("%q is neither host:port nor an IPv6 address (write [addr]:port)", hostPort)
 	}
 	if strings.ContainsAny(name, " /?#@") {
 		return Host{}, fmt.Errorf("host name %q has an invalid character", name)
