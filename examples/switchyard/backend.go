@@ -32,31 +32,28 @@ func (b *backendFlags) register(fs *flag.FlagSet) {
 // (SWITCHYARD_URL, SWITCHYARD_<OPTION>), over the -config file, over
 // defaults. defaults may be nil.
 func (b *backendFlags) load(defaults *config.Config) (config.Config, error) {
-	env := os.LookupEnv
-	if b.configFile != "" {
-		// -config is a flag: it beats SWITCHYARD_CONFIG_FILE.
-		env = func(k string) (string, bool) {
-			if k == "SWITCHYARD_CONFIG_FILE" {
-				return "", false
-			}
-			return os.LookupEnv(k)
+	if b.url != "" {
+		if _, err := transport.ParseURL(b.url); err != nil {
+			return config.Config{}, fmt.Errorf("%w: -url: %w", errUsage, err)
 		}
+	}
+	// The flags stand in for the variables they beat, so that config.Load
+	// reads -url as it reads SWITCHYARD_URL: its query options
+	// (control_exchange=...) count too.
+	env := func(k string) (string, bool) {
+		switch {
+		case k == "SWITCHYARD_URL" && b.url != "":
+			return b.url, true
+		case k == "SWITCHYARD_CONFIG_FILE" && b.configFile != "":
+			return "", false
+		}
+		return os.LookupEnv(k)
 	}
 	s := config.Sources{Defaults: defaults, Env: env}
 	if b.configFile != "" {
 		s.Files = []string{b.configFile}
 	}
-	cfg, err := config.Load(s)
-	if err != nil {
-		return config.Config{}, err
-	}
-	if b.url != "" {
-		if _, err := transport.ParseURL(b.url); err != nil {
-			return config.Config{}, fmt.Errorf("%w: -url: %w", errUsage, err)
-		}
-		cfg.TransportURL = b.url
-	}
-	return cfg, nil
+	return config.Load(s)
 }
 
 // open opens the configured transport; its logs go to stderr, warnings

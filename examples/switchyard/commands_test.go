@@ -340,6 +340,12 @@ func TestCommandsReadTheConfigFile(t *testing.T) {
 		t.Errorf("send -url over -config: exit %d, %q, %s; want it sent on %s", code, out, errOut, other)
 	}
 
+	// -url's query options count, as SWITCHYARD_URL's do.
+	withExchange := uniqueURL("url-query") + "?control_exchange=glance"
+	if code, out, errOut := runTool(ctx, "notify", "-url", withExchange, "image.update", "{}"); code != 0 || !strings.Contains(out, `to exchange "glance"`) {
+		t.Errorf("notify -url ...?control_exchange=glance: exit %d, %q, %s; want it sent to exchange glance", code, out, errOut)
+	}
+
 	bad := filepath.Join(t.TempDir(), "bad.conf")
 	if err := os.WriteFile(bad, []byte("[oslo_messaging_rabbit]\nheartbeat_timeout_threshold = soon\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -30,7 +30,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	// The drivers the tool can open. memory:// only for now.
+	// Every driver: memory://, rabbit://, amqp:// and zmq://.
 	_ "github.com/switchyard-mq/switchyard/drivers/all"
 )
 

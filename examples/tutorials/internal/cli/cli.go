@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	// The drivers the commands can open. memory:// only for now.
+	// Every driver: memory://, rabbit://, amqp:// and zmq://.
 	_ "github.com/switchyard-mq/switchyard/drivers/all"
 	"github.com/switchyard-mq/switchyard/examples/tutorials"
 	"github.com/switchyard-mq/switchyard/transport"
@@ -179,8 +179,7 @@ func (c command) usage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintf(w, `
 memory:// is a broker inside this one process, so programs started separately
 do not meet on it: run each with a broker URL they share, such as
--url rabbit://guest:guest@127.0.0.1:5672/ once the rabbit:// driver exists
-(schemes in this build: %s). To run every tutorial in one process on memory://:
+-url rabbit://guest:guest@127.0.0.1:5672/ (schemes in this build: %s). To run every tutorial in one process on memory://:
 go run ./examples/switchyard tour
 `, strings.Join(transport.Schemes(), ", "))
 }
