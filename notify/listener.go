@@ -71,9 +71,14 @@ func (f *Filter) match(n *Notification) bool {
 		}
 	}
 	for k, re := range f.Metadata {
-		v := n.Timestamp // NewListener allows only the two keys
-		if k == "message_id" {
+		var v string
+		switch k {
+		case "message_id":
 			v = n.MessageID
+		case "timestamp":
+			v = n.Timestamp
+		default: // NewListener refuses other keys
+			return false
 		}
 		if !re.MatchString(v) {
 			return false
@@ -133,15 +138,23 @@ type Listener struct {
 	batchTimeout time.Duration
 	allowRequeue bool
 
-	mu         sync.Mutex
-	started    bool
+	mu  sync.Mutex
+	cur *run // nil when stopped
+	// last is the latest run: the next may start once its dispatch loop
+	// has ended, so that one loop at a time uses recent and next.
+	last   *run
+	recent [16]string
+	next   int
+}
+
+// run is the state of one Start to its Stop, so that a run ending in the
+// background shares nothing with the next.
+type run struct {
 	consumers  []*transport.Consumer
 	incoming   chan *transport.Delivery
-	stopping   chan struct{}
-	wg         sync.WaitGroup // receive loops
+	stopping   chan struct{}  // closed when Stop begins
+	receivers  sync.WaitGroup // receive loops
 	dispatched chan struct{}  // closed when the dispatch loop ends
-	recent     [16]string
-	next       int
 }
 
 // NewListener returns a listener for targets over endpoints; it declares
@@ -211,36 +224,32 @@ func (l *Listener) priorities() []Priority {
 func (l *Listener) Start(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.started {
+	if l.cur != nil {
 		return fmt.Errorf("listener: %w: already started", transport.ErrInvalid)
 	}
-	if l.dispatched != nil {
+	if l.last != nil {
 		select {
-		case <-l.dispatched:
+		case <-l.last.dispatched:
 		default:
 			return fmt.Errorf("listener: %w: a handler the last Stop gave up waiting for is still running", transport.ErrInvalid)
 		}
 	}
+	r := &run{incoming: make(chan *transport.Delivery), stopping: make(chan struct{}), dispatched: make(chan struct{})}
 	queues, err := l.declare(ctx)
 	if err == nil {
-		err = l.consume(ctx, queues)
+		r.consumers, err = l.consume(ctx, queues)
 	}
 	if err != nil {
-		for _, c := range l.consumers {
+		for _, c := range r.consumers {
 			_ = c.Close()
 		}
-		l.consumers = nil
 		return fmt.Errorf("listener: start: %w", err)
 	}
-	l.started = true
-	l.incoming = make(chan *transport.Delivery)
-	l.stopping = make(chan struct{})
-	for _, c := range l.consumers {
-		l.wg.Add(1)
-		go l.receive(c)
+	l.cur, l.last = r, r
+	for _, c := range r.consumers {
+		r.receivers.Go(func() { l.receive(r, c) })
 	}
-	l.dispatched = make(chan struct{})
-	go l.dispatchLoop()
+	go l.dispatchLoop(r)
 	return nil
 }
 
@@ -271,20 +280,22 @@ func (l *Listener) declare(ctx context.Context) ([]string, error) {
 	return queues, nil
 }
 
-func (l *Listener) consume(ctx context.Context, queues []string) error {
+// consume starts a consumer on each queue; on error it returns those
+// started, for the caller to close.
+func (l *Listener) consume(ctx context.Context, queues []string) ([]*transport.Consumer, error) {
 	prefetch := max(l.batchSize, 1) * 2
+	var consumers []*transport.Consumer
 	for _, q := range queues {
 		c, err := l.tr.Consume(ctx, q, transport.ConsumeOptions{Prefetch: prefetch})
 		if err != nil {
-			return err
+			return consumers, err
 		}
-		l.consumers = append(l.consumers, c)
+		consumers = append(consumers, c)
 	}
-	return nil
+	return consumers, nil
 }
 
-func (l *Listener) receive(c *transport.Consumer) {
-	defer l.wg.Done()
+func (l *Listener) receive(r *run, c *transport.Consumer) {
 	for {
 		d, err := c.Receive(context.Background())
 		if err != nil {
@@ -294,8 +305,8 @@ func (l *Listener) receive(c *transport.Consumer) {
 			return
 		}
 		select {
-		case l.incoming <- d:
-		case <-l.stopping:
+		case r.incoming <- d:
+		case <-r.stopping:
 			_ = d.Nack(true)
 			return
 		}
@@ -311,14 +322,14 @@ type received struct {
 
 // dispatchLoop decodes and handles notifications one at a time, or in
 // batches, until Stop.
-func (l *Listener) dispatchLoop() {
-	defer close(l.dispatched)
+func (l *Listener) dispatchLoop(r *run) {
+	defer close(r.dispatched)
 	var batch []received
 	var flush <-chan time.Time
 	var timer *time.Timer
 	for {
 		select {
-		case d := <-l.incoming:
+		case d := <-r.incoming:
 			r, ok := l.decode(d)
 			if !ok {
 				continue
@@ -336,7 +347,7 @@ func (l *Listener) dispatchLoop() {
 				continue
 			}
 		case <-flush:
-		case <-l.stopping:
+		case <-r.stopping:
 			if len(batch) > 0 {
 				l.settle(batch, l.handleBatch(batch))
 			}
@@ -475,27 +486,25 @@ func (l *Listener) settle(rs []received, err error) {
 // is idempotent.
 func (l *Listener) Stop(ctx context.Context) error {
 	l.mu.Lock()
-	if !l.started {
-		l.mu.Unlock()
+	r := l.cur
+	l.cur = nil
+	l.mu.Unlock()
+	if r == nil {
 		return nil
 	}
-	l.started = false
-	consumers := l.consumers
-	l.consumers = nil
-	l.mu.Unlock()
 
 	// Settle what is in hand before the consumers close, so that a handled
 	// notification is acked rather than returned to its queue.
-	close(l.stopping)
+	close(r.stopping)
 	var err error
 	select {
-	case <-l.dispatched:
+	case <-r.dispatched:
 	case <-ctx.Done():
 		err = fmt.Errorf("listener: stop: handler still running: %w", ctx.Err())
 	}
-	for _, c := range consumers {
+	for _, c := range r.consumers {
 		_ = c.Close()
 	}
-	l.wg.Wait()
+	r.receivers.Wait() // they return at once: they hand nothing on once stopping
 	return err
 }

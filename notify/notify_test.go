@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -84,7 +85,7 @@ func TestMalformedNotificationRejected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tr.Close()
+	t.Cleanup(func() { tr.Close() }) // after the listener stops
 	got := make(chan *notify.Notification, 4)
 	startListener(t, tr, func(ctx context.Context, n *notify.Notification) error {
 		got <- n
@@ -137,7 +138,7 @@ func TestRestartAfterStopGaveUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tr.Close()
+	t.Cleanup(func() { tr.Close() }) // after the listener stops
 	started, release := make(chan string, 10), make(chan struct{})
 	l := startListener(t, tr, func(ctx context.Context, n *notify.Notification) error {
 		started <- n.EventType
@@ -218,7 +219,7 @@ func TestUnknownPriorityDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tr.Close()
+	t.Cleanup(func() { tr.Close() }) // after the listener stops
 	got := make(chan *notify.Notification, 8)
 	startListener(t, tr, func(ctx context.Context, n *notify.Notification) error {
 		got <- n
@@ -294,4 +295,58 @@ func startListener(t *testing.T, tr *transport.Transport, handle func(context.Co
 	}
 	t.Cleanup(func() { l.Stop(context.Background()) })
 	return l
+}
+
+// TestStartDuringStop: a Start that gets in while a Stop is under way
+// runs apart from the run being stopped: the Stop returns, and the new
+// run handles notifications (the race detector watches the rest).
+func TestStartDuringStop(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr, err := transport.Open(ctx, "memory://"+t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() }) // after the listener stops
+	handled := make(chan string, 100)
+	l := startListener(t, tr, func(ctx context.Context, n *notify.Notification) error {
+		handled <- n.EventType
+		return nil
+	})
+	notifier, err := notify.NewNotifier(tr, "host")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 20 {
+		stopped := make(chan error, 1)
+		go func() { stopped <- l.Stop(ctx) }()
+		restarted := false
+		for !restarted && len(stopped) == 0 {
+			restarted = l.Start(ctx) == nil
+		}
+		select {
+		case err := <-stopped:
+			if err != nil {
+				t.Fatalf("round %d: Stop: %v", round, err)
+			}
+		case <-ctx.Done():
+			t.Fatalf("round %d: Stop did not return with a Start in the middle", round)
+		}
+		if !restarted {
+			if err := l.Start(ctx); err != nil {
+				t.Fatalf("round %d: Start after Stop: %v", round, err)
+			}
+		}
+		if err := notifier.Info(ctx, fmt.Sprint("round-", round), nil); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-handled:
+			if got != fmt.Sprint("round-", round) {
+				t.Errorf("round %d: handled %q", round, got)
+			}
+		case <-ctx.Done():
+			t.Fatalf("round %d: nothing handled after the restart", round)
+		}
+	}
 }
