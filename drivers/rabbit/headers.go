@@ -22,10 +22,12 @@ func toTable(h driver.Headers) (amqp.Table, error) {
 		return nil, nil
 	}
 	plain := true
-	for _, v := range h {
+	for k, v := range h {
+		if len(k) > maxShortString {
+			return nil, fmt.Errorf("%w: header name %.40q... is %d bytes, more than AMQP's %d", driver.ErrInvalid, k, len(k), maxShortString)
+		}
 		if !plainField(v) {
 			plain = false
-			break
 		}
 	}
 	if plain {
@@ -42,17 +44,32 @@ func toTable(h driver.Headers) (amqp.Table, error) {
 	return t, nil
 }
 
-// plainField reports whether amqp091-go encodes v as it is.
+// plainField reports whether amqp091-go encodes v as it is, and RabbitMQ
+// takes it.
 func plainField(v any) bool {
-	switch v.(type) {
-	case nil, bool, string, []byte, int8, int16, int32, int64, uint8, uint16, uint32, float32, float64, time.Time, amqp.Decimal:
+	switch x := v.(type) {
+	case nil, bool, string, []byte, int8, int16, int32, int64, uint8, uint16, uint32, time.Time, amqp.Decimal:
 		return true
+	case float32:
+		return !math.IsNaN(float64(x)) && !math.IsInf(float64(x), 0)
+	case float64:
+		return !math.IsNaN(x) && !math.IsInf(x, 0)
 	}
 	return false
 }
 
+// maxShortString is the longest AMQP 0-9-1 short string: property values
+// such as the message id, and header names.
+const maxShortString = 255
+
 func toField(v any) (any, error) {
 	switch x := v.(type) {
+	case float32, float64:
+		if !plainField(x) {
+			// RabbitMQ closes the connection over it (541).
+			return nil, fmt.Errorf("%v is not a number RabbitMQ accepts", x)
+		}
+		return x, nil
 	case int:
 		return int64(x), nil
 	case uint:

@@ -2,6 +2,7 @@ package rabbit
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -292,6 +293,21 @@ func TestTables(t *testing.T) {
 	}
 	if _, err := toTable(driver.Headers{"big": uint64(1) << 63}); !errors.Is(err, driver.ErrInvalid) {
 		t.Errorf("uint64 past int64: got %v, want ErrInvalid", err)
+	}
+	// RabbitMQ closes the whole connection over these (541, or the
+	// client's own short-string check): refused before sending.
+	for name, h := range map[string]driver.Headers{
+		"NaN":            {"x": math.NaN()},
+		"+Inf":           {"x": math.Inf(1)},
+		"-Inf float32":   {"x": float32(math.Inf(-1))},
+		"nested NaN":     {"x": driver.Headers{"y": math.NaN()}},
+		"256-byte name":  {strings.Repeat("k", 256): "v"},
+		"nested 256":     {"x": map[string]any{strings.Repeat("k", 256): 1}},
+		"NaN in a slice": {"x": []any{1.5, math.NaN()}},
+	} {
+		if _, err := toTable(h); !errors.Is(err, driver.ErrInvalid) {
+			t.Errorf("%s: got %v, want ErrInvalid", name, err)
+		}
 	}
 	plain := driver.Headers{"a": "b"}
 	if tt, _ := toTable(plain); len(tt) != 1 {

@@ -274,6 +274,16 @@ func (c *conn) Publish(ctx context.Context, exchange, key string, msg driver.Mes
 	if err != nil {
 		return err
 	}
+	// AMQP short strings: a longer one would make the client fail the
+	// whole connection rather than this publish.
+	for _, f := range [...]struct{ name, value string }{
+		{"content type", msg.ContentType}, {"content encoding", msg.ContentEncoding}, {"message id", msg.MessageID},
+		{"correlation id", msg.CorrelationID}, {"reply-to", msg.ReplyTo},
+	} {
+		if len(f.value) > maxShortString {
+			return fmt.Errorf("%w: %s is %d bytes, more than AMQP's %d", driver.ErrInvalid, f.name, len(f.value), maxShortString)
+		}
+	}
 	pub := amqp.Publishing{
 		Headers:         headers,
 		ContentType:     msg.ContentType,

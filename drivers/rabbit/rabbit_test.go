@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -478,4 +479,39 @@ func TestOpenFailsOver(t *testing.T) {
 	}
 	_, err := transport.Open(x.ctx, strings.Replace(url, live.Addr(), dead.Addr(), 1))
 	wantErr(t, "open with no host answering", err, transport.ErrClosed, dead.Addr())
+}
+
+// TestUnsendablePublishRefused: what AMQP or RabbitMQ cannot carry (a
+// property longer than a short string, a NaN header) is an ErrInvalid
+// before anything is sent, and the connection, with a delivery held on
+// it, carries on.
+func TestUnsendablePublishRefused(t *testing.T) {
+	x := newTester(t)
+	tr := x.open("")
+	q := x.queue(tr, transport.Queue{Name: "unsendable"})
+	x.publish(tr, "", q, transport.Message{Body: []byte("held")})
+	c := x.consume(tr, q, transport.ConsumeOptions{})
+	held := x.receive(c)
+	long := strings.Repeat("x", 300)
+	for name, msg := range map[string]transport.Message{
+		"message id":     {MessageID: long},
+		"correlation id": {CorrelationID: long},
+		"reply-to":       {ReplyTo: long},
+		"content type":   {ContentType: long},
+		"NaN header":     {Headers: transport.Headers{"x": math.NaN()}},
+		"Inf header":     {Headers: transport.Headers{"x": math.Inf(1)}},
+		"long header":    {Headers: transport.Headers{long: "v"}},
+	} {
+		msg.Body = []byte(name)
+		if err := tr.Publish(x.ctx, "", q, msg); !errors.Is(err, transport.ErrInvalid) {
+			t.Errorf("publish with a bad %s: %v, want ErrInvalid", name, err)
+		}
+	}
+	if err := held.Ack(); err != nil {
+		t.Errorf("ack of a delivery held across the refused publishes: %v", err)
+	}
+	x.publish(tr, "", q, transport.Message{Body: []byte("after")})
+	if d := x.receive(c); string(d.Body) != "after" {
+		t.Errorf("received %q, want %q", d.Body, "after")
+	}
 }
