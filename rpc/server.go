@@ -70,7 +70,7 @@ type Server struct {
 	stopCtx     context.Context // cancelled when Stop gives up waiting
 	stopCancel  context.CancelFunc
 	stopping    chan struct{} // closed when Stop begins
-	stopDone    chan struct{} // closed when the first Stop returns
+	drained     chan struct{} // closed when the handlers have all returned after Stop
 	// backgroundReplies holds a token per reply retried in the background.
 	backgroundReplies chan struct{}
 	loops             sync.WaitGroup // receive loops
@@ -145,7 +145,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.state = stateRunning
 	s.stopCtx, s.stopCancel = context.WithCancel(context.Background())
-	s.stopping, s.stopDone = make(chan struct{}), make(chan struct{})
+	s.stopping, s.drained = make(chan struct{}), make(chan struct{})
 	s.backgroundReplies = make(chan struct{}, maxBackgroundReplies)
 	// A fixed pool of workers, rather than a goroutine per request: each
 	// keeps its grown stack and its own context, so requests do not
@@ -429,25 +429,23 @@ func (s *Server) startHeartbeats(ctx context.Context, req *oslo.Request, logger 
 		logger.Warn("call monitor timeout out of range (under 2 s); no heartbeats sent", "timeout_s", *req.Timeout)
 		return func() {}
 	}
-	done := make(chan struct{})
+	// Stopping cancels a heartbeat in flight too (one waiting for a
+	// connection to come back), so that it never holds up the reply.
+	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		ticker := time.NewTicker(interval)
 		defer ticker.Stop()
 		for {
 			select {
 			case <-ticker.C:
 				s.publishReply(ctx, req, &oslo.Reply{}, logger, false)
-			case <-done:
-				return
 			case <-ctx.Done():
 				return
 			}
 		}
-	}()
-	return func() { close(done); wg.Wait() }
+	})
+	return func() { cancel(); wg.Wait() }
 }
 
 // reply sends a call's final reply. If the caller's queue is missing, the
@@ -486,6 +484,12 @@ func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Re
 			Mandatory: s.tr.Capabilities().Has(driver.CapMandatory)}
 		err = s.tr.Publish(ctx, "", req.ReplyQ, msg)
 		if err == nil {
+			return
+		}
+		if !r.Ending && errors.Is(err, transport.ErrUnroutable) {
+			// A heartbeat is not retried: the next one replaces it, and
+			// retrying would hold the call for a caller gone away.
+			logger.Debug("heartbeat not delivered: the reply queue is missing", "reply_queue", req.ReplyQ, "msg_id", req.MsgID)
 			return
 		}
 		if !errors.Is(err, transport.ErrUnroutable) || ctx.Err() != nil {
@@ -547,8 +551,9 @@ func panicFailure(method string, p any) *oslo.Failure {
 // and deletes the server's fanout queue. A reply whose caller's queue is
 // missing is no longer retried once Stop begins. If ctx ends first, the
 // handlers' contexts are cancelled and Stop returns ctx's error without
-// waiting further. Stop is idempotent; a Stop while another runs waits for
-// it. A stopped server does not start again.
+// waiting further. Stop is idempotent; a later Stop waits, within its own
+// ctx, for the handlers the first one waited for. A stopped server does
+// not start again.
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	switch s.state {
@@ -557,36 +562,23 @@ func (s *Server) Stop(ctx context.Context) error {
 		s.mu.Unlock()
 		return nil
 	case stateStopped:
-		done := s.stopDone
+		drained := s.drained
 		s.mu.Unlock()
-		if done == nil { // stopped before it started
+		if drained == nil { // stopped before it started
 			return nil
 		}
-		// Another Stop is under way, or done: wait for it as this one
-		// would wait for the handlers.
-		select {
-		case <-done:
-			return nil
-		case <-ctx.Done():
-			return fmt.Errorf("rpc server %s: stop: handlers still running: %w", s.target, ctx.Err())
-		}
+		// Another Stop is under way, or gave up waiting: wait for the
+		// handlers as it does.
+		return s.waitDrained(ctx)
 	}
 	s.state = stateStopped
 	close(s.stopping)
 	s.closeConsumersLocked()
 	s.mu.Unlock()
-	defer close(s.stopDone)
 	s.loops.Wait() // the loops return at once: they hand nothing on once stopping
 	close(s.work)
-
-	drained := make(chan struct{})
-	go func() { s.handlers.Wait(); close(drained) }()
-	var err error
-	select {
-	case <-drained:
-	case <-ctx.Done():
-		err = fmt.Errorf("rpc server %s: stop: handlers still running: %w", s.target, ctx.Err())
-	}
+	go func() { s.handlers.Wait(); close(s.drained) }()
+	err := s.waitDrained(ctx)
 	s.stopCancel()
 	if s.fanoutQueue != "" {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -597,6 +589,21 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	s.logger.Info("rpc server stopped")
 	return err
+}
+
+// waitDrained waits for the handlers to return after Stop, or for ctx.
+func (s *Server) waitDrained(ctx context.Context) error {
+	select {
+	case <-s.drained:
+		return nil
+	default:
+	}
+	select {
+	case <-s.drained:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("rpc server %s: stop: handlers still running: %w", s.target, ctx.Err())
+	}
 }
 
 // Stats returns the server's counters so far.

@@ -149,3 +149,81 @@ func TestCallerGoneDoesNotHoldAWorker(t *testing.T) {
 		t.Errorf("a call after one whose caller is gone: %d, %v", sum, err)
 	}
 }
+
+// stubborn's Hold ignores its context: it returns when released.
+type stubborn struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func (s stubborn) Hold(ctx context.Context, args struct{}) error {
+	s.started <- struct{}{}
+	<-s.release
+	return nil
+}
+
+// TestLaterStopWaitsForHandlers: a Stop after one that gave up waits, in
+// its own time, for the handler still running, rather than returning nil
+// as if the server were drained.
+func TestLaterStopWaitsForHandlers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr := open(t)
+	s := stubborn{started: make(chan struct{}, 1), release: make(chan struct{})}
+	srv, err := rpc.NewServer(tr, transport.Target{Topic: "hold", Server: "s1"}, []rpc.Endpoint{{Receiver: s}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	client, err := rpc.NewClient(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if err := client.Cast(ctx, transport.Target{Topic: "hold"}, "hold", nil); err != nil {
+		t.Fatal(err)
+	}
+	<-s.started
+	for i, wait := range []time.Duration{50 * time.Millisecond, 100 * time.Millisecond} {
+		stopCtx, stopCancel := context.WithTimeout(ctx, wait)
+		err := srv.Stop(stopCtx)
+		stopCancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Stop %d with the handler still running: %v, want context.DeadlineExceeded", i+1, err)
+		}
+	}
+	close(s.release)
+	if err := srv.Stop(ctx); err != nil {
+		t.Errorf("Stop once the handler returned: %v", err)
+	}
+}
+
+// TestHeartbeatToGoneCallerDoesNotHoldAWorker: heartbeats of a call whose
+// caller's queue is gone are not retried, so the worker is free once the
+// method returns.
+func TestHeartbeatToGoneCallerDoesNotHoldAWorker(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tr := open(t)
+	startCalc(t, tr, rpc.WithMaxConcurrency(1))
+	monitor := 2.0 // a heartbeat every second
+	body, err := oslo.WrapRequest(&oslo.Request{Method: "sleep", Args: []byte(`{"ms": 1300}`), Timeout: &monitor,
+		MsgID: oslo.NewID(), ReplyQ: "reply_of_a_caller_gone", UniqueID: oslo.NewID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Publish(ctx, "openstack", "calc", transport.Message{Body: body, ContentType: "application/json"}); err != nil {
+		t.Fatal(err)
+	}
+	client, err := rpc.NewClient(tr, rpc.WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var sum int
+	if err := client.Call(ctx, transport.Target{Topic: "calc"}, "add", addArgs{20, 22}, &sum); err != nil || sum != 42 {
+		t.Errorf("a call after one whose caller is gone, with heartbeats: %d, %v", sum, err)
+	}
+}
