@@ -36,6 +36,18 @@ func init() {
 // one: their session is ended instead, which the plugin does answer.
 const closeTimeout = 2 * time.Second
 
+// attachTimeout bounds beginning a session or attaching a link.
+const attachTimeout = 10 * time.Second
+
+// handshakeContext bounds a session begin or link attach by attachTimeout
+// but not by the caller's cancellation: go-amqp leaves the connection
+// broken when one is cancelled midway (Azure/go-amqp issues 237 and 277;
+// the next begin fails with "didn't find channel" or "no such channel"),
+// so a caller that gives up waits out the handshake instead.
+func handshakeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), attachTimeout)
+}
+
 // settleTimeout bounds what a consumer sends to the broker outside any
 // caller's context: copies that requeue a message where the broker cannot
 // (the model's Settler and Close take no context).
@@ -234,7 +246,9 @@ func (c *conn) dial(ctx context.Context, h driver.Host) (*amqp.Conn, error) {
 // a virtual host that does not exist (or that the user may not use) and
 // refuses only the first session.
 func (c *conn) checkSession(ctx context.Context, ac *amqp.Conn) error {
-	sess, err := ac.NewSession(ctx, nil)
+	hctx, cancel := handshakeContext(ctx)
+	defer cancel()
+	sess, err := ac.NewSession(hctx, nil)
 	if err != nil {
 		var ae *amqp.Error
 		if errors.As(err, &ae) && ae.Condition == amqp.ErrCondUnauthorizedAccess {
@@ -355,7 +369,9 @@ func (c *conn) newSession(ctx context.Context, stop <-chan struct{}) (*amqp.Sess
 	if err != nil {
 		return nil, 0, err
 	}
-	sess, err := ac.NewSession(ctx, nil)
+	hctx, cancel := handshakeContext(ctx)
+	defer cancel()
+	sess, err := ac.NewSession(hctx, nil)
 	if err != nil {
 		return nil, 0, fmt.Errorf("begin a session: %w", mapError(err))
 	}

@@ -127,7 +127,9 @@ func (k *consumer) attached(ctx context.Context) (*recvLink, error) {
 			settled := amqp.SenderSettleModeSettled
 			opts.RequestedSenderSettleMode = &settled
 		}
-		rcv, err := sess.NewReceiver(ctx, k.address, opts)
+		hctx, cancel := handshakeContext(ctx)
+		rcv, err := sess.NewReceiver(hctx, k.address, opts)
+		cancel()
 		if err != nil {
 			closeSession(sess)
 			if isLinkGone(err) && !isRemoteRefusal(err) {

@@ -99,7 +99,9 @@ func (f *protonFlavour) declareQueue(ctx context.Context, q driver.Queue) (strin
 	if err != nil {
 		return "", err
 	}
-	rcv, err := sess.NewReceiver(ctx, "", &amqp.ReceiverOptions{DynamicAddress: true, Credit: -1})
+	hctx, cancel := handshakeContext(ctx)
+	rcv, err := sess.NewReceiver(hctx, "", &amqp.ReceiverOptions{DynamicAddress: true, Credit: -1})
+	cancel()
 	if err != nil {
 		closeSession(sess)
 		return "", fmt.Errorf("attach a dynamic receiving link: %w", mapError(err))
@@ -139,7 +141,9 @@ func (f *protonFlavour) purgeQueue(ctx context.Context, name string) (int, error
 	if err != nil {
 		return 0, err
 	}
-	rcv, err := sess.NewReceiver(ctx, name, &amqp.ReceiverOptions{Credit: -1})
+	hctx, cancel := handshakeContext(ctx)
+	rcv, err := sess.NewReceiver(hctx, name, &amqp.ReceiverOptions{Credit: -1})
+	cancel()
 	if err != nil {
 		closeSession(sess)
 		return 0, fmt.Errorf("attach a receiving link to purge %s: %w", name, mapError(err))

@@ -45,12 +45,12 @@ func (c *conn) send(ctx context.Context, address string, m *amqp.Message) error 
 		if err != nil {
 			return err
 		}
-		err = snd.Send(ctx, m, c.sendOpts)
+		err = c.sendOnLink(ctx, snd, m)
 		if err == nil {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("send to %s: %w", address, ctx.Err())
+			return fmt.Errorf("send to %s (the message may or may not have been taken): %w", address, ctx.Err())
 		}
 		if !isLinkGone(err) {
 			return fmt.Errorf("the broker refused the message sent to %s: %w", address, mapError(err))
@@ -66,6 +66,23 @@ func (c *conn) send(ctx context.Context, address string, m *amqp.Message) error 
 			return fmt.Errorf("send to %s: %w", address, mapError(err))
 		}
 		c.logger.Debug("amqp1: sending link lost; sending again on a new one", "address", address, "err", err)
+	}
+}
+
+// sendOnLink sends m on snd. ctx ends the wait, not the send: go-amqp
+// leaves the session broken when a send is cancelled midway
+// (Azure/go-amqp#277), so the send goes on to its end in the background.
+func (c *conn) sendOnLink(ctx context.Context, snd *amqp.Sender, m *amqp.Message) error {
+	if ctx.Done() == nil {
+		return snd.Send(ctx, m, c.sendOpts)
+	}
+	result := make(chan error, 1)
+	go func() { result <- snd.Send(context.WithoutCancel(ctx), m, c.sendOpts) }()
+	select {
+	case err := <-result:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -101,7 +118,9 @@ func (c *conn) sender(ctx context.Context, address string) (*senderSlot, *amqp.S
 	// Mixed mode, the default: brokers that answer "mixed" to a request for
 	// "unsettled" (Proton's) fail the attach otherwise, and each send says
 	// whether it is settled. RabbitMQ confirms unsettled ones.
-	snd, err := sess.NewSender(ctx, address, nil)
+	hctx, cancel := handshakeContext(ctx)
+	snd, err := sess.NewSender(hctx, address, nil)
+	cancel()
 	if err != nil {
 		closeSession(sess)
 		return nil, nil, fmt.Errorf("attach a sending link to %s: %w", address, mapError(err))
