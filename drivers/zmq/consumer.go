@@ -16,11 +16,15 @@ import (
 
 // inbound is one delivery received from a sender.
 type inbound struct {
-	from    *peer
-	seq     uint64
-	d       driver.Delivery
-	expires time.Time
+	from     *peer
+	consumer uint64 // the consumer it was sent to
+	seq      uint64
+	d        driver.Delivery
+	expires  time.Time
 }
+
+// key identifies the delivery for deduplication.
+func (in *inbound) key() dedupKey { return dedupKey{in.from.id, in.consumer, in.seq} }
 
 // consumer implements driver.Consumer and driver.Settler.
 type consumer struct {
@@ -230,10 +234,10 @@ func (cons *consumer) end(returns bool) bool {
 		c.flushDirty()
 	} else {
 		for _, in := range buffered {
-			c.dedup.settled(dedupKey{in.from.id, in.seq}, opReturn)
+			c.dedup.settled(in.key(), opReturn)
 		}
 		for _, in := range unacked {
-			c.dedup.settled(dedupKey{in.from.id, in.seq}, opReturn)
+			c.dedup.settled(in.key(), opReturn)
 		}
 	}
 	c.cmu.Lock()
@@ -311,7 +315,7 @@ func (c *conn) onDeliver(p *peer, h deliverHeader, props, body []byte) error {
 		c.settleTo(p, settlement{h.seq, opReturn}, true)
 		return nil
 	}
-	k := dedupKey{p.id, h.seq}
+	k := dedupKey{p.id, h.consumer, h.seq}
 	if fresh, resend := c.dedup.arrive(k); !fresh {
 		if resend != 0 {
 			c.settleTo(p, settlement{h.seq, resend}, true)
@@ -319,7 +323,7 @@ func (c *conn) onDeliver(p *peer, h deliverHeader, props, body []byte) error {
 		return nil
 	}
 	msg.Body = body
-	in := inbound{from: p, seq: h.seq, d: driver.Delivery{
+	in := inbound{from: p, consumer: h.consumer, seq: h.seq, d: driver.Delivery{
 		Message: msg, Exchange: exchange, RoutingKey: key, Redelivered: h.redelivered, DeliveryCount: int(h.count),
 	}}
 	if h.ttl > 0 {
@@ -341,7 +345,7 @@ func (c *conn) onDeliver(p *peer, h deliverHeader, props, body []byte) error {
 // settle sends a consumer's settlement to the delivery's sender, now if
 // urgent, else batched.
 func (c *conn) settle(in inbound, op settleOp, urgent bool) {
-	c.dedup.settled(dedupKey{in.from.id, in.seq}, op)
+	c.dedup.settled(in.key(), op)
 	c.settleTo(in.from, settlement{in.seq, op}, urgent)
 }
 
@@ -380,9 +384,12 @@ func (c *conn) settleTo(p *peer, s settlement, urgent bool) {
 // held delivery is dropped; one of a settled delivery is dropped and its
 // settlement sent again.
 
+// A copy sent to another consumer of the same node (the first one's ack
+// timeout ran out) is not a duplicate: the key names the consumer.
 type dedupKey struct {
-	node string
-	seq  uint64
+	node     string
+	consumer uint64
+	seq      uint64
 }
 
 // Recent final settlements are kept this long, and at most this many.

@@ -129,8 +129,20 @@ func TestCreditHonoursPrefetch(t *testing.T) {
 // TestAckTimeoutRedelivers: a delivery not settled within ack_timeout goes
 // to another consumer, marked redelivered and counted.
 func TestAckTimeoutRedelivers(t *testing.T) {
+	for _, sameNode := range []bool{false, true} {
+		t.Run(fmt.Sprintf("same-node=%v", sameNode), func(t *testing.T) { ackTimeoutRedelivers(t, sameNode) })
+	}
+}
+
+// ackTimeoutRedelivers: the copy goes to the other consumer, on another
+// node or on the slow one's own node (whose duplicate filter must not
+// take it for a copy of the delivery the slow consumer holds).
+func ackTimeoutRedelivers(t *testing.T, sameNode bool) {
 	nodes := newTestNodes(t, "ack_timeout=200ms")
 	pub, slow, fast := nodes.open(), nodes.open(), nodes.open()
+	if sameNode {
+		fast = slow
+	}
 	ctx := testCtx(t)
 	q := mustQueue(t, ctx, pub, "timeout")
 	cs := mustConsume(t, ctx, slow, q, driver.ConsumeOptions{Prefetch: 1})
@@ -186,7 +198,7 @@ func TestDuplicateDropped(t *testing.T) {
 func TestDedupTable(t *testing.T) {
 	var d dedup
 	d.init()
-	k := dedupKey{"n", 1}
+	k := dedupKey{"n", 1, 1}
 	if fresh, _ := d.arrive(k); !fresh {
 		t.Fatal("first arrival not fresh")
 	}
@@ -206,7 +218,7 @@ func TestDedupTable(t *testing.T) {
 		t.Fatal("settlement remembered past dedupKeep")
 	}
 	for i := range uint64(dedupMax + 10) {
-		d.settled(dedupKey{"m", i}, opAck)
+		d.settled(dedupKey{"m", 1, i}, opAck)
 	}
 	if len(d.done) > dedupMax {
 		t.Errorf("%d settlements remembered, bound %d", len(d.done), dedupMax)
