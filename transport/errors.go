@@ -1,6 +1,10 @@
 package transport
 
-import "github.com/switchyard-mq/switchyard/transport/driver"
+import (
+	"errors"
+
+	"github.com/switchyard-mq/switchyard/transport/driver"
+)
 
 // Sentinel errors, shared with the drivers; test with errors.Is.
 var (
@@ -26,3 +30,14 @@ var (
 	// consumer.
 	ErrSettled = driver.ErrSettled
 )
+
+// wrapsSentinel reports whether err wraps one of the sentinel errors.
+func wrapsSentinel(err error) bool {
+	for _, sentinel := range []error{ErrClosed, ErrNotFound, ErrTimeout, ErrUnsupported, ErrUnroutable,
+		ErrInvalid, ErrPrecondition, ErrInUse, ErrSettled} {
+		if errors.Is(err, sentinel) {
+			return true
+		}
+	}
+	return false
+}

@@ -75,6 +75,12 @@ func OpenConfig(ctx context.Context, cfg *Config, opts ...Option) (*Transport, e
 	}
 	conn, err := opener.Open(ctx, cfg)
 	if err != nil {
+		if !wrapsSentinel(err) {
+			// The backend could not be reached (a refused connection, a
+			// name that does not resolve): what rabbit:// reports as
+			// ErrClosed, whatever the driver said.
+			return nil, fmt.Errorf("open %s: %w: %w", cfg, ErrClosed, err)
+		}
 		return nil, fmt.Errorf("open %s: %w", cfg, err)
 	}
 	return &Transport{

@@ -25,9 +25,16 @@ func (limitedConn) Capabilities() driver.Capabilities {
 }
 func (limitedConn) Close() error { return nil }
 
+// unreachableScheme's driver fails to open with an error of its own, no
+// sentinel: a connection refused.
+const unreachableScheme = "test-unreachable"
+
 func init() {
 	transport.Register(limitedScheme, driver.OpenerFunc(func(context.Context, *driver.Config) (driver.Conn, error) {
 		return limitedConn{}, nil
+	}))
+	transport.Register(unreachableScheme, driver.OpenerFunc(func(context.Context, *driver.Config) (driver.Conn, error) {
+		return nil, errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
 	}))
 }
 
@@ -56,6 +63,7 @@ func TestOpenBad(t *testing.T) {
 		{"malformed URL", "memory:/broker", transport.ErrInvalid, `missing "://"`},
 		{"bad port, password hidden", "nosuch://u:" + secret + "@h:99999/", transport.ErrInvalid, `port "99999"`},
 		{"driver refuses the URL, password hidden", "memory://u:" + secret + "@broker", transport.ErrInvalid, "memory://u:xxxxx@broker"},
+		{"backend unreachable, whatever the driver said", unreachableScheme + "://127.0.0.1:1/", transport.ErrClosed, "connection refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
