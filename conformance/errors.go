@@ -201,6 +201,8 @@ func invalidNames(e *env) {
 		{"Bind with an empty queue", tr.Bind(ctx, transport.Binding{Exchange: "amq.direct", Key: "k"})},
 		{"Publish with a 256-byte routing key", tr.Publish(ctx, "", long, transport.Message{})},
 		{"Publish with a negative expiration", tr.Publish(ctx, "", "q", transport.Message{Expiration: -time.Second})},
+		{"Publish with a channel in a header", tr.Publish(ctx, "", "q", transport.Message{Headers: transport.Headers{"x": make(chan int)}})},
+		{"Publish with a struct in a header", tr.Publish(ctx, "", "q", transport.Message{Headers: transport.Headers{"x": struct{}{}}})},
 		{"Consume with a negative prefetch", func() error {
 			_, err := tr.Consume(ctx, "q", transport.ConsumeOptions{Prefetch: -1})
 			return err

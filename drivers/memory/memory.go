@@ -453,12 +453,48 @@ func (c *conn) Publish(ctx context.Context, exchange, key string, msg driver.Mes
 	if c.closed.Load() {
 		return driver.ErrClosed
 	}
+	for k, v := range msg.Headers {
+		if err := checkHeaderValue(v); err != nil {
+			return fmt.Errorf("%w: header %q: %v", driver.ErrInvalid, k, err)
+		}
+	}
 	n, err := c.b.publish(exchange, key, newMessage(msg, exchange, key))
 	if err != nil {
 		return err
 	}
 	if n == 0 && msg.Mandatory {
 		return fmt.Errorf("%w: no queue bound to exchange %q matches key %q in %s", driver.ErrUnroutable, exchange, key, c.b)
+	}
+	return nil
+}
+
+// checkHeaderValue refuses what driver.Headers says no backend carries, so
+// that code tried on memory:// does not fail on a broker first.
+func checkHeaderValue(v any) error {
+	switch x := v.(type) {
+	case nil, bool, string, []byte, time.Time,
+		int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
+		return nil
+	case driver.Headers:
+		return checkHeaderMap(x)
+	case map[string]any:
+		return checkHeaderMap(x)
+	case []any:
+		for i, e := range x {
+			if err := checkHeaderValue(e); err != nil {
+				return fmt.Errorf("element %d: %w", i, err)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("a %T is not a header value (strings, booleans, numbers, []byte, time.Time, nested Headers and []any are)", v)
+}
+
+func checkHeaderMap(h map[string]any) error {
+	for k, v := range h {
+		if err := checkHeaderValue(v); err != nil {
+			return fmt.Errorf("%q: %w", k, err)
+		}
 	}
 	return nil
 }

@@ -172,6 +172,12 @@ func (c *conn) Publish(ctx context.Context, exchange, key string, msg driver.Mes
 	if len(msg.Body) > maxFrame {
 		return fmt.Errorf("%w: body of %d bytes exceeds zmq://'s limit of %d", driver.ErrInvalid, len(msg.Body), maxFrame)
 	}
+	// Encoded before routing: a message no backend could carry is an
+	// error even when no queue takes it.
+	props, err := encodeProps(exchange, key, &msg)
+	if err != nil {
+		return err
+	}
 	var buf [4]string
 	queues, err := c.route(ctx, exchange, key, buf[:0])
 	if err != nil {
@@ -182,10 +188,6 @@ func (c *conn) Publish(ctx context.Context, exchange, key string, msg driver.Mes
 			return fmt.Errorf("%w: no queue bound to exchange %q matches key %q", driver.ErrUnroutable, exchange, key)
 		}
 		return nil
-	}
-	props, err := encodeProps(exchange, key, &msg)
-	if err != nil {
-		return err
 	}
 	return c.enqueue(ctx, queues, props, bytes.Clone(msg.Body), msg.Expiration)
 }
