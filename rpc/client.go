@@ -486,6 +486,10 @@ func (s *clientShared) receiveReplies(consumer *transport.Consumer) {
 			s.replyConsumerEnded(consumer, err)
 			return
 		}
+		if err := oslo.CheckUncompressed(d.Headers); err != nil {
+			s.logger.Warn("reply dropped", "queue", consumer.Queue(), "err", err)
+			continue
+		}
 		reply, err := oslo.UnwrapReply(d.Body)
 		if err != nil && reply == nil {
 			s.logger.Warn("malformed reply dropped", "queue", consumer.Queue(), "err", err)

@@ -54,16 +54,19 @@ func TestMalformedRequestsRejected(t *testing.T) {
 
 	bad := []struct {
 		name, contentType, body string
+		headers                 transport.Headers
 	}{
-		{"not JSON", "application/json", "this is not json"},
-		{"not an object", "application/json", `["method", "add"]`},
-		{"unknown envelope version", "application/json", `{"oslo.version": "2.1", "oslo.message": "{\"method\": \"add\", \"args\": {}}"}`},
-		{"oslo.message an object", "application/json", `{"oslo.version": "2.0", "oslo.message": {"method": "add"}}`},
-		{"no oslo.message, no method", "application/json", `{"oslo.version": "2.0"}`},
-		{"wrong content type", "text/plain", `{"method": "add", "args": {}}`},
+		{"not JSON", "application/json", "this is not json", nil},
+		{"not an object", "application/json", `["method", "add"]`, nil},
+		{"unknown envelope version", "application/json", `{"oslo.version": "2.1", "oslo.message": "{\"method\": \"add\", \"args\": {}}"}`, nil},
+		{"oslo.message an object", "application/json", `{"oslo.version": "2.0", "oslo.message": {"method": "add"}}`, nil},
+		{"no oslo.message, no method", "application/json", `{"oslo.version": "2.0"}`, nil},
+		{"wrong content type", "text/plain", `{"method": "add", "args": {}}`, nil},
+		{"compressed (kombu_compression)", "application/json", "x\x9c\xab\xae\x05\x00\x01u\x00\xf9",
+			transport.Headers{"compression": "application/x-gzip"}},
 	}
 	for _, b := range bad {
-		msg := transport.Message{Body: []byte(b.body), ContentType: b.contentType}
+		msg := transport.Message{Body: []byte(b.body), ContentType: b.contentType, Headers: b.headers}
 		if err := tr.Publish(ctx, "openstack", "calc", msg); err != nil {
 			t.Fatalf("%s: %v", b.name, err)
 		}
@@ -85,6 +88,9 @@ func TestMalformedRequestsRejected(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "malformed request rejected"); n != len(bad) {
 		t.Errorf("logged %d rejections, want %d:\n%s", n, len(bad), logs)
+	}
+	if !strings.Contains(logs.String(), "does not decompress") {
+		t.Errorf("the compressed request's rejection does not say why:\n%s", logs)
 	}
 }
 

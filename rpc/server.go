@@ -336,6 +336,9 @@ func decodeRequest(d *transport.Delivery) (*oslo.Request, error) {
 	if ct := d.ContentType; ct != "" && ct != contentType {
 		return nil, fmt.Errorf("content type %q is not %s", ct, contentType)
 	}
+	if err := oslo.CheckUncompressed(d.Headers); err != nil {
+		return nil, err
+	}
 	return oslo.UnwrapRequest(d.Body)
 }
 
