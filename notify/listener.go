@@ -367,12 +367,13 @@ func (l *Listener) dispatchLoop(r *run) {
 // decode turns a delivery into a notification, rejecting what cannot be
 // decoded and dropping unknown priorities and repeats, as oslo does.
 func (l *Listener) decode(d *transport.Delivery) (received, bool) {
-	if err := oslo.CheckUncompressed(d.Headers); err != nil {
-		l.logger.Error("notification rejected", "routing_key", d.RoutingKey, "err", err)
+	body, err := oslo.Decompress(d.Headers, d.Body)
+	if err != nil {
+		l.logger.Error("malformed notification rejected", "routing_key", d.RoutingKey, "err", err)
 		_ = d.Reject()
 		return received{}, false
 	}
-	on, err := oslo.UnwrapNotification(d.Body)
+	on, err := oslo.UnwrapNotification(body)
 	if on != nil && !on.Priority.Valid() {
 		// As a Python listener does: logged, acked and dropped, whatever
 		// else is wrong with it.

@@ -486,11 +486,12 @@ func (s *clientShared) receiveReplies(consumer *transport.Consumer) {
 			s.replyConsumerEnded(consumer, err)
 			return
 		}
-		if err := oslo.CheckUncompressed(d.Headers); err != nil {
-			s.logger.Warn("reply dropped", "queue", consumer.Queue(), "err", err)
+		body, err := oslo.Decompress(d.Headers, d.Body)
+		if err != nil {
+			s.logger.Warn("malformed reply dropped", "queue", consumer.Queue(), "err", err)
 			continue
 		}
-		reply, err := oslo.UnwrapReply(d.Body)
+		reply, err := oslo.UnwrapReply(body)
 		if err != nil && reply == nil {
 			s.logger.Warn("malformed reply dropped", "queue", consumer.Queue(), "err", err)
 			continue

@@ -336,10 +336,11 @@ func decodeRequest(d *transport.Delivery) (*oslo.Request, error) {
 	if ct := d.ContentType; ct != "" && ct != contentType {
 		return nil, fmt.Errorf("content type %q is not %s", ct, contentType)
 	}
-	if err := oslo.CheckUncompressed(d.Headers); err != nil {
+	body, err := oslo.Decompress(d.Headers, d.Body)
+	if err != nil {
 		return nil, err
 	}
-	return oslo.UnwrapRequest(d.Body)
+	return oslo.UnwrapRequest(body)
 }
 
 // handle runs one request and answers it if it is a call.

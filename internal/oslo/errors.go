@@ -33,19 +33,3 @@ func malformed(format string, args ...any) error {
 func errorf(sentinel error, format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)
 }
-
-// CompressionHeader is the AMQP header oslo.messaging sets on a body it
-// compressed (kombu_compression): application/x-gzip (a zlib stream) or
-// application/x-bz2.
-const CompressionHeader = "compression"
-
-// CheckUncompressed returns an error wrapping ErrMalformed, which names the
-// cause, if headers say the body was compressed: Switchyard does not
-// decompress, and the body would otherwise be reported as bad JSON.
-func CheckUncompressed(headers map[string]any) error {
-	if v, ok := headers[CompressionHeader]; ok {
-		return fmt.Errorf("%w: body compressed by the sender (header %s=%v); Switchyard does not decompress: turn off kombu_compression on the Python side",
-			ErrMalformed, CompressionHeader, v)
-	}
-	return nil
-}
