@@ -17,7 +17,14 @@ import (
 // startCalc starts a calc server on topic "calc" for the test.
 func startCalc(t *testing.T, tr *transport.Transport, opts ...rpc.ServerOption) *rpc.Server {
 	t.Helper()
-	srv, err := rpc.NewServer(tr, transport.Target{Topic: "calc", Server: "s1"}, []rpc.Endpoint{{Receiver: calc{}}}, opts...)
+	return startServer(t, tr, "calc", calc{}, opts...)
+}
+
+// startServer starts, for the test, server s1 on topic with receiver as
+// its one endpoint.
+func startServer(t *testing.T, tr *transport.Transport, topic string, receiver any, opts ...rpc.ServerOption) *rpc.Server {
+	t.Helper()
+	srv, err := rpc.NewServer(tr, transport.Target{Topic: topic, Server: "s1"}, []rpc.Endpoint{{Receiver: receiver}}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,6 +33,17 @@ func startCalc(t *testing.T, tr *transport.Transport, opts ...rpc.ServerOption) 
 	}
 	t.Cleanup(func() { srv.Stop(context.Background()) })
 	return srv
+}
+
+// newClient returns a client closed when the test ends.
+func newClient(t *testing.T, tr *transport.Transport, opts ...rpc.Option) *rpc.Client {
+	t.Helper()
+	client, err := rpc.NewClient(tr, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	return client
 }
 
 // TestReplyQueueLostRecovers: when the client's reply consumer ends (an

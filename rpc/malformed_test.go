@@ -174,41 +174,32 @@ func TestPeerVersionsAnswered(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer replies.Close()
-	for _, version := range []string{"1.", "x.y", "99999999999.0", "2.0.0.0"} {
-		body, err := oslo.WrapRequest(&oslo.Request{Method: "add", Args: []byte(`{"a": 1, "b": 2}`), Version: version,
+	tests := []struct {
+		version string
+		failure string // the failure's class, or "" for the result 3
+	}{
+		{"1.", "UnsupportedVersion"},
+		{"x.y", "UnsupportedVersion"},
+		{"99999999999.0", "UnsupportedVersion"},
+		{"2.0.0.0", "UnsupportedVersion"},
+		{"1.0.0.4", ""}, // read as 1.0.0
+	}
+	for _, tt := range tests {
+		publishRequest(ctx, t, tr, &oslo.Request{Method: "add", Args: []byte(`{"a": 1, "b": 2}`), Version: tt.version,
 			MsgID: oslo.NewID(), ReplyQ: replyQ, UniqueID: oslo.NewID()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tr.Publish(ctx, "openstack", "calc", transport.Message{Body: body, ContentType: "application/json"}); err != nil {
-			t.Fatal(err)
-		}
 		d, err := replies.Receive(ctx)
 		if err != nil {
-			t.Fatalf("version %q: no reply: %v", version, err)
+			t.Fatalf("version %q: no reply: %v", tt.version, err)
 		}
 		reply, err := oslo.UnwrapReply(d.Body)
-		if err != nil {
-			t.Fatalf("version %q: %v", version, err)
+		switch {
+		case err != nil:
+			t.Errorf("version %q: %v", tt.version, err)
+		case tt.failure == "" && (reply.Failure != nil || string(reply.Result) != "3"):
+			t.Errorf("version %q: reply %+v; want the result 3", tt.version, reply)
+		case tt.failure != "" && (reply.Failure == nil || reply.Failure.Class != tt.failure):
+			t.Errorf("version %q: reply %+v, want a %s failure", tt.version, reply, tt.failure)
 		}
-		if reply.Failure == nil || reply.Failure.Class != "UnsupportedVersion" {
-			t.Errorf("version %q: reply %+v, want an UnsupportedVersion failure", version, reply)
-		}
-	}
-	body, err := oslo.WrapRequest(&oslo.Request{Method: "add", Args: []byte(`{"a": 1, "b": 2}`), Version: "1.0.0.4",
-		MsgID: oslo.NewID(), ReplyQ: replyQ, UniqueID: oslo.NewID()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tr.Publish(ctx, "openstack", "calc", transport.Message{Body: body, ContentType: "application/json"}); err != nil {
-		t.Fatal(err)
-	}
-	d, err := replies.Receive(ctx)
-	if err != nil {
-		t.Fatalf("version 1.0.0.4: no reply: %v", err)
-	}
-	if reply, err := oslo.UnwrapReply(d.Body); err != nil || reply.Failure != nil || string(reply.Result) != "3" {
-		t.Errorf("version 1.0.0.4: reply %+v, %v; want the result 3", reply, err)
 	}
 	client, err := rpc.NewClient(tr, rpc.WithTimeout(5*time.Second))
 	if err != nil {
@@ -218,5 +209,17 @@ func TestPeerVersionsAnswered(t *testing.T) {
 	var sum int
 	if err := client.Call(ctx, transport.Target{Topic: "calc"}, "add", addArgs{20, 22}, &sum); err != nil || sum != 42 {
 		t.Fatalf("call after odd versions: %d, %v", sum, err)
+	}
+}
+
+// publishRequest sends req, as a peer would, to the calc server's topic.
+func publishRequest(ctx context.Context, t *testing.T, tr *transport.Transport, req *oslo.Request) {
+	t.Helper()
+	body, err := oslo.WrapRequest(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Publish(ctx, "openstack", "calc", transport.Message{Body: body, ContentType: "application/json"}); err != nil {
+		t.Fatal(err)
 	}
 }

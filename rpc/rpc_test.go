@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,7 +46,7 @@ func (calc) Sleep(ctx context.Context, args struct {
 
 func open(t *testing.T) *transport.Transport {
 	t.Helper()
-	tr, err := transport.Open(context.Background(), "memory://"+t.Name())
+	tr, err := transport.Open(context.Background(), "memory://"+strings.ReplaceAll(t.Name(), "/", "-"))
 	if err != nil {
 		t.Fatal(err)
 	}

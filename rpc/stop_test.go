@@ -40,18 +40,8 @@ func TestStopWithBacklogKeepsItsDeadline(t *testing.T) {
 	defer cancel()
 	tr := open(t)
 	busy := blocker{started: make(chan string, 10), ran: make(chan string, 10)}
-	srv, err := rpc.NewServer(tr, transport.Target{Topic: "work", Server: "busy"}, []rpc.Endpoint{{Receiver: busy}}, rpc.WithMaxConcurrency(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	client, err := rpc.NewClient(tr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	srv := startServer(t, tr, "work", busy, rpc.WithMaxConcurrency(1))
+	client := newClient(t, tr)
 	target := transport.Target{Topic: "work"}
 	if err := client.Cast(ctx, target, "block", blockArgs{"first"}); err != nil {
 		t.Fatal(err)
@@ -124,29 +114,37 @@ func TestStopWithBacklogKeepsItsDeadline(t *testing.T) {
 }
 
 // TestCallerGoneDoesNotHoldAWorker: a reply whose caller's queue is gone
-// is retried for a minute, as oslo does, but not on the worker: a server
-// with a single worker answers the next call at once.
+// is retried for a minute, as oslo does, but not on the worker, and the
+// heartbeats of such a call are not retried at all: a server with a
+// single worker answers the next call as soon as the method returns.
 func TestCallerGoneDoesNotHoldAWorker(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	tr := open(t)
-	startCalc(t, tr, rpc.WithMaxConcurrency(1))
-	body, err := oslo.WrapRequest(&oslo.Request{Method: "add", Args: []byte(`{"a": 1, "b": 2}`),
-		MsgID: oslo.NewID(), ReplyQ: "reply_of_a_caller_gone", UniqueID: oslo.NewID()})
-	if err != nil {
-		t.Fatal(err)
+	monitor := 2.0 // a heartbeat every second
+	tests := []struct {
+		name string
+		req  oslo.Request
+	}{
+		{"reply", oslo.Request{Method: "add", Args: []byte(`{"a": 1, "b": 2}`)}},
+		{"heartbeats", oslo.Request{Method: "sleep", Args: []byte(`{"ms": 1300}`), Timeout: &monitor}},
 	}
-	if err := tr.Publish(ctx, "openstack", "calc", transport.Message{Body: body, ContentType: "application/json"}); err != nil {
-		t.Fatal(err)
-	}
-	client, err := rpc.NewClient(tr, rpc.WithTimeout(3*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	var sum int
-	if err := client.Call(ctx, transport.Target{Topic: "calc"}, "add", addArgs{20, 22}, &sum); err != nil || sum != 42 {
-		t.Errorf("a call after one whose caller is gone: %d, %v", sum, err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			tr := open(t)
+			startCalc(t, tr, rpc.WithMaxConcurrency(1))
+			req := tt.req
+			req.MsgID, req.ReplyQ, req.UniqueID = oslo.NewID(), "reply_of_a_caller_gone", oslo.NewID()
+			publishRequest(ctx, t, tr, &req)
+			client, err := rpc.NewClient(tr, rpc.WithTimeout(5*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			var sum int
+			if err := client.Call(ctx, transport.Target{Topic: "calc"}, "add", addArgs{20, 22}, &sum); err != nil || sum != 42 {
+				t.Errorf("a call after one whose caller is gone: %d, %v", sum, err)
+			}
+		})
 	}
 }
 
@@ -170,18 +168,8 @@ func TestLaterStopWaitsForHandlers(t *testing.T) {
 	defer cancel()
 	tr := open(t)
 	s := stubborn{started: make(chan struct{}, 1), release: make(chan struct{})}
-	srv, err := rpc.NewServer(tr, transport.Target{Topic: "hold", Server: "s1"}, []rpc.Endpoint{{Receiver: s}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	client, err := rpc.NewClient(tr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	srv := startServer(t, tr, "hold", s)
+	client := newClient(t, tr)
 	if err := client.Cast(ctx, transport.Target{Topic: "hold"}, "hold", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -197,33 +185,5 @@ func TestLaterStopWaitsForHandlers(t *testing.T) {
 	close(s.release)
 	if err := srv.Stop(ctx); err != nil {
 		t.Errorf("Stop once the handler returned: %v", err)
-	}
-}
-
-// TestHeartbeatToGoneCallerDoesNotHoldAWorker: heartbeats of a call whose
-// caller's queue is gone are not retried, so the worker is free once the
-// method returns.
-func TestHeartbeatToGoneCallerDoesNotHoldAWorker(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	tr := open(t)
-	startCalc(t, tr, rpc.WithMaxConcurrency(1))
-	monitor := 2.0 // a heartbeat every second
-	body, err := oslo.WrapRequest(&oslo.Request{Method: "sleep", Args: []byte(`{"ms": 1300}`), Timeout: &monitor,
-		MsgID: oslo.NewID(), ReplyQ: "reply_of_a_caller_gone", UniqueID: oslo.NewID()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tr.Publish(ctx, "openstack", "calc", transport.Message{Body: body, ContentType: "application/json"}); err != nil {
-		t.Fatal(err)
-	}
-	client, err := rpc.NewClient(tr, rpc.WithTimeout(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	var sum int
-	if err := client.Call(ctx, transport.Target{Topic: "calc"}, "add", addArgs{20, 22}, &sum); err != nil || sum != 42 {
-		t.Errorf("a call after one whose caller is gone, with heartbeats: %d, %v", sum, err)
 	}
 }
