@@ -21,11 +21,7 @@ import (
 func TestNotifyListen(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tr, err := transport.Open(ctx, "memory://"+t.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr := openMemory(t)
 	var mu sync.Mutex
 	got := map[notify.Priority][]*notify.Notification{}
 	done := make(chan struct{}, 100)
@@ -81,11 +77,7 @@ func TestNotifyListen(t *testing.T) {
 func TestMalformedNotificationRejected(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tr, err := transport.Open(ctx, "memory://"+t.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close() }) // after the listener stops
+	tr := openMemory(t)
 	got := make(chan *notify.Notification, 4)
 	startListener(t, tr, func(ctx context.Context, n *notify.Notification) error {
 		got <- n
@@ -134,11 +126,7 @@ func TestConstructorsRefuseNilTransport(t *testing.T) {
 func TestRestartAfterStopGaveUp(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tr, err := transport.Open(ctx, "memory://"+t.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close() }) // after the listener stops
+	tr := openMemory(t)
 	started, release := make(chan string, 10), make(chan struct{})
 	l := startListener(t, tr, func(ctx context.Context, n *notify.Notification) error {
 		started <- n.EventType
@@ -263,11 +251,7 @@ func TestUnknownPriorityDropped(t *testing.T) {
 // than message_id and timestamp would drop every notification; it is an
 // ErrInvalid instead.
 func TestListenerRefusesUnknownMetadataFilter(t *testing.T) {
-	tr, err := transport.Open(context.Background(), "memory://"+t.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr := openMemory(t)
 	handle := func(context.Context, *notify.Notification) error { return nil }
 	for key, ok := range map[string]bool{"message_id": true, "timestamp": true, "messageid": false, "publisher_id": false} {
 		_, err := notify.NewListener(tr, []transport.Target{{Topic: "notifications"}}, []notify.Endpoint{{
@@ -303,11 +287,7 @@ func startListener(t *testing.T, tr *transport.Transport, handle func(context.Co
 func TestStartDuringStop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tr, err := transport.Open(ctx, "memory://"+t.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close() }) // after the listener stops
+	tr := openMemory(t)
 	handled := make(chan string, 100)
 	l := startListener(t, tr, func(ctx context.Context, n *notify.Notification) error {
 		handled <- n.EventType
@@ -349,4 +329,16 @@ func TestStartDuringStop(t *testing.T) {
 			t.Fatalf("round %d: nothing handled after the restart", round)
 		}
 	}
+}
+
+// openMemory opens a memory:// transport of the test's own, closed when the
+// test ends, after the listeners startListener started have stopped.
+func openMemory(t *testing.T) *transport.Transport {
+	t.Helper()
+	tr, err := transport.Open(context.Background(), "memory://"+t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
 }

@@ -211,3 +211,13 @@ func TestCallRefusesUnusableResult(t *testing.T) {
 		t.Errorf("Call with a pointer result: %d, %v", sum, err)
 	}
 }
+
+// wantServing fails the test unless calc on tr still answers add(20, 22),
+// within ctx; what says after what.
+func wantServing(ctx context.Context, t *testing.T, client *rpc.Client, what string) {
+	t.Helper()
+	var sum int
+	if err := client.Call(ctx, transport.Target{Topic: "calc"}, "add", addArgs{20, 22}, &sum); err != nil || sum != 42 {
+		t.Errorf("a call %s: %d, %v", what, sum, err)
+	}
+}

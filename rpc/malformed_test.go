@@ -71,17 +71,9 @@ func TestMalformedRequestsRejected(t *testing.T) {
 			t.Fatalf("%s: %v", b.name, err)
 		}
 	}
-	client, err := rpc.NewClient(tr, rpc.WithTimeout(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
 	// The server takes requests in order from its topic queue, so by the
 	// time this call is answered it has seen every bad one.
-	var sum int
-	if err := client.Call(ctx, transport.Target{Topic: "calc"}, "add", addArgs{20, 22}, &sum); err != nil || sum != 42 {
-		t.Fatalf("call after malformed requests: %d, %v", sum, err)
-	}
+	wantServing(ctx, t, newClient(t, tr, rpc.WithTimeout(5*time.Second)), "after malformed requests")
 	stats := srv.Stats()
 	if stats.Rejected != uint64(len(bad)) || stats.Received != uint64(len(bad))+1 {
 		t.Errorf("stats %+v: want %d rejected, each received once", stats, len(bad))
@@ -201,15 +193,7 @@ func TestPeerVersionsAnswered(t *testing.T) {
 			t.Errorf("version %q: reply %+v, want a %s failure", tt.version, reply, tt.failure)
 		}
 	}
-	client, err := rpc.NewClient(tr, rpc.WithTimeout(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	var sum int
-	if err := client.Call(ctx, transport.Target{Topic: "calc"}, "add", addArgs{20, 22}, &sum); err != nil || sum != 42 {
-		t.Fatalf("call after odd versions: %d, %v", sum, err)
-	}
+	wantServing(ctx, t, newClient(t, tr, rpc.WithTimeout(5*time.Second)), "after odd versions")
 }
 
 // publishRequest sends req, as a peer would, to the calc server's topic.

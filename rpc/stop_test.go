@@ -135,15 +135,7 @@ func TestCallerGoneDoesNotHoldAWorker(t *testing.T) {
 			req := tt.req
 			req.MsgID, req.ReplyQ, req.UniqueID = oslo.NewID(), "reply_of_a_caller_gone", oslo.NewID()
 			publishRequest(ctx, t, tr, &req)
-			client, err := rpc.NewClient(tr, rpc.WithTimeout(5*time.Second))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer client.Close()
-			var sum int
-			if err := client.Call(ctx, transport.Target{Topic: "calc"}, "add", addArgs{20, 22}, &sum); err != nil || sum != 42 {
-				t.Errorf("a call after one whose caller is gone: %d, %v", sum, err)
-			}
+			wantServing(ctx, t, newClient(t, tr, rpc.WithTimeout(5*time.Second)), "after one whose caller is gone")
 		})
 	}
 }
