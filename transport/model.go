@@ -1,34 +1,13 @@
 package transport
 
-import "github.com/switchyard-mq/switchyard/transport/driver"
+import (
+	"time"
 
-// The portable model's data types. They are defined in package driver,
-// which the backends implement, and used here under the same names; see
-// each type's documentation there.
-type (
-	// Exchange describes an exchange to declare.
-	Exchange = driver.Exchange
-	// ExchangeKind is direct, fanout or topic.
-	ExchangeKind = driver.ExchangeKind
-	// Queue describes a queue to declare.
-	Queue = driver.Queue
-	// Binding routes messages from an exchange to a queue.
-	Binding = driver.Binding
-	// Message is what is published and what a delivery carries.
-	Message = driver.Message
-	// Headers are a message's application headers.
-	Headers = driver.Headers
-	// ConsumeOptions tune a consumer: prefetch, auto-ack, exclusive.
-	ConsumeOptions = driver.ConsumeOptions
-	// Capability is one optional behaviour of the model.
-	Capability = driver.Capability
-	// Capabilities is the set of behaviours a backend provides.
-	Capabilities = driver.Capabilities
-	// Config is a parsed transport URL.
-	Config = driver.Config
-	// Host is one broker address of a URL.
-	Host = driver.Host
+	"github.com/switchyard-mq/switchyard/transport/driver"
 )
+
+// ExchangeKind is how an exchange routes: Direct, Fanout or Topic.
+type ExchangeKind = driver.ExchangeKind
 
 // The exchange kinds.
 const (
@@ -36,6 +15,120 @@ const (
 	Direct = driver.Direct
 	// Fanout routes a message to every bound queue.
 	Fanout = driver.Fanout
-	// Topic routes by pattern: `*` is one dot-separated word, `#` any number.
+	// Topic routes by pattern: `*` is one dot-separated word, `#` zero or
+	// more.
 	Topic = driver.Topic
 )
+
+// Headers are application headers carried with a message. Values should be
+// strings, booleans, integers, floats, []byte, time.Time, nested Headers or
+// []any of those, the types every backend can carry; another type is
+// ErrInvalid.
+type Headers = driver.Headers
+
+// Exchange describes an exchange to declare. Redeclaring an exchange with
+// the same properties does nothing; with other properties it fails with
+// ErrPrecondition.
+type Exchange struct {
+	// Name is the exchange's name; it must not be empty (the default
+	// exchange "" always exists and cannot be declared).
+	Name string
+	// Kind is direct, fanout or topic.
+	Kind ExchangeKind
+	// Durable exchanges survive a broker restart.
+	Durable bool
+	// AutoDelete exchanges are deleted when their last binding goes away.
+	AutoDelete bool
+}
+
+// Queue describes a queue to declare. Zero values mean "not set": no TTL,
+// no expiry, no length limit, no dead-lettering.
+type Queue struct {
+	// Name is the queue's name. Empty asks the broker to choose a unique
+	// name, which DeclareQueue returns.
+	Name string
+	// Durable queues survive a broker restart.
+	Durable bool
+	// Exclusive queues belong to the connection that declared them: only
+	// it may consume, and the queue is deleted when it closes.
+	Exclusive bool
+	// AutoDelete queues are deleted when their last consumer goes away
+	// (after having had at least one).
+	AutoDelete bool
+	// MessageTTL expires messages that stay longer in the queue (x-message-ttl).
+	MessageTTL time.Duration
+	// Expires deletes the queue after it has been unused (no consumer, no
+	// redeclaration) for this long (x-expires).
+	Expires time.Duration
+	// MaxLength caps the number of ready messages; the oldest are dropped
+	// or dead-lettered first (x-max-length, overflow drop-head).
+	MaxLength int
+	// DeadLetterExchange receives messages that are rejected without
+	// requeue, expire, overflow MaxLength or exceed DeliveryLimit.
+	DeadLetterExchange string
+	// DeadLetterRoutingKey replaces the message's routing key when it is
+	// dead-lettered; empty keeps the original key.
+	DeadLetterRoutingKey string
+	// DeliveryLimit is how many times a message may be returned to the
+	// queue (nack with requeue, consumer gone) before it is dead-lettered
+	// instead, so a poison message never loops forever (x-delivery-limit).
+	DeliveryLimit int
+}
+
+// Binding routes messages from an exchange to a queue. Key is the routing
+// key for a direct exchange, a pattern for a topic exchange (`*` is exactly
+// one dot-separated word, `#` zero or more), and ignored by a fanout one.
+type Binding struct {
+	// Exchange is the exchange messages come from.
+	Exchange string
+	// Queue is the queue they go to.
+	Queue string
+	// Key is the routing key or pattern.
+	Key string
+}
+
+// Message is what is published and what a delivery carries. Treat a
+// delivered message as read-only: on in-process backends its body may be
+// shared by the copies routed to several queues.
+type Message struct {
+	// Body is the payload; it may be empty. Publish copies it, so the
+	// caller may reuse its buffer once Publish returns.
+	Body []byte
+	// Headers are application headers.
+	Headers Headers
+	// ContentType is the MIME type of Body, e.g. "application/json".
+	ContentType string
+	// ContentEncoding is the encoding of Body, e.g. "utf-8" or "gzip".
+	ContentEncoding string
+	// MessageID identifies the message to the application.
+	MessageID string
+	// CorrelationID links a reply to its request.
+	CorrelationID string
+	// ReplyTo names the queue a reply should be sent to.
+	ReplyTo string
+	// Expiration is the message's time to live in the queue; zero is none.
+	Expiration time.Duration
+	// Persistent messages are written to disk by brokers that can, and
+	// survive a restart in durable queues.
+	Persistent bool
+	// Timestamp is when the message was created; zero is unset.
+	Timestamp time.Time
+	// Mandatory is a publish flag, not a property: a mandatory message that
+	// reaches no queue fails Publish with ErrUnroutable instead of being
+	// dropped. It is always false on deliveries.
+	Mandatory bool
+}
+
+// ConsumeOptions tune a consumer.
+type ConsumeOptions struct {
+	// Prefetch bounds the deliveries handed out but not yet settled.
+	// Zero means the driver's default (unbounded on brokers that allow it).
+	// Prefetch 1 is fair dispatch: a busy consumer receives nothing more.
+	Prefetch int
+	// AutoAck settles every delivery as it is handed out: faster, but a
+	// message is lost if the consumer fails while handling it.
+	AutoAck bool
+	// Exclusive asks to be the queue's only consumer.
+	Exclusive bool
+}
+

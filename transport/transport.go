@@ -36,7 +36,7 @@ func WithLogger(l *slog.Logger) Option {
 // call after Close returns an error wrapping ErrClosed.
 type Transport struct {
 	conn   driver.Conn
-	cfg    *Config
+	url    *URL
 	caps   Capabilities
 	logger *slog.Logger
 	tel    *telemetry // nil: no tracing or metrics
@@ -50,54 +50,66 @@ type Transport struct {
 // driver for the scheme must be registered (imported); an unknown scheme
 // is an error listing the registered ones.
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Transport, error) {
-	cfg, err := ParseURL(rawURL)
+	u, err := ParseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	return OpenConfig(ctx, cfg, opts...)
+	return OpenURL(ctx, u, opts...)
 }
 
-// OpenConfig is Open for an already parsed URL. cfg is copied.
-func OpenConfig(ctx context.Context, cfg *Config, opts ...Option) (*Transport, error) {
+// OpenURL is Open for an already parsed URL. u is copied.
+func OpenURL(ctx context.Context, u *URL, opts ...Option) (*Transport, error) {
 	o := openOptions{logger: slog.Default()}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	opener, err := lookupOpener(cfg.Scheme)
+	opener, err := lookupOpener(u.Scheme)
 	if err != nil {
 		return nil, err
 	}
-	cfg = cfg.Clone()
-	cfg.Logger = o.logger.With("transport", cfg.String())
-	tel, err := newTelemetry(o, cfg.Scheme)
+	u = u.Clone()
+	u.Logger = o.logger.With("transport", u.String())
+	tel, err := newTelemetry(o, u.Scheme)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: telemetry: %w", cfg, err)
+		return nil, fmt.Errorf("open %s: telemetry: %w", u, err)
 	}
-	conn, err := opener.Open(ctx, cfg)
+	conn, err := opener.Open(ctx, u)
 	if err != nil {
 		if !wrapsSentinel(err) {
 			// The backend could not be reached (a refused connection, a
 			// name that does not resolve): what rabbit:// reports as
 			// ErrClosed, whatever the driver said.
-			return nil, fmt.Errorf("open %s: %w: %w", cfg, ErrClosed, err)
+			return nil, fmt.Errorf("open %s: %w: %w", u, ErrClosed, err)
 		}
-		return nil, fmt.Errorf("open %s: %w", cfg, err)
+		return nil, fmt.Errorf("open %s: %w", u, err)
 	}
 	return &Transport{
 		conn:      conn,
-		cfg:       cfg,
+		url:       u,
 		caps:      conn.Capabilities(),
-		logger:    cfg.Logger,
+		logger:    u.Logger,
 		tel:       tel,
 		consumers: map[*Consumer]struct{}{},
 	}, nil
 }
 
 // String is the transport's URL with the password hidden.
-func (t *Transport) String() string { return t.cfg.String() }
+func (t *Transport) String() string { return t.url.String() }
 
-// Config returns a copy of the parsed URL the transport was opened with.
-func (t *Transport) Config() *Config { return t.cfg.Clone() }
+// URL returns a copy of the parsed URL the transport was opened with.
+func (t *Transport) URL() *URL { return t.url.Clone() }
+
+// As sets target to the driver's underlying client, where the driver
+// documents target's type (rabbit://: **amqp091.Connection), and reports
+// whether it did: an escape hatch to what the portable model does not
+// offer. Errors need no such hatch: a client's error stays in the chain,
+// for errors.As.
+func (t *Transport) As(target any) bool {
+	if t.closed.Load() {
+		return false
+	}
+	return t.conn.As(target)
+}
 
 // Logger is the logger the transport was opened with, for the layers built
 // on it.
@@ -112,7 +124,7 @@ func (t *Transport) check(capsNeeded ...Capability) error {
 	}
 	for _, c := range capsNeeded {
 		if !t.caps.Has(c) {
-			return fmt.Errorf("%w: %s:// lacks the %q capability", ErrUnsupported, t.cfg.Scheme, c)
+			return fmt.Errorf("%w: %s:// lacks the %q capability", ErrUnsupported, t.url.Scheme, c)
 		}
 	}
 	return nil
@@ -138,12 +150,12 @@ func (t *Transport) DeclareExchange(ctx context.Context, ex Exchange) error {
 		}
 		needed := []Capability{kindCapability(ex.Kind)}
 		if ex.AutoDelete {
-			needed = append(needed, driver.CapAutoDelete)
+			needed = append(needed, CapAutoDelete)
 		}
 		if err := t.check(needed...); err != nil {
 			return err
 		}
-		return t.conn.DeclareExchange(ctx, ex)
+		return t.conn.DeclareExchange(ctx, driver.Exchange(ex))
 	}()
 	return wrap(err, "declare %s exchange %q", ex.Kind, ex.Name)
 }
@@ -151,11 +163,11 @@ func (t *Transport) DeclareExchange(ctx context.Context, ex Exchange) error {
 func kindCapability(k ExchangeKind) Capability {
 	switch k {
 	case Fanout:
-		return driver.CapFanout
+		return CapFanout
 	case Topic:
-		return driver.CapTopic
+		return CapTopic
 	}
-	return driver.CapDirect
+	return CapDirect
 }
 
 // DeleteExchange deletes an exchange and its bindings; deleting a missing
@@ -178,7 +190,7 @@ func (t *Transport) DeclareQueue(ctx context.Context, q Queue) (string, error) {
 	name, err := func() (string, error) {
 		var needed []Capability
 		if q.Name == "" {
-			needed = append(needed, driver.CapServerNamedQueue)
+			needed = append(needed, CapServerNamedQueue)
 		} else if err := validDeclaredName("queue name", q.Name); err != nil {
 			return "", err
 		}
@@ -192,10 +204,10 @@ func (t *Transport) DeclareQueue(ctx context.Context, q Queue) (string, error) {
 			set bool
 			c   Capability
 		}{
-			{q.Exclusive, driver.CapExclusiveQueue}, {q.AutoDelete, driver.CapAutoDelete},
-			{q.MessageTTL > 0, driver.CapMessageTTL}, {q.Expires > 0, driver.CapQueueExpiry},
-			{q.MaxLength > 0, driver.CapMaxLength}, {q.DeadLetterExchange != "", driver.CapDeadLetter},
-			{q.DeliveryLimit > 0, driver.CapDeliveryLimit},
+			{q.Exclusive, CapExclusiveQueue}, {q.AutoDelete, CapAutoDelete},
+			{q.MessageTTL > 0, CapMessageTTL}, {q.Expires > 0, CapQueueExpiry},
+			{q.MaxLength > 0, CapMaxLength}, {q.DeadLetterExchange != "", CapDeadLetter},
+			{q.DeliveryLimit > 0, CapDeliveryLimit},
 		} {
 			if need.set {
 				needed = append(needed, need.c)
@@ -204,7 +216,7 @@ func (t *Transport) DeclareQueue(ctx context.Context, q Queue) (string, error) {
 		if err := t.check(needed...); err != nil {
 			return "", err
 		}
-		return t.conn.DeclareQueue(ctx, q)
+		return t.conn.DeclareQueue(ctx, driver.Queue(q))
 	}()
 	if q.Name == "" {
 		return name, wrap(err, "declare server-named queue")
@@ -249,7 +261,7 @@ func (t *Transport) checkBinding(b Binding) error {
 	if err := validName("binding key", b.Key); err != nil {
 		return err
 	}
-	return t.check(driver.CapQueueBinding)
+	return t.check(CapQueueBinding)
 }
 
 // Bind routes messages from b.Exchange to b.Queue: those whose routing key
@@ -258,7 +270,7 @@ func (t *Transport) checkBinding(b Binding) error {
 func (t *Transport) Bind(ctx context.Context, b Binding) error {
 	err := t.checkBinding(b)
 	if err == nil {
-		err = t.conn.Bind(ctx, b)
+		err = t.conn.Bind(ctx, driver.Binding(b))
 	}
 	return wrap(err, "bind queue %q to exchange %q with key %q", b.Queue, b.Exchange, b.Key)
 }
@@ -267,7 +279,7 @@ func (t *Transport) Bind(ctx context.Context, b Binding) error {
 func (t *Transport) Unbind(ctx context.Context, b Binding) error {
 	err := t.checkBinding(b)
 	if err == nil {
-		err = t.conn.Unbind(ctx, b)
+		err = t.conn.Unbind(ctx, driver.Binding(b))
 	}
 	return wrap(err, "unbind queue %q from exchange %q with key %q", b.Queue, b.Exchange, b.Key)
 }
@@ -285,11 +297,11 @@ func (t *Transport) Publish(ctx context.Context, exchange, routingKey string, ms
 	if t.tel != nil {
 		var span trace.Span
 		ctx, span = t.tel.startPublish(ctx, exchange, routingKey, &msg)
-		err := t.conn.Publish(ctx, exchange, routingKey, msg)
+		err := t.conn.Publish(ctx, exchange, routingKey, driver.Message(msg))
 		t.tel.endPublish(span, exchange, err)
 		return wrap(err, "publish to exchange %q with key %q", exchange, routingKey)
 	}
-	if err := t.conn.Publish(ctx, exchange, routingKey, msg); err != nil {
+	if err := t.conn.Publish(ctx, exchange, routingKey, driver.Message(msg)); err != nil {
 		return wrap(err, "publish to exchange %q with key %q", exchange, routingKey)
 	}
 	return nil
@@ -299,8 +311,8 @@ func (t *Transport) checkPublish(exchange, routingKey string, msg *Message) erro
 	if t.closed.Load() {
 		return ErrClosed
 	}
-	if msg.Mandatory && !t.caps.Has(driver.CapMandatory) {
-		return t.check(driver.CapMandatory)
+	if msg.Mandatory && !t.caps.Has(CapMandatory) {
+		return t.check(CapMandatory)
 	}
 	if msg.Expiration < 0 {
 		return fmt.Errorf("%w: negative expiration %v", ErrInvalid, msg.Expiration)
@@ -321,10 +333,10 @@ func (t *Transport) Consume(ctx context.Context, queue string, opts ConsumeOptio
 		err = fmt.Errorf("%w: negative prefetch %d", ErrInvalid, opts.Prefetch)
 	}
 	if err == nil && opts.Prefetch > 0 {
-		err = t.check(driver.CapPrefetch)
+		err = t.check(CapPrefetch)
 	}
 	if err == nil && opts.Exclusive {
-		err = t.check(driver.CapExclusiveConsumer)
+		err = t.check(CapExclusiveConsumer)
 	}
 	if err == nil {
 		err = t.check()
@@ -332,7 +344,7 @@ func (t *Transport) Consume(ctx context.Context, queue string, opts ConsumeOptio
 	if err != nil {
 		return nil, wrap(err, "consume queue %q", queue)
 	}
-	dc, err := t.conn.Consume(ctx, queue, opts)
+	dc, err := t.conn.Consume(ctx, queue, driver.ConsumeOptions(opts))
 	if err != nil {
 		return nil, wrap(err, "consume queue %q", queue)
 	}
@@ -402,7 +414,15 @@ func (c *Consumer) Receive(ctx context.Context) (*Delivery, error) {
 	if err != nil {
 		return nil, wrap(err, "receive from %q", c.queue)
 	}
-	delivery := &Delivery{Delivery: d}
+	delivery := &Delivery{
+		Message:       Message(d.Message),
+		Exchange:      d.Exchange,
+		RoutingKey:    d.RoutingKey,
+		Redelivered:   d.Redelivered,
+		DeliveryCount: d.DeliveryCount,
+		settler:       d.Settler,
+		tag:           d.Tag,
+	}
 	if tel := c.t.tel; tel != nil {
 		delivery.tel, delivery.queue = tel, c.queue
 		delivery.traceCtx = tel.received(c.queue, delivery)
@@ -427,15 +447,32 @@ func (c *Consumer) Close() error {
 // Unless the consumer auto-acks, settle it exactly once with Ack, Nack or
 // Reject; settling twice returns ErrSettled.
 type Delivery struct {
-	driver.Delivery
+	Message
+	// Exchange and RoutingKey are where the message was published.
+	Exchange   string
+	RoutingKey string
+	// Redelivered is set when the message was handed out before and came
+	// back to the queue (requeued, or its consumer went away unsettled).
+	Redelivered bool
+	// DeliveryCount is how many times the message was returned to the
+	// queue before this delivery, where the backend counts it
+	// (CapDeliveryCount).
+	DeliveryCount int
+
+	settler  driver.Settler // nil for auto-ack deliveries
+	tag      uint64
 	settled  atomic.Bool
 	tel      *telemetry      // nil without telemetry
 	queue    string          // for metrics
 	traceCtx context.Context // the receipt's span, for TraceContext
 }
 
+// settle claims the delivery's one settlement.
 func (d *Delivery) settle() error {
-	if d.Settler == nil || d.settled.Swap(true) {
+	if d.settler == nil {
+		return fmt.Errorf("%w: the delivery came from an auto-ack consumer", ErrSettled)
+	}
+	if d.settled.Swap(true) {
 		return ErrSettled
 	}
 	return nil
@@ -446,7 +483,7 @@ func (d *Delivery) Ack() error {
 	if err := d.settle(); err != nil {
 		return err
 	}
-	err := d.Settler.Ack(d.Tag)
+	err := d.settler.Ack(d.tag)
 	if d.tel != nil && err == nil {
 		d.tel.settled(d.queue, d.tel.acked)
 	}
@@ -460,7 +497,7 @@ func (d *Delivery) Nack(requeue bool) error {
 	if err := d.settle(); err != nil {
 		return err
 	}
-	err := d.Settler.Nack(d.Tag, requeue)
+	err := d.settler.Nack(d.tag, requeue)
 	if d.tel != nil && err == nil {
 		if requeue {
 			d.tel.settled(d.queue, d.tel.requeued)

@@ -30,10 +30,10 @@ func (limitedConn) Close() error { return nil }
 const unreachableScheme = "test-unreachable"
 
 func init() {
-	transport.Register(limitedScheme, driver.OpenerFunc(func(context.Context, *driver.Config) (driver.Conn, error) {
+	transport.Register(limitedScheme, driver.OpenerFunc(func(context.Context, *driver.URL) (driver.Conn, error) {
 		return limitedConn{}, nil
 	}))
-	transport.Register(unreachableScheme, driver.OpenerFunc(func(context.Context, *driver.Config) (driver.Conn, error) {
+	transport.Register(unreachableScheme, driver.OpenerFunc(func(context.Context, *driver.URL) (driver.Conn, error) {
 		return nil, errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
 	}))
 }

@@ -13,6 +13,12 @@ import (
 	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
+// URL is a parsed transport URL; its String form hides the password.
+type URL = driver.URL
+
+// Host is one broker address of a URL.
+type Host = driver.Host
+
 // ParseURL parses a transport URL of the form
 //
 //	scheme://user:pass@host1:port,host2:port/vhost?option=value
@@ -22,7 +28,7 @@ import (
 // (rabbit://u:p@h1,u:p@h2/); a percent-escaped password; a virtual host
 // that is the path without its leading slash. A malformed URL is an error
 // wrapping ErrInvalid that names the bad part and never shows the password.
-func ParseURL(raw string) (*Config, error) {
+func ParseURL(raw string) (*URL, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: transport URL %q: %s", ErrInvalid, redactRawURL(raw), fmt.Sprintf(format, args...))
 	}
@@ -39,7 +45,7 @@ func ParseURL(raw string) (*Config, error) {
 			return nil, bad("scheme %q has the character %q", scheme, r)
 		}
 	}
-	cfg := &Config{Scheme: strings.ToLower(scheme), Options: url.Values{}}
+	cfg := &URL{Scheme: strings.ToLower(scheme), Options: url.Values{}}
 
 	rest, rawQuery, _ := strings.Cut(rest, "?")
 	authority, path, hasPath := strings.Cut(rest, "/")

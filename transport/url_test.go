@@ -72,44 +72,44 @@ func TestParseURLBad(t *testing.T) {
 func TestParseURL(t *testing.T) {
 	tests := []struct {
 		url  string
-		want transport.Config
+		want transport.URL
 	}{
-		{"memory://", transport.Config{Scheme: "memory"}},
-		{"memory://broker-2", transport.Config{Scheme: "memory", Hosts: []transport.Host{{Name: "broker-2"}}}},
-		{"RABBIT://Host/", transport.Config{Scheme: "rabbit", Hosts: []transport.Host{{Name: "Host"}}}},
+		{"memory://", transport.URL{Scheme: "memory"}},
+		{"memory://broker-2", transport.URL{Scheme: "memory", Hosts: []transport.Host{{Name: "broker-2"}}}},
+		{"RABBIT://Host/", transport.URL{Scheme: "rabbit", Hosts: []transport.Host{{Name: "Host"}}}},
 		{
 			"rabbit://guest:" + secret + "@h1:5672,guest:" + secret + "@h2:5673/",
-			transport.Config{
+			transport.URL{
 				Scheme: "rabbit", User: "guest", Password: secret, HasPassword: true,
 				Hosts: []transport.Host{{Name: "h1", Port: 5672}, {Name: "h2", Port: 5673}},
 			},
 		},
 		{
 			"rabbit://guest:" + secret + "@h1,h2:5672/",
-			transport.Config{
+			transport.URL{
 				Scheme: "rabbit", User: "guest", Password: secret, HasPassword: true,
 				Hosts: []transport.Host{{Name: "h1"}, {Name: "h2", Port: 5672}},
 			},
 		},
-		{"rabbit://[::1]:5672/", transport.Config{Scheme: "rabbit", Hosts: []transport.Host{{Name: "::1", Port: 5672}}}},
-		{"rabbit://[fe80::1]/", transport.Config{Scheme: "rabbit", Hosts: []transport.Host{{Name: "fe80::1"}}}},
-		{"rabbit://[fe80::1%25eth0]:5672/", transport.Config{Scheme: "rabbit", Hosts: []transport.Host{{Name: "fe80::1%25eth0", Port: 5672}}}},
-		{"rabbit://127.0.0.1:5672/", transport.Config{Scheme: "rabbit", Hosts: []transport.Host{{Name: "127.0.0.1", Port: 5672}}}},
-		{"rabbit://h/%2Fprod", transport.Config{Scheme: "rabbit", Hosts: []transport.Host{{Name: "h"}}, VirtualHost: "/prod"}},
-		{"rabbit://h/my%20vhost", transport.Config{Scheme: "rabbit", Hosts: []transport.Host{{Name: "h"}}, VirtualHost: "my vhost"}},
-		{"rabbit://u%40corp:p%3Aw%40d@h/", transport.Config{
+		{"rabbit://[::1]:5672/", transport.URL{Scheme: "rabbit", Hosts: []transport.Host{{Name: "::1", Port: 5672}}}},
+		{"rabbit://[fe80::1]/", transport.URL{Scheme: "rabbit", Hosts: []transport.Host{{Name: "fe80::1"}}}},
+		{"rabbit://[fe80::1%25eth0]:5672/", transport.URL{Scheme: "rabbit", Hosts: []transport.Host{{Name: "fe80::1%25eth0", Port: 5672}}}},
+		{"rabbit://127.0.0.1:5672/", transport.URL{Scheme: "rabbit", Hosts: []transport.Host{{Name: "127.0.0.1", Port: 5672}}}},
+		{"rabbit://h/%2Fprod", transport.URL{Scheme: "rabbit", Hosts: []transport.Host{{Name: "h"}}, VirtualHost: "/prod"}},
+		{"rabbit://h/my%20vhost", transport.URL{Scheme: "rabbit", Hosts: []transport.Host{{Name: "h"}}, VirtualHost: "my vhost"}},
+		{"rabbit://u%40corp:p%3Aw%40d@h/", transport.URL{
 			Scheme: "rabbit", User: "u@corp", Password: "p:w@d", HasPassword: true, Hosts: []transport.Host{{Name: "h"}},
 		}},
-		{"rabbit://u:@h/", transport.Config{Scheme: "rabbit", User: "u", HasPassword: true, Hosts: []transport.Host{{Name: "h"}}}},
-		{"rabbit://u@h/", transport.Config{Scheme: "rabbit", User: "u", Hosts: []transport.Host{{Name: "h"}}}},
+		{"rabbit://u:@h/", transport.URL{Scheme: "rabbit", User: "u", HasPassword: true, Hosts: []transport.Host{{Name: "h"}}}},
+		{"rabbit://u@h/", transport.URL{Scheme: "rabbit", User: "u", Hosts: []transport.Host{{Name: "h"}}}},
 		{
 			"amqp://h:5672/?heartbeat=10&ssl=true&tag=a&tag=b",
-			transport.Config{
+			transport.URL{
 				Scheme: "amqp", Hosts: []transport.Host{{Name: "h", Port: 5672}},
 				Options: url.Values{"heartbeat": {"10"}, "ssl": {"true"}, "tag": {"a", "b"}},
 			},
 		},
-		{"zmq://?rpc_zmq_matchmaker=redis", transport.Config{Scheme: "zmq", Options: url.Values{"rpc_zmq_matchmaker": {"redis"}}}},
+		{"zmq://?rpc_zmq_matchmaker=redis", transport.URL{Scheme: "zmq", Options: url.Values{"rpc_zmq_matchmaker": {"redis"}}}},
 	}
 	for _, tt := range tests {
 		t.Run(testName(tt.url), func(t *testing.T) {

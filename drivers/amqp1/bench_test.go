@@ -52,7 +52,7 @@ func newBenchEnv(b *testing.B, query string) *benchEnv {
 	}
 	e.tr = tr
 	b.Cleanup(func() { _ = tr.Close() })
-	cfg := tr.Config()
+	cfg := tr.URL()
 	e.raw, err = amqp.Dial(ctx, "amqp://"+cfg.Hosts[0].String(), &amqp.ConnOptions{
 		HostName: "vhost:" + cfg.VirtualHost, SASLType: amqp.SASLTypePlain(cfg.User, cfg.Password),
 	})

@@ -118,7 +118,7 @@ type conn struct {
 	sendOpts  *amqp.SendOptions // pre-settled or not, by the URL
 }
 
-func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
+func open(ctx context.Context, cfg *driver.URL) (driver.Conn, error) {
 	s, err := parseSettings(cfg)
 	if err != nil {
 		return nil, err
@@ -300,23 +300,17 @@ func (c *conn) redial() (*amqp.Conn, int) {
 	c.mu.Lock()
 	first := c.host
 	c.mu.Unlock()
-	delay := c.s.retry.interval
-	for {
+	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
 		ac, host, err := c.dialAny(ctx, first)
 		cancel()
 		if err == nil {
 			return ac, host
 		}
-		c.logger.Warn("amqp1: reconnect failed", "err", err, "retry_in", delay)
-		timer := time.NewTimer(delay)
-		select {
-		case <-c.ctx.Done():
-			timer.Stop()
+		c.logger.Warn("amqp1: reconnect failed", "err", err, "retry_in", c.s.retry.Delay(attempt))
+		if c.s.retry.Wait(c.ctx, attempt) != nil {
 			return nil, 0
-		case <-timer.C:
 		}
-		delay = c.s.retry.next(delay)
 	}
 }
 
@@ -470,6 +464,24 @@ func (c *conn) Healthy(ctx context.Context) error {
 		return fmt.Errorf("amqp1: connection to %s lost; reconnecting", host)
 	}
 	return nil
+}
+
+// As implements driver.Conn: a **amqp.Conn target (go-amqp's) gets the
+// connection in use now, which a reconnection replaces; false while the
+// driver reconnects.
+func (c *conn) As(target any) bool {
+	p, ok := target.(**amqp.Conn)
+	if !ok {
+		return false
+	}
+	c.mu.Lock()
+	ac := c.cur.ac
+	c.mu.Unlock()
+	if ac == nil {
+		return false
+	}
+	*p = ac
+	return true
 }
 
 // Close implements driver.Conn: consumers end first (their unsettled

@@ -77,7 +77,7 @@ func rabbitURL(t testing.TB) string {
 }
 
 // withPassword renders cfg with its password (Config.String hides it).
-func withPassword(cfg *transport.Config, raw string) string {
+func withPassword(cfg *transport.URL, raw string) string {
 	u := url.URL{Scheme: cfg.Scheme, Host: cfg.Hosts[0].String(), Path: "/" + cfg.VirtualHost}
 	if cfg.User != "" || cfg.HasPassword {
 		u.User = url.UserPassword(cfg.User, cfg.Password)

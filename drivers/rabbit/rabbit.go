@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -77,14 +76,14 @@ type session struct {
 	tracked sharedChannel    // mandatory publishes, and others that must be confirmed
 }
 
-func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
-	s, err := parseSettings(cfg)
+func open(ctx context.Context, u *driver.URL) (driver.Conn, error) {
+	s, err := parseSettings(u)
 	if err != nil {
 		return nil, err
 	}
 	c := &conn{
 		s:         s,
-		logger:    cfg.Logger,
+		logger:    u.Logger,
 		topoSem:   make(chan struct{}, 1),
 		ready:     make(chan struct{}),
 		consumers: map[*consumer]struct{}{},
@@ -110,6 +109,22 @@ func open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
 	}
 	c.cancel()
 	return nil, errors.Join(errs...)
+}
+
+// As implements driver.Conn: a **amqp091.Connection target gets the
+// connection in use now, which a reconnection replaces; false while the
+// driver reconnects.
+func (c *conn) As(target any) bool {
+	p, ok := target.(**amqp.Connection)
+	if !ok {
+		return false
+	}
+	sess := c.cur.Load()
+	if sess == nil {
+		return false
+	}
+	*p = sess.amqp
+	return true
 }
 
 // pickHost returns the next host to try, round robin.
@@ -271,12 +286,7 @@ func (c *conn) reconnect() *session {
 	attempts := 0
 	for round := 0; ; round++ {
 		if round > 0 {
-			wait := c.s.backoff(round-1, rand.Int64N)
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-c.ctx.Done():
-				t.Stop()
+			if c.s.reconnect.Wait(c.ctx, round-1) != nil {
 				return nil
 			}
 		}

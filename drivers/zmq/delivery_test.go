@@ -332,7 +332,7 @@ func TestOptions(t *testing.T) {
 		{"send_timeout=-1s", "send_timeout"},
 	}
 	for _, row := range rows {
-		cfg := &driver.Config{Scheme: Scheme, Options: url.Values{}}
+		cfg := &driver.URL{Scheme: Scheme, Options: url.Values{}}
 		q, _ := url.ParseQuery(row.query)
 		cfg.Options = q
 		_, err := parseOptions(cfg)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 	"github.com/switchyard-mq/switchyard/router"
 	"github.com/switchyard-mq/switchyard/transport"
 	"github.com/switchyard-mq/switchyard/transport/driver"
+	"github.com/switchyard-mq/switchyard/transport/driver/option"
 )
 
 // Scheme is the URL scheme this driver registers.
@@ -29,22 +29,44 @@ const Scheme = "zmq"
 // can neither be delivered nor held.
 var ErrBufferFull = fmt.Errorf("%w: sender-side buffer full and no live consumer", driver.ErrUnroutable)
 
-// URL options and their defaults.
-const (
-	optMatchmaker   = "matchmaker"
-	optBind         = "bind"
-	optAckTimeout   = "ack_timeout"
-	optLivenessTTL  = "liveness_ttl"
-	optRefresh      = "liveness_refresh"
-	optBufferSize   = "buffer_size"
-	optBufferTime   = "buffer_time"
-	optSendTimeout  = "send_timeout"
-	defaultRegistry = "default"
+// defaultRegistry names the registry of a zmq:// URL without a host.
+const defaultRegistry = "default"
+
+// The URL options this driver reads, besides the portable ones.
+var (
+	optMatchmaker = option.String(option.Spec{Name: "matchmaker", Default: "memory", Check: checkMatchmaker,
+		Doc: `where nodes find each other: "memory" (this process) or a redis://host:port/db URL`})
+	optBind = option.String(option.Spec{Name: "bind", Default: "127.0.0.1",
+		Doc: "the `address` (host, or host:port) the node listens on (default 127.0.0.1, any port)"})
+	optAckTimeout = option.Duration(option.Spec{Name: "ack_timeout", Default: "30s",
+		Doc: "how long a delivery may stay unsettled before it is sent to another consumer (0: never)"})
+	optLivenessTTL = option.Duration(option.Spec{Name: "liveness_ttl", Default: "10s",
+		Doc: "how long a node stays registered without refreshing (more than 0)"})
+	optRefresh = option.Duration(option.Spec{Name: "liveness_refresh",
+		Doc: "how often a node refreshes its registration (default liveness_ttl/3)"})
+	optBufferSize = option.Int(option.Spec{Name: "buffer_size", Default: "10000",
+		Doc: "messages a sender holds for a queue without a live consumer"})
+	optBufferTime = option.Duration(option.Spec{Name: "buffer_time",
+		Doc: "how long a sender holds such a message (0: no limit)"})
+	optSendTimeout = option.Duration(option.Spec{Name: "send_timeout", Default: "5s",
+		Doc: "how long a send to another node may take (more than 0)"})
+
+	urlOptions = option.NewSet(append(option.Portable(), optMatchmaker, optBind, optAckTimeout, optLivenessTTL,
+		optRefresh, optBufferSize, optBufferTime, optSendTimeout)...)
 )
+
+// checkMatchmaker refuses a matchmaker other than memory and Redis,
+// without quoting the value, which may hold a password.
+func checkMatchmaker(v string) error {
+	if v == "memory" || strings.HasPrefix(v, "redis://") || strings.HasPrefix(v, "rediss://") {
+		return nil
+	}
+	return fmt.Errorf(`want "memory" or a redis://host:port/db URL`)
+}
 
 type options struct {
 	matchmaker  string // "memory" or a redis:// URL
-	bind        string // host, or host:port
+	bind        string // host:port
 	ackTimeout  time.Duration
 	livenessTTL time.Duration
 	refresh     time.Duration
@@ -53,60 +75,34 @@ type options struct {
 	sendTimeout time.Duration
 }
 
-func parseOptions(cfg *driver.Config) (options, error) {
-	if err := cfg.UnknownOptions(optMatchmaker, optBind, optAckTimeout, optLivenessTTL, optRefresh,
-		optBufferSize, optBufferTime, optSendTimeout); err != nil {
+func parseOptions(u *driver.URL) (options, error) {
+	v, err := urlOptions.Parse(u)
+	if err != nil {
 		return options{}, err
 	}
 	o := options{
-		matchmaker:  cfg.Option(optMatchmaker, "memory"),
-		bind:        cfg.Option(optBind, "127.0.0.1"),
-		bufferSize:  10000,
-		sendTimeout: 5 * time.Second,
-		ackTimeout:  30 * time.Second,
-		livenessTTL: 10 * time.Second,
+		matchmaker:  optMatchmaker.Get(v),
+		bind:        optBind.Get(v),
+		ackTimeout:  optAckTimeout.Get(v),
+		livenessTTL: optLivenessTTL.Get(v),
+		refresh:     optRefresh.Get(v),
+		bufferSize:  optBufferSize.Get(v),
+		bufferTime:  optBufferTime.Get(v),
+		sendTimeout: optSendTimeout.Get(v),
 	}
-	bad := func(name, value, want string) error {
-		return fmt.Errorf("%w: zmq:// option %s=%q: want %s", driver.ErrInvalid, name, value, want)
-	}
-	durations := []struct {
-		name     string
-		dst      *time.Duration
-		zeroOK   bool
-		describe string
-	}{
-		{optAckTimeout, &o.ackTimeout, true, "a duration such as 30s (0: never)"},
-		{optLivenessTTL, &o.livenessTTL, false, "a positive duration such as 10s"},
-		{optRefresh, &o.refresh, false, "a positive duration shorter than liveness_ttl"},
-		{optBufferTime, &o.bufferTime, true, "a duration such as 1m (0: no limit)"},
-		{optSendTimeout, &o.sendTimeout, false, "a positive duration such as 5s"},
-	}
-	for _, d := range durations {
-		raw := cfg.Option(d.name, "")
-		if raw == "" {
-			continue
-		}
-		v, err := time.ParseDuration(raw)
-		if err != nil || v < 0 || (v == 0 && !d.zeroOK) {
-			return o, bad(d.name, raw, d.describe)
-		}
-		*d.dst = v
+	bad := func(opt option.Option, want string) error {
+		return fmt.Errorf("%w: option %s of %s: want %s", driver.ErrInvalid, opt.Spec().Name, u, want)
 	}
 	if o.refresh == 0 {
 		o.refresh = o.livenessTTL / 3
 	}
-	if o.refresh >= o.livenessTTL {
-		return o, bad(optRefresh, o.refresh.String(), "a duration shorter than liveness_ttl ("+o.livenessTTL.String()+")")
-	}
-	if raw := cfg.Option(optBufferSize, ""); raw != "" {
-		n, err := strconv.Atoi(raw)
-		if err != nil || n < 0 {
-			return o, bad(optBufferSize, raw, "a number of messages, 0 or more")
-		}
-		o.bufferSize = n
-	}
-	if o.matchmaker != "memory" && !strings.HasPrefix(o.matchmaker, "redis://") && !strings.HasPrefix(o.matchmaker, "rediss://") {
-		return o, bad(optMatchmaker, o.matchmaker, `"memory" or a redis://host:port/db URL`)
+	switch {
+	case o.livenessTTL == 0:
+		return o, bad(optLivenessTTL, "more than 0")
+	case o.sendTimeout == 0:
+		return o, bad(optSendTimeout, "more than 0")
+	case o.refresh == 0 || o.refresh >= o.livenessTTL:
+		return o, bad(optRefresh, "a duration more than 0 and shorter than liveness_ttl ("+o.livenessTTL.String()+")")
 	}
 	if _, _, err := net.SplitHostPort(o.bind); err != nil {
 		o.bind = net.JoinHostPort(strings.Trim(o.bind, "[]"), "0")
@@ -125,7 +121,7 @@ type opener struct {
 	registries map[string]*matchmaker.Memory
 }
 
-func (o *opener) Open(ctx context.Context, cfg *driver.Config) (driver.Conn, error) {
+func (o *opener) Open(ctx context.Context, cfg *driver.URL) (driver.Conn, error) {
 	opts, err := parseOptions(cfg)
 	if err != nil {
 		return nil, err
@@ -616,6 +612,10 @@ func (c *conn) autoDeleteQueue(ctx context.Context, name string) {
 		c.logger.Warn("zmq: deleting an auto-delete queue without consumers failed", "queue", name, "err", err)
 	}
 }
+
+// As implements driver.Conn: zmq:// speaks ZeroMQ itself and has no
+// client to reach.
+func (c *conn) As(any) bool { return false }
 
 // Close implements driver.Conn: consumers end (their messages go back to
 // their senders), the node leaves the matchmaker, connections close, and

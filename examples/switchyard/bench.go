@@ -165,7 +165,7 @@ type benchBackend struct {
 	label  string        // the URL, without its password
 	family string        // the URL scheme, which picks the raw baseline
 	cfg    config.Config // for RPC options; its TransportURL is this backend's
-	tc     *transport.Config
+	tc     *transport.URL
 	raw    benchClient // nil: no raw baseline (a note says why)
 }
 
@@ -218,7 +218,7 @@ func benchBackends(o benchOptions) (backends []*benchBackend, notes []string, er
 
 // rawBaseline returns the raw client of tc's backend family, or a note
 // saying why there is none.
-func rawBaseline(tc *transport.Config) (benchClient, string, error) {
+func rawBaseline(tc *transport.URL) (benchClient, string, error) {
 	switch tc.Scheme {
 	case "memory":
 		return chanBaseline{}, "", nil

@@ -37,8 +37,8 @@ type amqp1Baseline struct {
 // amqp1ServerCredit is the raw RPC server's credit, as rabbitServerPrefetch.
 const amqp1ServerCredit = 64
 
-func newAMQP1Baseline(tc *transport.Config) (*amqp1Baseline, error) {
-	a := &amqp1Baseline{vhost: tc.VirtualHost, user: tc.User, pass: tc.Password, flavour: tc.Option("flavour", "auto")}
+func newAMQP1Baseline(tc *transport.URL) (*amqp1Baseline, error) {
+	a := &amqp1Baseline{vhost: tc.VirtualHost, user: tc.User, pass: tc.Password, flavour: queryOption(tc, "flavour", "auto")}
 	host, port := "localhost", 5672
 	if len(tc.Hosts) > 0 {
 		host = tc.Hosts[0].Name
@@ -47,14 +47,14 @@ func newAMQP1Baseline(tc *transport.Config) (*amqp1Baseline, error) {
 		}
 	}
 	a.addr = net.JoinHostPort(host, strconv.Itoa(port))
-	if v := tc.Option("presettled", ""); v != "" {
+	if v := queryOption(tc, "presettled", ""); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return nil, fmt.Errorf("option presettled=%q is not true or false", v)
 		}
 		a.presettled = b
 	}
-	if v := tc.Option("prefetch_size", ""); v != "" {
+	if v := queryOption(tc, "prefetch_size", ""); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
 			return nil, fmt.Errorf("option prefetch_size=%q is not a positive number", v)

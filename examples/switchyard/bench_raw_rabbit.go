@@ -32,9 +32,9 @@ const rabbitServerPrefetch = 64
 // newRabbitBaseline builds the amqp091-go URL from a rabbit:// URL's
 // first host, credentials (guest/guest without) and virtual host (the
 // driver's default "/" for none).
-func newRabbitBaseline(tc *transport.Config) (*rabbitBaseline, error) {
+func newRabbitBaseline(tc *transport.URL) (*rabbitBaseline, error) {
 	confirms := true
-	if v := tc.Option("confirms", ""); v != "" {
+	if v := queryOption(tc, "confirms", ""); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return nil, fmt.Errorf("option confirms=%q is not true or false", v)
@@ -380,4 +380,12 @@ func (p *pendingCalls) fail(ctx context.Context, err error) {
 		p.err = err
 		close(p.failed)
 	}
+}
+
+// queryOption is the last value of a URL's query option, or def.
+func queryOption(u *transport.URL, name, def string) string {
+	if vs := u.Options[name]; len(vs) > 0 {
+		return vs[len(vs)-1]
+	}
+	return def
 }

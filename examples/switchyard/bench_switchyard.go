@@ -27,7 +27,7 @@ type switchyardClient struct {
 func (switchyardClient) name() string { return switchyardName }
 
 func (s switchyardClient) open(ctx context.Context) (*transport.Transport, error) {
-	return transport.OpenConfig(ctx, s.b.tc, transport.WithLogger(s.logger))
+	return transport.OpenURL(ctx, s.b.tc, transport.WithLogger(s.logger))
 }
 
 // openPair opens the two sides' transports; close closes both.

@@ -32,7 +32,7 @@ type RabbitVHost struct {
 	// URL is the broker's transport URL with Name as its virtual host.
 	URL string
 
-	cfg *transport.Config
+	cfg *transport.URL
 }
 
 // NewRabbitVHost creates a fresh virtual host on the RabbitMQ broker that

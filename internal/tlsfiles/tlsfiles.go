@@ -10,33 +10,44 @@ import (
 	"os"
 
 	"github.com/switchyard-mq/switchyard/transport/driver"
+	"github.com/switchyard-mq/switchyard/transport/driver/option"
 )
 
-// The option names, as oslo.messaging's.
-const (
-	CAFile   = "ssl_ca_file"
-	CertFile = "ssl_cert_file"
-	KeyFile  = "ssl_key_file"
+// The options, as oslo.messaging's rabbit driver names them.
+var (
+	// CAFile is the PEM file of the CAs to trust.
+	CAFile = option.String(option.Spec{Name: "ssl_ca_file", Group: option.GroupRabbit,
+		Aliases: []option.Alias{{Group: option.GroupRabbit, Name: "kombu_ssl_ca_certs"}},
+		Doc:     "PEM `file` of the CAs to trust (default: the system's)"})
+	// CertFile is the PEM file of the client certificate.
+	CertFile = option.String(option.Spec{Name: "ssl_cert_file", Group: option.GroupRabbit,
+		Aliases: []option.Alias{{Group: option.GroupRabbit, Name: "kombu_ssl_certfile"}},
+		Doc:     "PEM `file` of the client certificate"})
+	// KeyFile is the PEM file of the client certificate's key.
+	KeyFile = option.String(option.Spec{Name: "ssl_key_file", Group: option.GroupRabbit,
+		Aliases: []option.Alias{{Group: option.GroupRabbit, Name: "kombu_ssl_keyfile"}},
+		Doc:     "PEM `file` of the client certificate's key"})
 )
 
-// Options lists the option names, for a driver's known options.
-func Options() []string { return []string{CAFile, CertFile, KeyFile} }
+// Options lists the options, for a driver's option set.
+func Options() []option.Option { return []option.Option{CAFile, CertFile, KeyFile} }
 
-// Set reports whether cfg sets any of the options.
-func Set(cfg *driver.Config) bool {
-	return cfg.Option(CAFile, "") != "" || cfg.Option(CertFile, "") != "" || cfg.Option(KeyFile, "") != ""
+// Set reports whether v sets any of the options.
+func Set(v option.Values) bool {
+	return CAFile.Get(v) != "" || CertFile.Get(v) != "" || KeyFile.Get(v) != ""
 }
 
 // Config returns a TLS 1.2+ configuration trusting the CA file (else the
 // system's roots) and presenting the certificate and key, when given. A
 // missing or unreadable file, or a certificate without its key, is an
-// error wrapping driver.ErrInvalid naming the option.
-func Config(cfg *driver.Config) (*tls.Config, error) {
-	bad := func(name, format string, args ...any) error {
-		return fmt.Errorf("%w: option %s of %s: %s", driver.ErrInvalid, name, cfg, fmt.Sprintf(format, args...))
+// error wrapping driver.ErrInvalid naming the option and where (the URL,
+// its password hidden).
+func Config(v option.Values, where fmt.Stringer) (*tls.Config, error) {
+	bad := func(o option.Option, format string, args ...any) error {
+		return fmt.Errorf("%w: option %s of %s: %s", driver.ErrInvalid, o.Spec().Name, where, fmt.Sprintf(format, args...))
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if ca := cfg.Option(CAFile, ""); ca != "" {
+	if ca := CAFile.Get(v); ca != "" {
 		pem, err := os.ReadFile(ca)
 		if err != nil {
 			return nil, bad(CAFile, "%v", err)
@@ -46,7 +57,7 @@ func Config(cfg *driver.Config) (*tls.Config, error) {
 			return nil, bad(CAFile, "%s holds no PEM certificate", ca)
 		}
 	}
-	certFile, keyFile := cfg.Option(CertFile, ""), cfg.Option(KeyFile, "")
+	certFile, keyFile := CertFile.Get(v), KeyFile.Get(v)
 	switch {
 	case certFile != "" && keyFile != "":
 		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
@@ -55,9 +66,9 @@ func Config(cfg *driver.Config) (*tls.Config, error) {
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	case certFile != "":
-		return nil, bad(KeyFile, "missing: %s needs it", CertFile)
+		return nil, bad(KeyFile, "missing: %s needs it", CertFile.Spec().Name)
 	case keyFile != "":
-		return nil, bad(CertFile, "missing: %s needs it", KeyFile)
+		return nil, bad(CertFile, "missing: %s needs it", KeyFile.Spec().Name)
 	}
 	return tc, nil
 }

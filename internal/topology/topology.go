@@ -12,12 +12,12 @@ package topology
 
 import (
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/switchyard-mq/switchyard/internal/oslo"
+	"github.com/switchyard-mq/switchyard/internal/rabbitmq"
 	"github.com/switchyard-mq/switchyard/transport"
-	"github.com/switchyard-mq/switchyard/transport/driver"
+	"github.com/switchyard-mq/switchyard/transport/driver/option"
 )
 
 // Settings are the topology options of one transport.
@@ -33,50 +33,29 @@ type Settings struct {
 	caps transport.Capabilities
 }
 
+// options are those the settings read: the portable ones, and the rabbit
+// driver's rabbit_quorum_queue, which makes the exchange and shared
+// queues durable, as oslo does (other drivers refuse it at Open).
+var options = option.NewSet(append(option.Portable(), rabbitmq.QuorumQueue)...)
+
 // FromTransport reads the settings from tr's URL options, with oslo's
 // defaults.
 func FromTransport(tr *transport.Transport) (Settings, error) {
-	cfg := tr.Config()
-	s := Settings{
-		ControlExchange: cfg.Option("control_exchange", oslo.DefaultControlExchange),
-		TransientTTL:    oslo.DefaultTransientQueueTTL,
-		caps:            tr.Capabilities(),
-	}
-	var err error
-	if s.Durable, err = boolOption(cfg, "amqp_durable_queues"); err != nil {
-		return s, err
-	}
-	if s.AutoDelete, err = boolOption(cfg, "amqp_auto_delete"); err != nil {
-		return s, err
-	}
-	// oslo makes the exchange and shared queues durable for quorum queues
-	// too (rabbit_quorum_queue is the rabbit driver's option; other drivers
-	// refuse it as unknown).
-	quorum, err := boolOption(cfg, "rabbit_quorum_queue")
+	v, err := options.Pick(tr.URL())
 	if err != nil {
-		return s, err
+		return Settings{}, err
 	}
-	s.Durable = s.Durable || quorum
-	if v := cfg.Option("rabbit_transient_queues_ttl", ""); v != "" {
-		secs, err := strconv.Atoi(v)
-		if err != nil || secs < 1 {
-			return s, fmt.Errorf("%w: option rabbit_transient_queues_ttl=%q is not a positive number of seconds", transport.ErrInvalid, v)
-		}
-		s.TransientTTL = time.Duration(secs) * time.Second
+	s := Settings{
+		ControlExchange: option.ControlExchange.Get(v),
+		Durable:         option.DurableQueues.Get(v) || rabbitmq.QuorumQueue.Get(v),
+		AutoDelete:      option.AutoDelete.Get(v),
+		TransientTTL:    option.TransientQueuesTTL.Get(v),
+		caps:            tr.Capabilities(),
 	}
 	if s.ControlExchange == "" {
 		return s, fmt.Errorf("%w: option control_exchange is empty", transport.ErrInvalid)
 	}
 	return s, nil
-}
-
-func boolOption(cfg *transport.Config, name string) (bool, error) {
-	v := cfg.Option(name, "false")
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		return false, fmt.Errorf("%w: option %s=%q is not a boolean", transport.ErrInvalid, name, v)
-	}
-	return b, nil
 }
 
 // ExchangeName is the target's exchange, or the control exchange.
@@ -102,7 +81,7 @@ func (s Settings) SharedQueue(name string) transport.Queue {
 // expiring once unused.
 func (s Settings) TransientQueue(name string) transport.Queue {
 	q := transport.Queue{Name: name}
-	if s.caps.Has(driver.CapQueueExpiry) {
+	if s.caps.Has(transport.CapQueueExpiry) {
 		q.Expires = s.TransientTTL
 	}
 	return q
@@ -113,4 +92,4 @@ func (s Settings) FanoutExchange(topic string) transport.Exchange {
 	return transport.Exchange{Name: oslo.FanoutExchange(topic), Kind: transport.Fanout, AutoDelete: s.autoDelete(true)}
 }
 
-func (s Settings) autoDelete(want bool) bool { return want && s.caps.Has(driver.CapAutoDelete) }
+func (s Settings) autoDelete(want bool) bool { return want && s.caps.Has(transport.CapAutoDelete) }

@@ -170,14 +170,14 @@ var rabbitSchemes = []string{"rabbit", "rabbits"}
 // TransportConfig returns the parsed transport URL that Open opens: the
 // TransportURL with ControlExchange and the TransportOptions that apply to
 // its scheme added as query options, unless the URL's query sets them.
-func (c Config) TransportConfig() (*transport.Config, error) {
+func (c Config) TransportConfig() (*transport.URL, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return c.transportConfig(c.TransportURL)
 }
 
-func (c Config) transportConfig(rawURL string) (*transport.Config, error) {
+func (c Config) transportConfig(rawURL string) (*transport.URL, error) {
 	tc, err := transport.ParseURL(rawURL)
 	if err != nil {
 		return nil, err
@@ -205,14 +205,14 @@ func (c Config) transportConfig(rawURL string) (*transport.Config, error) {
 	return tc, nil
 }
 
-// Open opens the transport: TransportConfig, then transport.OpenConfig
+// Open opens the transport: TransportConfig, then transport.OpenURL
 // with opts. Its errors never show the password.
 func (c Config) Open(ctx context.Context, opts ...transport.Option) (*transport.Transport, error) {
 	tc, err := c.TransportConfig()
 	if err != nil {
 		return nil, err
 	}
-	return transport.OpenConfig(ctx, tc, opts...)
+	return transport.OpenURL(ctx, tc, opts...)
 }
 
 // ForNotifications returns the configuration of the transport that

@@ -87,7 +87,7 @@ func TestLoadNovaConf(t *testing.T) {
 		"control_exchange": "nova", "amqp_durable_queues": "true", "heartbeat_timeout_threshold": "30",
 		"rabbit_qos_prefetch_count": "10", "rabbit_transient_queues_ttl": "600",
 	} {
-		if got := tc.Option(name, ""); got != value {
+		if got := tc.Options.Get(name); got != value {
 			t.Errorf("TransportConfig() option %s = %q, want %q", name, got, value)
 		}
 	}

@@ -1,0 +1,39 @@
+package option
+
+// The oslo.config sections Switchyard reads options from.
+const (
+	// GroupDefault is oslo.config's [DEFAULT] section.
+	GroupDefault = "DEFAULT"
+	// GroupRabbit is [oslo_messaging_rabbit]: the rabbit driver's options,
+	// and the topology options oslo.messaging keeps there.
+	GroupRabbit = "oslo_messaging_rabbit"
+	// GroupNotifications is [oslo_messaging_notifications].
+	GroupNotifications = "oslo_messaging_notifications"
+)
+
+// The portable options: every scheme accepts them in its URL, and the rpc
+// and notify layers read them to name and flag what they declare, as
+// oslo.messaging's rabbit driver does.
+var (
+	// ControlExchange is the exchange of RPC targets that name none, and of
+	// notifications.
+	ControlExchange = String(Spec{Name: "control_exchange", Default: "openstack", Group: GroupDefault,
+		Doc: "the `exchange` of RPC targets that name none, and of notifications (default openstack)"})
+	// DurableQueues flags the control exchange and the shared (topic and
+	// notification) queues durable.
+	DurableQueues = Bool(Spec{Name: "amqp_durable_queues", Default: "false", Group: GroupRabbit,
+		Doc: "declare the control exchange and the topic and notification queues durable"})
+	// AutoDelete flags the control exchange and the shared queues
+	// auto-delete.
+	AutoDelete = Bool(Spec{Name: "amqp_auto_delete", Default: "false", Group: GroupRabbit,
+		Aliases: []Alias{{GroupDefault, "amqp_auto_delete"}},
+		Doc:     "declare the control exchange and the topic and notification queues auto-delete"})
+	// TransientQueuesTTL is how long an unused reply or fanout queue lives.
+	TransientQueuesTTL = Duration(Spec{Name: "rabbit_transient_queues_ttl", Default: "1800", Min: 1, Group: GroupRabbit,
+		Doc: "`seconds` an unused reply or fanout queue lives (default 1800)"})
+)
+
+// Portable returns the portable options, for a driver's Set.
+func Portable() []Option {
+	return []Option{ControlExchange, DurableQueues, AutoDelete, TransientQueuesTTL}
+}
