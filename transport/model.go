@@ -131,4 +131,3 @@ type ConsumeOptions struct {
 	// Exclusive asks to be the queue's only consumer.
 	Exclusive bool
 }
-

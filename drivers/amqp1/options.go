@@ -92,7 +92,6 @@ type settings struct {
 	retry backoff.Backoff
 }
 
-
 // parseSettings validates u. Its errors wrap driver.ErrInvalid, name the
 // option at fault and never show the password.
 func parseSettings(u *driver.URL) (settings, error) {

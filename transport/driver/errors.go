@@ -27,4 +27,3 @@ var (
 	// or it came from an auto-ack consumer.
 	ErrSettled = errors.New("delivery already settled")
 )
-
