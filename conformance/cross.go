@@ -2,7 +2,6 @@ package conformance
 
 import (
 	"github.com/switchyard-mq/switchyard/transport"
-	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
 // crossTransportCases check that transports opened from the same URL talk
@@ -29,7 +28,7 @@ func sameURLSameQueues(e *env) {
 // sameURLSameExchanges: an exchange declared and bound on one transport
 // routes what another publishes.
 func sameURLSameExchanges(e *env) {
-	require(e.t, e.caps, driver.CapDirect, driver.CapQueueBinding)
+	require(e.t, e.caps, transport.CapDirect, transport.CapQueueBinding)
 	one, other := e.open(), e.open()
 	x := e.declareExchange(one, "shared", transport.Direct)
 	q := e.simpleQueue(one, "shared")

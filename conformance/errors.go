@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/switchyard-mq/switchyard/transport"
-	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
 // errorCases check that every failure is reported with the right sentinel
@@ -34,21 +33,21 @@ func notFound(e *env) {
 		needs []transport.Capability
 		call  func(e *env, tr *transport.Transport) error
 	}{
-		{"consume a missing queue", []transport.Capability{driver.CapQueueExistence}, func(e *env, tr *transport.Transport) error {
+		{"consume a missing queue", []transport.Capability{transport.CapQueueExistence}, func(e *env, tr *transport.Transport) error {
 			_, err := tr.Consume(e.ctx, uniqueName("missing"), transport.ConsumeOptions{})
 			return err
 		}},
-		{"purge a missing queue", []transport.Capability{driver.CapQueueExistence}, func(e *env, tr *transport.Transport) error {
+		{"purge a missing queue", []transport.Capability{transport.CapQueueExistence}, func(e *env, tr *transport.Transport) error {
 			_, err := tr.PurgeQueue(e.ctx, uniqueName("missing"))
 			return err
 		}},
 		{"publish to a missing exchange", nil, func(e *env, tr *transport.Transport) error {
 			return tr.Publish(e.ctx, uniqueName("missing"), "key", transport.Message{Body: []byte("x")})
 		}},
-		{"bind to a missing exchange", []transport.Capability{driver.CapQueueBinding}, func(e *env, tr *transport.Transport) error {
+		{"bind to a missing exchange", []transport.Capability{transport.CapQueueBinding}, func(e *env, tr *transport.Transport) error {
 			return tr.Bind(e.ctx, transport.Binding{Exchange: uniqueName("missing"), Queue: e.simpleQueue(tr, "q"), Key: "k"})
 		}},
-		{"bind a missing queue", []transport.Capability{driver.CapQueueBinding, driver.CapDirect, driver.CapQueueExistence}, func(e *env, tr *transport.Transport) error {
+		{"bind a missing queue", []transport.Capability{transport.CapQueueBinding, transport.CapDirect, transport.CapQueueExistence}, func(e *env, tr *transport.Transport) error {
 			x := e.declareExchange(tr, "x", transport.Direct)
 			return tr.Bind(e.ctx, transport.Binding{Exchange: x, Queue: uniqueName("missing"), Key: "k"})
 		}},
@@ -223,13 +222,13 @@ func redeclarePrecondition(e *env) {
 		first, second transport.Queue
 	}{
 		{"queue durable", nil, transport.Queue{}, transport.Queue{Durable: true}},
-		{"queue auto-delete", []transport.Capability{driver.CapAutoDelete}, transport.Queue{}, transport.Queue{AutoDelete: true}},
-		{"queue max length", []transport.Capability{driver.CapMaxLength}, transport.Queue{MaxLength: 10}, transport.Queue{MaxLength: 20}},
-		{"queue message TTL", []transport.Capability{driver.CapMessageTTL}, transport.Queue{MessageTTL: time.Minute}, transport.Queue{}},
+		{"queue auto-delete", []transport.Capability{transport.CapAutoDelete}, transport.Queue{}, transport.Queue{AutoDelete: true}},
+		{"queue max length", []transport.Capability{transport.CapMaxLength}, transport.Queue{MaxLength: 10}, transport.Queue{MaxLength: 20}},
+		{"queue message TTL", []transport.Capability{transport.CapMessageTTL}, transport.Queue{MessageTTL: time.Minute}, transport.Queue{}},
 	}
 	for _, row := range queueRows {
 		e.run(row.name, func(e *env) {
-			require(e.t, e.caps, append(row.needs, driver.CapQueueExistence)...)
+			require(e.t, e.caps, append(row.needs, transport.CapQueueExistence)...)
 			tr := e.open()
 			row.first.Name = uniqueName("q")
 			row.second.Name = row.first.Name
@@ -246,9 +245,9 @@ func redeclarePrecondition(e *env) {
 		needs         []transport.Capability
 		first, second transport.Exchange
 	}{
-		{"exchange kind", []transport.Capability{driver.CapDirect, driver.CapFanout},
+		{"exchange kind", []transport.Capability{transport.CapDirect, transport.CapFanout},
 			transport.Exchange{Kind: transport.Direct}, transport.Exchange{Kind: transport.Fanout}},
-		{"exchange durable", []transport.Capability{driver.CapDirect},
+		{"exchange durable", []transport.Capability{transport.CapDirect},
 			transport.Exchange{Kind: transport.Direct}, transport.Exchange{Kind: transport.Direct, Durable: true}},
 	}
 	for _, row := range exchangeRows {
@@ -283,7 +282,7 @@ func missingIsNotAnError(e *env) {
 		{"delete a missing exchange", nil, func(e *env, tr *transport.Transport) error {
 			return tr.DeleteExchange(e.ctx, uniqueName("missing"))
 		}},
-		{"unbind a missing binding", []transport.Capability{driver.CapDirect, driver.CapQueueBinding}, func(e *env, tr *transport.Transport) error {
+		{"unbind a missing binding", []transport.Capability{transport.CapDirect, transport.CapQueueBinding}, func(e *env, tr *transport.Transport) error {
 			x := e.declareExchange(tr, "x", transport.Direct)
 			return tr.Unbind(e.ctx, transport.Binding{Exchange: x, Queue: e.simpleQueue(tr, "q"), Key: "never-bound"})
 		}},

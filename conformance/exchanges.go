@@ -2,7 +2,6 @@ package conformance
 
 import (
 	"github.com/switchyard-mq/switchyard/transport"
-	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
 // pubsubCases are tutorial 3: fanout exchanges, and what happens to a
@@ -18,7 +17,7 @@ func pubsubCases() []testCase {
 // fanout: every bound queue gets every message exactly once (even a queue
 // bound twice), an unbound queue gets none.
 func fanout(e *env) {
-	require(e.t, e.caps, driver.CapFanout, driver.CapQueueBinding)
+	require(e.t, e.caps, transport.CapFanout, transport.CapQueueBinding)
 	tr := e.open()
 	x := e.declareExchange(tr, "logs", transport.Fanout)
 	bound1, bound2, unbound := e.simpleQueue(tr, "bound"), e.simpleQueue(tr, "bound"), e.simpleQueue(tr, "unbound")
@@ -49,10 +48,10 @@ func unroutableTargets() []struct {
 		{"default exchange, no such queue", nil, func(e *env, tr *transport.Transport) (string, string) {
 			return "", uniqueName("missing")
 		}},
-		{"fanout exchange without bindings", []transport.Capability{driver.CapFanout}, func(e *env, tr *transport.Transport) (string, string) {
+		{"fanout exchange without bindings", []transport.Capability{transport.CapFanout}, func(e *env, tr *transport.Transport) (string, string) {
 			return e.declareExchange(tr, "empty", transport.Fanout), "key"
 		}},
-		{"direct exchange, no matching key", []transport.Capability{driver.CapDirect, driver.CapQueueBinding}, func(e *env, tr *transport.Transport) (string, string) {
+		{"direct exchange, no matching key", []transport.Capability{transport.CapDirect, transport.CapQueueBinding}, func(e *env, tr *transport.Transport) (string, string) {
 			x := e.declareExchange(tr, "direct", transport.Direct)
 			e.bind(tr, x, e.simpleQueue(tr, "other"), "other")
 			return x, "key"
@@ -63,7 +62,7 @@ func unroutableTargets() []struct {
 // mandatoryUnroutable: a mandatory message that reaches no queue fails
 // Publish with ErrUnroutable.
 func mandatoryUnroutable(e *env) {
-	require(e.t, e.caps, driver.CapMandatory)
+	require(e.t, e.caps, transport.CapMandatory)
 	for _, row := range unroutableTargets() {
 		e.run(row.name, func(e *env) {
 			require(e.t, e.caps, row.needs...)
@@ -90,7 +89,7 @@ func unroutableDropped(e *env) {
 			if x == "" {
 				return // the default exchange has no bindings to add
 			}
-			if !e.caps.Has(driver.CapQueueBinding) {
+			if !e.caps.Has(transport.CapQueueBinding) {
 				return
 			}
 			late := e.simpleQueue(tr, "late")
@@ -154,7 +153,7 @@ func routingCases() []testCase {
 			want:     map[string][]string{},
 		},
 	}
-	return append(routeCases(driver.CapDirect, transport.Direct, rows),
+	return append(routeCases(transport.CapDirect, transport.Direct, rows),
 		testCase{"unbind-stops-routing", unbindStopsRouting},
 		testCase{"deleted-exchange-loses-bindings", deletedExchangeLosesBindings},
 		testCase{"deleted-queue-loses-bindings", deletedQueueLosesBindings},
@@ -164,7 +163,7 @@ func routingCases() []testCase {
 // unbindStopsRouting: after Unbind, the key no longer reaches the queue;
 // the queue's other bindings still do.
 func unbindStopsRouting(e *env) {
-	require(e.t, e.caps, driver.CapDirect, driver.CapQueueBinding)
+	require(e.t, e.caps, transport.CapDirect, transport.CapQueueBinding)
 	tr := e.open()
 	x := e.declareExchange(tr, "direct", transport.Direct)
 	q := e.simpleQueue(tr, "q")
@@ -182,7 +181,7 @@ func unbindStopsRouting(e *env) {
 // deletedExchangeLosesBindings: an exchange deleted and declared again
 // starts without bindings.
 func deletedExchangeLosesBindings(e *env) {
-	require(e.t, e.caps, driver.CapDirect, driver.CapQueueBinding)
+	require(e.t, e.caps, transport.CapDirect, transport.CapQueueBinding)
 	tr := e.open()
 	x := e.declareExchange(tr, "direct", transport.Direct)
 	q := e.simpleQueue(tr, "q")
@@ -202,7 +201,7 @@ func deletedExchangeLosesBindings(e *env) {
 // deletedQueueLosesBindings: a queue deleted and declared again starts
 // without bindings.
 func deletedQueueLosesBindings(e *env) {
-	require(e.t, e.caps, driver.CapDirect, driver.CapQueueBinding)
+	require(e.t, e.caps, transport.CapDirect, transport.CapQueueBinding)
 	tr := e.open()
 	x := e.declareExchange(tr, "direct", transport.Direct)
 	q := e.simpleQueue(tr, "q")
@@ -256,14 +255,14 @@ func topicCases() []testCase {
 			want:     map[string][]string{"star-star": {"a.b"}, "literal": {"a.b"}},
 		},
 	}
-	return routeCases(driver.CapTopic, transport.Topic, rows)
+	return routeCases(transport.CapTopic, transport.Topic, rows)
 }
 
 func routeCases(kindCap transport.Capability, kind transport.ExchangeKind, rows []routeCase) []testCase {
 	cases := make([]testCase, 0, len(rows))
 	for _, rc := range rows {
 		cases = append(cases, testCase{rc.name, func(e *env) {
-			require(e.t, e.caps, kindCap, driver.CapQueueBinding)
+			require(e.t, e.caps, kindCap, transport.CapQueueBinding)
 			runRouteCase(e, kind, rc)
 		}})
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/switchyard-mq/switchyard/transport"
-	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
 // featureCases are the queue properties: server-chosen names, exclusive
@@ -29,7 +28,7 @@ func featureCases() []testCase {
 // serverNamedQueue: a queue declared without a name gets a unique one that
 // works like any other.
 func serverNamedQueue(e *env) {
-	require(e.t, e.caps, driver.CapServerNamedQueue)
+	require(e.t, e.caps, transport.CapServerNamedQueue)
 	tr := e.open()
 	names := []string{e.declareQueue(tr, transport.Queue{}), e.declareQueue(tr, transport.Queue{})}
 	if names[0] == "" || names[0] == names[1] {
@@ -47,7 +46,7 @@ func serverNamedQueue(e *env) {
 // declared it: another transport may publish to it but neither redeclare
 // nor consume it (ErrInUse), and it is deleted when its owner closes.
 func exclusiveQueue(e *env) {
-	require(e.t, e.caps, driver.CapExclusiveQueue)
+	require(e.t, e.caps, transport.CapExclusiveQueue)
 	owner, other := e.open(), e.open()
 	decl := transport.Queue{Name: uniqueName("exclusive"), Exclusive: true}
 	q := e.declareQueue(owner, decl)
@@ -70,7 +69,7 @@ func exclusiveQueue(e *env) {
 // autoDeleteQueue: an auto-delete queue lives until its last consumer
 // goes; one that never had a consumer stays.
 func autoDeleteQueue(e *env) {
-	require(e.t, e.caps, driver.CapAutoDelete)
+	require(e.t, e.caps, transport.CapAutoDelete)
 	tr := e.open()
 	q := e.declareQueue(tr, transport.Queue{Name: uniqueName("auto-delete"), AutoDelete: true})
 	e.queueExists(tr, q)
@@ -89,7 +88,7 @@ func autoDeleteQueue(e *env) {
 // autoDeleteExchange: an auto-delete exchange lives until its last
 // binding goes; one that never had a binding stays.
 func autoDeleteExchange(e *env) {
-	require(e.t, e.caps, driver.CapAutoDelete, driver.CapDirect, driver.CapQueueBinding)
+	require(e.t, e.caps, transport.CapAutoDelete, transport.CapDirect, transport.CapQueueBinding)
 	tr := e.open()
 	x := transport.Exchange{Name: uniqueName("auto-delete"), Kind: transport.Direct, AutoDelete: true}
 	if err := tr.DeclareExchange(e.ctx, x); err != nil {
@@ -133,7 +132,7 @@ const ttl = 100 * time.Millisecond
 // messageTTLPerQueue: messages older than the queue's TTL are never
 // delivered, even if their own expiration is longer (the lower wins).
 func messageTTLPerQueue(e *env) {
-	require(e.t, e.caps, driver.CapMessageTTL)
+	require(e.t, e.caps, transport.CapMessageTTL)
 	tr := e.open()
 	q := e.declareQueue(tr, transport.Queue{Name: uniqueName("ttl"), MessageTTL: ttl})
 	e.publish(tr, "", q, transport.Message{Body: []byte("expires")})
@@ -149,7 +148,7 @@ func messageTTLPerQueue(e *env) {
 
 // messageTTLPerMessage: a message's own expiration applies to it alone.
 func messageTTLPerMessage(e *env) {
-	require(e.t, e.caps, driver.CapMessageTTL)
+	require(e.t, e.caps, transport.CapMessageTTL)
 	tr := e.open()
 	q := e.simpleQueue(tr, "ttl")
 	e.publish(tr, "", q, transport.Message{Body: []byte("short"), Expiration: ttl})
@@ -166,7 +165,7 @@ func messageTTLPerMessage(e *env) {
 // queueExpiry: a queue unused for its Expires duration is deleted; one
 // with a consumer is in use and stays.
 func queueExpiry(e *env) {
-	require(e.t, e.caps, driver.CapQueueExpiry)
+	require(e.t, e.caps, transport.CapQueueExpiry)
 	tr := e.open()
 	unused := e.declareQueue(tr, transport.Queue{Name: uniqueName("expires"), Expires: ttl})
 	used := e.declareQueue(tr, transport.Queue{Name: uniqueName("expires"), Expires: ttl})
@@ -183,7 +182,7 @@ func queueExpiry(e *env) {
 // maxLengthDropsOldest: past MaxLength ready messages, the oldest are
 // dropped (drop-head overflow).
 func maxLengthDropsOldest(e *env) {
-	require(e.t, e.caps, driver.CapMaxLength)
+	require(e.t, e.caps, transport.CapMaxLength)
 	tr := e.open()
 	q := e.declareQueue(tr, transport.Queue{Name: uniqueName("max-length"), MaxLength: 3})
 	e.publishBodies(tr, "", q, bodies("m", 5)...)

@@ -12,7 +12,6 @@ import (
 	"github.com/switchyard-mq/switchyard/notify"
 	"github.com/switchyard-mq/switchyard/rpc"
 	"github.com/switchyard-mq/switchyard/transport"
-	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
 // notifyEnv is one notification case's topic and transport.
@@ -23,7 +22,7 @@ type notifyEnv struct {
 }
 
 func newNotifyEnv(e *env) *notifyEnv {
-	require(e.t, e.caps, driver.CapTopic, driver.CapQueueBinding)
+	require(e.t, e.caps, transport.CapTopic, transport.CapQueueBinding)
 	n := &notifyEnv{env: e, tr: e.open(), topic: uniqueName("notifications")}
 	e.t.Cleanup(func() {
 		ctx, cancel := cleanupContext()

@@ -2,7 +2,6 @@ package conformance
 
 import (
 	"github.com/switchyard-mq/switchyard/transport"
-	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
 // poisonCases check that messages which cannot be handled leave their
@@ -52,7 +51,7 @@ func (e *env) wantDeadLetter(dead *transport.Consumer, body, reason string) {
 	if d.RoutingKey != "dead" {
 		e.t.Errorf("dead letter: routing key %q, want the queue's dead-letter routing key %q", d.RoutingKey, "dead")
 	}
-	if e.caps.Has(driver.CapHeaders) {
+	if e.caps.Has(transport.CapHeaders) {
 		if got, ok := deathReason(d.Headers); !ok || got != reason {
 			e.t.Errorf("dead letter: x-death reason %q (present %v), want %q; headers %v", got, ok, reason, d.Headers)
 		}
@@ -90,7 +89,7 @@ func poisonMessage(body string) transport.Message {
 // rejectedDeadLettered: a rejected message goes to the dead-letter
 // exchange with its headers, and x-death says why.
 func rejectedDeadLettered(e *env) {
-	require(e.t, e.caps, driver.CapDeadLetter, driver.CapDirect, driver.CapQueueBinding)
+	require(e.t, e.caps, transport.CapDeadLetter, transport.CapDirect, transport.CapQueueBinding)
 	tr := e.open()
 	q, dead := deadLetterSetup(e, tr, transport.Queue{})
 	e.publish(tr, "", q, poisonMessage("poison"))
@@ -105,7 +104,7 @@ func rejectedDeadLettered(e *env) {
 // expiredDeadLettered: a message that outlives the queue's TTL goes to the
 // dead-letter exchange, without anyone consuming the queue.
 func expiredDeadLettered(e *env) {
-	require(e.t, e.caps, driver.CapDeadLetter, driver.CapMessageTTL, driver.CapDirect, driver.CapQueueBinding)
+	require(e.t, e.caps, transport.CapDeadLetter, transport.CapMessageTTL, transport.CapDirect, transport.CapQueueBinding)
 	tr := e.open()
 	q, dead := deadLetterSetup(e, tr, transport.Queue{MessageTTL: ttl})
 	e.publish(tr, "", q, poisonMessage("stale"))
@@ -116,7 +115,7 @@ func expiredDeadLettered(e *env) {
 // deliveryLimitDeadLettered: a message nacked with requeue is delivered
 // DeliveryLimit+1 times in all, then dead-lettered instead of requeued.
 func deliveryLimitDeadLettered(e *env) {
-	require(e.t, e.caps, driver.CapDeadLetter, driver.CapDeliveryLimit, driver.CapDirect, driver.CapQueueBinding)
+	require(e.t, e.caps, transport.CapDeadLetter, transport.CapDeliveryLimit, transport.CapDirect, transport.CapQueueBinding)
 	const limit = 2
 	tr := e.open()
 	q, dead := deadLetterSetup(e, tr, transport.Queue{DeliveryLimit: limit})
@@ -130,7 +129,7 @@ func deliveryLimitDeadLettered(e *env) {
 // deliveryLimitDrops: without a dead-letter exchange, a message past its
 // delivery limit is dropped: it never loops forever.
 func deliveryLimitDrops(e *env) {
-	require(e.t, e.caps, driver.CapDeliveryLimit)
+	require(e.t, e.caps, transport.CapDeliveryLimit)
 	const limit = 2
 	tr := e.open()
 	q := e.declareQueue(tr, transport.Queue{Name: uniqueName("limited"), DeliveryLimit: limit})
@@ -149,7 +148,7 @@ func nackAll(e *env, c *transport.Consumer, n int) {
 		if d.Redelivered != (i > 0) {
 			e.t.Errorf("delivery %d: redelivered %v, want %v", i+1, d.Redelivered, i > 0)
 		}
-		if e.caps.Has(driver.CapDeliveryCount) && d.DeliveryCount != i {
+		if e.caps.Has(transport.CapDeliveryCount) && d.DeliveryCount != i {
 			e.t.Errorf("delivery %d: DeliveryCount %d, want %d", i+1, d.DeliveryCount, i)
 		}
 		if err := d.Nack(true); err != nil {
@@ -161,7 +160,7 @@ func nackAll(e *env, c *transport.Consumer, n int) {
 // maxLengthDeadLettered: the oldest messages pushed out by MaxLength go to
 // the dead-letter exchange.
 func maxLengthDeadLettered(e *env) {
-	require(e.t, e.caps, driver.CapDeadLetter, driver.CapMaxLength, driver.CapDirect, driver.CapQueueBinding)
+	require(e.t, e.caps, transport.CapDeadLetter, transport.CapMaxLength, transport.CapDirect, transport.CapQueueBinding)
 	tr := e.open()
 	q, dead := deadLetterSetup(e, tr, transport.Queue{MaxLength: 1})
 	e.publish(tr, "", q, poisonMessage("pushed out"))

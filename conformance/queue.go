@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/switchyard-mq/switchyard/transport"
-	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
 // queueCases are RabbitMQ's tutorials 1 and 2: one queue, the default
@@ -48,12 +47,12 @@ func helloWorld(e *env) {
 		ReplyTo:         "reply.queue",
 		Persistent:      true,
 	}
-	withHeaders := e.caps.Has(driver.CapHeaders)
+	withHeaders := e.caps.Has(transport.CapHeaders)
 	if withHeaders {
 		sent.Headers = transport.Headers{"x-string": "value", "x-int": int64(42), "x-bool": true}
 		sent.Timestamp = time.Date(2024, 5, 17, 10, 30, 0, 0, time.UTC) // whole seconds: AMQP's precision
 	} else {
-		e.t.Logf("not supported: the backend lacks capability %q; headers and timestamp not checked", driver.CapHeaders)
+		e.t.Logf("not supported: the backend lacks capability %q; headers and timestamp not checked", transport.CapHeaders)
 	}
 	e.publish(tr, "", q, sent)
 
@@ -259,7 +258,7 @@ func competingConsumers(e *env) {
 // fairDispatch: with prefetch 1, a worker busy with one task gets nothing
 // more; an idle one takes everything else.
 func fairDispatch(e *env) {
-	require(e.t, e.caps, driver.CapPrefetch)
+	require(e.t, e.caps, transport.CapPrefetch)
 	pub := e.open()
 	q := e.simpleQueue(pub, "tasks")
 	slow := e.consume(e.open(), q, transport.ConsumeOptions{Prefetch: 1})
@@ -279,7 +278,7 @@ func fairDispatch(e *env) {
 // prefetchBoundsUnacked: a consumer never holds more unsettled deliveries
 // than its prefetch; settling one lets the next through.
 func prefetchBoundsUnacked(e *env) {
-	require(e.t, e.caps, driver.CapPrefetch)
+	require(e.t, e.caps, transport.CapPrefetch)
 	tr := e.open()
 	q := e.simpleQueue(tr, "prefetch")
 	e.publishBodies(tr, "", q, bodies("m", 5)...)
@@ -333,7 +332,7 @@ func redeliverOnClose(e *env, closeTransport bool) {
 			if !d.Redelivered {
 				e.t.Errorf("%q was handed out before: want Redelivered set", b)
 			}
-			if e.caps.Has(driver.CapDeliveryCount) && d.DeliveryCount < 1 {
+			if e.caps.Has(transport.CapDeliveryCount) && d.DeliveryCount < 1 {
 				e.t.Errorf("%q was returned once: DeliveryCount %d, want >= 1", b, d.DeliveryCount)
 			}
 		}
@@ -365,7 +364,7 @@ func nackRequeue(e *env) {
 	if string(again.Body) != "retry-me" || !again.Redelivered {
 		e.t.Errorf("after nack with requeue: got %q redelivered=%v, want %q redelivered=true", again.Body, again.Redelivered, "retry-me")
 	}
-	if e.caps.Has(driver.CapDeliveryCount) && again.DeliveryCount != 1 {
+	if e.caps.Has(transport.CapDeliveryCount) && again.DeliveryCount != 1 {
 		e.t.Errorf("DeliveryCount after one requeue: got %d, want 1", again.DeliveryCount)
 	}
 	e.ack(again)
@@ -395,7 +394,7 @@ func rejectRemoves(e *env, refuse func(*transport.Delivery) error) {
 // exclusiveConsumer: a consumer that asked to be exclusive is the queue's
 // only one (ErrInUse for others), and cannot start on a queue in use.
 func exclusiveConsumer(e *env) {
-	require(e.t, e.caps, driver.CapExclusiveConsumer)
+	require(e.t, e.caps, transport.CapExclusiveConsumer)
 	tr := e.open()
 	q := e.simpleQueue(tr, "exclusive-consumer")
 	only := e.consume(tr, q, transport.ConsumeOptions{Exclusive: true})
@@ -430,7 +429,7 @@ func purgeAndDeleteCount(e *env) {
 	if n, err := tr.DeleteQueue(e.ctx, q); err != nil || n != 2 {
 		e.t.Errorf("delete: %d, %v; want 2 messages", n, err)
 	}
-	if e.caps.Has(driver.CapQueueExistence) {
+	if e.caps.Has(transport.CapQueueExistence) {
 		e.queueGone(tr, q)
 	}
 }

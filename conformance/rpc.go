@@ -12,7 +12,6 @@ import (
 
 	"github.com/switchyard-mq/switchyard/rpc"
 	"github.com/switchyard-mq/switchyard/transport"
-	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
 // rpcService is the endpoint every RPC case serves: its methods cover the
@@ -82,7 +81,7 @@ type rpcEnv struct {
 }
 
 func newRPCEnv(e *env) *rpcEnv {
-	require(e.t, e.caps, driver.CapTopic, driver.CapFanout, driver.CapQueueBinding)
+	require(e.t, e.caps, transport.CapTopic, transport.CapFanout, transport.CapQueueBinding)
 	r := &rpcEnv{env: e, tr: e.open(), records: make(chan string, 256)}
 	r.target = transport.Target{Exchange: uniqueName("rpcx"), Topic: uniqueName("rpc")}
 	e.t.Cleanup(func() {
