@@ -25,7 +25,7 @@
 // the case is still running (goleak), after closing its transports. Cases must therefore not run in parallel
 // with other tests of the same binary.
 //
-// A case needing a capability (transport/transport.Capability) that the
+// A case needing a capability (transport.Capability) that the
 // backend lacks is skipped with "not supported: ... lacks capability ...",
 // so the test output lists every unsupported behaviour: a lacking
 // capability is declared, never silently passed. The capabilities in force
