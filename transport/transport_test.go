@@ -182,32 +182,32 @@ func TestTransportRefusesUnsupported(t *testing.T) {
 	tests := []struct {
 		name string
 		call func() error
-		cap  driver.Capability
+		cap  transport.Capability
 	}{
 		{"fanout exchange", func() error { return tr.DeclareExchange(ctx, transport.Exchange{Name: "x", Kind: transport.Fanout}) }, driver.CapFanout},
 		{"topic exchange", func() error { return tr.DeclareExchange(ctx, transport.Exchange{Name: "x", Kind: transport.Topic}) }, driver.CapTopic},
 		{"auto-delete exchange", func() error {
 			return tr.DeclareExchange(ctx, transport.Exchange{Name: "x", Kind: transport.Direct, AutoDelete: true})
-		}, driver.CapAutoDelete},
-		{"server-named queue", func() error { _, err := tr.DeclareQueue(ctx, transport.Queue{}); return err }, driver.CapServerNamedQueue},
-		{"exclusive queue", func() error { _, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", Exclusive: true}); return err }, driver.CapExclusiveQueue},
+		}, transport.CapAutoDelete},
+		{"server-named queue", func() error { _, err := tr.DeclareQueue(ctx, transport.Queue{}); return err }, transport.CapServerNamedQueue},
+		{"exclusive queue", func() error { _, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", Exclusive: true}); return err }, transport.CapExclusiveQueue},
 		{"message TTL", func() error {
 			_, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", MessageTTL: time.Second})
 			return err
-		}, driver.CapMessageTTL},
+		}, transport.CapMessageTTL},
 		{"queue expiry", func() error {
 			_, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", Expires: time.Second})
 			return err
-		}, driver.CapQueueExpiry},
-		{"max length", func() error { _, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", MaxLength: 1}); return err }, driver.CapMaxLength},
+		}, transport.CapQueueExpiry},
+		{"max length", func() error { _, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", MaxLength: 1}); return err }, transport.CapMaxLength},
 		{"dead-letter exchange", func() error {
 			_, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", DeadLetterExchange: "dlx"})
 			return err
-		}, driver.CapDeadLetter},
-		{"delivery limit", func() error { _, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", DeliveryLimit: 3}); return err }, driver.CapDeliveryLimit},
-		{"bind", func() error { return tr.Bind(ctx, transport.Binding{Exchange: "x", Queue: "q"}) }, driver.CapQueueBinding},
-		{"prefetch", func() error { _, err := tr.Consume(ctx, "q", transport.ConsumeOptions{Prefetch: 1}); return err }, driver.CapPrefetch},
-		{"mandatory publish", func() error { return tr.Publish(ctx, "", "q", transport.Message{Mandatory: true}) }, driver.CapMandatory},
+		}, transport.CapDeadLetter},
+		{"delivery limit", func() error { _, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", DeliveryLimit: 3}); return err }, transport.CapDeliveryLimit},
+		{"bind", func() error { return tr.Bind(ctx, transport.Binding{Exchange: "x", Queue: "q"}) }, transport.CapQueueBinding},
+		{"prefetch", func() error { _, err := tr.Consume(ctx, "q", transport.ConsumeOptions{Prefetch: 1}); return err }, transport.CapPrefetch},
+		{"mandatory publish", func() error { return tr.Publish(ctx, "", "q", transport.Message{Mandatory: true}) }, transport.CapMandatory},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

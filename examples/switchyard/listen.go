@@ -17,7 +17,6 @@ import (
 
 	"github.com/switchyard-mq/switchyard/internal/oslo"
 	"github.com/switchyard-mq/switchyard/transport"
-	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
 // stringList collects a repeated flag.
@@ -156,10 +155,10 @@ func listen(ctx context.Context, stdout io.Writer, o listenOptions) (err error) 
 func declareOwnQueue(ctx context.Context, tr *transport.Transport) (string, error) {
 	caps := tr.Capabilities()
 	q := transport.Queue{
-		Exclusive:  caps.Has(driver.CapExclusiveQueue),
-		AutoDelete: caps.Has(driver.CapAutoDelete),
+		Exclusive:  caps.Has(transport.CapExclusiveQueue),
+		AutoDelete: caps.Has(transport.CapAutoDelete),
 	}
-	if !caps.Has(driver.CapServerNamedQueue) {
+	if !caps.Has(transport.CapServerNamedQueue) {
 		b := make([]byte, 8)
 		_, _ = rand.Read(b)
 		q.Name = "switchyard.listen-" + hex.EncodeToString(b)

@@ -10,13 +10,12 @@ import (
 
 	"github.com/switchyard-mq/switchyard/internal/brokertest"
 	"github.com/switchyard-mq/switchyard/transport"
-	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
 // matrixRow is one driver's row of README.md's capability matrix.
 type matrixRow struct {
 	driver string // the first cell, without backquotes, e.g. "memory://"
-	has    map[driver.Capability]bool
+	has    map[transport.Capability]bool
 }
 
 // readMatrix parses the table under the heading "## Driver capability
@@ -51,7 +50,7 @@ func readMatrix(t *testing.T) []matrixRow {
 		t.Fatalf("the matrix has %d lines, want a header, a separator and a row per driver", len(table))
 	}
 
-	caps := driver.AllCapabilities()
+	caps := transport.AllCapabilities()
 	wantHeader := []string{"Driver"}
 	for _, c := range caps {
 		wantHeader = append(wantHeader, c.String())
@@ -64,7 +63,7 @@ func readMatrix(t *testing.T) []matrixRow {
 		if len(cells) != len(wantHeader) {
 			t.Fatalf("matrix row %q has %d cells, want %d", cells, len(cells), len(wantHeader))
 		}
-		row := matrixRow{driver: strings.Trim(cells[0], "`"), has: map[driver.Capability]bool{}}
+		row := matrixRow{driver: strings.Trim(cells[0], "`"), has: map[transport.Capability]bool{}}
 		for i, c := range caps {
 			switch cells[i+1] {
 			case "yes":
@@ -132,7 +131,7 @@ func TestReadmeCapabilityMatrix(t *testing.T) {
 			}
 			defer tr.Close()
 			got := tr.Capabilities()
-			for _, c := range driver.AllCapabilities() {
+			for _, c := range transport.AllCapabilities() {
 				if got.Has(c) != row.has[c] {
 					t.Errorf("README.md says %s has %s: %v; the driver says %v", row.driver, c, row.has[c], got.Has(c))
 				}
