@@ -184,8 +184,8 @@ func TestTransportRefusesUnsupported(t *testing.T) {
 		call func() error
 		cap  transport.Capability
 	}{
-		{"fanout exchange", func() error { return tr.DeclareExchange(ctx, transport.Exchange{Name: "x", Kind: transport.Fanout}) }, driver.CapFanout},
-		{"topic exchange", func() error { return tr.DeclareExchange(ctx, transport.Exchange{Name: "x", Kind: transport.Topic}) }, driver.CapTopic},
+		{"fanout exchange", func() error { return tr.DeclareExchange(ctx, transport.Exchange{Name: "x", Kind: transport.Fanout}) }, transport.CapFanout},
+		{"topic exchange", func() error { return tr.DeclareExchange(ctx, transport.Exchange{Name: "x", Kind: transport.Topic}) }, transport.CapTopic},
 		{"auto-delete exchange", func() error {
 			return tr.DeclareExchange(ctx, transport.Exchange{Name: "x", Kind: transport.Direct, AutoDelete: true})
 		}, transport.CapAutoDelete},
