@@ -54,7 +54,9 @@ func TestNames(t *testing.T) {
 	if q := ReplyQueue(); !regexp.MustCompile(`^reply_[0-9a-f]{32}$`).MatchString(q) {
 		t.Errorf("ReplyQueue = %q", q)
 	}
-	if ReplyQueue() == ReplyQueue() || FanoutQueue("t") == FanoutQueue("t") {
+	first, second := ReplyQueue(), ReplyQueue()
+	firstFanout, secondFanout := FanoutQueue("t"), FanoutQueue("t")
+	if first == second || firstFanout == secondFanout {
 		t.Error("queue names repeat")
 	}
 }

@@ -242,19 +242,21 @@ type requestAlloc struct {
 	timeout float64
 }
 
-// decodeRequest decodes msg, which it owns (raw values share its memory)
-// and which is valid UTF-8 (see ownedCopy).
-func decodeRequest(msg []byte) (*Request, error) {
+// requestMembers are the members of a request object, found by scan.
+// Values are interpreted after the scan, so that the last of duplicate
+// keys wins, as in Python.
+type requestMembers struct {
+	method, args, namespace, version, msgID, replyQ, timeout, uniqueID member
+	ctxNonFinite bool // a "_context_" member holds NaN or an infinity
+}
+
+// scan reads msg's members into rm, and returns ctx with the "_context_"
+// members appended, their prefix cut.
+func (rm *requestMembers) scan(msg []byte, ctx []member) ([]member, error) {
 	rd, err := readObject(msg, true)
 	if err != nil {
 		return nil, malformed("request: %w", err)
 	}
-	// Values are interpreted after the loop, so that the last of duplicate
-	// keys wins, as in Python.
-	var method, args, namespace, version, msgID, replyQ, timeout, uniqueID member
-	var stack [16]member
-	ctx := stack[:0]
-	ctxNonFinite := false
 	var m member
 	for {
 		ok, err := rd.next(&m)
@@ -262,34 +264,47 @@ func decodeRequest(msg []byte) (*Request, error) {
 			return nil, malformed("request: %w", err)
 		}
 		if !ok {
-			break
+			return ctx, nil
 		}
 		name := m.name()
 		switch string(name) {
 		case "method":
-			method = m
+			rm.method = m
 		case "args":
-			args = m
+			rm.args = m
 		case "namespace":
-			namespace = m
+			rm.namespace = m
 		case "version":
-			version = m
+			rm.version = m
 		case msgIDKey:
-			msgID = m
+			rm.msgID = m
 		case "_reply_q":
-			replyQ = m
+			rm.replyQ = m
 		case "_timeout":
-			timeout = m
+			rm.timeout = m
 		case uniqueIDKey:
-			uniqueID = m
+			rm.uniqueID = m
 		default:
 			if bytes.HasPrefix(name, []byte(contextPrefix)) {
 				m.key, m.keyEscaped = name[len(contextPrefix):], false
 				ctx = append(ctx, m)
-				ctxNonFinite = ctxNonFinite || m.nonFinite
+				rm.ctxNonFinite = rm.ctxNonFinite || m.nonFinite
 			}
 		}
 	}
+}
+
+// decodeRequest decodes msg, which it owns (raw values share its memory)
+// and which is valid UTF-8 (see ownedCopy).
+func decodeRequest(msg []byte) (*Request, error) {
+	var rm requestMembers
+	var stack [16]member // the context members of most requests, without allocating
+	ctx, err := rm.scan(msg, stack[:0])
+	if err != nil {
+		return nil, err
+	}
+	method, args, namespace, version, msgID, replyQ, timeout, uniqueID, ctxNonFinite :=
+		&rm.method, &rm.args, &rm.namespace, &rm.version, &rm.msgID, &rm.replyQ, &rm.timeout, &rm.uniqueID, rm.ctxNonFinite
 
 	a := new(requestAlloc)
 	r := &a.r
@@ -301,10 +316,10 @@ func decodeRequest(msg []byte) (*Request, error) {
 	}
 	strs.reserve(n)
 	// Without these two no reply can be sent: no partial request.
-	if r.MsgID, err = optionalString(&strs, &msgID, "request _msg_id"); err != nil {
+	if r.MsgID, err = optionalString(&strs, msgID, "request _msg_id"); err != nil {
 		return nil, err
 	}
-	if r.ReplyQ, err = optionalString(&strs, &replyQ, "request _reply_q"); err != nil {
+	if r.ReplyQ, err = optionalString(&strs, replyQ, "request _reply_q"); err != nil {
 		return nil, err
 	}
 
@@ -328,11 +343,11 @@ func decodeRequest(msg []byte) (*Request, error) {
 		r.Args = args.value
 	}
 	var e error
-	r.Namespace, e = optionalString(&strs, &namespace, "request namespace")
+	r.Namespace, e = optionalString(&strs, namespace, "request namespace")
 	errs.add(e)
-	r.Version, e = optionalString(&strs, &version, "request version")
+	r.Version, e = optionalString(&strs, version, "request version")
 	errs.add(e)
-	r.UniqueID, e = optionalString(&strs, &uniqueID, "request _unique_id")
+	r.UniqueID, e = optionalString(&strs, uniqueID, "request _unique_id")
 	errs.add(e)
 	if r.MsgID == "" {
 		r.ReplyQ = "" // Python pops both from a cast and never uses them
@@ -341,7 +356,7 @@ func decodeRequest(msg []byte) (*Request, error) {
 			errs.add(malformed("request call %s has no _reply_q", r.MsgID))
 		}
 		if timeout.value != nil && !timeout.isNull() {
-			a.timeout, e = parseTimeout(&timeout)
+			a.timeout, e = parseTimeout(timeout)
 			if e == nil {
 				r.Timeout = &a.timeout
 			}
