@@ -247,7 +247,7 @@ type requestAlloc struct {
 // keys wins, as in Python.
 type requestMembers struct {
 	method, args, namespace, version, msgID, replyQ, timeout, uniqueID member
-	ctxNonFinite bool // a "_context_" member holds NaN or an infinity
+	ctxNonFinite                                                       bool // a "_context_" member holds NaN or an infinity
 }
 
 // scan reads msg's members into rm, and returns ctx with the "_context_"
