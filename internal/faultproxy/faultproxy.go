@@ -25,6 +25,7 @@ const (
 	Downstream
 )
 
+// String names the direction, for logs and test names.
 func (d Direction) String() string {
 	if d == Upstream {
 		return "upstream"
