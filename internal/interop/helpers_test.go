@@ -293,7 +293,7 @@ type jsonValue struct {
 }
 
 // jsonValues covers every JSON type, with the numbers and strings that
-// break naive codecs (reference/oslo-wire.md, section 11).
+// break naive codecs.
 var jsonValues = []jsonValue{
 	{"ascii", `"hello"`, "str"},
 	{"empty_string", `""`, "str"},

@@ -25,7 +25,7 @@ const (
 //
 //	{"oslo.version": "2.0", "oslo.message": "<msg as a JSON string>"}
 //
-// msg must be a JSON object. Section 5 of the reference.
+// msg must be a JSON object. See the package doc, Envelope.
 func Wrap(msg []byte) ([]byte, error) {
 	if err := checkObject(msg); err != nil {
 		return nil, malformed("message to wrap: %w", err)
@@ -70,7 +70,7 @@ func appendWrapped(dst, msg []byte) []byte {
 // Errors wrap ErrVersion for an oslo.version that is not compatible with
 // "2.0" ("2.1", "3.0" and "1.0" are not), and ErrMalformed for anything else:
 // a body that is not a JSON object, an oslo.message that is not a string, or
-// one whose text is not a JSON object. Section 5 of the reference.
+// one whose text is not a JSON object. See the package doc, Envelope.
 func Unwrap(body []byte) ([]byte, error) {
 	msg, enveloped, err := unwrap(body, false)
 	if err != nil {

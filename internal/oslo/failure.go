@@ -8,7 +8,7 @@ import (
 )
 
 // Failure is an exception raised by a server's method, as a reply carries it
-// (section 8 of the reference). On the wire it is an object with the six keys
+// (oslo_messaging/_drivers/common.py, serialize_remote_exception). On the wire it is an object with the six keys
 // class, module, message, tb, args and kwargs, encoded as JSON text inside the
 // reply's failure string.
 //
@@ -54,7 +54,7 @@ func NewFailure(module, class, message string) *Failure {
 // NoSuchMethod returns the failure a Python server sends when no endpoint
 // compatible with the request's namespace and version has the method:
 // oslo_messaging.rpc.dispatcher.NoSuchMethod, "Endpoint does not support RPC
-// method <method>". Section 8 of the reference.
+// method <method>", as oslo's dispatcher words them.
 func NoSuchMethod(method string) *Failure {
 	return NewFailure(dispatcherModule, "NoSuchMethod", "Endpoint does not support RPC method "+method)
 }

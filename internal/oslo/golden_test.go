@@ -7,8 +7,9 @@ import (
 	"testing"
 )
 
-// Captured examples of shared/reference/oslo-wire.md (sections 5, 6, 8 and
-// 9), with the ids it shortens to "…" filled in. Bodies marked Python were
+// Captured examples of oslo.messaging 14's wire format (envelopes,
+// requests, replies, failures and notifications), with the ids the capture
+// shortened to "…" filled in. Bodies marked Python were
 // written by Python's json.dumps, as oslo's jsonutils calls it.
 const (
 	// Section 5, captured exactly.
@@ -279,7 +280,7 @@ func TestGoldenFailures(t *testing.T) {
 		t.Errorf("EncodeFailure = %s, %v; want (Python)\n%s", enc, err, refOwrefFailure)
 	}
 
-	// The framework errors, as a Python server sends them (section 8).
+	// The framework errors, as a Python server sends them.
 	helpers := []struct {
 		got  *Failure
 		want string

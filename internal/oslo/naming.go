@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Wire defaults of oslo.messaging 14 (sections 1 to 4 of the reference).
+// Wire defaults of oslo.messaging 14 (impl_rabbit.py's options).
 const (
 	// DefaultControlExchange is [DEFAULT] control_exchange, the exchange of
 	// RPC and notifications when the target names none. OpenStack services
@@ -116,7 +116,7 @@ func newUUID() [16]byte {
 // service_project_name, service_project_domain_id,
 // service_project_domain_name, service_roles, global_request_id,
 // system_scope, user, domain, user_domain and project_domain. There is no
-// service_user_name. Section 9 of the reference; the list is oslo's
+// service_user_name. The list is oslo's
 // notifier._sanitize_context.
 func IsNotificationContextKey(k string) bool {
 	switch k {

@@ -83,7 +83,7 @@ func TestFilterNotificationContext(t *testing.T) {
 	if FilterNotificationContext(ctx("auth_token", `"x"`)) != nil || FilterNotificationContext(nil) != nil {
 		t.Error("an empty result is not nil")
 	}
-	// The full list of section 9 (oslo 14's _sanitize_context).
+	// The full list of oslo 14's _sanitize_context.
 	for _, k := range []string{"user_id", "project_id", "domain_id", "user_domain_id", "project_domain_id",
 		"is_admin", "request_id", "roles", "user_name", "project_name", "domain_name", "user_domain_name",
 		"project_domain_name", "service_user_id", "service_user_domain_id", "service_user_domain_name",

@@ -6,7 +6,7 @@ import (
 )
 
 // Notification is an event a notifier publishes to the key N.p of its
-// control exchange (section 9 of the reference). The messaging driver (v1)
+// control exchange (oslo_messaging/notify/messaging.py). The messaging driver (v1)
 // sends its JSON text as the body; messagingv2 wraps it in the 2.0 envelope.
 //
 // On the wire it has the keys message_id, publisher_id, event_type, priority,

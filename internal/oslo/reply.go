@@ -7,7 +7,7 @@ import (
 )
 
 // Reply is what a server sends back for a call, through the default exchange
-// to the call's reply queue (sections 6 to 8 of the reference). It is also
+// to the call's reply queue (amqpdriver.py's reply and heartbeat). It is also
 // the call-monitor heartbeat: no result, no failure, Ending false.
 //
 // On the wire it always has the five keys result, failure, ending, _msg_id
@@ -29,7 +29,7 @@ type Reply struct {
 	// EndingAbsent is set by decoding when the reply had no ending key, or
 	// a null one, as some foreign peers send. Python reads that as false, so
 	// such a reply never ends the call and, with a null result, counts as a
-	// heartbeat (section 7.3). Encoders ignore it: they always write ending.
+	// heartbeat. Encoders ignore it: they always write ending.
 	EndingAbsent bool
 
 	// MsgID is the _msg_id of the call answered.

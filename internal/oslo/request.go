@@ -10,7 +10,7 @@ import (
 )
 
 // Request is an RPC call or cast, the message a client sends to a server's
-// topic queue (section 6 of the reference). It is a call when MsgID is set
+// topic queue (amqpdriver.py's send). It is a call when MsgID is set
 // and a cast otherwise; a fanout cast has the same form as a cast.
 //
 // On the wire a call has the keys method, args, namespace and version (these

@@ -254,7 +254,7 @@ func TestArgsNullVersusMissing(t *testing.T) {
 }
 
 func TestNumbersKeepTheirText(t *testing.T) {
-	// The echo check of section 11, and more.
+	// Values that break naive codecs: an echo of each, and more.
 	const values = `[9007199254740993, 9223372036854775807, -9223372036854775809, 18446744073709551616, 2.0, 1e-07, 1E+400, -0, 0.1, 1.5e300, 100000000000000000000000]`
 	msg := []byte(`{"method": "echo", "args": {"v": ` + values + `}, "_unique_id": "u", "_context_n": ` + values + `}`)
 	req, err := DecodeRequest(msg)
