@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-mq/switchyard/config"
 	_ "github.com/switchyard-mq/switchyard/drivers/memory"
 	"github.com/switchyard-mq/switchyard/notify"
 	"github.com/switchyard-mq/switchyard/transport"
-	"github.com/switchyard-mq/switchyard/transport/config"
 )
 
 // novaPassword is the password of testdata/nova.conf's transport URL, as
