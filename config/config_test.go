@@ -106,7 +106,7 @@ func TestLoadBadFiles(t *testing.T) {
 		{"nova_bad_timeout.conf", `testdata/nova_bad_timeout.conf:20: [DEFAULT] rpc_response_timeout: "0.5" is not a duration of at least 1 seconds`, false},
 		{"nova_unsupported_option.conf", "testdata/nova_unsupported_option.conf:95: [oslo_messaging_rabbit] kombu_compression: is not supported by Switchyard: Switchyard sends message bodies uncompressed", true},
 		{"nova_bad_bool.conf", `testdata/nova_bad_bool.conf:85: [oslo_messaging_rabbit] amqp_durable_queues: "maybe" is not a boolean`, false},
-		{"nova_bad_driver.conf", `testdata/nova_bad_driver.conf:80: [oslo_messaging_notifications] driver: unknown notification driver "kafka"`, false},
+		{"nova_bad_driver.conf", `testdata/nova_bad_driver.conf:80: [oslo_messaging_notifications] driver: unknown driver "kafka"`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -464,7 +464,7 @@ func TestValidate(t *testing.T) {
 		{"unknown transport option", func(c *config.Config) { c.TransportOptions.Set("flavour", "x") }, "option flavour is not one of"},
 		{"bad transport option", func(c *config.Config) { c.TransportOptions.Set("ssl", "maybe") }, `option ssl: "maybe" is not a boolean`},
 		{"unsupported option", func(c *config.Config) { c.TransportOptions.Set("kombu_compression", "gzip") }, "option kombu_compression is not one of"},
-		{"bad driver", func(c *config.Config) { c.Notifications.Driver = "kafka" }, `config Notifications.Driver: unknown notification driver "kafka"`},
+		{"bad driver", func(c *config.Config) { c.Notifications.Driver = "kafka" }, `config Notifications.Driver: unknown driver "kafka"`},
 		{"no topics", func(c *config.Config) { c.Notifications.Topics = nil }, "config Notifications.Topics: no topics"},
 		{"bad retry", func(c *config.Config) { c.Notifications.Retry = -3 }, "config Notifications.Retry"},
 		{"bad notification URL", func(c *config.Config) { c.Notifications.TransportURL = "::" }, "config Notifications.TransportURL"},

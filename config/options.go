@@ -264,7 +264,7 @@ func checkNotificationDriver(v string) error {
 	case "routing", "test":
 		return option.Unsupported(fmt.Sprintf("driver %q is not supported by Switchyard (messagingv2, messaging, log or noop)", v))
 	}
-	return fmt.Errorf("unknown notification driver %q (messagingv2, messaging, log or noop)", v)
+	return fmt.Errorf("unknown driver %q (messagingv2, messaging, log or noop)", v)
 }
 
 // OptionError is a bad option, saying where it was set: its file and
