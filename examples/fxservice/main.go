@@ -1,6 +1,6 @@
 // Command fxservice is a complete Switchyard service wired with
 // go.uber.org/fx: it reads its configuration from flags, the environment
-// and an oslo.config file (package transport/config), serves the RPC
+// and an oslo.config file (package config), serves the RPC
 // methods greet and work on the topic "fxservice", emits a notification
 // for every call, and on SIGTERM or SIGINT stops cleanly: it stops taking
 // requests, finishes and answers the calls in hand, then closes its
@@ -31,9 +31,9 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
+	"github.com/switchyard-mq/switchyard/config"
 	_ "github.com/switchyard-mq/switchyard/drivers/all"
 	"github.com/switchyard-mq/switchyard/notify"
-	"github.com/switchyard-mq/switchyard/transport/config"
 )
 
 func main() {

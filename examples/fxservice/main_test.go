@@ -407,9 +407,9 @@ func TestBadCommandLineOrConfiguration(t *testing.T) {
 	}{
 		{"unknown flag", nil, []string{"-nosuch"}, 2, "flag provided but not defined: -nosuch"},
 		{"argument", nil, []string{"extra"}, 2, `unexpected arguments ["extra"]`},
-		{"bad flag value", nil, []string{"-rpc-response-timeout", "0"}, 2, `-rpc-response-timeout: "0" is not a whole number of at least 1`},
+		{"bad flag value", nil, []string{"-rpc-response-timeout", "0"}, 2, `-rpc-response-timeout: "0" is not a duration of at least 1 seconds`},
 		{"bad file", map[string]string{"SWITCHYARD_CONFIG_FILE": bad}, nil, 1, "bad.conf:2: [oslo_messaging_rabbit] rabbit_qos_prefetch_cout: unknown option"},
-		{"bad variable", map[string]string{"SWITCHYARD_RPC_RESPONSE_TIMEOUT": "soon"}, nil, 1, `SWITCHYARD_RPC_RESPONSE_TIMEOUT: "soon" is not a whole number`},
+		{"bad variable", map[string]string{"SWITCHYARD_RPC_RESPONSE_TIMEOUT": "soon"}, nil, 1, `SWITCHYARD_RPC_RESPONSE_TIMEOUT: "soon" is not a duration`},
 		{"unknown scheme", map[string]string{"SWITCHYARD_URL": "nosuch://"}, nil, 1, `no driver for scheme`},
 	}
 	for _, tt := range tests {

@@ -8,11 +8,11 @@ import (
 
 	"go.uber.org/fx"
 
+	"github.com/switchyard-mq/switchyard/config"
 	"github.com/switchyard-mq/switchyard/notify"
 	"github.com/switchyard-mq/switchyard/rpc"
+	"github.com/switchyard-mq/switchyard/switchyardfx"
 	"github.com/switchyard-mq/switchyard/transport"
-	"github.com/switchyard-mq/switchyard/transport/config"
-	"github.com/switchyard-mq/switchyard/transport/switchyardfx"
 )
 
 // settings are the service's own flags.

@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchyard-mq/switchyard/config"
 	"github.com/switchyard-mq/switchyard/transport"
-	"github.com/switchyard-mq/switchyard/transport/config"
 )
 
 // backendFlags are the flags of every command that talks to a backend.

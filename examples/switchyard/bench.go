@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchyard-mq/switchyard/config"
 	"github.com/switchyard-mq/switchyard/transport"
-	"github.com/switchyard-mq/switchyard/transport/config"
 )
 
 // Bounds of bench's flags.

@@ -17,7 +17,7 @@
 // Every command that talks to a backend takes -url (default memory://, the
 // in-process broker, which needs no server). send, listen, call, cast, serve
 // and notify default to $SWITCHYARD_URL, and also take -config FILE, an
-// oslo.config file such as nova.conf (see package transport/config).
+// oslo.config file such as nova.conf (see package config).
 package main
 
 import (

@@ -11,9 +11,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/switchyard-mq/switchyard/config"
 	"github.com/switchyard-mq/switchyard/notify"
 	"github.com/switchyard-mq/switchyard/rpc"
-	"github.com/switchyard-mq/switchyard/transport/config"
 )
 
 // notifyOptions are notify's flags.

@@ -174,6 +174,9 @@ func (s Spec) normalizeKind(v string) (string, error) {
 		if !ok || secs < 0 || !s.inRange(secs) {
 			return "", fmt.Errorf("%q is not a duration %s (a number of seconds, or a Go duration such as 1500ms)", v, s.rangeText())
 		}
+		if secs >= maxSeconds {
+			return "", fmt.Errorf("%q is longer than a Go duration holds (about 292 years)", v)
+		}
 		return strconv.FormatFloat(secs, 'g', -1, 64), nil
 	case KindList:
 		var items []string
@@ -203,6 +206,10 @@ func (s Spec) check(v string) error {
 	}
 	return s.Check(v)
 }
+
+// maxSeconds is the longest time.Duration, in seconds: an option without
+// an upper bound must still convert to one.
+const maxSeconds = float64(math.MaxInt64) / float64(time.Second)
 
 // parseSeconds reads a number of seconds or a Go duration.
 func parseSeconds(v string) (float64, bool) {

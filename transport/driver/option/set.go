@@ -80,29 +80,45 @@ func (o *StringOpt) Spec() Spec { return o.spec }
 func (o *ListOpt) Spec() Spec { return o.spec }
 
 // Get is the option's value in v, or its default.
-func (o *BoolOpt) Get(v Values) bool { return v.text(o.spec) == "true" }
+func (o *BoolOpt) Get(v Values) bool { return o.Value(v.text(o.spec)) }
 
 // Get is the option's value in v, or its default (0 without one).
-func (o *IntOpt) Get(v Values) int {
-	n, _ := strconv.Atoi(v.text(o.spec))
-	return n
-}
+func (o *IntOpt) Get(v Values) int { return o.Value(v.text(o.spec)) }
 
 // Get is the option's value in v, or its default (0 without one).
-func (o *DurationOpt) Get(v Values) time.Duration {
-	secs, _ := strconv.ParseFloat(v.text(o.spec), 64)
-	return time.Duration(secs * float64(time.Second))
-}
+func (o *DurationOpt) Get(v Values) time.Duration { return o.Value(v.text(o.spec)) }
 
 // Get is the option's value in v, or its default.
 func (o *StringOpt) Get(v Values) string { return v.text(o.spec) }
 
 // Get is the option's items in v, or its default's; nil without either.
-func (o *ListOpt) Get(v Values) []string {
-	if t := v.text(o.spec); t != "" {
-		return strings.Split(t, ",")
+func (o *ListOpt) Get(v Values) []string { return o.Value(v.text(o.spec)) }
+
+// Value is the boolean that norm, a text Spec.Normalize returned,
+// stands for: for a reader that keeps normalized text from several
+// sources (a file, the environment, flags) and converts the one that wins.
+func (o *BoolOpt) Value(norm string) bool { return norm == "true" }
+
+// Value is the number that norm, a text Spec.Normalize returned, stands
+// for; 0 for "".
+func (o *IntOpt) Value(norm string) int {
+	n, _ := strconv.Atoi(norm)
+	return n
+}
+
+// Value is the duration that norm, a text Spec.Normalize returned (in
+// seconds), stands for; 0 for "".
+func (o *DurationOpt) Value(norm string) time.Duration {
+	secs, _ := strconv.ParseFloat(norm, 64)
+	return time.Duration(secs * float64(time.Second))
+}
+
+// Value is the items of norm, a text Spec.Normalize returned; nil for "".
+func (o *ListOpt) Value(norm string) []string {
+	if norm == "" {
+		return nil
 	}
-	return nil
+	return strings.Split(norm, ",")
 }
 
 // Set is the options one reader knows: a driver's, with the portable

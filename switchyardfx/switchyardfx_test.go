@@ -12,12 +12,12 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
+	"github.com/switchyard-mq/switchyard/config"
 	_ "github.com/switchyard-mq/switchyard/drivers/memory"
 	"github.com/switchyard-mq/switchyard/notify"
 	"github.com/switchyard-mq/switchyard/rpc"
+	"github.com/switchyard-mq/switchyard/switchyardfx"
 	"github.com/switchyard-mq/switchyard/transport"
-	"github.com/switchyard-mq/switchyard/transport/config"
-	"github.com/switchyard-mq/switchyard/transport/switchyardfx"
 )
 
 // Greeter is an RPC endpoint that announces each greeting.

@@ -43,8 +43,11 @@
 // value" (or "key: value"), comments on lines of their own starting with
 // '#' or ';' (there are no trailing comments), continuation lines indented
 // by a space or tab, "$$" for a literal '$' and "$name" for another value
-// of the file. Booleans are true/false, yes/no, on/off or 1/0 in any case;
-// lists are comma-separated. Switchyard reads:
+// of the file. Values are spelled as in a transport URL's query, and read
+// by the same rules (package transport/driver/option): booleans are
+// true/false, yes/no, on/off or 1/0 in any case; durations are seconds,
+// fractions allowed, or Go durations ("90s", "1500ms"); lists are
+// comma-separated. Switchyard reads:
 //
 //	[DEFAULT]
 //	transport_url = rabbit://nova:secret@rabbit1:5672,nova:secret@rabbit2:5672/nova
@@ -80,6 +83,12 @@
 // read too: [DEFAULT] notification_driver, notification_topics and
 // notification_transport_url, rabbit_use_ssl, kombu_ssl_ca_certs and the
 // like.
+//
+// The [oslo_messaging_rabbit] options, with their kinds, bounds,
+// deprecated names and effects, are the ones the rabbit driver declares
+// for its URLs (and the portable ones every driver takes), not a table of
+// this package's: a value a rabbit:// URL accepts, a file, a flag and an
+// environment variable accept alike.
 //
 // Sections Switchyard does not own ([database], [keystone_authtoken],
 // [api_database], ... a Nova file has dozens) are ignored, and so are the

@@ -8,6 +8,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/switchyard-mq/switchyard/transport/driver/option"
 )
 
 // Sources says where Load reads the configuration. Each source overrides
@@ -38,14 +40,13 @@ type Sources struct {
 
 // setting is one option's value from one source.
 type setting struct {
-	opt    *option
 	value  string // normalized
 	origin string // for errors
 	name   string // the option as written at origin
 }
 
 // layer is one source's settings, by option.
-type layer map[*option]setting
+type layer map[*entry]setting
 
 // Load reads the configuration from its sources and validates it. An
 // empty value ("name =" in a file, an empty variable) leaves the option
@@ -91,15 +92,15 @@ func Load(s Sources) (Config, error) {
 		return Config{}, err
 	}
 	for _, l := range layers {
-		for _, o := range options {
-			st, ok := l[o]
+		for _, e := range known {
+			st, ok := l[e]
 			if !ok {
 				continue
 			}
-			if o.transportOption() {
-				cfg.TransportOptions.Set(o.name, st.value)
-			} else if o.apply != nil {
-				o.apply(&cfg, st.value)
+			if e.apply != nil {
+				e.apply(&cfg, st.value)
+			} else {
+				cfg.TransportOptions.Set(e.spec.Name, st.value)
 			}
 		}
 	}
@@ -109,32 +110,32 @@ func Load(s Sources) (Config, error) {
 	return cfg, nil
 }
 
-// add validates a value and records it in l; ignored options are checked
-// and dropped.
-func (l layer) add(o *option, value, origin, name string) error {
+// add normalizes a value and records it in l; the options Switchyard
+// does not use (Ignored and OnlyValues) are checked and dropped.
+func (l layer) add(e *entry, value, origin, name string) error {
 	if value == "" {
 		return nil
 	}
-	norm, err := o.normalize(value)
+	norm, err := e.spec.Normalize(value)
 	if err != nil {
 		return &OptionError{Origin: origin, Option: name, Err: err}
 	}
-	if o.use == useIgnored || o.use == useOnly {
-		return nil
+	if e.spec.Effect == option.Used {
+		l[e] = setting{value: norm, origin: origin, name: name}
 	}
-	l[o] = setting{opt: o, value: norm, origin: origin, name: name}
 	return nil
 }
 
-// foldURLQuery moves the [oslo_messaging_rabbit] and control_exchange
-// options of the layer's transport URL's query into the layer, as options
-// set by the same source: oslo lets the URL's query override the file's
-// options (oslo.messaging's ConfigOptsProxy), and a source of higher
-// precedence overrides both. Other query options stay in the URL: another
-// driver's, and the rabbit driver's own when the URL is another driver's
-// (amqps:// takes ssl_ca_file too, and would lose it).
+// foldURLQuery moves the options of the layer's transport URL's query
+// that travel in it into the layer, as options set by the same source:
+// oslo lets the URL's query override the file's options (oslo.messaging's
+// ConfigOptsProxy), and a source of higher precedence overrides both.
+// Other query options stay in the URL: another driver's, and the rabbit
+// driver's own when the URL is another driver's (amqps:// takes
+// ssl_ca_file too, and would lose it).
 func (l layer) foldURLQuery() error {
-	st, ok := l[optTransportURL]
+	urlEntry := known.entryOf(transportURL)
+	st, ok := l[urlEntry]
 	if !ok {
 		return nil
 	}
@@ -148,25 +149,21 @@ func (l layer) foldURLQuery() error {
 		return &OptionError{Origin: origin, Option: name, Err: fmt.Errorf("query: %v", err)}
 	}
 	scheme, _, _ := strings.Cut(base, "://")
-	rabbit := slices.Contains(rabbitSchemes, scheme)
 	var errs []error
 	for _, key := range sortedKeys(query) {
-		o, _ := lookup(sectionRabbit, key)
-		if key == "control_exchange" {
-			o, _ = lookup(sectionDefault, key)
-		}
-		if o == nil || o.name != key || (o.use == useRabbit && !rabbit) {
+		e := known.inQuery(key)
+		if e == nil || !e.travels(strings.ToLower(scheme)) {
 			continue
 		}
 		vs := query[key]
 		delete(query, key)
-		errs = append(errs, l.add(o, vs[len(vs)-1], origin, name+" option "+key))
+		errs = append(errs, l.add(e, vs[len(vs)-1], origin, name+" option "+key))
 	}
 	if len(query) > 0 {
 		base += "?" + query.Encode()
 	}
 	st.value = base
-	l[optTransportURL] = st
+	l[urlEntry] = st
 	return errors.Join(errs...)
 }
 
@@ -189,13 +186,13 @@ func readFile(path string) (layer, error) {
 			section := ini.sections[sectionName]
 			owned := slices.Contains(ownedSections, sectionName)
 			for _, key := range section.keys {
-				o, isAlias := lookup(sectionName, key)
-				if o == nil {
+				e, isAlias := known.lookup(sectionName, key)
+				if e == nil {
 					if owned && !deprecated {
 						errs = append(errs, &OptionError{
 							Origin: fmt.Sprintf("%s:%d", path, section.values[key][0].line),
 							Option: "[" + section.name + "] " + key,
-							Err:    errors.New("unknown option" + suggest(sectionName, key)),
+							Err:    errors.New("unknown option" + known.suggest(sectionName, key)),
 						})
 					}
 					continue
@@ -203,7 +200,7 @@ func readFile(path string) (layer, error) {
 				if isAlias != deprecated {
 					continue
 				}
-				errs = append(errs, l.addFileValues(ini, sectionName, section, key, o)...)
+				errs = append(errs, l.addFileValues(ini, sectionName, section, key, e)...)
 			}
 		}
 	}
@@ -211,10 +208,10 @@ func readFile(path string) (layer, error) {
 	return l, errors.Join(errs...)
 }
 
-func (l layer) addFileValues(ini *iniFile, sectionName string, section *iniSection, key string, o *option) []error {
+func (l layer) addFileValues(ini *iniFile, sectionName string, section *iniSection, key string, e *entry) []error {
 	values := section.values[key]
 	name := "[" + section.name + "] " + key
-	if o.kind == kindNotificationDriver {
+	if e.opt == notificationDriver {
 		// A MultiStrOpt: every line is a driver.
 		var set []iniValue
 		for _, v := range values {
@@ -224,7 +221,7 @@ func (l layer) addFileValues(ini *iniFile, sectionName string, section *iniSecti
 		}
 		if len(set) > 1 {
 			return []error{&OptionError{Origin: fmt.Sprintf("%s:%d", ini.name, set[1].line), Option: name,
-				Err: &unsupportedError{"several notification drivers are not supported by Switchyard (one driver per service)"}}}
+				Err: option.Unsupported("several notification drivers are not supported by Switchyard (one driver per service)")}}
 		}
 	}
 	var errs []error
@@ -236,61 +233,23 @@ func (l layer) addFileValues(ini *iniFile, sectionName string, section *iniSecti
 			continue
 		}
 		// Every value is checked; the last one counts, as in oslo.
-		if err := l.add(o, text, origin, name); err != nil {
+		if err := l.add(e, text, origin, name); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errs
 }
 
-// suggest proposes a known option of section close to key, for typos.
-func suggest(section, key string) string {
-	best, bestDist := "", 3
-	for _, o := range options {
-		if o.section != section {
-			continue
-		}
-		if d := editDistance(key, o.name); d < bestDist {
-			best, bestDist = o.name, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return " (did you mean " + best + "?)"
-}
-
-// editDistance is the Levenshtein distance of a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
 // envLayer reads the options' environment variables.
 func envLayer(env func(string) (string, bool)) (layer, error) {
 	l := layer{}
 	var errs []error
-	for _, o := range options {
-		if !o.settable() {
+	for _, e := range known {
+		if !e.settable() {
 			continue
 		}
-		if v, ok := env(o.envName()); ok {
-			errs = append(errs, l.add(o, v, "environment", o.envName()))
+		if v, ok := env(e.envName()); ok {
+			errs = append(errs, l.add(e, v, "environment", e.envName()))
 		}
 	}
 	errs = append(errs, l.foldURLQuery())
@@ -302,7 +261,7 @@ func envLayer(env func(string) (string, bool)) (layer, error) {
 type Flags struct {
 	fs     *flag.FlagSet
 	files  []string
-	values map[*option]string
+	values map[*entry]string
 }
 
 // RegisterFlags declares on fs a flag for each option Switchyard uses,
@@ -311,14 +270,14 @@ type Flags struct {
 // -notifications-driver, ...), and -config-file (repeatable) for oslo
 // configuration files. Pass the result as Sources.Flags once fs is parsed.
 func RegisterFlags(fs *flag.FlagSet) *Flags {
-	f := &Flags{fs: fs, values: map[*option]string{}}
+	f := &Flags{fs: fs, values: map[*entry]string{}}
 	fs.Func("config-file", "oslo.config `file` (nova.conf style) to read; repeat for several, later ones override", func(path string) error {
 		f.files = append(f.files, path)
 		return nil
 	})
-	for _, o := range options {
-		if o.settable() {
-			fs.Var(&flagValue{f: f, opt: o}, o.flagName(), o.doc)
+	for _, e := range known {
+		if e.settable() {
+			fs.Var(&flagValue{f: f, e: e}, e.flagName(), e.usage())
 		}
 	}
 	return f
@@ -326,8 +285,8 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 
 // flagValue is one option's flag.
 type flagValue struct {
-	f   *Flags
-	opt *option
+	f *Flags
+	e *entry
 }
 
 // String shows the flag's value, with a URL's password hidden.
@@ -335,8 +294,8 @@ func (v *flagValue) String() string {
 	if v == nil || v.f == nil {
 		return ""
 	}
-	s := v.f.values[v.opt]
-	if v.opt.kind == kindURL {
+	s := v.f.values[v.e]
+	if v.e.url {
 		return redactURL(s)
 	}
 	return s
@@ -345,24 +304,24 @@ func (v *flagValue) String() string {
 // Set checks the value, except a URL's: package flag would quote a bad
 // URL, password and all, in its error; Load reports it instead.
 func (v *flagValue) Set(s string) error {
-	if v.opt.kind != kindURL && s != "" {
-		if _, err := v.opt.normalize(s); err != nil {
+	if !v.e.url && s != "" {
+		if _, err := v.e.spec.Normalize(s); err != nil {
 			return err
 		}
 	}
-	v.f.values[v.opt] = s
+	v.f.values[v.e] = s
 	return nil
 }
 
 // IsBoolFlag lets boolean options be given as -name alone.
-func (v *flagValue) IsBoolFlag() bool { return v.opt.kind == kindBool }
+func (v *flagValue) IsBoolFlag() bool { return v.e.spec.Kind() == option.KindBool }
 
 func (f *Flags) layer() (layer, error) {
 	l := layer{}
 	var errs []error
-	for _, o := range options {
-		if v, ok := f.values[o]; ok {
-			errs = append(errs, l.add(o, v, "command line", "-"+o.flagName()))
+	for _, e := range known {
+		if v, ok := f.values[e]; ok {
+			errs = append(errs, l.add(e, v, "command line", "-"+e.flagName()))
 		}
 	}
 	errs = append(errs, l.foldURLQuery())

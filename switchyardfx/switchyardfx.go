@@ -35,10 +35,10 @@ import (
 
 	"go.uber.org/fx"
 
+	"github.com/switchyard-mq/switchyard/config"
 	"github.com/switchyard-mq/switchyard/notify"
 	"github.com/switchyard-mq/switchyard/rpc"
 	"github.com/switchyard-mq/switchyard/transport"
-	"github.com/switchyard-mq/switchyard/transport/config"
 )
 
 // OpenTimeout bounds opening a transport while fx builds the graph, which

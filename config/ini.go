@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/switchyard-mq/switchyard/transport/driver/option"
 )
 
 // iniFile is an oslo.config file, parsed by oslo.config's rules
@@ -45,7 +47,7 @@ func iniError(name string, line int, format string, args ...any) error {
 }
 
 func normalizeSection(s string) string {
-	if s == sectionDefault {
+	if s == option.GroupDefault {
 		return s
 	}
 	return strings.ToLower(s)
@@ -225,7 +227,7 @@ func (f *iniFile) substitute(section, value string, depth int) (string, error) {
 }
 
 func (f *iniFile) resolve(section, ref string, depth int) (string, error) {
-	candidates := []struct{ section, key string }{{section, ref}, {sectionDefault, ref}}
+	candidates := []struct{ section, key string }{{section, ref}, {option.GroupDefault, ref}}
 	if group, key, ok := strings.Cut(ref, "."); ok {
 		candidates = append([]struct{ section, key string }{{normalizeSection(group), key}}, candidates...)
 	}

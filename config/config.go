@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/switchyard-mq/switchyard/rpc"
 	"github.com/switchyard-mq/switchyard/transport"
 	"github.com/switchyard-mq/switchyard/transport/driver"
+	"github.com/switchyard-mq/switchyard/transport/driver/option"
 )
 
 // Config is what a service needs to open a transport and build RPC
@@ -28,15 +30,16 @@ type Config struct {
 	// notifications: [DEFAULT] control_exchange. Default "openstack".
 	ControlExchange string
 	// RPCResponseTimeout is how long an RPC call waits for its reply unless
-	// the call says otherwise: [DEFAULT] rpc_response_timeout, whole
-	// seconds. Default 60 s.
+	// the call says otherwise: [DEFAULT] rpc_response_timeout, in seconds
+	// or as a Go duration (at least a second, where Load reads it).
+	// Default 60 s.
 	RPCResponseTimeout time.Duration
 	// ExecutorThreadPoolSize bounds how many requests an RPC server handles
 	// at once: [DEFAULT] executor_thread_pool_size. Default 64.
 	ExecutorThreadPoolSize int
 	// TransportOptions are the [oslo_messaging_rabbit] options Switchyard
 	// implements, by oslo name, as text (booleans "true" or "false",
-	// numbers in decimal). Open sends them as the transport URL's query
+	// numbers in decimal, durations in seconds). Open sends them as the transport URL's query
 	// options: amqp_durable_queues, amqp_auto_delete and
 	// rabbit_transient_queues_ttl to every scheme (the rpc and notify layers
 	// read them), the others to rabbit:// and rabbits:// only, as oslo
@@ -105,67 +108,56 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%w: config %s: %w", transport.ErrInvalid, field, err))
 		}
 	}
-	if _, err := transport.ParseURL(c.TransportURL); err != nil {
-		bad("TransportURL", err)
+	// A field is checked as its option's value would be.
+	check := func(field string, o option.Option, v string) {
+		if _, err := o.Spec().Normalize(v); err != nil {
+			bad(field, err)
+		}
 	}
-	if err := (transport.Target{Exchange: c.ControlExchange, Topic: "t"}).Validate(); err != nil || c.ControlExchange == "" {
-		bad("ControlExchange", fmt.Errorf("%q is not an exchange name", c.ControlExchange))
-	}
+	check("TransportURL", transportURL, c.TransportURL)
+	check("ControlExchange", controlExchange, c.ControlExchange)
+	// Code may set a timeout shorter than the second a file's minimum is.
 	if c.RPCResponseTimeout <= 0 {
 		bad("RPCResponseTimeout", fmt.Errorf("%v is not positive", c.RPCResponseTimeout))
 	}
-	if c.ExecutorThreadPoolSize < 1 {
-		bad("ExecutorThreadPoolSize", fmt.Errorf("%d is less than 1", c.ExecutorThreadPoolSize))
-	}
+	check("ExecutorThreadPoolSize", executorThreadPoolSize, strconv.Itoa(c.ExecutorThreadPoolSize))
 	for _, name := range sortedKeys(c.TransportOptions) {
 		if _, err := normalizeTransportOption(name, c.TransportOptions[name]); err != nil {
 			bad("TransportOptions", err)
 		}
 	}
 	n := c.Notifications
-	switch n.Driver {
-	case notify.MessagingV2, notify.Messaging, notify.Log, notify.Noop:
-	default:
-		bad("Notifications.Driver", fmt.Errorf("unknown driver %q (messagingv2, messaging, log or noop)", n.Driver))
-	}
+	check("Notifications.Driver", notificationDriver, string(n.Driver))
 	if n.TransportURL != "" {
-		if _, err := transport.ParseURL(n.TransportURL); err != nil {
-			bad("Notifications.TransportURL", err)
-		}
+		check("Notifications.TransportURL", notificationURL, n.TransportURL)
 	}
 	if len(n.Topics) == 0 {
 		bad("Notifications.Topics", errors.New("no topics"))
 	}
 	for _, topic := range n.Topics {
-		if err := (transport.Target{Topic: topic}).Validate(); err != nil {
+		if err := checkName(topic); err != nil {
 			bad("Notifications.Topics", err)
 		}
 	}
-	if n.Retry < -1 {
-		bad("Notifications.Retry", fmt.Errorf("%d is less than -1", n.Retry))
-	}
+	check("Notifications.Retry", notificationRetry, strconv.Itoa(n.Retry))
 	return errors.Join(errs...)
 }
 
 // normalizeTransportOption checks one of TransportOptions.
 func normalizeTransportOption(name string, values []string) (string, error) {
-	o := transportOptionNamed(name)
-	if o == nil || !o.transportOption() {
+	e := known.inQuery(name)
+	if e == nil || !e.transportOption() {
 		return "", fmt.Errorf("option %s is not one of the [oslo_messaging_rabbit] options Switchyard implements (put another driver's options in the URL's query)", name)
 	}
 	if len(values) == 0 {
 		return "", fmt.Errorf("option %s has no value", name)
 	}
-	v, err := o.normalize(values[len(values)-1])
+	v, err := e.spec.Normalize(values[len(values)-1])
 	if err != nil {
 		return "", fmt.Errorf("option %s: %w", name, err)
 	}
 	return v, nil
 }
-
-// rabbitSchemes are the schemes of the rabbit driver, which takes the
-// [oslo_messaging_rabbit] options.
-var rabbitSchemes = []string{"rabbit", "rabbits"}
 
 // TransportConfig returns the parsed transport URL that Open opens: the
 // TransportURL with ControlExchange and the TransportOptions that apply to
@@ -187,20 +179,17 @@ func (c Config) transportConfig(rawURL string) (*transport.URL, error) {
 			tc.Options.Set(name, value)
 		}
 	}
-	if c.ControlExchange != "openstack" {
-		setDefault("control_exchange", c.ControlExchange)
+	if c.ControlExchange != option.ControlExchange.Spec().Default {
+		setDefault(option.ControlExchange.Spec().Name, c.ControlExchange)
 	}
-	rabbit := slices.Contains(rabbitSchemes, tc.Scheme)
 	for _, name := range sortedKeys(c.TransportOptions) {
-		o := transportOptionNamed(name)
-		if o.use == useRabbit && !rabbit {
-			continue
-		}
 		v, err := normalizeTransportOption(name, c.TransportOptions[name])
 		if err != nil {
 			return nil, err
 		}
-		setDefault(name, v)
+		if known.inQuery(name).travels(tc.Scheme) {
+			setDefault(name, v)
+		}
 	}
 	return tc, nil
 }
