@@ -135,7 +135,7 @@ func (c Config) Validate() error {
 		bad("Notifications.Topics", errors.New("no topics"))
 	}
 	for _, topic := range n.Topics {
-		if err := checkName(topic); err != nil {
+		if err := option.CheckName(topic); err != nil {
 			bad("Notifications.Topics", err)
 		}
 	}

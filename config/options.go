@@ -24,10 +24,10 @@ var ownedSections = []string{option.GroupRabbit, option.GroupNotifications}
 var (
 	transportURL = option.String(option.Spec{Name: "transport_url", Group: option.GroupDefault, Check: checkURL,
 		Doc: "transport `URL` of the backend, e.g. rabbit://user:pass@host:5672/vhost (default memory://)"})
-	// controlExchange is the portable option.ControlExchange, its value
-	// checked as a name here: an oslo file has no trailing comments, so
-	// "nova # the exchange" is a value, and a mistake.
-	controlExchange    = option.String(withCheck(option.ControlExchange.Spec(), checkName))
+	// controlExchange is the portable option, which refuses what is not a
+	// name: an oslo file has no trailing comments, so "nova # the
+	// exchange" is a value, and a mistake.
+	controlExchange    = option.ControlExchange
 	rpcResponseTimeout = option.Duration(option.Spec{Name: "rpc_response_timeout", Min: 1, Group: option.GroupDefault,
 		Doc: "`seconds` an RPC call waits for its reply, or a Go duration such as 90s (default 60)"})
 	executorThreadPoolSize = option.Int(option.Spec{Name: "executor_thread_pool_size", Min: 1, Group: option.GroupDefault,
@@ -41,16 +41,10 @@ var (
 		Doc: "transport `URL` for notifications (default: the RPC transport's)"})
 	notificationTopics = option.List(option.Spec{Name: "topics", Group: option.GroupNotifications,
 		Aliases: []option.Alias{{Group: option.GroupDefault, Name: "notification_topics"}, {Group: "rpc_notifier2", Name: "topics"}},
-		Check:   checkName, Doc: "comma-separated notification `topics` (default notifications)"})
+		Check:   option.CheckName, Doc: "comma-separated notification `topics` (default notifications)"})
 	notificationRetry = option.Int(option.Spec{Name: "retry", Min: -1, Group: option.GroupNotifications,
 		Doc: "`times` a failed notification publish is retried (default -1: until it succeeds)"})
 )
-
-// withCheck returns s with check added.
-func withCheck(s option.Spec, check func(string) error) option.Spec {
-	s.Check = check
-	return s
-}
 
 // scope says which transport URLs an option travels in.
 type scope int
@@ -237,14 +231,6 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
-}
-
-// checkName checks an exchange or topic name as transport.Target does.
-func checkName(v string) error {
-	if err := (transport.Target{Topic: v}).Validate(); err != nil {
-		return fmt.Errorf("%q is not a valid name: at most 255 bytes, without spaces or control characters (oslo files have no trailing comments)", v)
-	}
-	return nil
 }
 
 // checkURL checks a transport URL. Its error never shows the password,

@@ -149,13 +149,13 @@ func TestFileSpellingsAreTheURLs(t *testing.T) {
 	}
 }
 
-// TestControlExchangeIsAName: control_exchange is the one option a file
-// checks beyond the URL's spelling, as a name, since an oslo file has no
-// trailing comments.
+// TestControlExchangeIsAName: control_exchange is checked as a name, in a
+// file (which has no trailing comments, so "nova # the exchange" is a
+// value) as in a URL.
 func TestControlExchangeIsAName(t *testing.T) {
 	const v = "nova # the exchange"
-	if _, err := rabbitmq.Options.ParseQuery(url.Values{"control_exchange": {v}}, "rabbit://h/"); err != nil {
-		t.Fatalf("URL: %v", err)
+	if _, err := rabbitmq.Options.ParseQuery(url.Values{"control_exchange": {v}}, "rabbit://h/"); err == nil || !strings.Contains(err.Error(), "is not a valid name") {
+		t.Errorf("URL: %v, want the name refused", err)
 	}
 	if _, err := loadFile(t, "[DEFAULT]\ncontrol_exchange = "+v+"\n"); err == nil || !strings.Contains(err.Error(), "is not a valid name") {
 		t.Errorf("file: %v, want the name refused", err)

@@ -3,23 +3,15 @@ package transport
 import (
 	"fmt"
 	"strings"
-	"unicode/utf8"
-)
 
-// maxNameLen is AMQP 0-9-1's short-string limit, the tightest of the
-// backends, so a name valid on one backend is valid on all.
-const maxNameLen = 255
+	"github.com/switchyard-mq/switchyard/transport/driver"
+)
 
 // validName checks a queue or exchange name: at most 255 bytes of UTF-8
 // without control characters. what names the field for the error.
 func validName(what, name string) error {
-	switch {
-	case len(name) > maxNameLen:
-		return fmt.Errorf("%w: %s %.40q... is %d bytes long (at most %d)", ErrInvalid, what, name, len(name), maxNameLen)
-	case !utf8.ValidString(name):
-		return fmt.Errorf("%w: %s %q is not valid UTF-8", ErrInvalid, what, name)
-	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-		return fmt.Errorf("%w: %s %q contains a control character", ErrInvalid, what, name)
+	if err := driver.CheckName(name, true); err != nil {
+		return fmt.Errorf("%w: %s %w", ErrInvalid, what, err)
 	}
 	return nil
 }

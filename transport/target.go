@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
 // Target names where RPC requests and notifications go, as
@@ -99,16 +100,8 @@ func isCallVersion(v string) bool {
 // validTargetField checks one field of a Target; it allocates only to
 // report an error, since every RPC send validates its target.
 func validTargetField(what, value string) error {
-	for i := 0; i < len(value); i++ {
-		if c := value[i]; c <= ' ' || c == 0x7f {
-			if c == ' ' || c == '\t' {
-				return fmt.Errorf("%w: target %s %q contains a space", ErrInvalid, what, value)
-			}
-			return validName("target "+what, value)
-		}
-	}
-	if len(value) > maxNameLen || !utf8.ValidString(value) {
-		return validName("target "+what, value)
+	if err := driver.CheckName(value, false); err != nil {
+		return fmt.Errorf("%w: target %s %w", ErrInvalid, what, err)
 	}
 	return nil
 }

@@ -317,8 +317,8 @@ func (t *Transport) checkPublish(exchange, routingKey string, msg *Message) erro
 	if msg.Expiration < 0 {
 		return fmt.Errorf("%w: negative expiration %v", ErrInvalid, msg.Expiration)
 	}
-	if len(exchange) > maxNameLen || len(routingKey) > maxNameLen {
-		return fmt.Errorf("%w: exchange or routing key longer than %d bytes", ErrInvalid, maxNameLen)
+	if len(exchange) > driver.MaxNameLen || len(routingKey) > driver.MaxNameLen {
+		return fmt.Errorf("%w: exchange or routing key longer than %d bytes", ErrInvalid, driver.MaxNameLen)
 	}
 	return nil
 }

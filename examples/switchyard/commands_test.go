@@ -350,7 +350,7 @@ func TestCommandsReadTheConfigFile(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("[oslo_messaging_rabbit]\nheartbeat_timeout_threshold = soon\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, errOut := runTool(ctx, "call", "-config", bad, "-topic", "t", "m"); code != 1 || !strings.Contains(errOut, `bad.conf:2: [oslo_messaging_rabbit] heartbeat_timeout_threshold: "soon" is not a whole number`) {
+	if code, _, errOut := runTool(ctx, "call", "-config", bad, "-topic", "t", "m"); code != 1 || !strings.Contains(errOut, `bad.conf:2: [oslo_messaging_rabbit] heartbeat_timeout_threshold: "soon" is not a duration`) {
 		t.Errorf("call with a bad file: exit %d, %s; want 1 and the file's line", code, errOut)
 	}
 }

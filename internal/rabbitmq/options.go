@@ -52,24 +52,27 @@ var osloOnly = []option.Option{
 	ignored("kombu_reconnect_splay", option.KindDuration, "the driver jitters its reconnection backoff itself"),
 	ignored("hostname", option.KindString, "it names queues only with use_queue_manager"),
 	ignored("processname", option.KindString, "it names queues only with use_queue_manager"),
-	only("kombu_compression", option.KindString, "Switchyard sends message bodies uncompressed (and reads compressed ones)"),
-	only("kombu_failover_strategy", option.KindString, "the driver tries the URL's hosts round-robin", "round-robin"),
-	only("kombu_missing_consumer_retry_timeout", option.KindInt, "an RPC server retries a reply to a missing queue for 60 seconds", "60"),
-	only("rabbit_login_method", option.KindString, "the driver logs in with PLAIN, which RabbitMQ accepts wherever AMQPLAIN is", "AMQPLAIN", "PLAIN"),
-	only("rabbit_quroum_max_memory_length", option.KindInt, "quorum queues get no x-max-in-memory-length", "0"),
-	only("rabbit_quroum_max_memory_bytes", option.KindInt, "quorum queues get no x-max-in-memory-bytes", "0"),
-	only("rabbit_quorum_max_memory_length", option.KindInt, "quorum queues get no x-max-in-memory-length", "0"),
-	only("rabbit_quorum_max_memory_bytes", option.KindInt, "quorum queues get no x-max-in-memory-bytes", "0"),
-	only("direct_mandatory_flag", option.KindBool, "replies are always published mandatory", "true"),
-	only("enable_cancel_on_failover", option.KindBool, "consumers do not ask for x-cancel-on-ha-failover", "false"),
-	only("ssl_version", option.KindString, "Go negotiates TLS 1.2 or later"),
-	only("ssl_enforce_hostname_verification", option.KindBool, "Go's TLS always verifies the broker's host name", "true"),
-	only("ssl_enforce_fips_mode", option.KindBool, "there is no FIPS mode switch", "false"),
+	only("kombu_compression", option.KindString, "Switchyard sends message bodies uncompressed (and reads compressed ones)", nil),
+	only("kombu_failover_strategy", option.KindString, "the driver tries the URL's hosts round-robin", []string{"round-robin"}),
+	only("kombu_missing_consumer_retry_timeout", option.KindInt, "an RPC server retries a reply to a missing queue for 60 seconds", []string{"60"},
+		option.Alias{Group: option.GroupRabbit, Name: "kombu_reconnect_timeout"}),
+	only("rabbit_login_method", option.KindString, "the driver logs in with PLAIN, which RabbitMQ accepts wherever AMQPLAIN is", []string{"AMQPLAIN", "PLAIN"},
+		option.Alias{Group: option.GroupDefault, Name: "rabbit_login_method"}),
+	only("rabbit_quroum_max_memory_length", option.KindInt, "quorum queues get no x-max-in-memory-length", []string{"0"}),
+	only("rabbit_quroum_max_memory_bytes", option.KindInt, "quorum queues get no x-max-in-memory-bytes", []string{"0"}),
+	only("rabbit_quorum_max_memory_length", option.KindInt, "quorum queues get no x-max-in-memory-length", []string{"0"}),
+	only("rabbit_quorum_max_memory_bytes", option.KindInt, "quorum queues get no x-max-in-memory-bytes", []string{"0"}),
+	only("direct_mandatory_flag", option.KindBool, "replies are always published mandatory", []string{"true"}),
+	only("enable_cancel_on_failover", option.KindBool, "consumers do not ask for x-cancel-on-ha-failover", []string{"false"}),
+	only("ssl_version", option.KindString, "Go negotiates TLS 1.2 or later", nil,
+		option.Alias{Group: option.GroupRabbit, Name: "kombu_ssl_version"}),
+	only("ssl_enforce_hostname_verification", option.KindBool, "Go's TLS always verifies the broker's host name", []string{"true"}),
+	only("ssl_enforce_fips_mode", option.KindBool, "there is no FIPS mode switch", []string{"false"}),
 	// Options of oslo.messaging releases after 14.0.3, the one Switchyard
 	// follows, so that a newer deployment's file is understood.
-	only("use_queue_manager", option.KindBool, "reply and fanout queues get random names, as in oslo.messaging 14.0", "false"),
-	only("rabbit_stream_fanout", option.KindBool, "fanout uses a fanout exchange and a queue per server, as in oslo.messaging 14.0", "false"),
-	only("rabbit_transient_quorum_queue", option.KindBool, "reply and fanout queues are classic queues", "false"),
+	only("use_queue_manager", option.KindBool, "reply and fanout queues get random names, as in oslo.messaging 14.0", []string{"false"}),
+	only("rabbit_stream_fanout", option.KindBool, "fanout uses a fanout exchange and a queue per server, as in oslo.messaging 14.0", []string{"false"}),
+	only("rabbit_transient_quorum_queue", option.KindBool, "reply and fanout queues are classic queues", []string{"false"}),
 }
 
 // Options are every option a rabbit:// URL takes: the portable ones, the
@@ -84,9 +87,9 @@ func ignored(name string, kind option.Kind, why string, aliases ...option.Alias)
 }
 
 // only declares an oslo option that Switchyard accepts only with the values
-// that describe what it does.
-func only(name string, kind option.Kind, why string, values ...string) option.Option {
-	return declare(option.Spec{Name: name, Group: option.GroupRabbit, Effect: option.OnlyValues, Only: values, Why: why}, kind)
+// that describe what it does (none: no value at all).
+func only(name string, kind option.Kind, why string, values []string, aliases ...option.Alias) option.Option {
+	return declare(option.Spec{Name: name, Group: option.GroupRabbit, Effect: option.OnlyValues, Only: values, Why: why, Aliases: aliases}, kind)
 }
 
 func declare(s option.Spec, kind option.Kind) option.Option {

@@ -177,7 +177,7 @@ func (s Spec) normalizeKind(v string) (string, error) {
 		if secs >= maxSeconds {
 			return "", fmt.Errorf("%q is longer than a Go duration holds (about 292 years)", v)
 		}
-		return strconv.FormatFloat(secs, 'g', -1, 64), nil
+		return strconv.FormatFloat(secs, 'f', -1, 64), nil
 	case KindList:
 		var items []string
 		for _, item := range strings.Split(v, ",") {
@@ -232,10 +232,11 @@ func (s Spec) rangeText() string {
 	if s.kind == KindDuration {
 		unit = " seconds"
 	}
+	number := func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 	if s.Max == 0 {
-		return fmt.Sprintf("of at least %g%s", s.Min, unit)
+		return "of at least " + number(s.Min) + unit
 	}
-	return fmt.Sprintf("from %g to %g%s", s.Min, s.Max, unit)
+	return "from " + number(s.Min) + " to " + number(s.Max) + unit
 }
 
 // Unsupported returns an error saying msg that matches

@@ -1,5 +1,11 @@
 package option
 
+import (
+	"fmt"
+
+	"github.com/switchyard-mq/switchyard/transport/driver"
+)
+
 // The oslo.config sections Switchyard reads options from.
 const (
 	// GroupDefault is oslo.config's [DEFAULT] section.
@@ -17,7 +23,7 @@ const (
 var (
 	// ControlExchange is the exchange of RPC targets that name none, and of
 	// notifications.
-	ControlExchange = String(Spec{Name: "control_exchange", Default: "openstack", Group: GroupDefault,
+	ControlExchange = String(Spec{Name: "control_exchange", Default: "openstack", Group: GroupDefault, Check: CheckName,
 		Doc: "the `exchange` of RPC targets that name none, and of notifications (default openstack)"})
 	// DurableQueues flags the control exchange and the shared (topic and
 	// notification) queues durable.
@@ -32,6 +38,16 @@ var (
 	TransientQueuesTTL = Duration(Spec{Name: "rabbit_transient_queues_ttl", Default: "1800", Min: 1, Group: GroupRabbit,
 		Doc: "`seconds` an unused reply or fanout queue lives (default 1800)"})
 )
+
+// CheckName is the Check of an option that names an exchange or a topic,
+// as an RPC target's fields are named: 1 to 255 bytes of UTF-8 without
+// spaces or control characters.
+func CheckName(v string) error {
+	if v == "" || driver.CheckName(v, false) != nil {
+		return fmt.Errorf("%q is not a valid name: at most 255 bytes, without spaces or control characters (oslo files have no trailing comments)", v)
+	}
+	return nil
+}
 
 // Portable returns the portable options, for a driver's Set.
 func Portable() []Option {
