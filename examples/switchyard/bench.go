@@ -60,7 +60,8 @@ Raw baselines, by URL scheme:
 
 Queues and exchanges get unique names and are deleted afterwards. The
 machine's load changes every figure: compare ratios, not rates, between
-runs, and run on a quiet machine.
+runs, and run on a quiet machine. The drivers' benchmark tests run the
+same workloads: go test -run='^$' -bench=Backend ./drivers/...
 
   switchyard bench
   switchyard bench -url memory:// -url rabbit://guest:guest@127.0.0.1:5672/ -url zmq:// -svg bench.svg`,
