@@ -89,7 +89,7 @@ func checkBenchRows(t *testing.T, rows []benchRow, backend, rawClient string) {
 			if allocs, err := strconv.ParseFloat(r.allocs, 64); err != nil || allocs < 0 {
 				t.Errorf("%s on %s, %s: allocs/op %q", c.Name, backend, client, r.allocs)
 			}
-			if (r.p50 != "-") != c.Calls || (r.p99 != "-") != c.Calls {
+			if (r.p50 != "-") != c.RPC || (r.p99 != "-") != c.RPC {
 				t.Errorf("%s on %s, %s: p50 %q, p99 %q; want latencies for calls only", c.Name, backend, client, r.p50, r.p99)
 			}
 			if client == rawClient {

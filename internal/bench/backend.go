@@ -7,20 +7,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/switchyard-mq/switchyard/rpc"
 	"github.com/switchyard-mq/switchyard/transport"
 )
-
-// Options are how Switchyard's side of a benchmark opens and calls its
-// backend.
-type Options struct {
-	// Logger receives the transports' logs; nil is slog.Default().
-	Logger *slog.Logger
-	// ServerOptions and ClientOptions configure the RPC cases' server
-	// and client, as a service's configuration would.
-	ServerOptions []rpc.ServerOption
-	ClientOptions []rpc.Option
-}
 
 // Backend is one transport URL to benchmark: Switchyard on it and,
 // beside it, the raw client of its scheme.
@@ -44,9 +32,6 @@ type client interface {
 	rpc(ctx context.Context, lim Limits, callers int, m *meter) error
 }
 
-// switchyardName is the client name of Switchyard's side.
-const switchyardName = "switchyard"
-
 // NewBackend prepares u for benchmarking. Its scheme's driver must be
 // registered. Its raw client reads the options of u that change what the
 // driver does (rabbit's confirms, amqp's presettled, prefetch_size and
@@ -54,22 +39,20 @@ const switchyardName = "switchyard"
 // client (rabbits:// and other TLS ones) is measured alone, and Note
 // says so.
 func NewBackend(u *transport.URL, o Options) (*Backend, error) {
-	b := &Backend{label: u.String(), scheme: u.Scheme}
 	if !slices.Contains(transport.Schemes(), u.Scheme) {
 		return nil, fmt.Errorf("no driver for scheme %q (registered: %s)", u.Scheme, strings.Join(transport.Schemes(), ", "))
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	b.sides = []client{&switchyardClient{url: u.Clone(), opts: o}}
 	raw, note, err := rawClient(u)
 	if err != nil {
 		return nil, err
 	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	b := &Backend{label: u.String(), scheme: u.Scheme, note: note, sides: []client{&switchyardClient{url: u.Clone(), opts: o}}}
 	if raw != nil {
 		b.sides = append(b.sides, raw)
 	}
-	b.note = note
 	return b, nil
 }
 
@@ -110,7 +93,7 @@ func rawClient(u *transport.URL) (client, string, error) {
 
 // runCase runs c on cl within lim, measured by m.
 func runCase(ctx context.Context, c Case, cl client, lim Limits, m *meter) error {
-	if c.Calls {
+	if c.RPC {
 		return cl.rpc(ctx, lim, lim.callers(c), m)
 	}
 	return cl.publish(ctx, lim, c.Ack, m)

@@ -17,9 +17,9 @@ type Case struct {
 	Title string
 	// Unit is the unit of its rate: msg/s or call/s.
 	Unit string
-	// Calls marks an RPC case (calls, timed one by one); otherwise the
-	// case is publish→consume.
-	Calls bool
+	// RPC marks an RPC case (calls, each timed); otherwise the case is
+	// publish→consume.
+	RPC bool
 	// Ack, for publish→consume, acknowledges each delivery by hand with
 	// prefetch AckPrefetch; otherwise deliveries are auto-acknowledged.
 	Ack bool
@@ -36,8 +36,8 @@ func Cases() []Case {
 	return []Case{
 		{Name: "publish", Title: "publish→consume, auto-ack", Unit: "msg/s"},
 		{Name: "publish-ack", Title: fmt.Sprintf("publish→consume, manual ack, prefetch %d", AckPrefetch), Unit: "msg/s", Ack: true},
-		{Name: "rpc", Title: "RPC, sequential calls", Unit: "call/s", Calls: true},
-		{Name: "rpc-inflight", Title: "RPC, concurrent callers (-inflight)", Unit: "call/s", Calls: true, Concurrent: true},
+		{Name: "rpc", Title: "RPC, sequential calls", Unit: "call/s", RPC: true},
+		{Name: "rpc-inflight", Title: "RPC, concurrent callers (-inflight)", Unit: "call/s", RPC: true, Concurrent: true},
 	}
 }
 

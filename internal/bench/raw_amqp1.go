@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -53,13 +51,6 @@ func newAMQP1Client(u *transport.URL) (*amqp1Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	host, port := "localhost", 5672
-	if len(u.Hosts) > 0 {
-		host = u.Hosts[0].Name
-		if u.Hosts[0].Port != 0 {
-			port = u.Hosts[0].Port
-		}
-	}
 	topology := u.Clone()
 	topology.Scheme = "rabbit"
 	r, err := newRabbitClient(topology)
@@ -67,7 +58,7 @@ func newAMQP1Client(u *transport.URL) (*amqp1Client, error) {
 		return nil, err
 	}
 	return &amqp1Client{
-		addr:  net.JoinHostPort(host, strconv.Itoa(port)),
+		addr:  firstHost(u),
 		vhost: u.VirtualHost, user: u.User, pass: u.Password,
 		presettled: amqp1Presettled.Get(values),
 		prefetch:   amqp1Prefetch.Get(values),

@@ -42,13 +42,6 @@ func newRabbitClient(u *transport.URL) (*rabbitClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	host, port := "localhost", 5672
-	if len(u.Hosts) > 0 {
-		host = u.Hosts[0].Name
-		if u.Hosts[0].Port != 0 {
-			port = u.Hosts[0].Port
-		}
-	}
 	user, pass := u.User, u.Password
 	if user == "" && !u.HasPassword {
 		user, pass = "guest", "guest"
@@ -57,12 +50,25 @@ func newRabbitClient(u *transport.URL) (*rabbitClient, error) {
 	if vhost == "" {
 		vhost = "/"
 	}
-	hostPort := net.JoinHostPort(host, strconv.Itoa(port))
+	hostPort := firstHost(u)
 	return &rabbitClient{
 		amqpURL:  "amqp://" + url.UserPassword(user, pass).String() + "@" + hostPort + "/" + url.PathEscape(vhost),
 		where:    fmt.Sprintf("%s, virtual host %q", hostPort, vhost),
 		confirms: rabbitmq.Confirms.Get(values),
 	}, nil
+}
+
+// firstHost is the host:port of u's first host, as the drivers default
+// them: localhost, AMQP's port 5672.
+func firstHost(u *transport.URL) string {
+	host, port := "localhost", 5672
+	if len(u.Hosts) > 0 {
+		host = u.Hosts[0].Name
+		if u.Hosts[0].Port != 0 {
+			port = u.Hosts[0].Port
+		}
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
 func (*rabbitClient) name() string { return "raw amqp091-go" }

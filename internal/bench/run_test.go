@@ -16,6 +16,20 @@ import (
 // tinyLimits are enough to see every case work, and quick.
 var tinyLimits = Limits{Messages: 200, Duration: 2 * time.Second, Size: 100, Inflight: 4}
 
+// newBackend is the backend of url, failing t if it cannot be.
+func newBackend(t *testing.T, url string) *Backend {
+	t.Helper()
+	u, err := transport.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBackend(u, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // TestRun runs every case on the in-process backends, through Switchyard
 // and the raw clients, and checks each result.
 func TestRun(t *testing.T) {
@@ -25,16 +39,8 @@ func TestRun(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
-			u, err := transport.ParseURL(tt.url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := NewBackend(u, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
 			var progress bytes.Buffer
-			results, err := Run(t.Context(), &progress, []*Backend{b}, Cases(), tinyLimits)
+			results, err := Run(t.Context(), &progress, []*Backend{newBackend(t, tt.url)}, Cases(), tinyLimits)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -49,7 +55,7 @@ func TestRun(t *testing.T) {
 				if r.Ops != int64(tinyLimits.Messages) || r.Rate <= 0 || r.AllocsPerOp <= 0 {
 					t.Errorf("%s through %s: %d ops, rate %v, %v allocs/op", r.Case.Name, r.Client, r.Ops, r.Rate, r.AllocsPerOp)
 				}
-				if (r.P50 > 0) != c.Calls || r.P99 < r.P50 {
+				if (r.P50 > 0) != c.RPC || r.P99 < r.P50 {
 					t.Errorf("%s through %s: p50 %v, p99 %v; want latencies for calls only", r.Case.Name, r.Client, r.P50, r.P99)
 				}
 				if (r.Ratio > 0) == r.Raw {
@@ -66,17 +72,9 @@ func TestRun(t *testing.T) {
 // TestRunInterrupted: Run stops after the run in progress when its
 // context ends, with that run's result.
 func TestRunInterrupted(t *testing.T) {
-	u, err := transport.ParseURL("memory://bench-interrupted")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := NewBackend(u, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	results, err := Run(ctx, &bytes.Buffer{}, []*Backend{b}, Cases(), tinyLimits)
+	results, err := Run(ctx, &bytes.Buffer{}, []*Backend{newBackend(t, "memory://bench-interrupted")}, Cases(), tinyLimits)
 	if len(results) != 1 || !errors.Is(err, context.Canceled) {
 		t.Errorf("%d results, error %v; want 1 and context.Canceled", len(results), err)
 	}

@@ -4,12 +4,27 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strconv"
 
 	"github.com/switchyard-mq/switchyard/internal/oslo"
 	"github.com/switchyard-mq/switchyard/rpc"
 	"github.com/switchyard-mq/switchyard/transport"
 )
+
+// Options are how Switchyard's side of a benchmark opens and calls its
+// backend.
+type Options struct {
+	// Logger receives the transports' logs; nil is slog.Default().
+	Logger *slog.Logger
+	// ServerOptions and ClientOptions configure the RPC cases' server
+	// and client, as a service's configuration would.
+	ServerOptions []rpc.ServerOption
+	ClientOptions []rpc.Option
+}
+
+// switchyardName is the client name of Switchyard's side.
+const switchyardName = "switchyard"
 
 // switchyardClient runs the workloads through Switchyard's portable API
 // (transport, rpc) on one backend. Each side (publisher and consumer,

@@ -78,7 +78,7 @@ func runBenchmark(b *testing.B, c Case, cl client) {
 		b.Fatalf("%s: %d of %d operations within %v", cl.name(), r.Ops, b.N, lim.Duration)
 	}
 	b.ReportMetric(r.Rate, c.Unit)
-	if c.Calls {
+	if c.RPC {
 		b.ReportMetric(microseconds(r.P50), "p50-µs")
 		b.ReportMetric(microseconds(r.P99), "p99-µs")
 	}
