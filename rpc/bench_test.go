@@ -3,9 +3,9 @@ package rpc_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-mq/switchyard/internal/bench"
 	"github.com/switchyard-mq/switchyard/internal/oslo"
 	"github.com/switchyard-mq/switchyard/notify"
 	"github.com/switchyard-mq/switchyard/rpc"
@@ -80,109 +81,42 @@ func rpcFixture(b *testing.B, tr *transport.Transport) (*rpc.Client, transport.T
 	return client, transport.Target{Topic: "bench"}
 }
 
-// reportLatency adds p50/p99 (µs) and operations/s.
-func reportLatency(b *testing.B, lat []time.Duration, elapsed time.Duration, unit string) {
-	slices.Sort(lat)
-	if len(lat) > 0 {
-		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
-	}
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), unit)
-}
-
 // BenchmarkCall: sequential calls, one at a time.
-func BenchmarkCall(b *testing.B) {
-	b.Run("switchyard", func(b *testing.B) {
-		tr := benchTransport(b)
-		client, target := rpcFixture(b, tr)
-		ctx := context.Background()
-		lat := make([]time.Duration, 0, b.N)
-		b.ReportAllocs()
-		b.ResetTimer()
-		start := time.Now()
-		for i := range b.N {
-			t0 := time.Now()
-			var n int
-			if err := client.Call(ctx, target, "echo", echoArgs{N: i}, &n); err != nil || n != i {
-				b.Fatal(err, n)
-			}
-			lat = append(lat, time.Since(t0))
-		}
-		reportLatency(b, lat, time.Since(start), "calls/s")
-	})
-	for _, raw := range rawCases {
-		b.Run(raw.name, func(b *testing.B) {
-			tr := benchTransport(b)
-			loop := newRawRPC(b, tr, raw.envelope)
-			lat := make([]time.Duration, 0, b.N)
-			b.ReportAllocs()
-			b.ResetTimer()
-			start := time.Now()
-			for range b.N {
-				t0 := time.Now()
-				loop.call(b)
-				lat = append(lat, time.Since(t0))
-			}
-			reportLatency(b, lat, time.Since(start), "calls/s")
-		})
-	}
-}
-
-// rawCases are the raw loops measured beside Switchyard.
-var rawCases = []struct {
-	name     string
-	envelope bool
-}{{"raw", false}, {"raw-oslo-envelope", true}}
+func BenchmarkCall(b *testing.B) { benchCalls(b, bench.Calls{Latencies: true}) }
 
 // BenchmarkCall64: 64 calls in flight.
-func BenchmarkCall64(b *testing.B) {
-	const inFlight = 64
+func BenchmarkCall64(b *testing.B) { benchCalls(b, bench.Calls{Callers: 64}) }
+
+// benchCalls measures calls through Switchyard and the raw loops. The
+// calls' context is one that never ends, as a service's would be, so that
+// none of them registers with a parent to be cancelled.
+func benchCalls(b *testing.B, calls bench.Calls) {
+	ctx := context.Background()
 	b.Run("switchyard", func(b *testing.B) {
-		tr := benchTransport(b)
-		client, target := rpcFixture(b, tr)
-		ctx := context.Background()
-		b.ReportAllocs()
-		b.ResetTimer()
-		start := time.Now()
-		runConcurrently(b, inFlight, func(i int) {
-			var n int
-			if err := client.Call(ctx, target, "echo", echoArgs{N: i}, &n); err != nil || n != i {
-				b.Error(err, n)
-			}
-		})
-		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+		client, target := rpcFixture(b, benchTransport(b))
+		calls.Run(b, func(i int) error { return echo(ctx, client, target, i) })
 	})
-	for _, raw := range rawCases {
+	for _, raw := range []struct {
+		name     string
+		envelope bool
+	}{{"raw", false}, {"raw-oslo-envelope", true}} {
 		b.Run(raw.name, func(b *testing.B) {
-			tr := benchTransport(b)
-			loop := newRawRPC(b, tr, raw.envelope)
-			b.ReportAllocs()
-			b.ResetTimer()
-			start := time.Now()
-			runConcurrently(b, inFlight, func(int) { loop.call(b) })
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+			loop := newRawRPC(b, benchTransport(b), raw.envelope)
+			calls.Run(b, func(int) error { return loop.call(ctx) })
 		})
 	}
 }
 
-// runConcurrently runs f b.N times from n goroutines.
-func runConcurrently(b *testing.B, n int, f func(i int)) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= b.N {
-					return
-				}
-				f(i)
-			}
-		}()
+// echo calls echo with i, checking that i comes back.
+func echo(ctx context.Context, client *rpc.Client, target transport.Target, i int) error {
+	var n int
+	if err := client.Call(ctx, target, "echo", echoArgs{N: i}, &n); err != nil {
+		return err
 	}
-	wg.Wait()
+	if n != i {
+		return fmt.Errorf("call %d: reply for %d", i, n)
+	}
+	return nil
 }
 
 // rawRPC is request/reply on the portable model with nothing on top: one
@@ -273,7 +207,8 @@ func newRawRPC(b *testing.B, tr *transport.Transport, envelope bool) *rawRPC {
 	return r
 }
 
-func (r *rawRPC) call(b *testing.B) {
+// call makes one call and waits for its reply.
+func (r *rawRPC) call(ctx context.Context) error {
 	seq := strconv.FormatUint(r.seq.Add(1), 10)
 	id := seq
 	if r.envelope {
@@ -290,15 +225,14 @@ func (r *rawRPC) call(b *testing.B) {
 		msg.Body, err = oslo.WrapRequest(&oslo.Request{Method: "echo", Args: json.RawMessage(`{"n":` + seq + `}`),
 			MsgID: id, ReplyQ: r.replyQ, UniqueID: oslo.NewID()})
 		if err != nil {
-			b.Error(err)
-			return
+			return err
 		}
 	}
-	if err := r.tr.Publish(context.Background(), "", "raw-requests", msg); err != nil {
-		b.Error(err)
-		return
+	if err := r.tr.Publish(ctx, "", "raw-requests", msg); err != nil {
+		return err
 	}
 	<-done
+	return nil
 }
 
 // BenchmarkCast: casts until the server has run them all.

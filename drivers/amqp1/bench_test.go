@@ -9,7 +9,7 @@ import (
 
 	amqp "github.com/Azure/go-amqp"
 
-	"github.com/switchyard-mq/switchyard/rpc"
+	"github.com/switchyard-mq/switchyard/internal/bench"
 	"github.com/switchyard-mq/switchyard/transport"
 )
 
@@ -23,6 +23,13 @@ import (
 // mapping), and on receiving links manual credit topped up only once the
 // last grant is used up: go-amqp's own credit management stalls on
 // RabbitMQ 3.10 (see the package documentation), so raw cannot use it.
+
+// BenchmarkBackend runs the benchmark harness's cases on amqp:// (RPC
+// calls among them), each beside raw go-amqp doing the same: the cases
+// every backend runs, under the same names.
+//
+//	SWITCHYARD_BROKERS=required go test -run='^$' -bench=Backend -benchmem ./drivers/amqp1/
+func BenchmarkBackend(b *testing.B) { bench.RunBenchmarks(b, rabbitURL(b)) }
 
 const (
 	benchBody       = 100
@@ -295,42 +302,3 @@ func BenchmarkEndToEnd(b *testing.B) {
 
 // e2eRound is how many messages one side sends before the other's turn.
 const e2eRound = 1000
-
-// echoEndpoint is the RPC benchmark's server.
-type echoEndpoint struct{}
-
-func (echoEndpoint) Echo(_ context.Context, args map[string]any) (map[string]any, error) {
-	return args, nil
-}
-
-// BenchmarkRPCCall makes b.N sequential oslo RPC calls through the driver
-// (request to a topic queue, reply to the caller's reply queue); there is
-// no raw counterpart.
-func BenchmarkRPCCall(b *testing.B) {
-	ctx := context.Background()
-	e := newBenchEnv(b, "")
-	target := transport.Target{Topic: "bench-" + randomHex(4), Server: "s1"}
-	server, err := rpc.NewServer(e.tr, target, []rpc.Endpoint{{Receiver: echoEndpoint{}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := server.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	defer server.Stop(ctx)
-	client, err := rpc.NewClient(e.tr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer client.Close()
-	args := map[string]any{"n": 1}
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	for range b.N {
-		if err := client.Call(ctx, transport.Target{Topic: target.Topic}, "echo", args, nil); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
-}

@@ -8,11 +8,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-mq/switchyard/internal/bench"
 	"github.com/switchyard-mq/switchyard/transport"
 )
 
-// bodySize is the body of every benchmark message, as in the raw baselines
-// of shared/reference/baselines.md.
+// BenchmarkBackend runs the benchmark harness's cases on memory://, each
+// beside a Go channel doing the same: the cases every backend runs, under
+// the same names.
+//
+//	go test -run='^$' -bench=Backend -benchmem ./drivers/memory/
+func BenchmarkBackend(b *testing.B) { bench.RunBenchmarks(b, brokerURL(b)) }
+
+// bodySize is the body of every benchmark message, as in the harness's
+// cases.
 const bodySize = 100
 
 // channelBuffer is the raw baseline's channel capacity.

@@ -10,9 +10,17 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/switchyard-mq/switchyard/internal/bench"
 	"github.com/switchyard-mq/switchyard/internal/brokertest"
 	"github.com/switchyard-mq/switchyard/transport"
 )
+
+// BenchmarkBackend runs the benchmark harness's cases on rabbit://, each
+// beside raw amqp091-go doing the same with the driver's default
+// confirms: the cases every backend runs, under the same names.
+//
+//	SWITCHYARD_BROKERS=required go test -run='^$' -bench=Backend -benchmem ./drivers/rabbit/
+func BenchmarkBackend(b *testing.B) { bench.RunBenchmarks(b, brokertest.NewRabbitVHost(b).URL) }
 
 // Benchmarks of publish→consume throughput, each case run on raw
 // amqp091-go and on the driver (through the transport API) in the same

@@ -6,16 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/switchyard-mq/switchyard/internal/bench"
 	"github.com/switchyard-mq/switchyard/internal/brokertest"
 	"github.com/switchyard-mq/switchyard/internal/oslo"
 	"github.com/switchyard-mq/switchyard/rpc"
@@ -84,48 +83,6 @@ func BenchmarkRPC(b *testing.B) {
 	}
 }
 
-// runCalls makes b.N calls from inFlight goroutines, each call timed, and
-// reports calls/s and the p50 and p99 latencies.
-func runCalls(b *testing.B, inFlight int, call func(i int) error) {
-	b.ReportAllocs()
-	lat := make([][]time.Duration, inFlight)
-	var next atomic.Int64
-	var failed atomic.Value
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	start := time.Now()
-	for g := range inFlight {
-		lat[g] = make([]time.Duration, 0, b.N/inFlight+1)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(b.N) || failed.Load() != nil {
-					return
-				}
-				t0 := time.Now()
-				if err := call(int(i)); err != nil {
-					failed.Store(err)
-					return
-				}
-				lat[g] = append(lat[g], time.Since(t0))
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	if err := failed.Load(); err != nil {
-		b.Fatal(err)
-	}
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
-	b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
-}
-
 // benchArgs are the arguments of a Switchyard call: about 100 bytes.
 type benchArgs struct {
 	N   int    `json:"n"`
@@ -173,7 +130,7 @@ func benchSwitchyardRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int, 
 	if err := client.Call(ctx, target, "echo", benchArgs{Pad: rpcBenchPad}, nil); err != nil {
 		b.Fatal(err) // warm: the reply queue and the exchange are declared
 	}
-	runCalls(b, inFlight, func(i int) error {
+	bench.Calls{Callers: inFlight, Latencies: true}.Run(b, func(i int) error {
 		var got benchArgs
 		if err := client.Call(ctx, target, "echo", benchArgs{N: i, Pad: rpcBenchPad}, &got); err != nil {
 			return err
@@ -366,7 +323,7 @@ func benchRawRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int, wire ra
 		b.Cleanup(func() { _, _ = srvCh.QueueDelete(replyQ.Name, false, false, false) })
 	}
 
-	runCalls(b, inFlight, func(i int) error { return r.call(ctx, i, len(replyBody)) })
+	bench.Calls{Callers: inFlight, Latencies: true}.Run(b, func(i int) error { return r.call(ctx, i, len(replyBody)) })
 }
 
 // call sends request i and waits for its reply.
@@ -498,7 +455,7 @@ func benchTransportRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int) {
 		<-dispatchDone
 	})
 
-	runCalls(b, inFlight, func(i int) error {
+	bench.Calls{Callers: inFlight, Latencies: true}.Run(b, func(i int) error {
 		id := strconv.Itoa(i)
 		w := make(chan *transport.Delivery, 1)
 		mu.Lock()

@@ -3,14 +3,21 @@ package zmq_test
 import (
 	"bytes"
 	"context"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
 
+	"github.com/switchyard-mq/switchyard/internal/bench"
 	"github.com/switchyard-mq/switchyard/transport"
 )
+
+// BenchmarkBackend runs the benchmark harness's cases on zmq://, each
+// beside raw zmq4 sockets doing the same: the cases every backend runs,
+// under the same names.
+//
+//	go test -run='^$' -bench=Backend -benchmem ./drivers/zmq/
+func BenchmarkBackend(b *testing.B) { bench.RunBenchmarks(b, "zmq://"+registryName(b)) }
 
 // Benchmarks of the driver beside raw zmq4 in the same run, 100-byte
 // messages over loopback TCP:
@@ -147,17 +154,6 @@ func BenchmarkRoundTrip(b *testing.B) {
 	b.Run("switchyard-request-reply", benchRequestReply)
 }
 
-// reportLatency reports the round-trip rate and latency percentiles.
-func reportLatency(b *testing.B, lat []time.Duration) {
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rt/s")
-	if len(lat) == 0 {
-		return
-	}
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
-}
-
 func benchRawDealerRouter(b *testing.B) {
 	ctx := benchCtx(b)
 	router := zmq4.NewRouter(ctx, zmq4.WithID(zmq4.SocketIdentity("server")), zmq4.WithTimeout(10*time.Second))
@@ -194,18 +190,7 @@ func benchRawDealerRouter(b *testing.B) {
 	if err := roundTrip(); err != nil { // warm up
 		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	lat := make([]time.Duration, 0, b.N)
-	b.ResetTimer()
-	for range b.N {
-		start := time.Now()
-		if err := roundTrip(); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(start))
-	}
-	b.StopTimer()
-	reportLatency(b, lat)
+	bench.Calls{Unit: "rt/s", Latencies: true}.Run(b, func(int) error { return roundTrip() })
 	_ = router.Close()
 	<-serverDone
 }
@@ -264,18 +249,7 @@ func benchRequestReply(b *testing.B) {
 	if err := roundTrip(); err != nil { // warm up: connections made both ways
 		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	lat := make([]time.Duration, 0, b.N)
-	b.ResetTimer()
-	for range b.N {
-		start := time.Now()
-		if err := roundTrip(); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(start))
-	}
-	b.StopTimer()
-	reportLatency(b, lat)
+	bench.Calls{Unit: "rt/s", Latencies: true}.Run(b, func(int) error { return roundTrip() })
 	stop()
 	<-serverDone
 }

@@ -1,6 +1,11 @@
-// Command switchyard is Switchyard's command-line tool.
+// Command switchyard is Switchyard's command-line tool. Install it with
 //
-//	go run ./examples/switchyard <command> [flags] [arguments]
+//	go install github.com/switchyard-mq/switchyard/examples/switchyard@latest
+//
+// (go install ./examples/switchyard from a checkout), which puts it in
+// $(go env GOPATH)/bin, or $GOBIN; then
+//
+//	switchyard <command> [flags] [arguments]
 //
 // Commands:
 //

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -9,13 +9,13 @@ import (
 	"github.com/go-zeromq/zmq4"
 )
 
-// zmqBaseline is zmq://'s raw baseline: github.com/go-zeromq/zmq4 sockets
+// zmqClient is zmq://'s raw baseline: github.com/go-zeromq/zmq4 sockets
 // over loopback TCP, PUSH to PULL for streams (which have no
 // acknowledgement to make: both publish cases run the same stream) and
 // DEALER to an echoing ROUTER for calls, one DEALER per caller.
-type zmqBaseline struct{}
+type zmqClient struct{}
 
-func (zmqBaseline) name() string { return "raw zmq4" }
+func (zmqClient) name() string { return "raw zmq4" }
 
 // zmqTimeout bounds a zmq4 dial, handshake and send.
 const zmqTimeout = 10 * time.Second
@@ -30,7 +30,7 @@ func closeOnDone(ctx context.Context, sockets ...zmq4.Socket) (stop func() bool)
 	})
 }
 
-func (zmqBaseline) publish(ctx context.Context, lim benchLimits, _ bool, m *meter) error {
+func (zmqClient) publish(ctx context.Context, lim Limits, _ bool, m *meter) error {
 	push := zmq4.NewPush(ctx, zmq4.WithTimeout(zmqTimeout))
 	defer push.Close()
 	if err := push.Listen("tcp://127.0.0.1:0"); err != nil {
@@ -41,25 +41,22 @@ func (zmqBaseline) publish(ctx context.Context, lim benchLimits, _ bool, m *mete
 	if err := pull.Dial("tcp://" + push.Addr().String()); err != nil {
 		return fmt.Errorf("raw zmq4: %w", err)
 	}
-	body := benchBody(lim.size)
+	body := body(lim.Size)
 	publish := func(context.Context) error { return push.Send(zmq4.NewMsg(body)) }
 	receive := func(context.Context) error {
 		_, err := pull.Recv()
 		return err
 	}
-	if err := publish(ctx); err != nil {
-		return fmt.Errorf("warm-up send: %w", err)
+	if err := warmStream(ctx, publish, receive); err != nil {
+		return err
 	}
-	if err := receive(ctx); err != nil {
-		return fmt.Errorf("warm-up receive: %w", err)
-	}
-	return m.measure(ctx, lim.duration, func(ctx context.Context) error {
+	return m.measure(ctx, lim.Duration, func(ctx context.Context) error {
 		defer closeOnDone(ctx, pull)()
-		return streamLoop(ctx, lim.messages, m, publish, receive)
+		return streamLoop(ctx, lim.Messages, m, publish, receive)
 	})
 }
 
-func (zmqBaseline) rpc(ctx context.Context, lim benchLimits, callers int, m *meter) (err error) {
+func (zmqClient) rpc(ctx context.Context, lim Limits, callers int, m *meter) (err error) {
 	router := zmq4.NewRouter(ctx, zmq4.WithID(zmq4.SocketIdentity("server")), zmq4.WithTimeout(zmqTimeout))
 	defer router.Close()
 	if err := router.Listen("tcp://127.0.0.1:0"); err != nil {
@@ -96,7 +93,7 @@ func (zmqBaseline) rpc(ctx context.Context, lim benchLimits, callers int, m *met
 			err = fmt.Errorf("%w (server: %w)", err, serverErr)
 		}
 	}()
-	body := benchBody(lim.size)
+	body := body(lim.Size)
 	call := func(_ context.Context, caller int) error {
 		if err := dealers[caller].Send(zmq4.NewMsg(body)); err != nil {
 			return err
@@ -104,14 +101,11 @@ func (zmqBaseline) rpc(ctx context.Context, lim benchLimits, callers int, m *met
 		_, err := dealers[caller].Recv()
 		return err
 	}
-	// Warm up every caller: its first message makes its connection.
-	for i := range dealers {
-		if err := call(ctx, i); err != nil {
-			return fmt.Errorf("warm-up call: %w", err)
-		}
+	if err := warmCalls(ctx, callers, call); err != nil {
+		return err
 	}
-	return m.measure(ctx, lim.duration, func(ctx context.Context) error {
+	return m.measure(ctx, lim.Duration, func(ctx context.Context) error {
 		defer closeOnDone(ctx, dealers...)()
-		return callLoop(ctx, lim.messages, callers, m, call)
+		return callLoop(ctx, lim.Messages, callers, m, call)
 	})
 }

@@ -1,10 +1,9 @@
-package main
+package bench
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strconv"
 
@@ -13,25 +12,36 @@ import (
 	"github.com/switchyard-mq/switchyard/transport"
 )
 
-// switchyardName is the client column of Switchyard's own runs.
+// Options are how Switchyard's side of a benchmark opens and calls its
+// backend.
+type Options struct {
+	// Logger receives the transports' logs; nil is slog.Default().
+	Logger *slog.Logger
+	// ServerOptions and ClientOptions configure the RPC cases' server
+	// and client, as a service's configuration would.
+	ServerOptions []rpc.ServerOption
+	ClientOptions []rpc.Option
+}
+
+// switchyardName is the client name of Switchyard's side.
 const switchyardName = "switchyard"
 
 // switchyardClient runs the workloads through Switchyard's portable API
 // (transport, rpc) on one backend. Each side (publisher and consumer,
 // caller and server) has a transport of its own, as two processes would.
 type switchyardClient struct {
-	b      *benchBackend
-	logger *slog.Logger
+	url  *transport.URL
+	opts Options
 }
 
-func (switchyardClient) name() string { return switchyardName }
+func (*switchyardClient) name() string { return switchyardName }
 
-func (s switchyardClient) open(ctx context.Context) (*transport.Transport, error) {
-	return transport.OpenURL(ctx, s.b.tc, transport.WithLogger(s.logger))
+func (s *switchyardClient) open(ctx context.Context) (*transport.Transport, error) {
+	return transport.OpenURL(ctx, s.url, transport.WithLogger(s.opts.Logger))
 }
 
 // openPair opens the two sides' transports; close closes both.
-func (s switchyardClient) openPair(ctx context.Context) (a, b *transport.Transport, close func() error, err error) {
+func (s *switchyardClient) openPair(ctx context.Context) (a, b *transport.Transport, close func() error, err error) {
 	if a, err = s.open(ctx); err != nil {
 		return nil, nil, nil, err
 	}
@@ -41,13 +51,13 @@ func (s switchyardClient) openPair(ctx context.Context) (a, b *transport.Transpo
 	return a, b, func() error { return errors.Join(b.Close(), a.Close()) }, nil
 }
 
-func (s switchyardClient) publish(ctx context.Context, lim benchLimits, ack bool, m *meter) (err error) {
+func (s *switchyardClient) publish(ctx context.Context, lim Limits, ack bool, m *meter) (err error) {
 	pub, sub, closeBoth, err := s.openPair(ctx)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, closeBoth()) }()
-	q, err := sub.DeclareQueue(ctx, transport.Queue{Name: benchName("publish")})
+	q, err := sub.DeclareQueue(ctx, transport.Queue{Name: uniqueName("publish")})
 	if err != nil {
 		return err
 	}
@@ -59,7 +69,7 @@ func (s switchyardClient) publish(ctx context.Context, lim benchLimits, ack bool
 	}()
 	opts := transport.ConsumeOptions{AutoAck: true}
 	if ack {
-		opts = transport.ConsumeOptions{Prefetch: ackPrefetch}
+		opts = transport.ConsumeOptions{Prefetch: AckPrefetch}
 	}
 	c, err := sub.Consume(ctx, q, opts)
 	if err != nil {
@@ -67,7 +77,7 @@ func (s switchyardClient) publish(ctx context.Context, lim benchLimits, ack bool
 	}
 	defer func() { err = errors.Join(err, c.Close()) }()
 
-	msg := transport.Message{Body: benchBody(lim.size)}
+	msg := transport.Message{Body: body(lim.Size)}
 	publish := func(ctx context.Context) error { return pub.Publish(ctx, "", q, msg) }
 	receive := func(ctx context.Context) error {
 		d, err := c.Receive(ctx)
@@ -76,33 +86,24 @@ func (s switchyardClient) publish(ctx context.Context, lim benchLimits, ack bool
 		}
 		return d.Ack()
 	}
-	// Warm up: the first message makes the connections and routes.
-	if err := publish(ctx); err != nil {
-		return fmt.Errorf("warm-up publish: %w", err)
-	}
-	if err := receive(ctx); err != nil {
-		return fmt.Errorf("warm-up receive: %w", err)
-	}
-	return m.measure(ctx, lim.duration, func(ctx context.Context) error {
-		return streamLoop(ctx, lim.messages, m, publish, receive)
-	})
+	return measureStream(ctx, lim, m, publish, receive)
 }
 
-// benchEcho is the RPC endpoint of bench's server.
-type benchEcho struct{}
+// echo is the RPC endpoint of the benchmarks' server.
+type echo struct{}
 
 // Echo returns its arguments.
-func (benchEcho) Echo(_ context.Context, args json.RawMessage) (json.RawMessage, error) {
+func (echo) Echo(_ context.Context, args json.RawMessage) (json.RawMessage, error) {
 	return args, nil
 }
 
-// benchArgs are the RPC workload's arguments: {"data": "xxx…"} with
-// size bytes of data.
-func benchArgs(size int) json.RawMessage {
-	return json.RawMessage(`{"data":` + strconv.Quote(string(benchBody(size))) + `}`)
+// echoArgs are the RPC workload's arguments: {"data": "xxx…"} with size
+// bytes of data.
+func echoArgs(size int) json.RawMessage {
+	return json.RawMessage(`{"data":` + strconv.Quote(string(body(size))) + `}`)
 }
 
-func (s switchyardClient) rpc(ctx context.Context, lim benchLimits, callers int, m *meter) (err error) {
+func (s *switchyardClient) rpc(ctx context.Context, lim Limits, callers int, m *meter) (err error) {
 	serverTr, clientTr, closeBoth, err := s.openPair(ctx)
 	if err != nil {
 		return err
@@ -110,40 +111,33 @@ func (s switchyardClient) rpc(ctx context.Context, lim benchLimits, callers int,
 	defer func() { err = errors.Join(err, closeBoth()) }()
 	// A target of its own, exchange included, so that nothing of the run
 	// is shared with other services, and all of it can be deleted.
-	name := benchName("rpc")
+	name := uniqueName("rpc")
 	target := transport.Target{Exchange: name, Topic: name, Server: "bench"}
-	server, err := rpc.NewServer(serverTr, target, []rpc.Endpoint{{Receiver: benchEcho{}}}, s.b.cfg.RPCServerOptions()...)
+	server, err := rpc.NewServer(serverTr, target, []rpc.Endpoint{{Receiver: echo{}}}, s.opts.ServerOptions...)
 	if err != nil {
 		return err
 	}
 	if err := server.Start(ctx); err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, stopBenchServer(ctx, server, serverTr, target)) }()
-	client, err := rpc.NewClient(clientTr, s.b.cfg.RPCClientOptions()...)
+	defer func() { err = errors.Join(err, stopServer(ctx, server, serverTr, target)) }()
+	client, err := rpc.NewClient(clientTr, s.opts.ClientOptions...)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, client.Close()) }()
 
 	to := transport.Target{Exchange: name, Topic: name}
-	args := benchArgs(lim.size)
-	call := func(ctx context.Context, _ int) error {
+	args := echoArgs(lim.Size)
+	return measureCalls(ctx, lim, callers, m, func(ctx context.Context, _ int) error {
 		var reply json.RawMessage
 		return client.Call(ctx, to, "echo", args, &reply)
-	}
-	if err := call(ctx, 0); err != nil {
-		return fmt.Errorf("warm-up call: %w", err)
-	}
-	return m.measure(ctx, lim.duration, func(ctx context.Context) error {
-		return callLoop(ctx, lim.messages, callers, m, call)
 	})
 }
 
-// stopBenchServer stops the server and deletes what it declared: its
-// topic and server queues and the exchanges (Stop deletes its fanout
-// queue).
-func stopBenchServer(ctx context.Context, server *rpc.Server, tr *transport.Transport, t transport.Target) error {
+// stopServer stops the server and deletes what it declared: its topic
+// and server queues and the exchanges (Stop deletes its fanout queue).
+func stopServer(ctx context.Context, server *rpc.Server, tr *transport.Transport, t transport.Target) error {
 	cctx, cancel := cleanupContext(ctx)
 	defer cancel()
 	errs := []error{server.Stop(cctx)}

@@ -1,30 +1,30 @@
-package main
+package bench
 
 import (
 	"context"
 	"sync"
 )
 
-// chanBaseline is memory://'s raw baseline: Go channels between
-// goroutines passing the same messages. Each message gets a body of its
-// own, as the in-process broker copies each body it is given.
-type chanBaseline struct{}
+// chanClient is memory://'s raw baseline: Go channels between goroutines
+// passing the same messages. Each message gets a body of its own, as the
+// in-process broker copies each body it is given.
+type chanClient struct{}
 
-func (chanBaseline) name() string { return "raw go channel" }
+func (chanClient) name() string { return "raw go channel" }
 
 // chanCheckEvery is how many messages a channel producer sends between
 // looks at its context, which costs more than a channel send.
 const chanCheckEvery = 256
 
-func (chanBaseline) publish(ctx context.Context, lim benchLimits, _ bool, m *meter) error {
-	template := benchBody(lim.size)
+func (chanClient) publish(ctx context.Context, lim Limits, _ bool, m *meter) error {
+	template := body(lim.Size)
 	// The channel's capacity is the window the other clients keep.
 	ch := make(chan []byte, streamWindow)
-	return m.measure(ctx, lim.duration, func(ctx context.Context) error {
+	return m.measure(ctx, lim.Duration, func(ctx context.Context) error {
 		return runAll(ctx,
 			func(ctx context.Context) error {
 				defer close(ch)
-				for i := range lim.messages {
+				for i := range lim.Messages {
 					if i%chanCheckEvery == 0 && ctx.Err() != nil {
 						return nil
 					}
@@ -51,8 +51,8 @@ type chanCall struct {
 	reply chan []byte
 }
 
-func (chanBaseline) rpc(ctx context.Context, lim benchLimits, callers int, m *meter) error {
-	template := benchBody(lim.size)
+func (chanClient) rpc(ctx context.Context, lim Limits, callers int, m *meter) error {
+	template := body(lim.Size)
 	requests := make(chan *chanCall, streamWindow)
 	var server sync.WaitGroup
 	server.Go(func() {
@@ -67,15 +67,12 @@ func (chanBaseline) rpc(ctx context.Context, lim benchLimits, callers int, m *me
 	for i := range calls {
 		calls[i] = &chanCall{reply: make(chan []byte, 1)}
 	}
-	call := func(_ context.Context, caller int) error {
+	return measureCalls(ctx, lim, callers, m, func(_ context.Context, caller int) error {
 		c := calls[caller]
 		c.body = make([]byte, len(template))
 		copy(c.body, template)
 		requests <- c
 		<-c.reply
 		return nil
-	}
-	return m.measure(ctx, lim.duration, func(ctx context.Context) error {
-		return callLoop(ctx, lim.messages, callers, m, call)
 	})
 }

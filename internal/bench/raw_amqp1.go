@@ -1,20 +1,20 @@
-package main
+package bench
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	amqp "github.com/Azure/go-amqp"
 
 	"github.com/switchyard-mq/switchyard/transport"
+	"github.com/switchyard-mq/switchyard/transport/driver/option"
 )
 
-// amqp1Baseline is amqp://'s raw baseline: github.com/Azure/go-amqp on the
+// amqp1Client is amqp://'s raw baseline: github.com/Azure/go-amqp on the
 // same broker, used as the AMQP 1.0 driver uses it, so that both do the
 // same work: a session per link; manual credit, granted again only once
 // the last grant is used up (RabbitMQ 3.10 overshoots otherwise, see
@@ -24,54 +24,50 @@ import (
 // /amq/queue/NAME, and queues are declared and deleted over AMQP 0-9-1 on
 // the same port, as the driver does; elsewhere (the Qpid Proton example
 // broker) a queue's address is its name and queues need no declaring.
-type amqp1Baseline struct {
+type amqp1Client struct {
 	addr       string // host:port
 	vhost      string
 	user, pass string
 	presettled bool
 	prefetch   int // the credit of auto-ack consumers: the driver's prefetch_size, 0 for its default
 	flavour    string
-	topology   *rabbitBaseline // declares RabbitMQ's queues over AMQP 0-9-1
+	topology   *rabbitClient // declares RabbitMQ's queues over AMQP 0-9-1
 }
+
+// The amqp driver's options its raw client follows, declared as
+// drivers/amqp1 declares them (it keeps its declarations to itself).
+var (
+	amqp1Flavour    = option.String(option.Spec{Name: "flavour", Default: "auto"})
+	amqp1Prefetch   = option.Int(option.Spec{Name: "prefetch_size", Min: 1, Max: 65535})
+	amqp1Presettled = option.Bool(option.Spec{Name: "presettled", Default: "false"})
+	amqp1Options    = option.NewSet(amqp1Flavour, amqp1Prefetch, amqp1Presettled)
+)
 
 // amqp1ServerCredit is the raw RPC server's credit, as rabbitServerPrefetch.
 const amqp1ServerCredit = 64
 
-func newAMQP1Baseline(tc *transport.URL) (*amqp1Baseline, error) {
-	a := &amqp1Baseline{vhost: tc.VirtualHost, user: tc.User, pass: tc.Password, flavour: queryOption(tc, "flavour", "auto")}
-	host, port := "localhost", 5672
-	if len(tc.Hosts) > 0 {
-		host = tc.Hosts[0].Name
-		if tc.Hosts[0].Port != 0 {
-			port = tc.Hosts[0].Port
-		}
-	}
-	a.addr = net.JoinHostPort(host, strconv.Itoa(port))
-	if v := queryOption(tc, "presettled", ""); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return nil, fmt.Errorf("option presettled=%q is not true or false", v)
-		}
-		a.presettled = b
-	}
-	if v := queryOption(tc, "prefetch_size", ""); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("option prefetch_size=%q is not a positive number", v)
-		}
-		a.prefetch = n
-	}
-	topology := tc.Clone()
-	topology.Scheme = "rabbit"
-	r, err := newRabbitBaseline(topology)
+func newAMQP1Client(u *transport.URL) (*amqp1Client, error) {
+	values, err := amqp1Options.Pick(u)
 	if err != nil {
 		return nil, err
 	}
-	a.topology = r
-	return a, nil
+	topology := u.Clone()
+	topology.Scheme = "rabbit"
+	r, err := newRabbitClient(topology)
+	if err != nil {
+		return nil, err
+	}
+	return &amqp1Client{
+		addr:  firstHost(u),
+		vhost: u.VirtualHost, user: u.User, pass: u.Password,
+		presettled: amqp1Presettled.Get(values),
+		prefetch:   amqp1Prefetch.Get(values),
+		flavour:    strings.ToLower(amqp1Flavour.Get(values)),
+		topology:   r,
+	}, nil
 }
 
-func (*amqp1Baseline) name() string { return "raw go-amqp" }
+func (*amqp1Client) name() string { return "raw go-amqp" }
 
 // amqp1Conn is one raw connection and the sessions of its links.
 type amqp1Conn struct {
@@ -82,7 +78,7 @@ type amqp1Conn struct {
 	closeOnce sync.Once
 }
 
-func (a *amqp1Baseline) dial(ctx context.Context) (*amqp1Conn, error) {
+func (a *amqp1Client) dial(ctx context.Context) (*amqp1Conn, error) {
 	opts := &amqp.ConnOptions{SASLType: amqp.SASLTypeAnonymous()}
 	if a.user != "" {
 		opts.SASLType = amqp.SASLTypePlain(a.user, a.pass)
@@ -213,7 +209,7 @@ func (r *creditReceiver) receive(ctx context.Context) (*amqp.Message, error) {
 
 // declare makes the queues (on RabbitMQ, over AMQP 0-9-1) and returns
 // the function that deletes them.
-func (a *amqp1Baseline) declare(c *amqp1Conn, queues ...string) (deleteAll func() error, err error) {
+func (a *amqp1Client) declare(c *amqp1Conn, queues ...string) (deleteAll func() error, err error) {
 	if !c.rabbit {
 		return func() error { return nil }, nil
 	}
@@ -240,7 +236,7 @@ func (a *amqp1Baseline) declare(c *amqp1Conn, queues ...string) (deleteAll func(
 }
 
 // dialPair connects the two sides; close closes both.
-func (a *amqp1Baseline) dialPair(ctx context.Context) (x, y *amqp1Conn, close func() error, err error) {
+func (a *amqp1Client) dialPair(ctx context.Context) (x, y *amqp1Conn, close func() error, err error) {
 	if x, err = a.dial(ctx); err != nil {
 		return nil, nil, nil, err
 	}
@@ -250,10 +246,10 @@ func (a *amqp1Baseline) dialPair(ctx context.Context) (x, y *amqp1Conn, close fu
 	return x, y, func() error { return errors.Join(y.close(), x.close()) }, nil
 }
 
-func (a *amqp1Baseline) consumerCredit(c *amqp1Conn, ack bool) int {
+func (a *amqp1Client) consumerCredit(c *amqp1Conn, ack bool) int {
 	switch {
 	case ack:
-		return ackPrefetch
+		return AckPrefetch
 	case a.prefetch > 0:
 		return a.prefetch
 	case c.rabbit:
@@ -262,13 +258,13 @@ func (a *amqp1Baseline) consumerCredit(c *amqp1Conn, ack bool) int {
 	return 10 // the driver's default on other brokers
 }
 
-func (a *amqp1Baseline) publish(ctx context.Context, lim benchLimits, ack bool, m *meter) (err error) {
+func (a *amqp1Client) publish(ctx context.Context, lim Limits, ack bool, m *meter) (err error) {
 	pubConn, subConn, closeBoth, err := a.dialPair(ctx)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, closeBoth()) }()
-	q := benchName("raw-publish")
+	q := uniqueName("raw-publish")
 	deleteQueues, err := a.declare(subConn, q)
 	if err != nil {
 		return err
@@ -284,129 +280,126 @@ func (a *amqp1Baseline) publish(ctx context.Context, lim benchLimits, ack bool, 
 	if err != nil {
 		return fmt.Errorf("raw go-amqp: attach a receiver: %w", err)
 	}
-	msg := pubConn.message(q, benchBody(lim.size))
+	msg := pubConn.message(q, body(lim.Size))
 	sendOpts := &amqp.SendOptions{Settled: a.presettled}
 	publish := func(ctx context.Context) error { return snd.Send(ctx, msg, sendOpts) }
 	receive := func(ctx context.Context) error {
 		_, err := rcv.receive(ctx)
 		return err
 	}
-	if err := publish(ctx); err != nil {
-		return fmt.Errorf("warm-up send: %w", err)
+	return measureStream(ctx, lim, m, publish, receive)
+}
+
+// amqp1RPCLinks are the four links of the raw RPC: the server's request
+// receiver and reply sender, the client's reply receiver and request
+// sender.
+type amqp1RPCLinks struct {
+	requests, replies          *creditReceiver
+	replySender, requestSender *amqp.Sender
+	serverConn, clientConn     *amqp1Conn
+	requestQ, replyQ           string
+	sendOpts                   *amqp.SendOptions
+}
+
+// attach attaches the RPC's links on the two connections.
+func (a *amqp1Client) attach(ctx context.Context, l *amqp1RPCLinks) (err error) {
+	if l.requests, err = l.serverConn.receiver(ctx, l.requestQ, amqp1ServerCredit, false); err != nil {
+		return fmt.Errorf("raw go-amqp: attach the server's receiver: %w", err)
 	}
-	if err := receive(ctx); err != nil {
-		return fmt.Errorf("warm-up receive: %w", err)
+	if l.replySender, err = l.serverConn.sender(ctx, l.replyQ); err != nil {
+		return fmt.Errorf("raw go-amqp: attach the server's sender: %w", err)
 	}
-	return m.measure(ctx, lim.duration, func(ctx context.Context) error {
-		return streamLoop(ctx, lim.messages, m, publish, receive)
-	})
+	if l.replies, err = l.clientConn.receiver(ctx, l.replyQ, a.consumerCredit(l.clientConn, false), true); err != nil {
+		return fmt.Errorf("raw go-amqp: attach the client's receiver: %w", err)
+	}
+	if l.requestSender, err = l.clientConn.sender(ctx, l.requestQ); err != nil {
+		return fmt.Errorf("raw go-amqp: attach the client's sender: %w", err)
+	}
+	return nil
 }
 
 // rpc: the server receives from a request queue (accepting each request)
 // and sends each reply to the request's reply-to queue with its
 // correlation id; the client receives from its reply queue and hands each
 // reply to its caller by correlation id.
-func (a *amqp1Baseline) rpc(ctx context.Context, lim benchLimits, callers int, m *meter) (err error) {
+func (a *amqp1Client) rpc(ctx context.Context, lim Limits, callers int, m *meter) (err error) {
 	serverConn, clientConn, closeBoth, err := a.dialPair(ctx)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, closeBoth()) }()
-	requestQ, replyQ := benchName("raw-rpc"), benchName("raw-reply")
-	deleteQueues, err := a.declare(serverConn, requestQ, replyQ)
+	l := &amqp1RPCLinks{serverConn: serverConn, clientConn: clientConn,
+		requestQ: uniqueName("raw-rpc"), replyQ: uniqueName("raw-reply"), sendOpts: &amqp.SendOptions{Settled: a.presettled}}
+	deleteQueues, err := a.declare(serverConn, l.requestQ, l.replyQ)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, closeBoth(), deleteQueues()) }()
-	requests, err := serverConn.receiver(ctx, requestQ, amqp1ServerCredit, false)
-	if err != nil {
-		return fmt.Errorf("raw go-amqp: attach the server's receiver: %w", err)
+	if err := a.attach(ctx, l); err != nil {
+		return err
 	}
-	replySender, err := serverConn.sender(ctx, replyQ)
-	if err != nil {
-		return fmt.Errorf("raw go-amqp: attach the server's sender: %w", err)
-	}
-	replies, err := clientConn.receiver(ctx, replyQ, a.consumerCredit(clientConn, false), true)
-	if err != nil {
-		return fmt.Errorf("raw go-amqp: attach the client's receiver: %w", err)
-	}
-	requestSender, err := clientConn.sender(ctx, requestQ)
-	if err != nil {
-		return fmt.Errorf("raw go-amqp: attach the client's sender: %w", err)
-	}
-	sendOpts := &amqp.SendOptions{Settled: a.presettled}
+	calls := newRawCalls(ctx, callers)
+	defer calls.stop()
+	l.serve(calls, callers)
+	body := body(lim.Size)
+	return measureCalls(ctx, lim, callers, m, func(ctx context.Context, caller int) error {
+		return calls.call(ctx, caller, func(id string) error {
+			msg := clientConn.message(l.requestQ, body)
+			msg.Properties.ReplyTo = &l.replyQ
+			msg.Properties.CorrelationID = id
+			return l.requestSender.Send(ctx, msg, l.sendOpts)
+		})
+	})
+}
 
-	pending := newPendingCalls(callers)
-	loopCtx, stopLoops := context.WithCancel(ctx)
-	var loops sync.WaitGroup
-	defer func() { stopLoops(); loops.Wait() }()
-	// The server receives on one goroutine (a receiver's credit is
-	// counted by one) and replies from one per caller, as the rpc
-	// server's workers do: a reply waiting for its disposition does not
-	// hold up the others.
+// serve runs the server and the client's reply dispatcher on calls. The
+// server receives on one goroutine (a receiver's credit is counted by
+// one) and replies from one per caller, as the rpc server's workers do:
+// a reply waiting for its disposition does not hold up the others.
+func (l *amqp1RPCLinks) serve(calls *rawCalls, callers int) {
 	work := make(chan *amqp.Message)
-	loops.Go(func() {
+	calls.run("server", func(ctx context.Context) error {
 		defer close(work)
 		for {
-			req, err := requests.receive(loopCtx)
+			req, err := l.requests.receive(ctx)
 			if err != nil {
-				pending.fail(loopCtx, fmt.Errorf("server: %w", err))
-				return
+				return err
 			}
 			select {
 			case work <- req:
-			case <-loopCtx.Done():
-				return
+			case <-ctx.Done():
+				return nil
 			}
 		}
 	})
 	for range min(callers, amqp1ServerCredit) {
-		loops.Go(func() {
+		calls.run("server", func(ctx context.Context) error {
 			for req := range work {
-				replyTo := replyQ
+				replyTo := l.replyQ
 				if req.Properties != nil && req.Properties.ReplyTo != nil {
 					replyTo = *req.Properties.ReplyTo
 				}
-				reply := serverConn.message(replyTo, req.GetData())
+				reply := l.serverConn.message(replyTo, req.GetData())
 				if req.Properties != nil {
 					reply.Properties.CorrelationID = req.Properties.CorrelationID
 				}
-				if err := replySender.Send(loopCtx, reply, sendOpts); err != nil {
-					pending.fail(loopCtx, fmt.Errorf("server: %w", err))
-					return
+				if err := l.replySender.Send(ctx, reply, l.sendOpts); err != nil {
+					return err
 				}
 			}
+			return nil
 		})
 	}
-	loops.Go(func() { // the client's reply dispatcher
+	calls.run("replies", func(ctx context.Context) error {
 		for {
-			reply, err := replies.receive(loopCtx)
+			reply, err := l.replies.receive(ctx)
 			if err != nil {
-				pending.fail(loopCtx, fmt.Errorf("replies: %w", err))
-				return
+				return err
 			}
 			if reply.Properties != nil {
 				id, _ := reply.Properties.CorrelationID.(string)
-				pending.deliver(id)
+				calls.deliver(id)
 			}
 		}
-	})
-
-	body := benchBody(lim.size)
-	call := func(ctx context.Context, caller int) error {
-		id, done := pending.add(caller)
-		msg := clientConn.message(requestQ, body)
-		msg.Properties.ReplyTo = &replyQ
-		msg.Properties.CorrelationID = id
-		if err := requestSender.Send(ctx, msg, sendOpts); err != nil {
-			return err
-		}
-		return pending.wait(ctx, done)
-	}
-	if err := call(ctx, 0); err != nil {
-		return fmt.Errorf("warm-up call: %w", err)
-	}
-	return m.measure(ctx, lim.duration, func(ctx context.Context) error {
-		return callLoop(ctx, lim.messages, callers, m, call)
 	})
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -7,66 +7,73 @@ import (
 	"net"
 	"net/url"
 	"strconv"
-	"sync"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/switchyard-mq/switchyard/internal/rabbitmq"
 	"github.com/switchyard-mq/switchyard/transport"
+	"github.com/switchyard-mq/switchyard/transport/driver/option"
 )
 
-// rabbitBaseline is rabbit://'s raw baseline: github.com/rabbitmq/amqp091-go
+// rabbitClient is rabbit://'s raw baseline: github.com/rabbitmq/amqp091-go
 // on the same broker, virtual host and credentials as the URL, publishing
 // with a confirm for each message exactly when the driver does (its
 // confirms option, default true), so that both give the same guarantee.
-type rabbitBaseline struct {
+type rabbitClient struct {
 	amqpURL  string // amqp://user:pass@host:port/vhost: it holds the password, never print it
 	where    string // host and virtual host, for errors
 	confirms bool
 }
 
+// rabbitOptions are the rabbit driver's options its raw client follows,
+// read with the driver's own declarations.
+var rabbitOptions = option.NewSet(rabbitmq.Confirms)
+
 // rabbitServerPrefetch is the raw RPC server's prefetch, as the rpc
 // server's default concurrency bound.
 const rabbitServerPrefetch = 64
 
-// newRabbitBaseline builds the amqp091-go URL from a rabbit:// URL's
-// first host, credentials (guest/guest without) and virtual host (the
-// driver's default "/" for none).
-func newRabbitBaseline(tc *transport.URL) (*rabbitBaseline, error) {
-	confirms := true
-	if v := queryOption(tc, "confirms", ""); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return nil, fmt.Errorf("option confirms=%q is not true or false", v)
-		}
-		confirms = b
+// newRabbitClient builds the amqp091-go URL from a rabbit:// URL's first
+// host, credentials (guest/guest without) and virtual host (the driver's
+// default "/" for none).
+func newRabbitClient(u *transport.URL) (*rabbitClient, error) {
+	values, err := rabbitOptions.Pick(u)
+	if err != nil {
+		return nil, err
 	}
-	host, port := "localhost", 5672
-	if len(tc.Hosts) > 0 {
-		host = tc.Hosts[0].Name
-		if tc.Hosts[0].Port != 0 {
-			port = tc.Hosts[0].Port
-		}
-	}
-	user, pass := tc.User, tc.Password
-	if user == "" && !tc.HasPassword {
+	user, pass := u.User, u.Password
+	if user == "" && !u.HasPassword {
 		user, pass = "guest", "guest"
 	}
-	vhost := tc.VirtualHost
+	vhost := u.VirtualHost
 	if vhost == "" {
 		vhost = "/"
 	}
-	hostPort := net.JoinHostPort(host, strconv.Itoa(port))
-	return &rabbitBaseline{
+	hostPort := firstHost(u)
+	return &rabbitClient{
 		amqpURL:  "amqp://" + url.UserPassword(user, pass).String() + "@" + hostPort + "/" + url.PathEscape(vhost),
 		where:    fmt.Sprintf("%s, virtual host %q", hostPort, vhost),
-		confirms: confirms,
+		confirms: rabbitmq.Confirms.Get(values),
 	}, nil
 }
 
-func (*rabbitBaseline) name() string { return "raw amqp091-go" }
+// firstHost is the host:port of u's first host, as the drivers default
+// them: localhost, AMQP's port 5672.
+func firstHost(u *transport.URL) string {
+	host, port := "localhost", 5672
+	if len(u.Hosts) > 0 {
+		host = u.Hosts[0].Name
+		if u.Hosts[0].Port != 0 {
+			port = u.Hosts[0].Port
+		}
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
 
-func (r *rabbitBaseline) dial() (*amqp.Connection, error) {
+func (*rabbitClient) name() string { return "raw amqp091-go" }
+
+func (r *rabbitClient) dial() (*amqp.Connection, error) {
 	conn, err := amqp.DialConfig(r.amqpURL, amqp.Config{
 		Heartbeat: 10 * time.Second, Locale: "en_US", Dial: amqp.DefaultDial(30 * time.Second),
 	})
@@ -79,7 +86,7 @@ func (r *rabbitBaseline) dial() (*amqp.Connection, error) {
 }
 
 // dialPair connects the two sides; close closes both.
-func (r *rabbitBaseline) dialPair() (a, b *amqp.Connection, close func() error, err error) {
+func (r *rabbitClient) dialPair() (a, b *amqp.Connection, close func() error, err error) {
 	if a, err = r.dial(); err != nil {
 		return nil, nil, nil, err
 	}
@@ -123,7 +130,7 @@ func declareQueue(conn *amqp.Connection, name string, exclusive bool) (deleteQue
 
 // publisher returns a channel of conn and its publish function, which
 // waits for the broker's confirm when r confirms.
-func (r *rabbitBaseline) publisher(conn *amqp.Connection) (func(ctx context.Context, key string, p amqp.Publishing) error, error) {
+func (r *rabbitClient) publisher(conn *amqp.Connection) (func(ctx context.Context, key string, p amqp.Publishing) error, error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil, err
@@ -176,13 +183,13 @@ func next(ctx context.Context, deliveries <-chan amqp.Delivery) (amqp.Delivery, 
 	}
 }
 
-func (r *rabbitBaseline) publish(ctx context.Context, lim benchLimits, ack bool, m *meter) (err error) {
+func (r *rabbitClient) publish(ctx context.Context, lim Limits, ack bool, m *meter) (err error) {
 	pubConn, subConn, closeBoth, err := r.dialPair()
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, closeBoth()) }()
-	q := benchName("raw-publish")
+	q := uniqueName("raw-publish")
 	deleteQueue, err := declareQueue(subConn, q, false)
 	if err != nil {
 		return err
@@ -190,7 +197,7 @@ func (r *rabbitBaseline) publish(ctx context.Context, lim benchLimits, ack bool,
 	defer func() { err = errors.Join(err, deleteQueue()) }()
 	prefetch := 0
 	if ack {
-		prefetch = ackPrefetch
+		prefetch = AckPrefetch
 	}
 	deliveries, err := consume(subConn, q, !ack, false, prefetch)
 	if err != nil {
@@ -200,7 +207,7 @@ func (r *rabbitBaseline) publish(ctx context.Context, lim benchLimits, ack bool,
 	if err != nil {
 		return err
 	}
-	msg := amqp.Publishing{Body: benchBody(lim.size)}
+	msg := amqp.Publishing{Body: body(lim.Size)}
 	publish := func(ctx context.Context) error { return send(ctx, q, msg) }
 	receive := func(ctx context.Context) error {
 		d, err := next(ctx, deliveries)
@@ -209,15 +216,7 @@ func (r *rabbitBaseline) publish(ctx context.Context, lim benchLimits, ack bool,
 		}
 		return d.Ack(false)
 	}
-	if err := publish(ctx); err != nil {
-		return fmt.Errorf("warm-up publish: %w", err)
-	}
-	if err := receive(ctx); err != nil {
-		return fmt.Errorf("warm-up receive: %w", err)
-	}
-	return m.measure(ctx, lim.duration, func(ctx context.Context) error {
-		return streamLoop(ctx, lim.messages, m, publish, receive)
-	})
+	return measureStream(ctx, lim, m, publish, receive)
 }
 
 // rpc is request and reply as a careful amqp091-go user writes it: the
@@ -225,13 +224,13 @@ func (r *rabbitBaseline) publish(ctx context.Context, lim benchLimits, ack bool,
 // each reply to the request's reply_to with its correlation id, from one
 // goroutine per caller; the client consumes an exclusive reply queue
 // (auto-ack) and hands each reply to its caller by correlation id.
-func (r *rabbitBaseline) rpc(ctx context.Context, lim benchLimits, callers int, m *meter) (err error) {
+func (r *rabbitClient) rpc(ctx context.Context, lim Limits, callers int, m *meter) (err error) {
 	serverConn, clientConn, closeBoth, err := r.dialPair()
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, closeBoth()) }()
-	requestQ, replyQ := benchName("raw-rpc"), benchName("raw-reply")
+	requestQ, replyQ := uniqueName("raw-rpc"), uniqueName("raw-reply")
 	deleteRequests, err := declareQueue(serverConn, requestQ, false)
 	if err != nil {
 		return err
@@ -259,133 +258,41 @@ func (r *rabbitBaseline) rpc(ctx context.Context, lim benchLimits, callers int, 
 		return err
 	}
 
-	pending := newPendingCalls(callers)
-	loopCtx, stopLoops := context.WithCancel(ctx)
-	var loops sync.WaitGroup
-	defer func() { stopLoops(); loops.Wait() }()
+	calls := newRawCalls(ctx, callers)
+	defer calls.stop()
 	// The server handles as many requests at once as there are callers,
 	// as the rpc server's workers do: a reply waiting for its confirm
 	// does not hold up the others.
 	for range min(callers, rabbitServerPrefetch) {
-		loops.Go(func() {
+		calls.run("server", func(ctx context.Context) error {
 			for {
-				d, err := next(loopCtx, requests)
+				d, err := next(ctx, requests)
 				if err == nil {
 					err = d.Ack(false)
 				}
 				if err == nil {
-					err = reply(loopCtx, d.ReplyTo, amqp.Publishing{CorrelationId: d.CorrelationId, Body: d.Body})
+					err = reply(ctx, d.ReplyTo, amqp.Publishing{CorrelationId: d.CorrelationId, Body: d.Body})
 				}
 				if err != nil {
-					pending.fail(loopCtx, fmt.Errorf("server: %w", err))
-					return
+					return err
 				}
 			}
 		})
 	}
-	loops.Go(func() { // the client's reply dispatcher
+	calls.run("replies", func(ctx context.Context) error {
 		for {
-			d, err := next(loopCtx, replies)
+			d, err := next(ctx, replies)
 			if err != nil {
-				pending.fail(loopCtx, fmt.Errorf("replies: %w", err))
-				return
+				return err
 			}
-			pending.deliver(d.CorrelationId)
+			calls.deliver(d.CorrelationId)
 		}
 	})
 
-	body := benchBody(lim.size)
-	call := func(ctx context.Context, caller int) error {
-		id, done := pending.add(caller)
-		if err := request(ctx, requestQ, amqp.Publishing{ReplyTo: replyQ, CorrelationId: id, Body: body}); err != nil {
-			return err
-		}
-		return pending.wait(ctx, done)
-	}
-	if err := call(ctx, 0); err != nil {
-		return fmt.Errorf("warm-up call: %w", err)
-	}
-	return m.measure(ctx, lim.duration, func(ctx context.Context) error {
-		return callLoop(ctx, lim.messages, callers, m, call)
+	body := body(lim.Size)
+	return measureCalls(ctx, lim, callers, m, func(ctx context.Context, caller int) error {
+		return calls.call(ctx, caller, func(id string) error {
+			return request(ctx, requestQ, amqp.Publishing{ReplyTo: replyQ, CorrelationId: id, Body: body})
+		})
 	})
-}
-
-// pendingCalls hands replies to their callers by correlation id, as a raw
-// RPC client does. Each caller has one call outstanding at a time.
-type pendingCalls struct {
-	mu      sync.Mutex
-	seq     uint64
-	waiting map[string]chan struct{}
-	done    []chan struct{} // per caller, reused
-	failed  chan struct{}   // closed with err on a server or dispatcher failure
-	err     error
-}
-
-func newPendingCalls(callers int) *pendingCalls {
-	p := &pendingCalls{waiting: map[string]chan struct{}{}, done: make([]chan struct{}, callers), failed: make(chan struct{})}
-	for i := range p.done {
-		p.done[i] = make(chan struct{}, 1)
-	}
-	return p
-}
-
-// add registers a call of caller and returns its correlation id and the
-// channel its reply signals.
-func (p *pendingCalls) add(caller int) (string, chan struct{}) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.seq++
-	id := strconv.FormatUint(p.seq, 10)
-	done := p.done[caller]
-	select { // a reply that came after its caller gave up
-	case <-done:
-	default:
-	}
-	p.waiting[id] = done
-	return id, done
-}
-
-func (p *pendingCalls) deliver(id string) {
-	p.mu.Lock()
-	done, ok := p.waiting[id]
-	delete(p.waiting, id)
-	p.mu.Unlock()
-	if ok {
-		select {
-		case done <- struct{}{}:
-		default: // its caller gave up, at the end of the run
-		}
-	}
-}
-
-func (p *pendingCalls) wait(ctx context.Context, done chan struct{}) error {
-	select {
-	case <-done:
-		return nil
-	case <-p.failed:
-		return p.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// fail fails the calls, unless ctx ended: that is the loops stopping.
-func (p *pendingCalls) fail(ctx context.Context, err error) {
-	if ctx.Err() != nil {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.err == nil {
-		p.err = err
-		close(p.failed)
-	}
-}
-
-// queryOption is the last value of a URL's query option, or def.
-func queryOption(u *transport.URL, name, def string) string {
-	if vs := u.Options[name]; len(vs) > 0 {
-		return vs[len(vs)-1]
-	}
-	return def
 }

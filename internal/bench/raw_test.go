@@ -1,0 +1,148 @@
+package bench
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/switchyard-mq/switchyard/internal/brokertest"
+	"github.com/switchyard-mq/switchyard/transport"
+)
+
+// TestRabbitClientURL: the amqp091-go URL built from a rabbit:// URL
+// reaches the same broker, credentials and virtual host, and the confirms
+// option reads as the driver reads it.
+func TestRabbitClientURL(t *testing.T) {
+	tests := []struct {
+		url                   string
+		host                  string
+		port                  int
+		user, password, vhost string
+		confirms              bool
+	}{
+		{"rabbit://guest:guest@127.0.0.1:5672/", "127.0.0.1", 5672, "guest", "guest", "/", true},
+		{"rabbit://h1", "h1", 5672, "guest", "guest", "/", true},
+		{"rabbit://nova:p%40ss%2Fw%3Ard%3F%23@h1:5673,h2:5674/nova?confirms=false", "h1", 5673, "nova", "p@ss/w:rd?#", "nova", false},
+		{"rabbit://h?confirms=no&heartbeat_timeout_threshold=30", "h", 5672, "guest", "guest", "/", false},
+		{"rabbit://u:p@[::1]:5672/a%2Fb", "::1", 5672, "u", "p", "a/b", true},
+		{"rabbit://u:@h//", "h", 5672, "u", "", "/", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			u, err := transport.ParseURL(tt.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := newRabbitClient(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := amqp.ParseURI(r.amqpURL)
+			if err != nil {
+				t.Fatalf("amqp091-go cannot parse the URL: %v", err)
+			}
+			if a.Host != tt.host || a.Port != tt.port || a.Username != tt.user || a.Password != tt.password || a.Vhost != tt.vhost || r.confirms != tt.confirms {
+				t.Errorf("host %q port %d user %q password %q vhost %q confirms %v; want %q %d %q %q %q %v",
+					a.Host, a.Port, a.Username, a.Password, a.Vhost, r.confirms, tt.host, tt.port, tt.user, tt.password, tt.vhost, tt.confirms)
+			}
+			if tt.password != "" && strings.Contains(r.where, tt.password) {
+				t.Errorf("the broker's description %q shows the password", r.where)
+			}
+		})
+	}
+}
+
+// TestAMQP1ClientOptions: the raw go-amqp client does what the URL's
+// options make the driver do.
+func TestAMQP1ClientOptions(t *testing.T) {
+	tests := []struct {
+		url        string
+		addr       string
+		presettled bool
+		prefetch   int
+		flavour    string
+	}{
+		{"amqp://guest:guest@127.0.0.1:5672/", "127.0.0.1:5672", false, 0, "auto"},
+		{"amqp://h?presettled=yes&prefetch_size=50&flavour=Proton", "h:5672", true, 50, "proton"},
+		{"amqp://h:5673?presettled=0&flavour=rabbitmq", "h:5673", false, 0, "rabbitmq"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			u, err := transport.ParseURL(tt.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := newAMQP1Client(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.addr != tt.addr || a.presettled != tt.presettled || a.prefetch != tt.prefetch || a.flavour != tt.flavour {
+				t.Errorf("addr %q presettled %v prefetch %d flavour %q; want %q %v %d %q",
+					a.addr, a.presettled, a.prefetch, a.flavour, tt.addr, tt.presettled, tt.prefetch, tt.flavour)
+			}
+		})
+	}
+}
+
+// TestRawClientOptionErrors: a malformed option the raw client reads is
+// refused, naming it, as the driver refuses it.
+func TestRawClientOptionErrors(t *testing.T) {
+	for _, tt := range []struct{ url, want string }{
+		{"rabbit://h?confirms=maybe", "option confirms"},
+		{"amqp://h?presettled=maybe", "option presettled"},
+		{"amqp://h?prefetch_size=0", "option prefetch_size"},
+	} {
+		t.Run(tt.url, func(t *testing.T) {
+			u, err := transport.ParseURL(tt.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := rawClient(u); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("rawClient: %v, want an error about %s", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestRawAMQP1Client runs the go-amqp baseline, which the harness uses
+// only when an AMQP 1.0 driver is registered, on RabbitMQ's AMQP 1.0
+// plugin, and checks that it leaves no queue behind.
+func TestRawAMQP1Client(t *testing.T) {
+	vh := brokertest.NewRabbitVHost(t)
+	u, err := transport.ParseURL("amqp" + strings.TrimPrefix(vh.URL, "rabbit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := newAMQP1Client(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	probe, err := raw.dial(ctx)
+	if err != nil {
+		msg := "RabbitMQ's AMQP 1.0 plugin does not answer (" + err.Error() + "); run .ci/run, or: rabbitmq-plugins enable rabbitmq_amqp1_0"
+		if brokertest.Required() {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	if err := probe.close(); err != nil {
+		t.Fatal(err)
+	}
+	lim := Limits{Messages: 200, Duration: 2 * time.Second, Size: 100, Inflight: 4}
+	for _, c := range Cases() {
+		t.Run(c.Name, func(t *testing.T) {
+			var m meter
+			if err := runCase(ctx, c, raw, lim, &m); err != nil || m.ops.Load() == 0 {
+				t.Fatalf("%d operations, error %v", m.ops.Load(), err)
+			}
+		})
+	}
+	if left := brokertest.RabbitCtl(t, "list_queues", "-p", vh.Name, "name"); strings.Contains(left, "switchyard-bench") {
+		t.Errorf("the baseline left\n%s", left)
+	}
+}
