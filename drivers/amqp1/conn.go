@@ -231,13 +231,13 @@ func (c *conn) dial(ctx context.Context, h driver.Host) (*amqp.Conn, error) {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "SASL") && strings.Contains(msg, "auth failed"):
-		return nil, fmt.Errorf("%w: connect to %s: the broker refused the credentials of user %q: %v", driver.ErrInvalid, h, c.s.user, err)
+		return nil, fmt.Errorf("%w: connect to %s: the broker refused the credentials of user %q: %w", driver.ErrInvalid, h, c.s.user, err)
 	case strings.Contains(msg, "no supported auth mechanism"):
 		how := "drop the user and password from the URL (anonymous login)"
 		if !c.s.hasUser {
 			how = "give a user and password in the URL"
 		}
-		return nil, fmt.Errorf("%w: connect to %s: the broker does not accept this login (%v); %s", driver.ErrInvalid, h, err, how)
+		return nil, fmt.Errorf("%w: connect to %s: the broker does not accept this login (%w); %s", driver.ErrInvalid, h, err, how)
 	}
 	return nil, fmt.Errorf("connect to %s: %w", h, mapError(err))
 }

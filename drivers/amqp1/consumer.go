@@ -398,7 +398,7 @@ func (k *consumer) dispose(ctx context.Context, p *pending, o outcome) error {
 // broker takes the delivery back), and maps a broker refusal otherwise.
 func (k *consumer) settleError(err error) error {
 	if (isLinkGone(err) && !isRemoteRefusal(err)) || k.stopped.Err() != nil {
-		return fmt.Errorf("%w: %v", driver.ErrClosed, err)
+		return fmt.Errorf("%w: %w", driver.ErrClosed, err)
 	}
 	return mapError(err)
 }

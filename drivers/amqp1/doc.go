@@ -122,6 +122,12 @@
 // one more TCP connection per transport and needs AMQP 0-9-1 on the
 // broker's port, which RabbitMQ always has.
 //
+// A queue is declared with exactly the arguments the rabbit driver gives
+// it (x-message-ttl, x-expires, x-max-length, and no x-overflow: the
+// broker's default, drop-head, is the model's overflow), so that a queue
+// declared through amqp:// and through rabbit:// is the same queue, and an
+// oslo.messaging peer declaring it is not refused with 406.
+//
 // The driver never makes amq.gen- queues (it consumes only named queues
 // through /amq/queue/, and names server-named queues switchyard.gen-...).
 // Other AMQP 1.0 clients of the same virtual host that subscribe through
@@ -129,6 +135,32 @@
 // the policy the driver's tests use:
 //
 //	rabbitmqctl set_policy -p VHOST --apply-to queues amq-gen-expiry '^amq\.gen-' '{"expires":60000}'
+//
+// # Errors and the client underneath
+//
+// A refusal maps to the model's sentinel and keeps the client's own error
+// in its chain: go-amqp's *amqp.Error, with its condition and description
+// (and the *amqp.LinkError, *amqp.SessionError or *amqp.ConnError that
+// carried it), for what AMQP 1.0 refuses; amqp091-go's *amqp091.Error,
+// with its reply code and reason, for what the side connection refuses.
+// amqp:not-found is ErrNotFound, amqp:precondition-failed ErrPrecondition,
+// amqp:resource-locked ErrInUse, amqp:not-implemented ErrUnsupported, and
+// amqp:invalid-field, amqp:not-allowed, amqp:decode-error,
+// amqp:unauthorized-access and amqp:link:message-size-exceeded
+// ErrInvalid; the side connection's reply codes map as in the rabbit
+// driver.
+//
+//	_, err := tr.Consume(ctx, "missing", transport.ConsumeOptions{})
+//	var refusal *amqp.Error
+//	if errors.Is(err, transport.ErrNotFound) && errors.As(err, &refusal) {
+//		log.Printf("%s: %s", refusal.Condition, refusal.Description) // amqp:not-found: ...
+//	}
+//
+// Transport.As with a **amqp.Conn target gives the go-amqp connection in
+// use, on either flavour; any other target (the side connection included)
+// gets false, as does a transport that is reconnecting or closed. A
+// reconnection replaces the connection, so fetch it again rather than keep
+// it, and leave closing it to the transport.
 //
 // # Flow control
 //

@@ -3,29 +3,52 @@ package amqp1
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	amqp "github.com/Azure/go-amqp"
-	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
-// mapError wraps err with the model's sentinel for the AMQP 1.0 error
-// condition it carries, keeping the broker's own text, which says what was
-// missing or refused. Errors without a condition (a lost connection) pass
-// through unchanged, so that callers may retry them.
+// mapError reads an error of go-amqp as the model's. When err carries an
+// AMQP 1.0 error condition that the model has a sentinel for, the result
+// wraps both that sentinel, for errors.Is, and err itself, so that the
+// client's *amqp.Error (and the *amqp.LinkError or other that carried it)
+// stays reachable with errors.As. Its text is the sentinel's, the broker's
+// description (which says what was missing or refused) and the condition.
+// Errors without such a condition (a lost connection) come back as they
+// are, so that callers may retry them, as do errors mapError already
+// mapped.
 func mapError(err error) error {
+	var mapped *conditionError
+	if err == nil || errors.As(err, &mapped) {
+		return err
+	}
 	var ae *amqp.Error
-	if err == nil || !errors.As(err, &ae) {
+	if !errors.As(err, &ae) {
 		return err
 	}
 	sentinel := sentinelForCondition(ae.Condition)
 	if sentinel == nil {
 		return err
 	}
-	return fmt.Errorf("%w: %s (%s)", sentinel, ae.Description, ae.Condition)
+	return &conditionError{sentinel: sentinel, cond: ae, err: err}
 }
+
+// conditionError is a broker's AMQP 1.0 error condition read as the
+// model's error.
+type conditionError struct {
+	sentinel error       // the model's sentinel for the condition
+	cond     *amqp.Error // the condition, whose description the text shows
+	err      error       // what the client returned, which holds cond
+}
+
+func (e *conditionError) Error() string {
+	return fmt.Sprintf("%v: %s (%s)", e.sentinel, e.cond.Description, e.cond.Condition)
+}
+
+// Unwrap gives errors.Is and errors.As both the sentinel and the client's
+// error.
+func (e *conditionError) Unwrap() []error { return []error{e.sentinel, e.err} }
 
 func sentinelForCondition(c amqp.ErrCond) error {
 	switch c {
@@ -50,46 +73,4 @@ func sentinelForCondition(c amqp.ErrCond) error {
 func isRemoteRefusal(err error) bool {
 	var ae *amqp.Error
 	return errors.As(err, &ae) && sentinelForCondition(ae.Condition) != nil
-}
-
-// map091 does what mapError does for the AMQP 0-9-1 side connection that
-// declares RabbitMQ topology.
-func map091(err error) error {
-	var ae *amqp091.Error
-	if err == nil || !errors.As(err, &ae) {
-		return err
-	}
-	var sentinel error
-	switch ae.Code {
-	case amqp091.NotFound:
-		sentinel = driver.ErrNotFound
-	case amqp091.PreconditionFailed:
-		sentinel = driver.ErrPrecondition
-	case amqp091.ResourceLocked:
-		sentinel = driver.ErrInUse
-	case amqp091.AccessRefused:
-		if strings.Contains(ae.Reason, "in exclusive use") {
-			sentinel = driver.ErrInUse
-		} else {
-			sentinel = driver.ErrInvalid
-		}
-	case amqp091.NotAllowed, amqp091.SyntaxError, amqp091.CommandInvalid, amqp091.NotImplemented:
-		sentinel = driver.ErrInvalid
-	default:
-		return err
-	}
-	return fmt.Errorf("%w: %s (AMQP 0-9-1 reply %d)", sentinel, ae.Reason, ae.Code)
-}
-
-// isChannelError reports whether a 0-9-1 error closed only the channel.
-func isChannelError(err error) bool {
-	var ae *amqp091.Error
-	if !errors.As(err, &ae) || !ae.Server {
-		return false
-	}
-	switch ae.Code {
-	case amqp091.NotFound, amqp091.PreconditionFailed, amqp091.ResourceLocked, amqp091.AccessRefused:
-		return true
-	}
-	return false
 }

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/Azure/go-amqp"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+
 	"github.com/switchyard-mq/switchyard/transport"
 )
 
@@ -65,28 +68,48 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-// TestRefusedAttach: what the broker refuses on a link (a missing queue
-// or exchange) is an error naming it, and the transport goes on working.
+// TestRefusedAttach: what RabbitMQ refuses (on an AMQP 1.0 link, or on
+// the AMQP 0-9-1 side connection) is an error naming the entity, matching
+// its sentinel with errors.Is and the client's own error with errors.As
+// (go-amqp's *amqp.Error with its condition, amqp091-go's *amqp091.Error
+// with its reply code), and the transport goes on working.
 func TestRefusedAttach(t *testing.T) {
 	checkLeaks(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	tr := openT(t, ctx, rabbitURL(t))
 	missing := "missing." + randomHex(4)
+	queue, err := tr.DeclareQueue(ctx, transport.Queue{Name: "refusals." + randomHex(4)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.DeleteQueue(context.Background(), queue)
 	steps := []struct {
 		name string
 		call func() error
 		want error
+		cond amqp.ErrCond // the AMQP 1.0 condition, if AMQP 1.0 refused
+		code int          // the AMQP 0-9-1 reply code, if the side connection refused
 	}{
-		{"consume a missing queue", func() error { _, err := tr.Consume(ctx, missing, transport.ConsumeOptions{}); return err }, transport.ErrNotFound},
-		{"publish to a missing exchange", func() error { return tr.Publish(ctx, missing, "k", transport.Message{}) }, transport.ErrNotFound},
+		{"consume a missing queue", func() error { _, err := tr.Consume(ctx, missing, transport.ConsumeOptions{}); return err },
+			transport.ErrNotFound, amqp.ErrCondNotFound, 0},
+		{"publish to a missing exchange", func() error { return tr.Publish(ctx, missing, "k", transport.Message{}) },
+			transport.ErrNotFound, amqp.ErrCondNotFound, 0},
+		{"purge a missing queue", func() error { _, err := tr.PurgeQueue(ctx, missing); return err },
+			transport.ErrNotFound, "", amqp091.NotFound},
+		{"bind to a missing exchange", func() error { return tr.Bind(ctx, transport.Binding{Exchange: missing, Queue: queue}) },
+			transport.ErrNotFound, "", amqp091.NotFound},
+		{"redeclare with other flags", func() error {
+			_, err := tr.DeclareQueue(ctx, transport.Queue{Name: queue, Durable: true})
+			return err
+		}, transport.ErrPrecondition, "", amqp091.PreconditionFailed},
 		{"nested header", func() error {
 			return tr.Publish(ctx, "", missing, transport.Message{Headers: transport.Headers{"h": transport.Headers{"a": 1}}})
-		}, transport.ErrInvalid},
+		}, transport.ErrInvalid, "", 0},
 		{"exclusive consumer", func() error {
 			_, err := tr.Consume(ctx, missing, transport.ConsumeOptions{Exclusive: true})
 			return err
-		}, transport.ErrUnsupported},
+		}, transport.ErrUnsupported, "", 0},
 		{"publish to an existing queue afterwards", func() error {
 			q, err := tr.DeclareQueue(ctx, transport.Queue{})
 			if err != nil {
@@ -94,7 +117,7 @@ func TestRefusedAttach(t *testing.T) {
 			}
 			defer tr.DeleteQueue(context.Background(), q)
 			return tr.Publish(ctx, "", q, transport.Message{Body: []byte("fine")})
-		}, nil},
+		}, nil, "", 0},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
@@ -105,8 +128,50 @@ func TestRefusedAttach(t *testing.T) {
 			if err != nil && (s.want == transport.ErrNotFound) && !strings.Contains(err.Error(), missing) {
 				t.Errorf("error %q does not name %q", err, missing)
 			}
+			var refusal *amqp.Error
+			if got := errors.As(err, &refusal); got != (s.cond != "") || (got && refusal.Condition != s.cond) {
+				t.Errorf("error %q: AMQP 1.0 error %v, want condition %q", err, refusal, s.cond)
+			}
+			var reply *amqp091.Error
+			if got := errors.As(err, &reply); got != (s.code != 0) || (got && reply.Code != s.code) {
+				t.Errorf("error %q: AMQP 0-9-1 reply %v, want code %d", err, reply, s.code)
+			}
 		})
 	}
+}
+
+// TestTransportAs: on both flavours Transport.As reaches the go-amqp
+// connection in use, which works as the client's own, and nothing else; a
+// closed transport reaches nothing.
+func TestTransportAs(t *testing.T) {
+	eachFlavour(t, func(t *testing.T, url string) {
+		ctx, cancel := context.WithTimeout(t.Context(), promptly)
+		defer cancel()
+		tr := openT(t, ctx, url)
+		var conn *amqp.Conn
+		if !tr.As(&conn) || conn == nil {
+			t.Fatal("As(**amqp.Conn) = false or nil")
+		}
+		sess, err := conn.NewSession(ctx, nil)
+		if err != nil {
+			t.Fatalf("a session on the connection As gave: %v", err)
+		}
+		if err := sess.Close(ctx); err != nil {
+			t.Fatalf("end the session: %v", err)
+		}
+		for _, target := range []any{nil, conn, new(*amqp.Session), new(*amqp091.Connection), new(string)} {
+			if tr.As(target) {
+				t.Errorf("As(%T) = true, want false", target)
+			}
+		}
+		closed := openT(t, ctx, url)
+		if err := closed.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if closed.As(&conn) {
+			t.Error("As on a closed transport = true, want false")
+		}
+	})
 }
 
 func withUser(t testing.TB, raw, user, pass string) string {

@@ -201,21 +201,18 @@ func (a admin) queues(vhost string) ([]string, error) {
 	return names, nil
 }
 
-// closeConnections closes every client connection to vhost (AMQP 1.0 and
-// 0-9-1) and returns how many it closed.
-func (a admin) closeConnections(vhost string) (int, error) {
-	var conns []struct {
-		Name string `json:"name"`
+// eachFlavour runs test once per broker flavour, as a subtest that checks
+// for leaked goroutines, with the broker's URL.
+func eachFlavour(t *testing.T, test func(t *testing.T, url string)) {
+	for _, flavour := range []struct {
+		name string
+		url  func(testing.TB) string
+	}{{"rabbitmq", rabbitURL}, {"proton", protonURL}} {
+		t.Run(flavour.name, func(t *testing.T) {
+			checkLeaks(t)
+			test(t, flavour.url(t))
+		})
 	}
-	if err := a.do(http.MethodGet, "/api/vhosts/"+url.PathEscape(vhost)+"/connections?columns=name", nil, &conns); err != nil {
-		return 0, err
-	}
-	for _, c := range conns {
-		if err := a.do(http.MethodDelete, "/api/connections/"+url.PathEscape(c.Name), nil, nil); err != nil {
-			return 0, err
-		}
-	}
-	return len(conns), nil
 }
 
 // checkLeaks fails t if a goroutine started from now on still runs when t

@@ -13,6 +13,7 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/switchyard-mq/switchyard/internal/rabbitmq"
 	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
@@ -117,12 +118,12 @@ func (f *rabbitFlavour) do(ctx context.Context, op func(*amqp091.Channel) error)
 	}
 	if err != nil {
 		switch {
-		case isChannelError(err):
+		case rabbitmq.IsChannelError(err):
 			f.ch = nil // the broker closed the channel; the connection lives
 		case f.side != nil && f.side.IsClosed():
 			f.side, f.ch = nil, nil
 		}
-		return map091(err)
+		return rabbitmq.MapError(err)
 	}
 	return nil
 }
@@ -184,10 +185,10 @@ func (f *rabbitFlavour) dial(ctx context.Context) (*amqp091.Connection, error) {
 		}
 		var ae *amqp091.Error
 		if errors.As(err, &ae) && ae.Code == amqp091.NotAllowed && strings.Contains(ae.Reason, "vhost") {
-			return nil, fmt.Errorf("%w: virtual host %q does not exist on %s (%s)", driver.ErrNotFound, cfg.Vhost, h, ae.Reason)
+			return nil, fmt.Errorf("%w: virtual host %q does not exist on %s: %w", driver.ErrNotFound, cfg.Vhost, h, err)
 		}
 		if errors.As(err, &ae) && ae.Code == amqp091.AccessRefused {
-			return nil, fmt.Errorf("%w: the AMQP 0-9-1 side connection to %s, virtual host %q, was refused: %s", driver.ErrInvalid, h, cfg.Vhost, ae.Reason)
+			return nil, fmt.Errorf("the AMQP 0-9-1 side connection to %s, virtual host %q, was refused: %w", h, cfg.Vhost, rabbitmq.MapError(err))
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", h, err))
 	}
@@ -196,7 +197,7 @@ func (f *rabbitFlavour) dial(ctx context.Context) (*amqp091.Connection, error) {
 
 func (f *rabbitFlavour) declareExchange(ctx context.Context, ex driver.Exchange) error {
 	return f.do(ctx, func(ch *amqp091.Channel) error {
-		return ch.ExchangeDeclare(ex.Name, string(ex.Kind), ex.Durable, ex.AutoDelete, false, false, nil)
+		return rabbitmq.DeclareExchange(ch, ex)
 	})
 }
 
@@ -204,38 +205,22 @@ func (f *rabbitFlavour) deleteExchange(ctx context.Context, name string) error {
 	return f.do(ctx, func(ch *amqp091.Channel) error { return ch.ExchangeDelete(name, false, false) })
 }
 
-// serverNamePrefix names the queues the driver names itself. Not amq.gen-:
-// that is what the plugin's leaked subscription queues are called, which a
-// policy expires (see the package documentation).
-const serverNamePrefix = "switchyard.gen-"
-
+// declareQueue declares q as the rabbit driver declares it without
+// quorum or HA queues, so that a queue declared through either driver is
+// the same queue. Queues the driver names are switchyard.gen-, never
+// amq.gen-: that is what the plugin's leaked subscription queues are
+// called, which a policy expires (see the package documentation).
 func (f *rabbitFlavour) declareQueue(ctx context.Context, q driver.Queue) (string, error) {
 	if q.Exclusive || q.DeadLetterExchange != "" || q.DeliveryLimit > 0 {
 		return "", fmt.Errorf("%w: exclusive queues, dead-lettering and delivery limits on RabbitMQ's AMQP 1.0 plugin", driver.ErrUnsupported)
 	}
-	name := q.Name
-	if name == "" {
-		name = randomName(serverNamePrefix)
+	if q.Name == "" {
+		q.Name = rabbitmq.ServerNamedQueue()
 	}
-	args := amqp091.Table{}
-	ms := func(d time.Duration) int64 { return max(int64(d/time.Millisecond), 1) }
-	if q.MessageTTL > 0 {
-		args["x-message-ttl"] = ms(q.MessageTTL)
-	}
-	if q.Expires > 0 {
-		args["x-expires"] = ms(q.Expires)
-	}
-	if q.MaxLength > 0 {
-		args["x-max-length"] = int64(q.MaxLength)
-		// Drop-head, the model's overflow; reject-publish kills the
-		// plugin's connection on the first refused message.
-		args["x-overflow"] = "drop-head"
-	}
-	err := f.do(ctx, func(ch *amqp091.Channel) error {
-		_, err := ch.QueueDeclare(name, q.Durable, q.AutoDelete, false, false, args)
-		return err
-	})
-	return name, err
+	// No x-overflow: the broker's default, drop-head, is the model's; the
+	// other, reject-publish, would kill the plugin's connection on the
+	// first refused message.
+	return q.Name, f.do(ctx, rabbitmq.QueueOptions{}.Declaration(q).Declare)
 }
 
 func (f *rabbitFlavour) deleteQueue(ctx context.Context, name string) (int, error) {
@@ -269,13 +254,13 @@ func (f *rabbitFlavour) checkQueue(ctx context.Context, name string) error {
 }
 
 func (f *rabbitFlavour) bind(ctx context.Context, b driver.Binding) error {
-	return f.do(ctx, func(ch *amqp091.Channel) error { return ch.QueueBind(b.Queue, b.Key, b.Exchange, false, nil) })
+	return f.do(ctx, func(ch *amqp091.Channel) error { return rabbitmq.Bind(ch, b) })
 }
 
 // unbind treats a missing exchange or queue as a missing binding, which is
 // not an error.
 func (f *rabbitFlavour) unbind(ctx context.Context, b driver.Binding) error {
-	err := f.do(ctx, func(ch *amqp091.Channel) error { return ch.QueueUnbind(b.Queue, b.Key, b.Exchange, nil) })
+	err := f.do(ctx, func(ch *amqp091.Channel) error { return rabbitmq.Unbind(ch, b) })
 	if errors.Is(err, driver.ErrNotFound) {
 		return nil
 	}

@@ -3,6 +3,8 @@ package rabbit
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"sync"
@@ -11,6 +13,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/switchyard-mq/switchyard/internal/rabbitmq"
 	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
@@ -133,7 +136,7 @@ func (c *conn) Consume(ctx context.Context, queue string, opts driver.ConsumeOpt
 			}
 		}
 		cons.end(err, true)
-		return nil, mapError(err)
+		return nil, rabbitmq.MapError(err)
 	}
 }
 
@@ -248,7 +251,7 @@ func (cons *consumer) lost(ctx context.Context, inc *incarnation) error {
 			case ctx.Err() != nil:
 				return ctx.Err()
 			case !connectionFailing(sess, err):
-				err = fmt.Errorf("%w: the consumer of queue %q could not start again: %w", driver.ErrClosed, cons.queue, mapError(err))
+				err = fmt.Errorf("%w: the consumer of queue %q could not start again: %w", driver.ErrClosed, cons.queue, rabbitmq.MapError(err))
 				cons.end(err, true)
 				return err
 			}
@@ -589,10 +592,10 @@ func (inc *incarnation) settled(err error) error {
 	if err == nil {
 		return nil
 	}
-	if isChannelError(err) {
-		return mapError(err)
+	if rabbitmq.IsChannelError(err) {
+		return rabbitmq.MapError(err)
 	}
-	return fmt.Errorf("%w (%v)", inc.errGone(), err)
+	return fmt.Errorf("%w (%w)", inc.errGone(), err)
 }
 
 func (inc *incarnation) take(tag uint64) (pendingDelivery, bool) {
@@ -642,4 +645,12 @@ func (inc *incarnation) Nack(tag uint64, requeue bool) error {
 		return inc.settled(inc.ch.Nack(tag, false, true))
 	}
 	return inc.settled(inc.ch.Ack(tag, false))
+}
+
+// randomName is 16 random bytes in base64 (URL alphabet), for consumer
+// tags.
+func randomName() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }

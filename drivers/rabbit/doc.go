@@ -64,11 +64,12 @@
 // durable and auto-delete flags; bindings; queues with their durable,
 // exclusive and auto-delete flags and exactly the arguments the model's
 // fields ask for, and no others, so that an oslo.messaging peer declaring
-// the same entity is not refused with 406 PRECONDITION_FAILED:
+// the same entity is not refused with 406 PRECONDITION_FAILED (the amqp1
+// driver declares a queue on RabbitMQ with the same arguments):
 //
 //	MessageTTL            x-message-ttl (ms)
 //	Expires               x-expires (ms)
-//	MaxLength             x-max-length (overflow drop-head, the broker's default)
+//	MaxLength             x-max-length (no x-overflow: drop-head is the broker's default)
 //	DeadLetterExchange    x-dead-letter-exchange
 //	DeadLetterRoutingKey  x-dead-letter-routing-key
 //	DeliveryLimit         x-delivery-limit on quorum queues; counted by the driver on classic ones
@@ -102,11 +103,20 @@
 // maps to a sentinel, wrapped with the broker's text: 404 NOT_FOUND is
 // ErrNotFound, 406 PRECONDITION_FAILED ErrPrecondition, 405
 // RESOURCE_LOCKED and 403 "in exclusive use" ErrInUse, other 403
-// ACCESS_REFUSED ErrInvalid. It closes
-// only its channel, which the driver replaces at the next use; other
-// consumers and publishers carry on. Publishing to a missing exchange
-// fails with ErrNotFound once the broker closes the channel; publishes
-// that shared that channel are published again.
+// ACCESS_REFUSED ErrInvalid. It closes only its channel, which the driver
+// replaces at the next use; other consumers and publishers carry on.
+// Publishing to a missing exchange fails with ErrNotFound once the broker
+// closes the channel; publishes that shared that channel are published
+// again.
+//
+// The error keeps amqp091-go's own *amqp091.Error in its chain, with the
+// reply code and the broker's reason:
+//
+//	_, err := tr.Consume(ctx, "missing", transport.ConsumeOptions{})
+//	var reply *amqp091.Error
+//	if errors.Is(err, transport.ErrNotFound) && errors.As(err, &reply) {
+//		log.Printf("AMQP reply %d: %s", reply.Code, reply.Reason) // 404: NOT_FOUND - no queue 'missing' in vhost '/'
+//	}
 //
 // A mandatory message that reaches no queue fails Publish with
 // ErrUnroutable. A basic.return names no delivery tag: the driver reads the
@@ -118,6 +128,21 @@
 // changes), which one was returned cannot be told, but as many publishes
 // fail as copies were returned. At most 256 such publishes are in flight
 // at once; more wait for room.
+//
+// # The client underneath
+//
+// Transport.As with a **amqp091.Connection target gives the amqp091-go
+// connection in use, for what the model does not offer (a passive declare,
+// say); any other target gets false, as does a transport that is
+// reconnecting or closed. A reconnection replaces the connection, so
+// fetch it again rather than keep it, and leave closing it to the
+// transport:
+//
+//	var conn *amqp091.Connection
+//	if tr.As(&conn) {
+//		ch, err := conn.Channel()
+//		...
+//	}
 //
 // # Delivery limit and counts
 //

@@ -29,11 +29,8 @@ type settings struct {
 	heartbeat time.Duration
 	prefetch  int
 	confirms  bool
-	quorum    bool
-	ha        bool
-	// quorumDeliveryLimit is x-delivery-limit for quorum queues whose
-	// Queue.DeliveryLimit is zero.
-	quorumDeliveryLimit int
+	// queues are the options that shape every queue declaration.
+	queues rabbitmq.QueueOptions
 	// reconnect is the wait between rounds of reconnection: it starts at
 	// rabbit_retry_interval, doubles and grows by rabbit_retry_backoff
 	// each round, stops growing at rabbit_interval_max, and is jittered
@@ -50,16 +47,18 @@ func parseSettings(u *driver.URL) (settings, error) {
 		return settings{}, err
 	}
 	s := settings{
-		url:                 u.String(),
-		user:                u.User,
-		password:            u.Password,
-		vhost:               u.VirtualHost,
-		heartbeat:           rabbitmq.Heartbeat.Get(v).Truncate(time.Second),
-		prefetch:            rabbitmq.Prefetch.Get(v),
-		confirms:            rabbitmq.Confirms.Get(v),
-		quorum:              rabbitmq.QuorumQueue.Get(v),
-		ha:                  rabbitmq.HAQueues.Get(v),
-		quorumDeliveryLimit: rabbitmq.QuorumDeliveryLimit.Get(v),
+		url:       u.String(),
+		user:      u.User,
+		password:  u.Password,
+		vhost:     u.VirtualHost,
+		heartbeat: rabbitmq.Heartbeat.Get(v).Truncate(time.Second),
+		prefetch:  rabbitmq.Prefetch.Get(v),
+		confirms:  rabbitmq.Confirms.Get(v),
+		queues: rabbitmq.QueueOptions{
+			Quorum:              rabbitmq.QuorumQueue.Get(v),
+			QuorumDeliveryLimit: rabbitmq.QuorumDeliveryLimit.Get(v),
+			HA:                  rabbitmq.HAQueues.Get(v),
+		},
 		reconnect: backoff.Backoff{
 			Initial:    rabbitmq.RetryInterval.Get(v),
 			Multiplier: 2,
@@ -85,7 +84,7 @@ func parseSettings(u *driver.URL) (settings, error) {
 		}
 	}
 	switch {
-	case s.quorum && s.ha:
+	case s.queues.Quorum && s.queues.HA:
 		return settings{}, bad(rabbitmq.HAQueues, "cannot be combined with %s=true (quorum queues replicate themselves; oslo.messaging refuses this too)",
 			rabbitmq.QuorumQueue.Spec().Name)
 	case s.reconnect.Initial <= 0:

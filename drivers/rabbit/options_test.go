@@ -38,7 +38,7 @@ func TestParseSettings(t *testing.T) {
 			want := settings{user: "guest", password: "guest", vhost: "/", heartbeat: 60 * time.Second, confirms: true,
 				reconnect: backoff.Backoff{Initial: time.Second, Multiplier: 2, Step: 2 * time.Second, Max: 30 * time.Second, Jitter: 0.5}}
 			if s.user != want.user || s.password != want.password || s.vhost != want.vhost || s.heartbeat != want.heartbeat ||
-				s.confirms != want.confirms || s.prefetch != 0 || s.quorum || s.ha || s.tls != nil || s.reconnect != want.reconnect {
+				s.confirms != want.confirms || s.prefetch != 0 || s.queues != (rabbitmq.QueueOptions{}) || s.tls != nil || s.reconnect != want.reconnect {
 				t.Errorf("defaults: got %+v", s)
 			}
 			if len(s.hosts) != 1 || s.hosts[0] != (driver.Host{Name: "localhost", Port: 5672}) {
@@ -80,12 +80,12 @@ func TestParseSettings(t *testing.T) {
 			}
 		}},
 		{"rabbit://h?rabbit_quorum_queue=true&rabbit_quorum_delivery_limit=5", func(t *testing.T, s settings) {
-			if !s.quorum || s.quorumDeliveryLimit != 5 {
-				t.Errorf("got quorum %v limit %d", s.quorum, s.quorumDeliveryLimit)
+			if want := (rabbitmq.QueueOptions{Quorum: true, QuorumDeliveryLimit: 5}); s.queues != want {
+				t.Errorf("got %+v, want %+v", s.queues, want)
 			}
 		}},
 		{"rabbit://h?rabbit_ha_queues=1", func(t *testing.T, s settings) {
-			if !s.ha {
+			if !s.queues.HA {
 				t.Error("rabbit_ha_queues=1 not read")
 			}
 		}},
@@ -163,81 +163,32 @@ func TestParseSettingsErrors(t *testing.T) {
 	}
 }
 
+// TestDeclaration: the driver counts the deliveries of classic queues
+// with a delivery limit; quorum queues count their own. (The arguments are
+// rabbitmq.QueueOptions.Declaration's, tested there.)
 func TestDeclaration(t *testing.T) {
-	limitQ := driver.Queue{Name: "q", DeliveryLimit: 3}
+	limited := driver.Queue{Name: "q", DeliveryLimit: 3}
+	quorum := settings{queues: rabbitmq.QueueOptions{Quorum: true}}
 	for _, tc := range []struct {
 		name    string
 		s       settings
 		q       driver.Queue
-		durable bool
-		args    amqp.Table
 		counted int
 	}{
-		{"plain", settings{}, driver.Queue{Name: "q"}, false, nil, 0},
-		{"every argument", settings{}, driver.Queue{
-			Name: "q", Durable: true, MessageTTL: 1500 * time.Millisecond, Expires: 30 * time.Minute, MaxLength: 10,
-			DeadLetterExchange: "dlx", DeadLetterRoutingKey: "dead",
-		}, true, amqp.Table{
-			"x-message-ttl": int64(1500), "x-expires": int64(1800000), "x-max-length": int64(10),
-			"x-dead-letter-exchange": "dlx", "x-dead-letter-routing-key": "dead",
-		}, 0},
-		{"sub-millisecond TTL rounds up", settings{}, driver.Queue{Name: "q", MessageTTL: time.Microsecond}, false, amqp.Table{"x-message-ttl": int64(1)}, 0},
-		{"classic delivery limit is counted by the driver", settings{}, limitQ, false, nil, 3},
-		{"quorum", settings{quorum: true}, driver.Queue{Name: "T"}, true, amqp.Table{"x-queue-type": "quorum"}, 0},
-		{"quorum delivery limit from the queue", settings{quorum: true, quorumDeliveryLimit: 9}, limitQ, true,
-			amqp.Table{"x-queue-type": "quorum", "x-delivery-limit": int64(3)}, 0},
-		{"quorum delivery limit from the option", settings{quorum: true, quorumDeliveryLimit: 9}, driver.Queue{Name: "T"}, true,
-			amqp.Table{"x-queue-type": "quorum", "x-delivery-limit": int64(9)}, 0},
-		{"queues with expiry stay classic (oslo reply and fanout queues)", settings{quorum: true},
-			driver.Queue{Name: "reply_x", Expires: 30 * time.Minute}, false, amqp.Table{"x-expires": int64(1800000)}, 0},
-		{"exclusive queues stay classic", settings{quorum: true}, driver.Queue{Name: "e", Exclusive: true}, false, nil, 0},
-		{"auto-delete queues stay classic", settings{quorum: true}, driver.Queue{Name: "a", AutoDelete: true}, false, nil, 0},
-		{"ha on every queue", settings{ha: true}, driver.Queue{Name: "reply_x", Expires: time.Second}, false,
-			amqp.Table{"x-expires": int64(1000), "x-ha-policy": "all"}, 0},
+		{"no limit", settings{}, driver.Queue{Name: "q"}, 0},
+		{"classic queue: counted by the driver", settings{}, limited, 3},
+		{"quorum queue: counted by the broker", quorum, limited, 0},
+		{"a queue that stays classic with quorum queues on", quorum, driver.Queue{Name: "e", Exclusive: true, DeliveryLimit: 3}, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := tc.s.declaration(tc.q)
-			if d.durable != tc.durable {
-				t.Errorf("durable = %v, want %v", d.durable, tc.durable)
-			}
 			if d.countedLimit != tc.counted {
 				t.Errorf("countedLimit = %d, want %d", d.countedLimit, tc.counted)
 			}
-			if len(d.args) != len(tc.args) {
-				t.Fatalf("args = %v, want exactly %v", d.args, tc.args)
-			}
-			for k, v := range tc.args {
-				if d.args[k] != v {
-					t.Errorf("args[%s] = %#v, want %#v", k, d.args[k], v)
-				}
+			if want := tc.s.queues.Declaration(tc.q); d.Quorum != want.Quorum || d.Durable != want.Durable || len(d.Args) != len(want.Args) {
+				t.Errorf("declaration = %+v, want %+v", d.QueueDeclaration, want)
 			}
 		})
-	}
-}
-
-func TestMapError(t *testing.T) {
-	for _, tc := range []struct {
-		err  *amqp.Error
-		want error
-	}{
-		{&amqp.Error{Code: amqp.NotFound, Reason: "NOT_FOUND - no queue 'q' in vhost '/'", Server: true}, driver.ErrNotFound},
-		{&amqp.Error{Code: amqp.PreconditionFailed, Reason: "PRECONDITION_FAILED - inequivalent arg 'durable'", Server: true}, driver.ErrPrecondition},
-		{&amqp.Error{Code: amqp.ResourceLocked, Reason: "RESOURCE_LOCKED - cannot obtain exclusive access", Server: true}, driver.ErrInUse},
-		{&amqp.Error{Code: amqp.AccessRefused, Reason: "ACCESS_REFUSED - queue 'q' in vhost '/' in exclusive use", Server: true}, driver.ErrInUse},
-		{&amqp.Error{Code: amqp.AccessRefused, Reason: "ACCESS_REFUSED - queue name 'amq.x' contains reserved prefix 'amq.*'", Server: true}, driver.ErrInvalid},
-		{&amqp.Error{Code: amqp.ConnectionForced, Reason: "CONNECTION_FORCED - broker forced connection closure", Server: true}, driver.ErrClosed},
-		{amqp.ErrClosed, driver.ErrClosed},
-	} {
-		got := mapError(tc.err)
-		if !errors.Is(got, tc.want) {
-			t.Errorf("mapError(%v) = %v, want it to wrap %v", tc.err, got, tc.want)
-		}
-		if !strings.Contains(got.Error(), tc.err.Reason) {
-			t.Errorf("mapError(%v) = %v lost the broker's text", tc.err, got)
-		}
-	}
-	if mapError(nil) != nil {
-		t.Error("mapError(nil) != nil")
 	}
 }
 

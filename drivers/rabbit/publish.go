@@ -10,6 +10,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/switchyard-mq/switchyard/internal/rabbitmq"
 	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
@@ -343,7 +344,7 @@ func (c *conn) publish(ctx context.Context, exchange, key string, flags publishF
 		case retryNow:
 			if misattributed++; misattributed > maxMisattributedRetries {
 				return fmt.Errorf("not sent after %d attempts: other publishes' errors kept closing the shared channel; last: %w",
-					misattributed, mapError(err))
+					misattributed, rabbitmq.MapError(err))
 			}
 		case retryReconnect:
 			// Wait until the supervisor has seen the loss, so that the
@@ -435,7 +436,7 @@ func (c *conn) notSent(sess *session, pc *pubChannel, err error) (publishOutcome
 	switch {
 	case connectionFailing(sess, err):
 		return retryReconnect, err
-	case pc != nil && pc.ch.IsClosed(), isChannelError(err), errors.Is(err, amqp.ErrClosed):
+	case pc != nil && pc.ch.IsClosed(), rabbitmq.IsChannelError(err), errors.Is(err, amqp.ErrClosed):
 		// A write cannot itself close the channel: an earlier publish on
 		// the shared channel did, and this message was not sent. The
 		// closing may not be visible on the channel yet when the write
@@ -443,7 +444,7 @@ func (c *conn) notSent(sess *session, pc *pubChannel, err error) (publishOutcome
 		// "channel/connection is not open"), hence the other tests.
 		return retryNow, err
 	}
-	return published, mapError(err)
+	return published, rabbitmq.MapError(err)
 }
 
 // failed classifies a publish whose channel closed before its confirm: a
@@ -461,8 +462,8 @@ func (c *conn) failed(sess *session, pc *pubChannel, exchange string) (publishOu
 		}
 		return retryNow, fmt.Errorf("%w: publishing channel closed", driver.ErrClosed)
 	}
-	mapped := mapError(reason)
-	if !isChannelError(reason) {
+	mapped := rabbitmq.MapError(reason)
+	if !rabbitmq.IsChannelError(reason) {
 		return retryReconnect, mapped
 	}
 	if name, ok := exchangeInReason(reason.Reason); ok && name != exchange {

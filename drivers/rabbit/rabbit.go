@@ -15,6 +15,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/switchyard-mq/switchyard/internal/rabbitmq"
 	"github.com/switchyard-mq/switchyard/transport"
 	"github.com/switchyard-mq/switchyard/transport/driver"
 )
@@ -148,7 +149,7 @@ func (c *conn) dial(ctx context.Context, host driver.Host) (*amqp.Connection, er
 			// connection.
 			return fmt.Errorf("connect to %s (vhost %q) for %s: %w", addr, c.s.vhost, c.s.url, err)
 		}
-		return fmt.Errorf("%w: connect to %s (vhost %q) for %s: %v", driver.ErrClosed, addr, c.s.vhost, c.s.url, err)
+		return fmt.Errorf("%w: connect to %s (vhost %q) for %s: %w", driver.ErrClosed, addr, c.s.vhost, c.s.url, err)
 	}
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
@@ -187,7 +188,7 @@ func (c *conn) dial(ctx context.Context, host driver.Host) (*amqp.Connection, er
 	})
 	if err != nil {
 		_ = nc.Close()
-		if err = mapError(err); ctx.Err() != nil {
+		if err = rabbitmq.MapError(err); ctx.Err() != nil {
 			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
 		}
 		return nil, fail(err)
@@ -344,7 +345,7 @@ func (c *conn) restore(sess *session) error {
 			if c.ctx.Err() != nil || connectionFailing(sess, err) {
 				return err
 			}
-			err = fmt.Errorf("%w: the consumer of queue %q could not resume after reconnecting: %w", driver.ErrClosed, cons.queue, mapError(err))
+			err = fmt.Errorf("%w: the consumer of queue %q could not resume after reconnecting: %w", driver.ErrClosed, cons.queue, rabbitmq.MapError(err))
 			c.logger.Warn("rabbit: consumer ends", "queue", cons.queue, "err", err)
 			cons.end(err, true)
 		}
@@ -395,7 +396,7 @@ func (c *conn) Close() error {
 	var err error
 	if sess != nil {
 		if cerr := sess.amqp.CloseDeadline(time.Now().Add(closeTimeout)); cerr != nil && !errors.Is(cerr, amqp.ErrClosed) {
-			err = fmt.Errorf("close connection to %s: %w", sess.host, mapError(cerr))
+			err = fmt.Errorf("close connection to %s: %w", sess.host, rabbitmq.MapError(cerr))
 		}
 	}
 	c.wg.Wait()

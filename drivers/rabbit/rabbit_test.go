@@ -10,11 +10,15 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/switchyard-mq/switchyard/internal/rabbitmq"
 	"github.com/switchyard-mq/switchyard/transport"
 )
 
 // TestChannelErrors: each channel error maps to its sentinel with the
-// broker's text, and closes nothing else: a consumer started before keeps
+// broker's text, keeps amqp091-go's *amqp091.Error with its reply code in
+// the chain, and closes nothing else: a consumer started before keeps
 // receiving and publishing goes on.
 func TestChannelErrors(t *testing.T) {
 	x := newTester(t)
@@ -30,51 +34,57 @@ func TestChannelErrors(t *testing.T) {
 		what string
 		op   func() error
 		want error
+		code int // the broker's AMQP reply code
 		text string
 	}{
 		{"redeclare with other flags", func() error {
 			_, err := tr.DeclareQueue(x.ctx, transport.Queue{Name: live, Durable: true})
 			return err
-		}, transport.ErrPrecondition, "inequivalent arg 'durable'"},
+		}, transport.ErrPrecondition, amqp.PreconditionFailed, "inequivalent arg 'durable'"},
 		{"redeclare with other arguments", func() error {
 			_, err := tr.DeclareQueue(x.ctx, transport.Queue{Name: live, MessageTTL: time.Second})
 			return err
-		}, transport.ErrPrecondition, "PRECONDITION_FAILED"},
+		}, transport.ErrPrecondition, amqp.PreconditionFailed, "PRECONDITION_FAILED"},
 		{"exchange of another kind", func() error {
 			if err := tr.DeclareExchange(x.ctx, transport.Exchange{Name: "kinds", Kind: transport.Direct}); err != nil {
 				return err
 			}
 			return tr.DeclareExchange(x.ctx, transport.Exchange{Name: "kinds", Kind: transport.Topic})
-		}, transport.ErrPrecondition, "inequivalent arg 'type'"},
+		}, transport.ErrPrecondition, amqp.PreconditionFailed, "inequivalent arg 'type'"},
 		{"consume a missing queue", func() error {
 			_, err := tr.Consume(x.ctx, "no-such-queue", transport.ConsumeOptions{})
 			return err
-		}, transport.ErrNotFound, "no queue 'no-such-queue'"},
+		}, transport.ErrNotFound, amqp.NotFound, "no queue 'no-such-queue'"},
 		{"purge a missing queue", func() error {
 			_, err := tr.PurgeQueue(x.ctx, "no-such-queue")
 			return err
-		}, transport.ErrNotFound, "NOT_FOUND"},
+		}, transport.ErrNotFound, amqp.NotFound, "NOT_FOUND"},
 		{"bind to a missing exchange", func() error {
 			return tr.Bind(x.ctx, transport.Binding{Exchange: "no-such-exchange", Queue: live, Key: "k"})
-		}, transport.ErrNotFound, "no exchange 'no-such-exchange'"},
+		}, transport.ErrNotFound, amqp.NotFound, "no exchange 'no-such-exchange'"},
 		{"publish to a missing exchange", func() error {
 			return tr.Publish(x.ctx, "no-such-exchange", "k", transport.Message{Body: []byte("x")})
-		}, transport.ErrNotFound, "no exchange 'no-such-exchange'"},
+		}, transport.ErrNotFound, amqp.NotFound, "no exchange 'no-such-exchange'"},
 		{"another connection's exclusive queue", func() error {
 			_, err := other.Consume(x.ctx, exclusive, transport.ConsumeOptions{})
 			return err
-		}, transport.ErrInUse, "RESOURCE_LOCKED"},
+		}, transport.ErrInUse, amqp.ResourceLocked, "RESOURCE_LOCKED"},
 		{"a queue with an exclusive consumer", func() error {
 			_, err := other.Consume(x.ctx, shared, transport.ConsumeOptions{})
 			return err
-		}, transport.ErrInUse, "in exclusive use"},
+		}, transport.ErrInUse, amqp.AccessRefused, "in exclusive use"},
 		{"a reserved name", func() error {
 			_, err := other.Consume(x.ctx, "amq.nope", transport.ConsumeOptions{})
 			return err
-		}, transport.ErrNotFound, "NOT_FOUND"},
+		}, transport.ErrNotFound, amqp.NotFound, "NOT_FOUND"},
 	} {
 		t.Run(tc.what, func(t *testing.T) {
-			wantErr(t, tc.what, tc.op(), tc.want, tc.text)
+			err := tc.op()
+			wantErr(t, tc.what, err, tc.want, tc.text)
+			var reply *amqp.Error
+			if !errors.As(err, &reply) || reply.Code != tc.code {
+				t.Errorf("%s: error %q holds AMQP reply %v, want the *amqp091.Error of code %d", tc.what, err, reply, tc.code)
+			}
 			// Nothing else closed: the live consumer receives what is
 			// published after the error.
 			body := fmt.Sprintf("after error %d", i)
@@ -87,6 +97,48 @@ func TestChannelErrors(t *testing.T) {
 				t.Fatalf("ack after the error: %v", err)
 			}
 		})
+	}
+}
+
+// TestTransportAs: Transport.As reaches the amqp091-go connection in use,
+// which works as the client's own, and nothing else; a closed transport
+// reaches nothing.
+func TestTransportAs(t *testing.T) {
+	x := newTester(t)
+	tr := x.open("")
+	var conn *amqp.Connection
+	if !tr.As(&conn) || conn == nil {
+		t.Fatalf("As(**amqp091.Connection) = false or nil")
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatalf("a channel on the connection As gave: %v", err)
+	}
+	if err := ch.Close(); err != nil {
+		t.Fatalf("close the channel: %v", err)
+	}
+	for _, tc := range []struct {
+		name   string
+		target any
+	}{
+		{"nil", nil},
+		{"a connection, not a pointer to one", conn},
+		{"a channel", new(*amqp.Channel)},
+		{"a string", new(string)},
+	} {
+		if tr.As(tc.target) {
+			t.Errorf("As(%s) = true, want false", tc.name)
+		}
+	}
+	closed, err := transport.Open(x.ctx, x.vh.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := closed.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if closed.As(&conn) {
+		t.Error("As on a closed transport = true, want false")
 	}
 }
 
@@ -221,8 +273,8 @@ func TestTopologySurvivesReconnect(t *testing.T) {
 	tr := x.open(fastRetry)
 	ex := x.exchange(tr, "events", transport.Topic)
 	q := x.queue(tr, transport.Queue{Exclusive: true, AutoDelete: true})
-	if !strings.HasPrefix(q, serverNamedPrefix) {
-		t.Fatalf("server-named queue %q lacks the prefix %q", q, serverNamedPrefix)
+	if !strings.HasPrefix(q, rabbitmq.ServerNamedPrefix) {
+		t.Fatalf("server-named queue %q lacks the prefix %q", q, rabbitmq.ServerNamedPrefix)
 	}
 	x.bind(tr, ex, q, "a.#")
 	gone := x.queue(tr, transport.Queue{Name: uniq("deleted")})

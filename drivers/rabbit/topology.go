@@ -3,8 +3,6 @@ package rabbit
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,67 +11,25 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/switchyard-mq/switchyard/internal/rabbitmq"
 	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
-// serverNamedPrefix starts the names the driver gives queues declared with
-// an empty name. The driver names them itself, rather than letting the
-// broker pick an amq.gen- name, because a name in the reserved amq. space
-// cannot be declared again after a reconnection, and users keep the name.
-const serverNamedPrefix = "switchyard.gen-"
-
-// queueDeclaration is how a model queue is declared on RabbitMQ.
+// queueDeclaration is how a model queue is declared on RabbitMQ, and
+// whether the driver counts its deliveries.
 type queueDeclaration struct {
-	durable bool
-	args    amqp.Table
-	quorum  bool
+	rabbitmq.QueueDeclaration
 	// countedLimit is the delivery limit the driver counts itself (classic
 	// queues); zero when there is none or the broker counts (quorum).
 	countedLimit int
 }
 
-// declaration maps q onto RabbitMQ: the arguments are exactly those the
-// model's fields ask for, so that an oslo.messaging peer declaring the
-// same entity is not refused with 406. With rabbit_quorum_queue, queues
-// that may be quorum queues (not exclusive, not auto-delete, no expiry:
-// oslo's reply and fanout queues stay classic) are, durable as quorum
-// queues must be; rabbit_ha_queues adds x-ha-policy to every queue.
+// declaration maps q onto RabbitMQ with the transport's queue options
+// (see rabbitmq.QueueOptions.Declaration).
 func (s *settings) declaration(q driver.Queue) queueDeclaration {
-	d := queueDeclaration{durable: q.Durable}
-	d.quorum = s.quorum && !q.Exclusive && !q.AutoDelete && q.Expires == 0
-	put := func(k string, v any) {
-		if d.args == nil {
-			d.args = amqp.Table{}
-		}
-		d.args[k] = v
-	}
-	if q.MessageTTL > 0 {
-		put("x-message-ttl", max(q.MessageTTL.Milliseconds(), 1))
-	}
-	if q.Expires > 0 {
-		put("x-expires", max(q.Expires.Milliseconds(), 1))
-	}
-	if q.MaxLength > 0 {
-		put("x-max-length", int64(q.MaxLength))
-	}
-	if q.DeadLetterExchange != "" {
-		put("x-dead-letter-exchange", q.DeadLetterExchange)
-	}
-	if q.DeadLetterRoutingKey != "" {
-		put("x-dead-letter-routing-key", q.DeadLetterRoutingKey)
-	}
-	switch {
-	case d.quorum:
-		d.durable = true
-		put("x-queue-type", "quorum")
-		if limit := cmp.Or(q.DeliveryLimit, s.quorumDeliveryLimit); limit > 0 {
-			put("x-delivery-limit", int64(limit))
-		}
-	case q.DeliveryLimit > 0:
+	d := queueDeclaration{QueueDeclaration: s.queues.Declaration(q)}
+	if !d.Quorum {
 		d.countedLimit = q.DeliveryLimit
-	}
-	if s.ha {
-		put("x-ha-policy", "all")
 	}
 	return d
 }
@@ -276,7 +232,7 @@ func (c *conn) topoOp(ctx context.Context, op func(ch *amqp.Channel) error) erro
 		case err == nil:
 			return nil
 		case c.closing.Load():
-			return fmt.Errorf("%w: %v", driver.ErrClosed, err)
+			return fmt.Errorf("%w: %w", driver.ErrClosed, err)
 		case connectionFailing(sess, err):
 			// The connection dropped: again on the next one, once the
 			// supervisor has seen the loss.
@@ -289,13 +245,13 @@ func (c *conn) topoOp(ctx context.Context, op func(ch *amqp.Channel) error) erro
 				return driver.ErrClosed
 			}
 		}
-		return mapError(err)
+		return rabbitmq.MapError(err)
 	}
 }
 
 func (c *conn) DeclareExchange(ctx context.Context, ex driver.Exchange) error {
 	return c.topoOp(ctx, func(ch *amqp.Channel) error {
-		if err := ch.ExchangeDeclare(ex.Name, string(ex.Kind), ex.Durable, ex.AutoDelete, false, false, nil); err != nil {
+		if err := rabbitmq.DeclareExchange(ch, ex); err != nil {
 			return err
 		}
 		c.topo.putExchange(ex)
@@ -315,11 +271,11 @@ func (c *conn) DeleteExchange(ctx context.Context, name string) error {
 
 func (c *conn) DeclareQueue(ctx context.Context, q driver.Queue) (string, error) {
 	if q.Name == "" {
-		q.Name = serverNamedPrefix + randomName()
+		q.Name = rabbitmq.ServerNamedQueue()
 	}
 	decl := c.s.declaration(q)
 	err := c.topoOp(ctx, func(ch *amqp.Channel) error {
-		if _, err := ch.QueueDeclare(q.Name, decl.durable, q.AutoDelete, q.Exclusive, false, decl.args); err != nil {
+		if err := decl.Declare(ch); err != nil {
 			return err
 		}
 		c.topo.putQueue(q, decl)
@@ -356,7 +312,7 @@ func (c *conn) PurgeQueue(ctx context.Context, name string) (int, error) {
 
 func (c *conn) Bind(ctx context.Context, b driver.Binding) error {
 	return c.topoOp(ctx, func(ch *amqp.Channel) error {
-		if err := ch.QueueBind(b.Queue, b.Key, b.Exchange, false, nil); err != nil {
+		if err := rabbitmq.Bind(ch, b); err != nil {
 			return err
 		}
 		c.topo.bind(b)
@@ -366,7 +322,7 @@ func (c *conn) Bind(ctx context.Context, b driver.Binding) error {
 
 func (c *conn) Unbind(ctx context.Context, b driver.Binding) error {
 	return c.topoOp(ctx, func(ch *amqp.Channel) error {
-		if err := ch.QueueUnbind(b.Queue, b.Key, b.Exchange, nil); err != nil {
+		if err := rabbitmq.Unbind(ch, b); err != nil {
 			return err
 		}
 		c.topo.unbind(b)
@@ -393,7 +349,7 @@ func (c *conn) redeclare(sess *session) error {
 			if connectionFailing(sess, err) {
 				return err
 			}
-			mapped := mapError(err)
+			mapped := rabbitmq.MapError(err)
 			if errors.Is(mapped, driver.ErrInUse) && attempt < 10 {
 				t := time.NewTimer(100 * time.Millisecond)
 				select {
@@ -410,31 +366,22 @@ func (c *conn) redeclare(sess *session) error {
 	}
 	for _, ex := range exchanges {
 		if err := do("exchange "+ex.Name, func(ch *amqp.Channel) error {
-			return ch.ExchangeDeclare(ex.Name, string(ex.Kind), ex.Durable, ex.AutoDelete, false, false, nil)
+			return rabbitmq.DeclareExchange(ch, ex)
 		}); err != nil {
 			return err
 		}
 	}
 	for _, q := range queues {
-		if err := do("queue "+q.q.Name, func(ch *amqp.Channel) error {
-			_, err := ch.QueueDeclare(q.q.Name, q.decl.durable, q.q.AutoDelete, q.q.Exclusive, false, q.decl.args)
-			return err
-		}); err != nil {
+		if err := do("queue "+q.q.Name, q.decl.Declare); err != nil {
 			return err
 		}
 	}
 	for _, b := range bindings {
 		if err := do(fmt.Sprintf("binding %q→%q key %q", b.Exchange, b.Queue, b.Key), func(ch *amqp.Channel) error {
-			return ch.QueueBind(b.Queue, b.Key, b.Exchange, false, nil)
+			return rabbitmq.Bind(ch, b)
 		}); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func randomName() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }
