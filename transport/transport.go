@@ -100,9 +100,9 @@ func (t *Transport) String() string { return t.url.String() }
 func (t *Transport) URL() *URL { return t.url.Clone() }
 
 // As sets target to the driver's underlying client, where the driver
-// documents target's type (rabbit://: **amqp091.Connection), and reports
-// whether it did: an escape hatch to what the portable model does not
-// offer. Errors need no such hatch: a client's error stays in the chain,
+// documents target's type (rabbit:// fills a **amqp091.Connection, amqp://
+// a **amqp.Conn of go-amqp), and reports whether it did: an escape hatch
+// to what the portable model does not offer. Errors need no such hatch: a client's error stays in the chain,
 // for errors.As.
 func (t *Transport) As(target any) bool {
 	if t.closed.Load() {

@@ -13,13 +13,19 @@ import (
 )
 
 // The URL options this driver reads, besides the portable ones and the
-// TLS files; see the package documentation.
+// TLS files; see the package documentation. The three that shape how
+// messages flow are exported, so that a tool reading an amqp:// URL
+// (the benchmark's raw client) reads them as the driver does.
 var (
-	optFlavour = option.String(option.Spec{Name: "flavour", Default: string(flavourAuto), Check: checkFlavour,
+	// FlavourOption is flavour: the broker's profile.
+	FlavourOption = option.String(option.Spec{Name: "flavour", Default: string(flavourAuto), Check: checkFlavour,
 		Doc: "the broker: auto (detected), rabbitmq or proton"})
-	optPrefetch = option.Int(option.Spec{Name: "prefetch_size", Min: 1, Max: maxPrefetch,
+	// PrefetchOption is prefetch_size: the credit of consumers that set
+	// no prefetch.
+	PrefetchOption = option.Int(option.Spec{Name: "prefetch_size", Min: 1, Max: maxPrefetch,
 		Doc: "link credit of consumers that set no prefetch (default: the flavour's)"})
-	optPresettled = option.Bool(option.Spec{Name: "presettled", Default: "false",
+	// PresettledOption is presettled: messages sent without a confirm.
+	PresettledOption = option.Bool(option.Spec{Name: "presettled", Default: "false",
 		Doc: "send messages presettled: faster, but a publish is not confirmed"})
 	optContainer = option.String(option.Spec{Name: "container_name",
 		Doc: "the AMQP container id (default: a random one)"})
@@ -32,7 +38,7 @@ var (
 	optRetryMax = option.Duration(option.Spec{Name: "connection_retry_interval_max", Default: "30", Max: 86400,
 		Doc: "longest reconnection backoff in `seconds` (default 30)"})
 
-	urlOptions = option.NewSet(append(append(option.Portable(), optFlavour, optPrefetch, optPresettled, optContainer,
+	urlOptions = option.NewSet(append(append(option.Portable(), FlavourOption, PrefetchOption, PresettledOption, optContainer,
 		optIdleTimeout, optRetryInterval, optRetryBackoff, optRetryMax), tlsfiles.Options()...)...)
 )
 
@@ -106,9 +112,9 @@ func parseSettings(u *driver.URL) (settings, error) {
 		hasUser:     u.User != "" || u.HasPassword,
 		vhost:       u.VirtualHost,
 		hosts:       append([]driver.Host(nil), u.Hosts...),
-		flavour:     flavourName(strings.ToLower(optFlavour.Get(v))),
-		prefetch:    optPrefetch.Get(v),
-		presettled:  optPresettled.Get(v),
+		flavour:     flavourName(strings.ToLower(FlavourOption.Get(v))),
+		prefetch:    PrefetchOption.Get(v),
+		presettled:  PresettledOption.Get(v),
 		containerID: optContainer.Get(v),
 		idleTimeout: optIdleTimeout.Get(v),
 		retry: backoff.Backoff{

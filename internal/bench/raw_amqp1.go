@@ -10,6 +10,7 @@ import (
 
 	amqp "github.com/Azure/go-amqp"
 
+	"github.com/switchyard-mq/switchyard/drivers/amqp1"
 	"github.com/switchyard-mq/switchyard/transport"
 	"github.com/switchyard-mq/switchyard/transport/driver/option"
 )
@@ -34,14 +35,8 @@ type amqp1Client struct {
 	topology   *rabbitClient // declares RabbitMQ's queues over AMQP 0-9-1
 }
 
-// The amqp driver's options its raw client follows, declared as
-// drivers/amqp1 declares them (it keeps its declarations to itself).
-var (
-	amqp1Flavour    = option.String(option.Spec{Name: "flavour", Default: "auto"})
-	amqp1Prefetch   = option.Int(option.Spec{Name: "prefetch_size", Min: 1, Max: 65535})
-	amqp1Presettled = option.Bool(option.Spec{Name: "presettled", Default: "false"})
-	amqp1Options    = option.NewSet(amqp1Flavour, amqp1Prefetch, amqp1Presettled)
-)
+// amqp1Options are the amqp driver's options its raw client follows.
+var amqp1Options = option.NewSet(amqp1.FlavourOption, amqp1.PrefetchOption, amqp1.PresettledOption)
 
 // amqp1ServerCredit is the raw RPC server's credit, as rabbitServerPrefetch.
 const amqp1ServerCredit = 64
@@ -60,9 +55,9 @@ func newAMQP1Client(u *transport.URL) (*amqp1Client, error) {
 	return &amqp1Client{
 		addr:  firstHost(u),
 		vhost: u.VirtualHost, user: u.User, pass: u.Password,
-		presettled: amqp1Presettled.Get(values),
-		prefetch:   amqp1Prefetch.Get(values),
-		flavour:    strings.ToLower(amqp1Flavour.Get(values)),
+		presettled: amqp1.PresettledOption.Get(values),
+		prefetch:   amqp1.PrefetchOption.Get(values),
+		flavour:    strings.ToLower(amqp1.FlavourOption.Get(values)),
 		topology:   r,
 	}, nil
 }
