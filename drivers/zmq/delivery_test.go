@@ -196,8 +196,7 @@ func TestDuplicateDropped(t *testing.T) {
 }
 
 func TestDedupTable(t *testing.T) {
-	var d dedup
-	d.init()
+	d := newDedup()
 	k := dedupKey{"n", 1, 1}
 	if fresh, _ := d.arrive(k); !fresh {
 		t.Fatal("first arrival not fresh")

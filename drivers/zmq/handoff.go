@@ -109,7 +109,7 @@ func (c *conn) onHandoff(h handoffHeader, props, body []byte) {
 		_, _ = c.currentView(ctx, true) // the queue may be newer than this node's view
 		cancel()
 		c.mu.Lock()
-		if q = c.outQueueLocked(h.queue); q == nil || c.closing {
+		if q = c.outQueueLocked(h.queue); q == nil || c.life.closing.Load() {
 			c.mu.Unlock()
 			c.logger.Warn("zmq: dropped a handed-off message for a queue that does not exist", "queue", h.queue)
 			return

@@ -18,7 +18,6 @@ const tick = 25 * time.Millisecond
 
 // maintain runs the liveness heartbeat and the sweeps until Close.
 func (c *conn) maintain() {
-	defer c.wg.Done()
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
 	lastBeat, lastScan := time.Now(), time.Now()
@@ -27,7 +26,7 @@ func (c *conn) maintain() {
 	scanEvery := max(tick, c.opts.ackTimeout/8)
 	for {
 		select {
-		case <-c.stop:
+		case <-c.life.stop:
 			return
 		case now := <-ticker.C:
 			if now.Sub(lastBeat) >= c.opts.refresh {
@@ -39,7 +38,7 @@ func (c *conn) maintain() {
 				lastScan = now
 			}
 			c.sweep(now, scan)
-			c.dedup.evict(now)
+			c.consumers.dedup.evict(now)
 		}
 	}
 }
@@ -76,13 +75,7 @@ func (c *conn) rejoin() error {
 	if err := c.mm.Join(ctx, matchmaker.Node{ID: c.id, Endpoint: c.endpoint}, c.opts.livenessTTL); err != nil {
 		return fmt.Errorf("join again: %w", err)
 	}
-	c.cmu.RLock()
-	consumers := make([]*consumer, 0, len(c.consumers))
-	for _, cons := range c.consumers {
-		consumers = append(consumers, cons)
-	}
-	c.cmu.RUnlock()
-	for _, cons := range consumers {
+	for _, cons := range c.consumers.all() {
 		// A consumer of a queue deleted meanwhile ends with the next view.
 		if err := c.mm.AddConsumer(ctx, cons.rec); err != nil && !errors.Is(err, driver.ErrNotFound) {
 			return fmt.Errorf("add consumer of %q again: %w", cons.queue, err)
@@ -97,7 +90,7 @@ func (c *conn) rejoin() error {
 // dispatch. Only queues that may hold such messages are scanned.
 func (c *conn) sweep(now time.Time, scanInflight bool) {
 	c.mu.Lock()
-	if c.closing {
+	if c.life.closing.Load() {
 		c.mu.Unlock()
 		return
 	}
@@ -152,50 +145,21 @@ const ackDelay = time.Millisecond
 
 // flushSettlements sends batched settlements at most ackDelay late.
 func (c *conn) flushSettlements() {
-	defer c.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
 		select {
-		case <-c.stop:
+		case <-c.life.stop:
 			return
-		case <-c.ackKick:
+		case <-c.consumers.unsent.kick:
 		}
 		timer.Reset(ackDelay)
 		select {
-		case <-c.stop:
+		case <-c.life.stop:
 			timer.Stop()
 			return
 		case <-timer.C:
 		}
-		c.flushDirty()
-	}
-}
-
-func (c *conn) markDirty(p *peer) {
-	c.dirtyMu.Lock()
-	c.dirty[p] = struct{}{}
-	c.dirtyMu.Unlock()
-	select {
-	case c.ackKick <- struct{}{}:
-	default:
-	}
-}
-
-// flushDirty sends every batched settlement now.
-func (c *conn) flushDirty() {
-	c.dirtyMu.Lock()
-	if len(c.dirty) == 0 {
-		c.dirtyMu.Unlock()
-		return
-	}
-	peers := make([]*peer, 0, len(c.dirty))
-	for p := range c.dirty {
-		peers = append(peers, p)
-	}
-	clear(c.dirty)
-	c.dirtyMu.Unlock()
-	for _, p := range peers {
-		p.flush()
+		c.consumers.unsent.flush()
 	}
 }

@@ -352,7 +352,6 @@ func tcpAddress(endpoint string) (string, bool) {
 // handshake runs in its own goroutine, bounded by send_timeout, so a
 // silent client delays nobody.
 func (c *conn) acceptLoop() {
-	defer c.wg.Done()
 	for {
 		nc, err := c.ln.Accept()
 		if err != nil {
@@ -361,7 +360,7 @@ func (c *conn) acceptLoop() {
 			}
 			return
 		}
-		if !c.goTracked(func() { c.accepted(nc) }) {
+		if !c.life.goTracked(func() { c.accepted(nc) }) {
 			_ = nc.Close()
 			return
 		}

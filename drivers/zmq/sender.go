@@ -228,7 +228,7 @@ func routeIn(v *view, exchange, key string, buf []string) ([]string, error) {
 func (c *conn) enqueue(ctx context.Context, queues []string, props, body []byte, expiration time.Duration) error {
 	for {
 		c.mu.Lock()
-		if c.closing {
+		if c.life.closing.Load() {
 			c.mu.Unlock()
 			return driver.ErrClosed
 		}
@@ -255,7 +255,7 @@ func (c *conn) enqueue(ctx context.Context, queues []string, props, body []byte,
 				continue
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-c.stop:
+			case <-c.life.stop:
 				return driver.ErrClosed
 			}
 		}
@@ -389,7 +389,7 @@ type dialState struct {
 // dialGrace ago. A node that failed recently is not dialled until its
 // backoff ends.
 func (c *conn) dialLocked(nodeID string) bool {
-	if c.closing {
+	if c.life.closing.Load() {
 		return false
 	}
 	now := time.Now()
@@ -406,7 +406,7 @@ func (c *conn) dialLocked(nodeID string) bool {
 		return false
 	}
 	c.dialing[nodeID] = dialState{started: now}
-	started := c.goTracked(func() {
+	started := c.life.goTracked(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), c.opts.sendTimeout)
 		p, err := c.dial(ctx, node.ID, node.Endpoint)
 		cancel()
@@ -439,7 +439,7 @@ func (c *conn) dialLocked(nodeID string) bool {
 // sent to it. It reports false once the node is closing.
 func (c *conn) addPeer(p *peer) bool {
 	c.mu.Lock()
-	if c.closing {
+	if c.life.closing.Load() {
 		c.mu.Unlock()
 		return false
 	}
@@ -486,7 +486,7 @@ func (c *conn) peerDown(p *peer) {
 			c.returnLocked(h, true)
 		}
 	}
-	if !c.closing {
+	if !c.life.closing.Load() {
 		c.dispatchAllLocked()
 	}
 	post := c.takeFlushesLocked()
@@ -605,13 +605,7 @@ func (c *conn) applyViewLocked(reg *matchmaker.Registry) {
 		c.refreshTargetsLocked(q)
 		c.dispatchLocked(q, now)
 	}
-	c.cmu.RLock()
-	for _, cons := range c.consumers {
-		if _, ok := reg.Queues[cons.queue]; !ok {
-			c.ended = append(c.ended, cons)
-		}
-	}
-	c.cmu.RUnlock()
+	c.ended = append(c.ended, c.consumers.ofDeletedQueues(reg)...)
 }
 
 // dropQueueLocked forgets every message held for a deleted queue.

@@ -183,8 +183,10 @@ type conn struct {
 	ln       net.Listener
 	caps     driver.Capabilities
 
-	mu      sync.Mutex // guards everything below, down to the consumers
-	closing bool
+	life      *lifecycle
+	consumers *consumerTable
+
+	mu      sync.Mutex // guards everything below
 	view    *view
 	peers   map[string]*peer   // the connection used to send to each node
 	conns   map[*peer]struct{} // every open connection
@@ -195,21 +197,6 @@ type conn struct {
 	targets map[targetKey]*target
 	flushes []*peer     // peers to flush once c.mu is released
 	ended   []*consumer // consumers of deleted queues, to end once c.mu is released
-
-	cmu          sync.RWMutex
-	consumers    map[uint64]*consumer
-	nextConsumer atomic.Uint64
-
-	dedup dedup
-
-	dirtyMu sync.Mutex
-	dirty   map[*peer]struct{} // peers with settlements awaiting the flusher
-	ackKick chan struct{}
-
-	stop     chan struct{}
-	wgMu     sync.Mutex // orders wg.Add against Close's wg.Wait
-	wgClosed bool
-	wg       sync.WaitGroup
 
 	rejoinPending bool // a rejoin did not complete; used by the maintain goroutine only
 }
@@ -254,13 +241,10 @@ func open(ctx context.Context, logger *slog.Logger, opts options, mm matchmaker.
 		queues:    map[string]*outQueue{},
 		held:      map[uint64]*held{},
 		targets:   map[targetKey]*target{},
-		consumers: map[uint64]*consumer{},
-		dirty:     map[*peer]struct{}{},
-		ackKick:   make(chan struct{}, 1),
-		stop:      make(chan struct{}),
+		life:      newLifecycle(),
+		consumers: newConsumerTable(),
 	}
 	c.logger = logger.With("node", c.id)
-	c.dedup.init()
 	caps := []driver.Capability{
 		driver.CapDirect, driver.CapFanout, driver.CapTopic, driver.CapQueueBinding, driver.CapServerNamedQueue,
 		driver.CapExclusiveQueue, driver.CapAutoDelete, driver.CapMessageTTL, driver.CapDeadLetter,
@@ -293,11 +277,9 @@ func open(ctx context.Context, logger *slog.Logger, opts options, mm matchmaker.
 		return fail(fmt.Errorf("zmq: load the registry: %w", err))
 	}
 	c.view = newView(reg)
-	c.wg.Add(4)
-	go c.acceptLoop()
-	go c.watchRegistry()
-	go c.maintain()
-	go c.flushSettlements()
+	for _, loop := range []func(){c.acceptLoop, c.watchRegistry, c.maintain, c.flushSettlements} {
+		c.life.goTracked(loop)
+	}
 	c.logger.Debug("zmq: node up", "endpoint", c.endpoint, "matchmaker", redactMatchmaker(opts.matchmaker))
 	return c, nil
 }
@@ -314,30 +296,8 @@ func redactMatchmaker(u string) string {
 	return u
 }
 
-// goTracked runs f in a goroutine that Close waits for, unless Close has
-// begun waiting.
-func (c *conn) goTracked(f func()) bool {
-	c.wgMu.Lock()
-	defer c.wgMu.Unlock()
-	if c.wgClosed {
-		return false
-	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		f()
-	}()
-	return true
-}
-
-func (c *conn) isClosing() bool {
-	select {
-	case <-c.stop:
-		return true
-	default:
-		return false
-	}
-}
+// isClosing reports whether Close has stopped the node's background work.
+func (c *conn) isClosing() bool { return c.life.stopping() }
 
 // Capabilities implements driver.Conn.
 func (c *conn) Capabilities() driver.Capabilities { return c.caps }
@@ -386,10 +346,9 @@ func (c *conn) currentView(ctx context.Context, fresh bool) (*view, error) {
 
 // watchRegistry applies every change the matchmaker announces.
 func (c *conn) watchRegistry() {
-	defer c.wg.Done()
 	for {
 		select {
-		case <-c.stop:
+		case <-c.life.stop:
 			return
 		case <-c.mm.Changes():
 		}
@@ -622,26 +581,15 @@ func (c *conn) As(any) bool { return false }
 // every goroutine is waited for. Messages this node still held for other
 // nodes' consumers are lost: there is no broker to keep them.
 func (c *conn) Close() error {
-	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
+	if !c.life.closing.CompareAndSwap(false, true) {
 		return nil
 	}
-	c.closing = true
-	c.mu.Unlock()
-
-	c.cmu.RLock()
-	consumers := make([]*consumer, 0, len(c.consumers))
-	for _, cons := range c.consumers {
-		consumers = append(consumers, cons)
-	}
-	c.cmu.RUnlock()
 	autoDelete := map[string]bool{}
-	for _, cons := range consumers {
+	for _, cons := range c.consumers.all() {
 		cons.end(true)
 		autoDelete[cons.queue] = true
 	}
-	c.flushDirty()
+	c.consumers.unsent.flush()
 
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.sendTimeout)
 	defer cancel()
@@ -652,14 +600,12 @@ func (c *conn) Close() error {
 	if err := c.mm.Leave(ctx, c.id); err != nil {
 		errs = append(errs, fmt.Errorf("zmq: leave the matchmaker: %w", err))
 	}
-	close(c.stop)
+	c.life.halt()
 	for q := range autoDelete {
 		c.autoDeleteQueue(ctx, q)
 	}
 
-	c.wgMu.Lock()
-	c.wgClosed = true
-	c.wgMu.Unlock()
+	c.life.seal()
 	_ = c.ln.Close()
 	c.mu.Lock()
 	pending, unsettled := 0, 0
@@ -680,7 +626,7 @@ func (c *conn) Close() error {
 		p.flush() // settlements and returns queued by the consumers above
 		p.fail()
 	}
-	c.wg.Wait()
+	c.life.wait()
 	if pending > 0 {
 		c.logger.Warn("zmq: closed while holding messages no consumer had, and no other node could take them; they are lost", "messages", pending)
 	}
@@ -690,3 +636,59 @@ func (c *conn) Close() error {
 	errs = append(errs, c.mm.Close())
 	return errors.Join(errs...)
 }
+
+// lifecycle is how far a node is in closing, and the goroutines Close
+// waits for.
+type lifecycle struct {
+	// closing is set when Close begins: from then on nothing new is held,
+	// dialled or connected.
+	closing atomic.Bool
+	// stop is closed once Close has handed off and left the matchmaker:
+	// the background loops end, and the node refuses every operation.
+	stop chan struct{}
+
+	mu     sync.Mutex // orders wg.Add against wait
+	sealed bool       // no goroutine may start
+	wg     sync.WaitGroup
+}
+
+func newLifecycle() *lifecycle { return &lifecycle{stop: make(chan struct{})} }
+
+// goTracked runs f in a goroutine that wait waits for, unless the
+// lifecycle is sealed.
+func (l *lifecycle) goTracked(f func()) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sealed {
+		return false
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// halt stops the background loops.
+func (l *lifecycle) halt() { close(l.stop) }
+
+// stopping reports whether halt was called.
+func (l *lifecycle) stopping() bool {
+	select {
+	case <-l.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// seal refuses every goroutine from now on.
+func (l *lifecycle) seal() {
+	l.mu.Lock()
+	l.sealed = true
+	l.mu.Unlock()
+}
+
+// wait waits for every tracked goroutine; call it after seal.
+func (l *lifecycle) wait() { l.wg.Wait() }
