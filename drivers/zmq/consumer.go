@@ -446,10 +446,7 @@ func (c *conn) settleTo(p *peer, s settlement, urgent bool) {
 	}
 	full, ok := p.settle(s)
 	if !ok {
-		c.mu.Lock()
-		p = c.peers[p.id]
-		c.mu.Unlock()
-		if p == nil {
+		if p = c.pool.senders()[p.id]; p == nil {
 			return
 		}
 		if full, ok = p.settle(s); !ok {

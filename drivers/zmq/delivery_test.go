@@ -256,14 +256,8 @@ func TestConsumerConnectionDies(t *testing.T) {
 
 // crash cuts a node's connections as a dying process would: no returns.
 func crash(c *conn) {
-	c.mu.Lock()
-	conns := make([]*peer, 0, len(c.conns))
-	for p := range c.conns {
-		conns = append(conns, p)
-	}
-	c.mu.Unlock()
 	_ = c.ln.Close()
-	for _, p := range conns {
+	for _, p := range c.pool.conns() {
 		_ = p.nc.Close()
 	}
 }

@@ -340,10 +340,11 @@ func (c *conn) dispatchLocked(q *outQueue, now time.Time) {
 // poured onto the first one connected; a node that could not be reached
 // is skipped until its backoff ends.
 func (c *conn) pickTargetLocked(q *outQueue, avoid *target) (*target, *peer) {
+	peers := c.pool.senders()
 	n := len(q.targets)
 	waiting := false
 	for _, t := range q.targets {
-		if !t.gone && t.inflight < t.window && c.peers[t.key.node] == nil && c.dialLocked(t.key.node) {
+		if !t.gone && t.inflight < t.window && peers[t.key.node] == nil && c.dialLocked(t.key.node) {
 			waiting = true
 		}
 	}
@@ -356,7 +357,7 @@ func (c *conn) pickTargetLocked(q *outQueue, avoid *target) (*target, *peer) {
 			if t == skip || t.gone || t.inflight >= t.window {
 				continue
 			}
-			p := c.peers[t.key.node]
+			p := peers[t.key.node]
 			if p == nil {
 				continue
 			}
@@ -370,91 +371,28 @@ func (c *conn) pickTargetLocked(q *outQueue, avoid *target) (*target, *peer) {
 	return nil, nil
 }
 
-// dialBackoff is how long a node that could not be reached is not dialled;
-// dialGrace is how long dispatch waits for a dial under way before
-// sending to the consumers already connected.
-const (
-	dialBackoff = 500 * time.Millisecond
-	dialGrace   = 100 * time.Millisecond
-)
-
-// dialState is a dial under way (retryAt zero) or a failed one.
-type dialState struct {
-	started time.Time
-	retryAt time.Time
-}
-
-// dialLocked starts connecting to a node unless a dial is under way, and
-// reports whether dispatch should wait for it: a dial started less than
-// dialGrace ago. A node that failed recently is not dialled until its
-// backoff ends.
+// dialLocked has a node dialled unless a dial is under way or backing
+// off, and reports whether dispatch should wait for it: a dial begun less
+// than dialGrace ago.
 func (c *conn) dialLocked(nodeID string) bool {
 	if c.life.closing.Load() {
 		return false
 	}
-	now := time.Now()
-	if st, ok := c.dialing[nodeID]; ok {
-		if st.retryAt.IsZero() {
-			return now.Sub(st.started) < dialGrace
-		}
-		if now.Before(st.retryAt) {
-			return false
-		}
+	node, known := c.view.reg.Nodes[nodeID]
+	start, wait := c.pool.claimDial(nodeID, known, time.Now())
+	if start {
+		c.connect(node)
 	}
-	node, ok := c.view.reg.Nodes[nodeID]
-	if !ok {
-		return false
-	}
-	c.dialing[nodeID] = dialState{started: now}
-	started := c.life.goTracked(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), c.opts.sendTimeout)
-		p, err := c.dial(ctx, node.ID, node.Endpoint)
-		cancel()
-		if err != nil {
-			c.mu.Lock()
-			c.dialing[nodeID] = dialState{retryAt: time.Now().Add(dialBackoff)}
-			c.dispatchAllLocked() // to the consumers that can be reached
-			post := c.takeFlushesLocked()
-			c.mu.Unlock()
-			flushAll(post)
-			if !c.isClosing() {
-				c.logger.Warn("zmq: cannot reach node; its consumers get nothing until it answers or expires", "node", nodeID, "endpoint", node.Endpoint, "err", err)
-			}
-			return
-		}
-		if !c.addPeer(p) {
-			p.fail()
-			return
-		}
-		p.readLoop()
-	})
-	if !started {
-		delete(c.dialing, nodeID)
-		return false
-	}
-	return true
+	return wait
 }
 
-// addPeer registers a connection; the first one to a node carries what is
-// sent to it. It reports false once the node is closing.
-func (c *conn) addPeer(p *peer) bool {
+// dispatchAll sends what every queue can send.
+func (c *conn) dispatchAll() {
 	c.mu.Lock()
-	if c.life.closing.Load() {
-		c.mu.Unlock()
-		return false
-	}
-	c.conns[p] = struct{}{}
-	if p.outbound {
-		delete(c.dialing, p.id)
-	}
-	if c.peers[p.id] == nil {
-		c.peers[p.id] = p
-		c.dispatchAllLocked()
-	}
+	c.dispatchAllLocked()
 	post := c.takeFlushesLocked()
 	c.mu.Unlock()
 	flushAll(post)
-	return true
 }
 
 func (c *conn) dispatchAllLocked() {
@@ -466,21 +404,9 @@ func (c *conn) dispatchAllLocked() {
 	}
 }
 
-// peerDown forgets a failed connection: what was sent on it and is not
-// settled goes back to its queues, counted as a delivery, since the
-// consumer may have seen it.
-func (c *conn) peerDown(p *peer) {
+// lost returns what was sent on a failed connection and is not settled.
+func (c *conn) lost(p *peer) {
 	c.mu.Lock()
-	delete(c.conns, p)
-	if c.peers[p.id] == p {
-		delete(c.peers, p.id)
-		for other := range c.conns {
-			if other.id == p.id && !other.isClosed() {
-				c.peers[p.id] = other
-				break
-			}
-		}
-	}
 	for _, h := range c.held {
 		if h.state == stateInflight && h.via == p {
 			c.returnLocked(h, true)
@@ -645,7 +571,7 @@ func (c *conn) refreshTargetsLocked(q *outQueue) {
 		}
 		t.gone = true
 		delete(c.targets, t.key)
-		if c.peers[t.key.node] == nil && t.inflight > 0 {
+		if c.pool.senders()[t.key.node] == nil && t.inflight > 0 {
 			for _, h := range c.held {
 				if h.state == stateInflight && h.target == t {
 					c.returnLocked(h, true)

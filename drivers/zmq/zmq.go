@@ -184,13 +184,11 @@ type conn struct {
 	caps     driver.Capabilities
 
 	life      *lifecycle
+	pool      *peerPool
 	consumers *consumerTable
 
 	mu      sync.Mutex // guards everything below
 	view    *view
-	peers   map[string]*peer   // the connection used to send to each node
-	conns   map[*peer]struct{} // every open connection
-	dialing map[string]dialState
 	queues  map[string]*outQueue // sender-side state of each destination queue
 	held    map[uint64]*held     // messages this node holds, by sequence
 	seq     uint64
@@ -235,15 +233,13 @@ func open(ctx context.Context, logger *slog.Logger, opts options, mm matchmaker.
 		opts:      opts,
 		mm:        mm,
 		ln:        ln,
-		peers:     map[string]*peer{},
-		conns:     map[*peer]struct{}{},
-		dialing:   map[string]dialState{},
 		queues:    map[string]*outQueue{},
 		held:      map[uint64]*held{},
 		targets:   map[targetKey]*target{},
 		life:      newLifecycle(),
 		consumers: newConsumerTable(),
 	}
+	c.pool = newPeerPool(c.life)
 	c.logger = logger.With("node", c.id)
 	caps := []driver.Capability{
 		driver.CapDirect, driver.CapFanout, driver.CapTopic, driver.CapQueueBinding, driver.CapServerNamedQueue,
@@ -617,12 +613,8 @@ func (c *conn) Close() error {
 			unsettled++
 		}
 	}
-	conns := make([]*peer, 0, len(c.conns))
-	for p := range c.conns {
-		conns = append(conns, p)
-	}
 	c.mu.Unlock()
-	for _, p := range conns {
+	for _, p := range c.pool.conns() {
 		p.flush() // settlements and returns queued by the consumers above
 		p.fail()
 	}
