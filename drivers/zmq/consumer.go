@@ -148,7 +148,7 @@ func (c *conn) Consume(ctx context.Context, queue string, opts driver.ConsumeOpt
 	if err := c.check(ctx); err != nil {
 		return nil, err
 	}
-	if _, err := c.usableQueue(ctx, queue); err != nil {
+	if _, err := c.registry.usableQueue(ctx, queue); err != nil {
 		return nil, err
 	}
 	reg, err := c.mm.Refresh(ctx)
@@ -384,7 +384,7 @@ func (c *conn) handle(p *peer, frames [][]byte) error {
 		if err != nil {
 			return err
 		}
-		c.onSettle(p, ss)
+		c.sender.settle(p.id, ss)
 		return nil
 	}
 	return fmt.Errorf("unknown message type %#x", typ)
@@ -441,7 +441,7 @@ func (c *conn) settle(in inbound, op settleOp, urgent bool) {
 // may still spare a duplicate).
 func (c *conn) settleTo(p *peer, s settlement, urgent bool) {
 	if p.id == c.id { // this node sent it: settle without the round trip
-		c.onSettle(p, []settlement{s})
+		c.sender.settle(c.id, []settlement{s})
 		return
 	}
 	full, ok := p.settle(s)

@@ -50,9 +50,8 @@ func receiveWithin(cons driver.Consumer, d time.Duration) (driver.Delivery, erro
 
 // heldCount is how many messages a node holds.
 func heldCount(c *conn) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.held)
+	pending, inflight := c.sender.counts()
+	return pending + inflight
 }
 
 func eventually(t *testing.T, what string, cond func() bool) {
@@ -93,14 +92,15 @@ func TestCreditHonoursPrefetch(t *testing.T) {
 			t.Fatalf("a third delivery %q beyond prefetch 2", d.Body)
 		}
 	}
-	pub.mu.Lock()
-	for _, tg := range pub.queues[q].targets {
+	s := pub.sender
+	s.mu.Lock()
+	for _, tg := range s.queues[q].targets {
 		if tg.inflight > 2 {
 			t.Errorf("consumer %v has %d in flight, prefetch 2", tg.key, tg.inflight)
 		}
 	}
-	pending := pub.queues[q].live
-	pub.mu.Unlock()
+	pending := s.queues[q].live
+	s.mu.Unlock()
 	if pending != 6 {
 		t.Errorf("sender holds %d messages pending, want 6", pending)
 	}

@@ -37,9 +37,25 @@ func (c *conn) maintain() {
 			if scan {
 				lastScan = now
 			}
-			c.sweep(now, scan)
+			c.sender.sweep(now, scan)
 			c.consumers.dedup.evict(now)
 		}
+	}
+}
+
+// watchRegistry loads every change the matchmaker announces.
+func (c *conn) watchRegistry() {
+	for {
+		select {
+		case <-c.life.stop:
+			return
+		case <-c.mm.Changes():
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.opts.sendTimeout)
+		if _, err := c.registry.load(ctx, false); err != nil && !c.isClosing() {
+			c.logger.Warn("zmq: reading the matchmaker failed", "err", err)
+		}
+		cancel()
 	}
 }
 
@@ -62,7 +78,7 @@ func (c *conn) heartbeat() {
 		c.logger.Warn("zmq: liveness heartbeat failed", "err", err)
 	}
 	// Reading the registry lets the in-process matchmaker expire dead nodes.
-	if _, err := c.currentView(ctx, false); err != nil && !c.isClosing() {
+	if _, err := c.registry.load(ctx, false); err != nil && !c.isClosing() {
 		c.logger.Warn("zmq: reading the matchmaker failed", "err", err)
 	}
 }
@@ -82,60 +98,6 @@ func (c *conn) rejoin() error {
 		}
 	}
 	return nil
-}
-
-// sweep returns messages whose consumer did not settle them within the
-// ack timeout (when scanInflight), expires messages past their TTL, drops
-// messages that waited longer than buffer_time for a consumer, and retries
-// dispatch. Only queues that may hold such messages are scanned.
-func (c *conn) sweep(now time.Time, scanInflight bool) {
-	c.mu.Lock()
-	if c.life.closing.Load() {
-		c.mu.Unlock()
-		return
-	}
-	timedOut, dropped := 0, 0
-	if scanInflight && c.opts.ackTimeout > 0 {
-		for _, h := range c.held {
-			if h.state == stateInflight && now.Sub(h.sentAt) >= c.opts.ackTimeout {
-				timedOut++
-				h.avoid = h.target
-				c.returnLocked(h, true)
-			}
-		}
-	}
-	for _, q := range c.queues {
-		noConsumer := c.opts.bufferTime > 0 && !q.hasLiveTarget()
-		if q.live == 0 || !(q.mayExpire || noConsumer) {
-			continue
-		}
-		q.mayExpire = false
-		for i := q.head; i < len(q.pending); i++ {
-			h := q.pending[i]
-			if h == nil || h.state != statePending || h.q != q {
-				continue
-			}
-			switch {
-			case !h.expires.IsZero() && !now.Before(h.expires):
-				c.deadLetterLocked(h, reasonExpired)
-			case noConsumer && now.Sub(h.since) >= c.opts.bufferTime:
-				dropped++
-				c.finishLocked(h)
-			case !h.expires.IsZero():
-				q.mayExpire = true
-			}
-		}
-	}
-	c.dispatchAllLocked()
-	post := c.takeFlushesLocked()
-	c.mu.Unlock()
-	flushAll(post)
-	if timedOut > 0 {
-		c.logger.Warn("zmq: messages not settled within ack_timeout; sending them to another consumer", "messages", timedOut, "ack_timeout", c.opts.ackTimeout)
-	}
-	if dropped > 0 {
-		c.logger.Warn("zmq: messages waited longer than buffer_time for a consumer; dropped", "messages", dropped, "buffer_time", c.opts.bufferTime)
-	}
 }
 
 // ackDelay is how long settlements of an auto-ack or busy consumer may

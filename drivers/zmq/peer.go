@@ -169,6 +169,15 @@ func (p *peer) deliver(h deliverHeader, props, body []byte) bool {
 	return true
 }
 
+// handOff queues a HANDOFF; the caller flushes.
+func (p *peer) handOff(h handoffHeader, props, body []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed {
+		p.out = appendHandoff(p.out, h, props, body)
+	}
+}
+
 // settle queues a settlement and reports whether a flush is due now
 // (a full batch); otherwise the caller flushes when it sees fit.
 func (p *peer) settle(s settlement) (full bool, ok bool) {

@@ -164,7 +164,7 @@ func (c *conn) connect(node matchmaker.Node) {
 		cancel()
 		if err != nil {
 			c.pool.dialFailed(node.ID)
-			c.dispatchAll()
+			c.sender.dispatchAll()
 			if !c.isClosing() {
 				c.logger.Warn("zmq: cannot reach node; its consumers get nothing until it answers or expires", "node", node.ID, "endpoint", node.Endpoint, "err", err)
 			}
@@ -187,7 +187,7 @@ func (c *conn) connect(node matchmaker.Node) {
 func (c *conn) addPeer(p *peer) bool {
 	first, ok := c.pool.add(p)
 	if first {
-		c.dispatchAll()
+		c.sender.dispatchAll()
 	}
 	return ok
 }
@@ -197,7 +197,7 @@ func (c *conn) addPeer(p *peer) bool {
 // consumer may have seen it.
 func (c *conn) peerDown(p *peer) {
 	c.pool.remove(p)
-	c.lost(p)
+	c.sender.lost(p)
 }
 
 // dial connects to a node's endpoint and runs the handshake.
