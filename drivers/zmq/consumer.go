@@ -268,8 +268,13 @@ func (cons *consumer) settleTag(tag uint64, op settleOp) error {
 		cons.mu.Unlock()
 		return fmt.Errorf("%w: consumer of queue %q ended and its unsettled deliveries went back to their senders", driver.ErrClosed, cons.queue)
 	}
-	// The transport settles a tag once, so the consumer holds it.
-	in := cons.unacked[tag]
+	// The transport settles a tag once: one the consumer does not hold
+	// was never handed out by it.
+	in, ok := cons.unacked[tag]
+	if !ok {
+		cons.mu.Unlock()
+		return fmt.Errorf("%w: consumer of queue %q handed out no delivery tag %d", driver.ErrInvalid, cons.queue, tag)
+	}
 	delete(cons.unacked, tag)
 	// An idle consumer's sender may be waiting for this credit: send now.
 	// A busy one's settlements are batched until it waits or ackDelay.

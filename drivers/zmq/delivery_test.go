@@ -126,6 +126,41 @@ func TestCreditHonoursPrefetch(t *testing.T) {
 	eventually(t, "sender forgets acked messages", func() bool { return heldCount(pub) == 0 })
 }
 
+// TestSettleTag: a tag the consumer holds settles; one it never handed
+// out is an error, not a panic; after the consumer ended, a tag it held is
+// ErrClosed.
+func TestSettleTag(t *testing.T) {
+	nodes := newTestNodes(t, "")
+	n := nodes.open()
+	ctx := testCtx(t)
+	q := mustQueue(t, ctx, n, "tags")
+	cons := mustConsume(t, ctx, n, q, driver.ConsumeOptions{})
+	publishN(t, ctx, n, q, 2)
+	var ds []driver.Delivery
+	for range 2 {
+		d, err := receiveWithin(cons, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, d)
+	}
+	settler := ds[0].Settler
+	rows := []struct {
+		name   string
+		settle func() error
+		want   error // nil: settles
+	}{
+		{"a held tag", func() error { return settler.Ack(ds[0].Tag) }, nil},
+		{"a tag never handed out", func() error { return settler.Nack(ds[1].Tag+100, true) }, driver.ErrInvalid},
+		{"after the consumer ended", func() error { _ = cons.Close(); return settler.Ack(ds[1].Tag) }, driver.ErrClosed},
+	}
+	for _, row := range rows {
+		if err := row.settle(); (row.want == nil) != (err == nil) || !errors.Is(err, row.want) {
+			t.Errorf("%s: %v, want %v", row.name, err, row.want)
+		}
+	}
+}
+
 // TestAckTimeoutRedelivers: a delivery not settled within ack_timeout goes
 // to another consumer, marked redelivered and counted.
 func TestAckTimeoutRedelivers(t *testing.T) {
