@@ -68,12 +68,14 @@ func newConsumerTable() *consumerTable {
 	}
 }
 
+// add registers a consumer under its ID.
 func (t *consumerTable) add(cons *consumer) {
 	t.mu.Lock()
 	t.byID[cons.id] = cons
 	t.mu.Unlock()
 }
 
+// remove forgets a consumer.
 func (t *consumerTable) remove(id uint64) {
 	t.mu.Lock()
 	delete(t.byID, id)

@@ -110,13 +110,7 @@ func (c *conn) PurgeQueue(ctx context.Context, name string) (int, error) {
 
 // Bind implements driver.Conn.
 func (c *conn) Bind(ctx context.Context, b driver.Binding) error {
-	if err := c.check(ctx); err != nil {
-		return err
-	}
-	if _, err := c.registry.exchange(ctx, b.Exchange); err != nil {
-		return err
-	}
-	if _, err := c.registry.usableQueue(ctx, b.Queue); err != nil {
+	if err := c.checkBinding(ctx, b); err != nil {
 		return err
 	}
 	if err := c.mm.Bind(ctx, matchmaker.Binding(b)); err != nil {
@@ -127,13 +121,7 @@ func (c *conn) Bind(ctx context.Context, b driver.Binding) error {
 
 // Unbind implements driver.Conn.
 func (c *conn) Unbind(ctx context.Context, b driver.Binding) error {
-	if err := c.check(ctx); err != nil {
-		return err
-	}
-	if _, err := c.registry.exchange(ctx, b.Exchange); err != nil {
-		return err
-	}
-	if _, err := c.registry.usableQueue(ctx, b.Queue); err != nil {
+	if err := c.checkBinding(ctx, b); err != nil {
 		return err
 	}
 	if err := c.mm.Unbind(ctx, matchmaker.Binding(b)); err != nil {
@@ -144,6 +132,19 @@ func (c *conn) Unbind(ctx context.Context, b driver.Binding) error {
 	}
 	c.autoDeleteExchange(ctx, b.Exchange)
 	return nil
+}
+
+// checkBinding checks that the node is open and that a binding's
+// exchange and queue exist, the queue being one this node may use.
+func (c *conn) checkBinding(ctx context.Context, b driver.Binding) error {
+	if err := c.check(ctx); err != nil {
+		return err
+	}
+	if _, err := c.registry.exchange(ctx, b.Exchange); err != nil {
+		return err
+	}
+	_, err := c.registry.usableQueue(ctx, b.Queue)
+	return err
 }
 
 // autoDeleteExchange deletes an auto-delete exchange left without
