@@ -3,7 +3,10 @@ package zmq
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-mq/switchyard/drivers/zmq/matchmaker"
@@ -45,12 +48,109 @@ type consumer struct {
 	nextTag uint64
 }
 
+// consumerTable is the receiving side of a node: its consumers by ID, the
+// duplicate filter over what they received, and the connections whose
+// settlements wait to be sent in a batch.
+type consumerTable struct {
+	mu     sync.RWMutex // guards byID; taken after the sender's lock, never before
+	byID   map[uint64]*consumer
+	nextID atomic.Uint64
+
+	dedup  dedup
+	unsent unsentSettlements
+}
+
+func newConsumerTable() *consumerTable {
+	return &consumerTable{
+		byID:   map[uint64]*consumer{},
+		dedup:  newDedup(),
+		unsent: unsentSettlements{peers: map[*peer]struct{}{}, kick: make(chan struct{}, 1)},
+	}
+}
+
+// add registers a consumer under its ID.
+func (t *consumerTable) add(cons *consumer) {
+	t.mu.Lock()
+	t.byID[cons.id] = cons
+	t.mu.Unlock()
+}
+
+// remove forgets a consumer.
+func (t *consumerTable) remove(id uint64) {
+	t.mu.Lock()
+	delete(t.byID, id)
+	t.mu.Unlock()
+}
+
+// get returns the consumer with an ID, or nil.
+func (t *consumerTable) get(id uint64) *consumer {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.byID[id]
+}
+
+// all returns every consumer.
+func (t *consumerTable) all() []*consumer {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return slices.Collect(maps.Values(t.byID))
+}
+
+// ofDeletedQueues returns the consumers of queues reg does not have.
+func (t *consumerTable) ofDeletedQueues(reg *matchmaker.Registry) []*consumer {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var gone []*consumer
+	for _, cons := range t.byID {
+		if _, ok := reg.Queues[cons.queue]; !ok {
+			gone = append(gone, cons)
+		}
+	}
+	return gone
+}
+
+// unsentSettlements is the connections with settlements queued and not yet
+// written: a busy consumer's settlements wait for more to ride along, at
+// most ackDelay (the flusher goroutine sees to it), or until the consumer
+// waits for its next delivery.
+type unsentSettlements struct {
+	mu    sync.Mutex
+	peers map[*peer]struct{}
+	kick  chan struct{} // capacity one: wakes the flusher
+}
+
+// add marks p as holding batched settlements.
+func (b *unsentSettlements) add(p *peer) {
+	b.mu.Lock()
+	b.peers[p] = struct{}{}
+	b.mu.Unlock()
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// flush writes every batched settlement now.
+func (b *unsentSettlements) flush() {
+	b.mu.Lock()
+	if len(b.peers) == 0 {
+		b.mu.Unlock()
+		return
+	}
+	peers := slices.Collect(maps.Keys(b.peers))
+	clear(b.peers)
+	b.mu.Unlock()
+	for _, p := range peers {
+		p.flush()
+	}
+}
+
 // Consume implements driver.Conn.
 func (c *conn) Consume(ctx context.Context, queue string, opts driver.ConsumeOptions) (driver.Consumer, error) {
 	if err := c.check(ctx); err != nil {
 		return nil, err
 	}
-	if _, err := c.usableQueue(ctx, queue); err != nil {
+	if _, err := c.registry.usableQueue(ctx, queue); err != nil {
 		return nil, err
 	}
 	reg, err := c.mm.Refresh(ctx)
@@ -63,20 +163,16 @@ func (c *conn) Consume(ctx context.Context, queue string, opts driver.ConsumeOpt
 		}
 	}
 	cons := &consumer{
-		c: c, id: c.nextConsumer.Add(1), queue: queue, autoAck: opts.AutoAck, prefetch: opts.Prefetch,
+		c: c, id: c.consumers.nextID.Add(1), queue: queue, autoAck: opts.AutoAck, prefetch: opts.Prefetch,
 		wake: make(chan struct{}, 1), done: make(chan struct{}), unacked: map[uint64]inbound{},
 	}
 	cons.rec = matchmaker.Consumer{Queue: queue, Node: c.id, ID: cons.id, Prefetch: opts.Prefetch, Exclusive: opts.Exclusive}
 	if opts.AutoAck {
 		cons.rec.Prefetch = 0 // auto-ack settles on hand-out: the window bounds its buffer
 	}
-	c.cmu.Lock()
-	c.consumers[cons.id] = cons
-	c.cmu.Unlock()
+	c.consumers.add(cons)
 	if err := c.mm.AddConsumer(ctx, cons.rec); err != nil {
-		c.cmu.Lock()
-		delete(c.consumers, cons.id)
-		c.cmu.Unlock()
+		c.consumers.remove(cons.id)
 		// The record may have been written before the failure: a sender
 		// must not count on a consumer that is not there.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.sendTimeout)
@@ -134,7 +230,7 @@ func (cons *consumer) Receive(ctx context.Context) (driver.Delivery, error) {
 		cons.mu.Unlock()
 		// About to wait: batched settlements go now, so that senders are
 		// never kept waiting on an idle consumer.
-		c.flushDirty()
+		c.consumers.unsent.flush()
 		select {
 		case <-cons.wake:
 		case <-cons.done:
@@ -174,8 +270,13 @@ func (cons *consumer) settleTag(tag uint64, op settleOp) error {
 		cons.mu.Unlock()
 		return fmt.Errorf("%w: consumer of queue %q ended and its unsettled deliveries went back to their senders", driver.ErrClosed, cons.queue)
 	}
-	// The transport settles a tag once, so the consumer holds it.
-	in := cons.unacked[tag]
+	// The transport settles a tag once: one the consumer does not hold
+	// was never handed out by it.
+	in, ok := cons.unacked[tag]
+	if !ok {
+		cons.mu.Unlock()
+		return fmt.Errorf("%w: consumer of queue %q handed out no delivery tag %d", driver.ErrInvalid, cons.queue, tag)
+	}
 	delete(cons.unacked, tag)
 	// An idle consumer's sender may be waiting for this credit: send now.
 	// A busy one's settlements are batched until it waits or ackDelay.
@@ -228,18 +329,16 @@ func (cons *consumer) end(returns bool) bool {
 		for _, in := range unacked {
 			c.settle(in, opRelease, false)
 		}
-		c.flushDirty()
+		c.consumers.unsent.flush()
 	} else {
 		for _, in := range buffered {
-			c.dedup.settled(in.key(), opReturn)
+			c.consumers.dedup.settled(in.key(), opReturn)
 		}
 		for _, in := range unacked {
-			c.dedup.settled(in.key(), opReturn)
+			c.consumers.dedup.settled(in.key(), opReturn)
 		}
 	}
-	c.cmu.Lock()
-	delete(c.consumers, cons.id)
-	c.cmu.Unlock()
+	c.consumers.remove(cons.id)
 	if !c.isClosing() { // a closing node leaves the matchmaker, consumers and all
 		ctx, cancel := context.WithTimeout(context.Background(), c.opts.sendTimeout)
 		defer cancel()
@@ -292,7 +391,7 @@ func (c *conn) handle(p *peer, frames [][]byte) error {
 		if err != nil {
 			return err
 		}
-		c.onSettle(p, ss)
+		c.sender.settle(p.id, ss)
 		return nil
 	}
 	return fmt.Errorf("unknown message type %#x", typ)
@@ -305,15 +404,13 @@ func (c *conn) onDeliver(p *peer, h deliverHeader, props, body []byte) error {
 	if err != nil {
 		return err
 	}
-	c.cmu.RLock()
-	cons := c.consumers[h.consumer]
-	c.cmu.RUnlock()
+	cons := c.consumers.get(h.consumer)
 	if cons == nil {
 		c.settleTo(p, settlement{h.seq, opReturn}, true)
 		return nil
 	}
 	k := dedupKey{p.id, h.consumer, h.seq}
-	if fresh, resend := c.dedup.arrive(k); !fresh {
+	if fresh, resend := c.consumers.dedup.arrive(k); !fresh {
 		if resend != 0 {
 			c.settleTo(p, settlement{h.seq, resend}, true)
 		}
@@ -329,7 +426,7 @@ func (c *conn) onDeliver(p *peer, h deliverHeader, props, body []byte) error {
 	cons.mu.Lock()
 	if cons.closed {
 		cons.mu.Unlock()
-		c.dedup.settled(k, opReturn)
+		c.consumers.dedup.settled(k, opReturn)
 		c.settleTo(p, settlement{h.seq, opReturn}, true)
 		return nil
 	}
@@ -342,7 +439,7 @@ func (c *conn) onDeliver(p *peer, h deliverHeader, props, body []byte) error {
 // settle sends a consumer's settlement to the delivery's sender, now if
 // urgent, else batched.
 func (c *conn) settle(in inbound, op settleOp, urgent bool) {
-	c.dedup.settled(in.key(), op)
+	c.consumers.dedup.settled(in.key(), op)
 	c.settleTo(in.from, settlement{in.seq, op}, urgent)
 }
 
@@ -351,15 +448,12 @@ func (c *conn) settle(in inbound, op settleOp, urgent bool) {
 // may still spare a duplicate).
 func (c *conn) settleTo(p *peer, s settlement, urgent bool) {
 	if p.id == c.id { // this node sent it: settle without the round trip
-		c.onSettle(p, []settlement{s})
+		c.sender.settle(c.id, []settlement{s})
 		return
 	}
 	full, ok := p.settle(s)
 	if !ok {
-		c.mu.Lock()
-		p = c.peers[p.id]
-		c.mu.Unlock()
-		if p == nil {
+		if p = c.pool.senders()[p.id]; p == nil {
 			return
 		}
 		if full, ok = p.settle(s); !ok {
@@ -369,96 +463,6 @@ func (c *conn) settleTo(p *peer, s settlement, urgent bool) {
 	if urgent || full {
 		p.flush()
 	} else {
-		c.markDirty(p)
-	}
-}
-
-// Deduplication on the receiving side. A sender may send a message again
-// although the consumer's node still holds it (its ack timeout ran out, or
-// the connection failed and came back) or already settled it (the
-// settlement was lost). The node remembers, per sender and sequence, the
-// deliveries it holds and the recent final settlements: a duplicate of a
-// held delivery is dropped; one of a settled delivery is dropped and its
-// settlement sent again.
-
-// A copy sent to another consumer of the same node (the first one's ack
-// timeout ran out) is not a duplicate: the key names the consumer.
-type dedupKey struct {
-	node     string
-	consumer uint64
-	seq      uint64
-}
-
-// Recent final settlements are kept this long, and at most this many.
-const (
-	dedupKeep = 2 * time.Minute
-	dedupMax  = 1 << 16
-)
-
-type dedup struct {
-	mu    sync.Mutex
-	held  map[dedupKey]struct{}
-	done  map[dedupKey]settleOp
-	order []dedupEntry // final settlements, oldest first
-	head  int
-}
-
-type dedupEntry struct {
-	key dedupKey
-	at  time.Time
-}
-
-func (d *dedup) init() {
-	d.held = map[dedupKey]struct{}{}
-	d.done = map[dedupKey]settleOp{}
-}
-
-// arrive records a delivery, reporting whether it is new and, for a
-// duplicate of a settled one, the settlement to send again.
-func (d *dedup) arrive(k dedupKey) (fresh bool, resend settleOp) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if _, ok := d.held[k]; ok {
-		return false, 0
-	}
-	if op, ok := d.done[k]; ok {
-		return false, op
-	}
-	d.held[k] = struct{}{}
-	return true, 0
-}
-
-// settled records a settlement: a final one is remembered, a return
-// forgets the delivery, which its sender may legitimately send again.
-func (d *dedup) settled(k dedupKey, op settleOp) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	delete(d.held, k)
-	switch op {
-	case opAck, opReject, opExpired:
-		d.done[k] = op
-		d.order = append(d.order, dedupEntry{key: k, at: time.Now()})
-		if len(d.order)-d.head > dedupMax {
-			d.dropOldestLocked()
-		}
-	}
-}
-
-func (d *dedup) dropOldestLocked() {
-	delete(d.done, d.order[d.head].key)
-	d.order[d.head] = dedupEntry{}
-	d.head++
-	if d.head > 1024 && d.head > len(d.order)/2 {
-		d.order = append(d.order[:0], d.order[d.head:]...)
-		d.head = 0
-	}
-}
-
-// evict forgets final settlements older than dedupKeep.
-func (d *dedup) evict(now time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for d.head < len(d.order) && now.Sub(d.order[d.head].at) > dedupKeep {
-		d.dropOldestLocked()
+		c.consumers.unsent.add(p)
 	}
 }

@@ -18,21 +18,21 @@ const (
 
 // deadLetterLocked finishes h and republishes it to its queue's
 // dead-letter exchange, with RabbitMQ's x-death headers, if it has one.
-func (c *conn) deadLetterLocked(h *held, reason string) {
-	c.finishLocked(h)
+func (s *sender) deadLetterLocked(h *held, reason string) {
+	s.finishLocked(h)
 	decl := h.q.decl
 	if decl.DeadLetterExchange == "" {
-		c.logger.Debug("zmq: message dropped", "queue", h.q.name, "reason", reason)
+		s.logger.Debug("zmq: message dropped", "queue", h.q.name, "reason", reason)
 		return
 	}
 	var msg driver.Message
 	exchange, key, err := decodeProps(h.props, &msg)
 	if err != nil {
-		c.logger.Error("zmq: cannot dead-letter a message whose properties do not decode", "queue", h.q.name, "err", err)
+		s.logger.Error("zmq: cannot dead-letter a message whose properties do not decode", "queue", h.q.name, "err", err)
 		return
 	}
 	if deadLetterCycle(msg.Headers, h.q.name) {
-		c.logger.Debug("zmq: dead-letter cycle: message dropped", "queue", h.q.name)
+		s.logger.Debug("zmq: dead-letter cycle: message dropped", "queue", h.q.name)
 		return
 	}
 	msg.Headers = deathHeaders(msg.Headers, h.q.name, reason, exchange, key, msg.Expiration)
@@ -43,28 +43,19 @@ func (c *conn) deadLetterLocked(h *held, reason string) {
 	}
 	props, err := encodeProps(decl.DeadLetterExchange, dlKey, &msg)
 	if err != nil {
-		c.logger.Error("zmq: cannot encode a dead letter", "queue", h.q.name, "err", err)
+		s.logger.Error("zmq: cannot encode a dead letter", "queue", h.q.name, "err", err)
 		return
 	}
-	queues, err := routeIn(c.view, decl.DeadLetterExchange, dlKey, nil)
+	queues, err := s.view.route(decl.DeadLetterExchange, dlKey, nil)
 	if err != nil {
-		c.logger.Warn("zmq: dead-lettering failed; message dropped", "queue", h.q.name, "reason", reason, "err", err)
+		s.logger.Warn("zmq: dead-lettering failed; message dropped", "queue", h.q.name, "reason", reason, "err", err)
 		return
 	}
 	now := time.Now()
 	for _, name := range queues {
-		q := c.outQueueLocked(name)
-		if q == nil {
-			continue
+		if q := s.outQueueLocked(name); q != nil {
+			s.addLocked(&held{q: q, props: props, body: h.body, since: now, expires: expiry(now, 0, q.decl.MessageTTL)}, now)
 		}
-		c.seq++
-		d := &held{seq: c.seq, q: q, props: props, body: h.body, since: now}
-		if t := q.decl.MessageTTL; t > 0 {
-			d.expires = now.Add(t)
-		}
-		c.held[d.seq] = d
-		q.push(d)
-		c.dispatchLocked(q, now)
 	}
 }
 

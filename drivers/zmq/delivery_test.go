@@ -50,9 +50,8 @@ func receiveWithin(cons driver.Consumer, d time.Duration) (driver.Delivery, erro
 
 // heldCount is how many messages a node holds.
 func heldCount(c *conn) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.held)
+	pending, inflight := c.sender.counts()
+	return pending + inflight
 }
 
 func eventually(t *testing.T, what string, cond func() bool) {
@@ -93,14 +92,15 @@ func TestCreditHonoursPrefetch(t *testing.T) {
 			t.Fatalf("a third delivery %q beyond prefetch 2", d.Body)
 		}
 	}
-	pub.mu.Lock()
-	for _, tg := range pub.queues[q].targets {
+	s := pub.sender
+	s.mu.Lock()
+	for _, tg := range s.queues[q].targets {
 		if tg.inflight > 2 {
 			t.Errorf("consumer %v has %d in flight, prefetch 2", tg.key, tg.inflight)
 		}
 	}
-	pending := pub.queues[q].live
-	pub.mu.Unlock()
+	pending := s.queues[q].live
+	s.mu.Unlock()
 	if pending != 6 {
 		t.Errorf("sender holds %d messages pending, want 6", pending)
 	}
@@ -124,6 +124,41 @@ func TestCreditHonoursPrefetch(t *testing.T) {
 		t.Errorf("received %d of 10", got)
 	}
 	eventually(t, "sender forgets acked messages", func() bool { return heldCount(pub) == 0 })
+}
+
+// TestSettleTag: a tag the consumer holds settles; one it never handed
+// out is an error, not a panic; after the consumer ended, a tag it held is
+// ErrClosed.
+func TestSettleTag(t *testing.T) {
+	nodes := newTestNodes(t, "")
+	n := nodes.open()
+	ctx := testCtx(t)
+	q := mustQueue(t, ctx, n, "tags")
+	cons := mustConsume(t, ctx, n, q, driver.ConsumeOptions{})
+	publishN(t, ctx, n, q, 2)
+	var ds []driver.Delivery
+	for range 2 {
+		d, err := receiveWithin(cons, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, d)
+	}
+	settler := ds[0].Settler
+	rows := []struct {
+		name   string
+		settle func() error
+		want   error // nil: settles
+	}{
+		{"a held tag", func() error { return settler.Ack(ds[0].Tag) }, nil},
+		{"a tag never handed out", func() error { return settler.Nack(ds[1].Tag+100, true) }, driver.ErrInvalid},
+		{"after the consumer ended", func() error { _ = cons.Close(); return settler.Ack(ds[1].Tag) }, driver.ErrClosed},
+	}
+	for _, row := range rows {
+		if err := row.settle(); (row.want == nil) != (err == nil) || !errors.Is(err, row.want) {
+			t.Errorf("%s: %v, want %v", row.name, err, row.want)
+		}
+	}
 }
 
 // TestAckTimeoutRedelivers: a delivery not settled within ack_timeout goes
@@ -196,8 +231,7 @@ func TestDuplicateDropped(t *testing.T) {
 }
 
 func TestDedupTable(t *testing.T) {
-	var d dedup
-	d.init()
+	d := newDedup()
 	k := dedupKey{"n", 1, 1}
 	if fresh, _ := d.arrive(k); !fresh {
 		t.Fatal("first arrival not fresh")
@@ -257,14 +291,8 @@ func TestConsumerConnectionDies(t *testing.T) {
 
 // crash cuts a node's connections as a dying process would: no returns.
 func crash(c *conn) {
-	c.mu.Lock()
-	conns := make([]*peer, 0, len(c.conns))
-	for p := range c.conns {
-		conns = append(conns, p)
-	}
-	c.mu.Unlock()
 	_ = c.ln.Close()
-	for _, p := range conns {
+	for _, p := range c.pool.conns() {
 		_ = p.nc.Close()
 	}
 }

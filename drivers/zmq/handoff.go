@@ -25,14 +25,6 @@ func (c *conn) handOff(ctx context.Context) int {
 		c.logger.Warn("zmq: cannot read the matchmaker to hand off held messages", "err", err)
 		return 0
 	}
-	c.mu.Lock()
-	byQueue := map[string][]*held{}
-	for _, h := range c.held {
-		if h.state == statePending {
-			byQueue[h.q.name] = append(byQueue[h.q.name], h)
-		}
-	}
-	c.mu.Unlock()
 	passed := 0
 	links := map[string]*peer{}
 	defer func() {
@@ -41,7 +33,7 @@ func (c *conn) handOff(ctx context.Context) int {
 			p.fail()
 		}
 	}()
-	for queue, hs := range byQueue {
+	for queue, hs := range c.sender.pendingByQueue() {
 		dest := c.handOffTarget(reg, queue)
 		if dest.ID == "" {
 			continue
@@ -55,26 +47,46 @@ func (c *conn) handOff(ctx context.Context) int {
 			links[dest.ID] = p
 		}
 		slices.SortFunc(hs, func(a, b *held) int { return cmp.Compare(a.seq, b.seq) })
-		now := time.Now()
-		c.mu.Lock()
-		for _, h := range hs {
-			if h.state != statePending {
-				continue
-			}
-			hdr := handoffHeader{queue: queue, count: uint64(h.count), redelivered: h.redelivered}
-			if !h.expires.IsZero() {
-				if hdr.ttl = h.expires.Sub(now); hdr.ttl <= 0 {
-					continue // expired: the sweep deals with it
-				}
-			}
-			p.mu.Lock()
-			p.out = appendHandoff(p.out, hdr, h.props, h.body)
-			p.mu.Unlock()
-			c.finishLocked(h)
-			passed++
-		}
-		c.mu.Unlock()
+		passed += c.sender.handOver(p, queue, hs)
 		p.flush()
+	}
+	return passed
+}
+
+// pendingByQueue returns the messages no consumer has, by queue.
+func (s *sender) pendingByQueue() map[string][]*held {
+	s.mu.Lock()
+	defer s.unlock()
+	byQueue := map[string][]*held{}
+	for _, h := range s.held {
+		if h.state == statePending {
+			byQueue[h.q.name] = append(byQueue[h.q.name], h)
+		}
+	}
+	return byQueue
+}
+
+// handOver queues on p a HANDOFF of each message of hs still pending and
+// not expired, and forgets it: the node at the other end holds it from
+// then on. It returns how many it passed on; the caller flushes p.
+func (s *sender) handOver(p *peer, queue string, hs []*held) int {
+	s.mu.Lock()
+	defer s.unlock()
+	now := time.Now()
+	passed := 0
+	for _, h := range hs {
+		if h.state != statePending {
+			continue
+		}
+		hdr := handoffHeader{queue: queue, count: uint64(h.count), redelivered: h.redelivered}
+		if !h.expires.IsZero() {
+			if hdr.ttl = h.expires.Sub(now); hdr.ttl <= 0 {
+				continue // expired: the sweep deals with it
+			}
+		}
+		p.handOff(hdr, h.props, h.body)
+		s.finishLocked(h)
+		passed++
 	}
 	return passed
 }
@@ -101,30 +113,31 @@ func (c *conn) handOffTarget(reg *matchmaker.Registry, queue string) matchmaker.
 
 // onHandoff takes over a message another node handed off.
 func (c *conn) onHandoff(h handoffHeader, props, body []byte) {
-	c.mu.Lock()
-	q := c.outQueueLocked(h.queue)
+	if c.sender.takeOver(h, props, body) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.sendTimeout)
+	_, _ = c.registry.load(ctx, true) // the queue may be newer than this node's view
+	cancel()
+	if c.life.closing.Load() || !c.sender.takeOver(h, props, body) {
+		c.logger.Warn("zmq: dropped a handed-off message for a queue that does not exist", "queue", h.queue)
+	}
+}
+
+// takeOver holds a handed-off message, reporting false if its queue is
+// not in the view.
+func (s *sender) takeOver(h handoffHeader, props, body []byte) bool {
+	s.mu.Lock()
+	defer s.unlock()
+	q := s.outQueueLocked(h.queue)
 	if q == nil {
-		c.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), c.opts.sendTimeout)
-		_, _ = c.currentView(ctx, true) // the queue may be newer than this node's view
-		cancel()
-		c.mu.Lock()
-		if q = c.outQueueLocked(h.queue); q == nil || c.closing {
-			c.mu.Unlock()
-			c.logger.Warn("zmq: dropped a handed-off message for a queue that does not exist", "queue", h.queue)
-			return
-		}
+		return false
 	}
 	now := time.Now()
-	c.seq++
-	m := &held{seq: c.seq, q: q, props: props, body: body, since: now, count: int(h.count), redelivered: h.redelivered}
+	m := &held{q: q, props: props, body: body, since: now, count: int(h.count), redelivered: h.redelivered}
 	if h.ttl > 0 {
 		m.expires = now.Add(h.ttl)
 	}
-	c.held[m.seq] = m
-	q.push(m)
-	c.dispatchLocked(q, now)
-	post := c.takeFlushesLocked()
-	c.mu.Unlock()
-	flushAll(post)
+	s.addLocked(m, now)
+	return true
 }

@@ -18,7 +18,6 @@ const tick = 25 * time.Millisecond
 
 // maintain runs the liveness heartbeat and the sweeps until Close.
 func (c *conn) maintain() {
-	defer c.wg.Done()
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
 	lastBeat, lastScan := time.Now(), time.Now()
@@ -27,7 +26,7 @@ func (c *conn) maintain() {
 	scanEvery := max(tick, c.opts.ackTimeout/8)
 	for {
 		select {
-		case <-c.stop:
+		case <-c.life.stop:
 			return
 		case now := <-ticker.C:
 			if now.Sub(lastBeat) >= c.opts.refresh {
@@ -38,9 +37,25 @@ func (c *conn) maintain() {
 			if scan {
 				lastScan = now
 			}
-			c.sweep(now, scan)
-			c.dedup.evict(now)
+			c.sender.sweep(now, scan)
+			c.consumers.dedup.evict(now)
 		}
+	}
+}
+
+// watchRegistry loads every change the matchmaker announces.
+func (c *conn) watchRegistry() {
+	for {
+		select {
+		case <-c.life.stop:
+			return
+		case <-c.mm.Changes():
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.opts.sendTimeout)
+		if _, err := c.registry.load(ctx, false); err != nil && !c.isClosing() {
+			c.logger.Warn("zmq: reading the matchmaker failed", "err", err)
+		}
+		cancel()
 	}
 }
 
@@ -63,7 +78,7 @@ func (c *conn) heartbeat() {
 		c.logger.Warn("zmq: liveness heartbeat failed", "err", err)
 	}
 	// Reading the registry lets the in-process matchmaker expire dead nodes.
-	if _, err := c.currentView(ctx, false); err != nil && !c.isClosing() {
+	if _, err := c.registry.load(ctx, false); err != nil && !c.isClosing() {
 		c.logger.Warn("zmq: reading the matchmaker failed", "err", err)
 	}
 }
@@ -76,73 +91,13 @@ func (c *conn) rejoin() error {
 	if err := c.mm.Join(ctx, matchmaker.Node{ID: c.id, Endpoint: c.endpoint}, c.opts.livenessTTL); err != nil {
 		return fmt.Errorf("join again: %w", err)
 	}
-	c.cmu.RLock()
-	consumers := make([]*consumer, 0, len(c.consumers))
-	for _, cons := range c.consumers {
-		consumers = append(consumers, cons)
-	}
-	c.cmu.RUnlock()
-	for _, cons := range consumers {
+	for _, cons := range c.consumers.all() {
 		// A consumer of a queue deleted meanwhile ends with the next view.
 		if err := c.mm.AddConsumer(ctx, cons.rec); err != nil && !errors.Is(err, driver.ErrNotFound) {
 			return fmt.Errorf("add consumer of %q again: %w", cons.queue, err)
 		}
 	}
 	return nil
-}
-
-// sweep returns messages whose consumer did not settle them within the
-// ack timeout (when scanInflight), expires messages past their TTL, drops
-// messages that waited longer than buffer_time for a consumer, and retries
-// dispatch. Only queues that may hold such messages are scanned.
-func (c *conn) sweep(now time.Time, scanInflight bool) {
-	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
-		return
-	}
-	timedOut, dropped := 0, 0
-	if scanInflight && c.opts.ackTimeout > 0 {
-		for _, h := range c.held {
-			if h.state == stateInflight && now.Sub(h.sentAt) >= c.opts.ackTimeout {
-				timedOut++
-				h.avoid = h.target
-				c.returnLocked(h, true)
-			}
-		}
-	}
-	for _, q := range c.queues {
-		noConsumer := c.opts.bufferTime > 0 && !q.hasLiveTarget()
-		if q.live == 0 || !(q.mayExpire || noConsumer) {
-			continue
-		}
-		q.mayExpire = false
-		for i := q.head; i < len(q.pending); i++ {
-			h := q.pending[i]
-			if h == nil || h.state != statePending || h.q != q {
-				continue
-			}
-			switch {
-			case !h.expires.IsZero() && !now.Before(h.expires):
-				c.deadLetterLocked(h, reasonExpired)
-			case noConsumer && now.Sub(h.since) >= c.opts.bufferTime:
-				dropped++
-				c.finishLocked(h)
-			case !h.expires.IsZero():
-				q.mayExpire = true
-			}
-		}
-	}
-	c.dispatchAllLocked()
-	post := c.takeFlushesLocked()
-	c.mu.Unlock()
-	flushAll(post)
-	if timedOut > 0 {
-		c.logger.Warn("zmq: messages not settled within ack_timeout; sending them to another consumer", "messages", timedOut, "ack_timeout", c.opts.ackTimeout)
-	}
-	if dropped > 0 {
-		c.logger.Warn("zmq: messages waited longer than buffer_time for a consumer; dropped", "messages", dropped, "buffer_time", c.opts.bufferTime)
-	}
 }
 
 // ackDelay is how long settlements of an auto-ack or busy consumer may
@@ -152,50 +107,21 @@ const ackDelay = time.Millisecond
 
 // flushSettlements sends batched settlements at most ackDelay late.
 func (c *conn) flushSettlements() {
-	defer c.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
 		select {
-		case <-c.stop:
+		case <-c.life.stop:
 			return
-		case <-c.ackKick:
+		case <-c.consumers.unsent.kick:
 		}
 		timer.Reset(ackDelay)
 		select {
-		case <-c.stop:
+		case <-c.life.stop:
 			timer.Stop()
 			return
 		case <-timer.C:
 		}
-		c.flushDirty()
-	}
-}
-
-func (c *conn) markDirty(p *peer) {
-	c.dirtyMu.Lock()
-	c.dirty[p] = struct{}{}
-	c.dirtyMu.Unlock()
-	select {
-	case c.ackKick <- struct{}{}:
-	default:
-	}
-}
-
-// flushDirty sends every batched settlement now.
-func (c *conn) flushDirty() {
-	c.dirtyMu.Lock()
-	if len(c.dirty) == 0 {
-		c.dirtyMu.Unlock()
-		return
-	}
-	peers := make([]*peer, 0, len(c.dirty))
-	for p := range c.dirty {
-		peers = append(peers, p)
-	}
-	clear(c.dirty)
-	c.dirtyMu.Unlock()
-	for _, p := range peers {
-		p.flush()
+		c.consumers.unsent.flush()
 	}
 }

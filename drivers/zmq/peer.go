@@ -2,7 +2,6 @@ package zmq
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -170,6 +169,15 @@ func (p *peer) deliver(h deliverHeader, props, body []byte) bool {
 	return true
 }
 
+// handOff queues a HANDOFF; the caller flushes.
+func (p *peer) handOff(h handoffHeader, props, body []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed {
+		p.out = appendHandoff(p.out, h, props, body)
+	}
+}
+
 // settle queues a settlement and reports whether a flush is due now
 // (a full batch); otherwise the caller flushes when it sees fit.
 func (p *peer) settle(s settlement) (full bool, ok bool) {
@@ -315,73 +323,4 @@ func (p *peer) command(frame []byte) error {
 	p.mu.Unlock()
 	p.flush()
 	return nil
-}
-
-// dial connects to a node's endpoint and runs the handshake.
-func (c *conn) dial(ctx context.Context, nodeID, endpoint string) (*peer, error) {
-	addr, ok := tcpAddress(endpoint)
-	if !ok {
-		return nil, fmt.Errorf("node %s has endpoint %q; this driver dials tcp:// only", nodeID, endpoint)
-	}
-	d := net.Dialer{Timeout: c.opts.sendTimeout}
-	nc, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	id, r, err := handshake(nc, zmq4.Dealer, c.id, false, c.opts.sendTimeout)
-	if err != nil {
-		_ = nc.Close()
-		return nil, fmt.Errorf("ZMTP handshake with %s: %w", endpoint, err)
-	}
-	if id != nodeID {
-		_ = nc.Close()
-		return nil, fmt.Errorf("%s answered as node %q, want %q (a restarted node on a reused port?)", endpoint, id, nodeID)
-	}
-	return newPeer(c, id, nc, r, true), nil
-}
-
-func tcpAddress(endpoint string) (string, bool) {
-	const scheme = "tcp://"
-	if len(endpoint) <= len(scheme) || endpoint[:len(scheme)] != scheme {
-		return "", false
-	}
-	return endpoint[len(scheme):], true
-}
-
-// acceptLoop accepts connections until the listener closes; each
-// handshake runs in its own goroutine, bounded by send_timeout, so a
-// silent client delays nobody.
-func (c *conn) acceptLoop() {
-	defer c.wg.Done()
-	for {
-		nc, err := c.ln.Accept()
-		if err != nil {
-			if !c.isClosing() {
-				c.logger.Error("zmq: accepting connections failed; this node receives nothing more", "endpoint", c.endpoint, "err", err)
-			}
-			return
-		}
-		if !c.goTracked(func() { c.accepted(nc) }) {
-			_ = nc.Close()
-			return
-		}
-	}
-}
-
-// accepted handshakes an inbound connection and reads it.
-func (c *conn) accepted(nc net.Conn) {
-	id, r, err := handshake(nc, zmq4.Router, c.id, true, c.opts.sendTimeout)
-	if err != nil {
-		if !c.isClosing() {
-			c.logger.Warn("zmq: inbound ZMTP handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
-		}
-		_ = nc.Close()
-		return
-	}
-	p := newPeer(c, id, nc, r, false)
-	if !c.addPeer(p) {
-		_ = nc.Close()
-		return
-	}
-	p.readLoop()
 }

@@ -3,20 +3,17 @@ package zmq
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/switchyard-mq/switchyard/drivers/zmq/matchmaker"
-	"github.com/switchyard-mq/switchyard/router"
 	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
-// The sending side. A node holds every message it published until the
-// consumer it chose settles it. Per destination queue it keeps the
-// messages waiting for a consumer (pending, in publish order) and the
 // consumers' credit; each message goes to one consumer with credit, round
 // robin; an ack frees the message and the credit, a requeue or a lost
 // consumer puts it back in order for another consumer.
@@ -122,42 +119,65 @@ func (q *outQueue) hasLiveTarget() bool {
 	return false
 }
 
-// bound is how many messages may wait for the queue.
-func (c *conn) bound(q *outQueue) int {
-	if q.hasLiveTarget() {
-		return max(c.opts.bufferSize, 1)
+// sender is the sending side of a node: the messages it holds, per
+// destination queue, and the credit of each queue's consumers. It follows
+// a registry view (which queues exist, who consumes them) and writes to
+// the peer pool's connections. What may block, writing a connection out
+// or dialling a node, it does once its lock is released (see unlock).
+type sender struct {
+	life       *lifecycle
+	pool       *peerPool
+	logger     *slog.Logger
+	bufferSize int
+	bufferTime time.Duration
+	ackTimeout time.Duration
+	// connect dials a node in a goroutine of its own.
+	connect func(matchmaker.Node)
+
+	// mu guards the fields below. Every critical section ends with
+	// unlock, which does what it left to do.
+	mu      sync.Mutex
+	view    *view // the registry the queues and targets follow
+	queues  map[string]*outQueue
+	held    map[uint64]*held // by sequence
+	seq     uint64
+	targets map[targetKey]*target
+	flushes []*peer           // connections written to under mu, to flush once it is released
+	dials   []matchmaker.Node // nodes to dial once mu is released
+}
+
+func newSender(opts options, logger *slog.Logger, life *lifecycle, pool *peerPool, connect func(matchmaker.Node)) *sender {
+	return &sender{
+		life: life, pool: pool, logger: logger, connect: connect,
+		bufferSize: opts.bufferSize, bufferTime: opts.bufferTime, ackTimeout: opts.ackTimeout,
+		queues: map[string]*outQueue{}, held: map[uint64]*held{}, targets: map[targetKey]*target{},
 	}
-	return c.opts.bufferSize
 }
 
-func (c *conn) signalSpaceLocked(q *outQueue) {
-	if q.space != nil && q.live < c.bound(q) {
-		close(q.space)
-		q.space = nil
-	}
-}
-
-// post is work to do once c.mu is released.
-type post struct {
-	flushes []*peer
-	ended   []*consumer
-}
-
-func (c *conn) takeFlushesLocked() post {
-	p := post{flushes: c.flushes}
-	c.flushes = nil
-	p.ended, c.ended = c.ended, nil
-	return p
-}
-
-func flushAll(p post) {
-	for i, peer := range p.flushes {
-		if !slices.Contains(p.flushes[:i], peer) {
-			peer.flush()
+// unlock releases s.mu, then flushes the connections the critical section
+// wrote to and dials the nodes it claimed.
+func (s *sender) unlock() {
+	var buf [8]*peer
+	flushes := append(buf[:0], s.flushes...)
+	clear(s.flushes)
+	s.flushes = s.flushes[:0]
+	dials := s.dials
+	s.dials = nil
+	s.mu.Unlock()
+	for i, p := range flushes {
+		if !slices.Contains(flushes[:i], p) {
+			p.flush()
 		}
 	}
-	for _, cons := range p.ended {
-		cons.cancel()
+	for _, node := range dials {
+		s.connect(node)
+	}
+}
+
+// flushLater has p flushed once s.mu is released.
+func (s *sender) flushLater(p *peer) {
+	if n := len(s.flushes); n == 0 || s.flushes[n-1] != p {
+		s.flushes = append(s.flushes, p)
 	}
 }
 
@@ -179,7 +199,7 @@ func (c *conn) Publish(ctx context.Context, exchange, key string, msg driver.Mes
 		return err
 	}
 	var buf [4]string
-	queues, err := c.route(ctx, exchange, key, buf[:0])
+	queues, err := c.registry.route(ctx, exchange, key, buf[:0])
 	if err != nil {
 		return err
 	}
@@ -189,119 +209,124 @@ func (c *conn) Publish(ctx context.Context, exchange, key string, msg driver.Mes
 		}
 		return nil
 	}
-	return c.enqueue(ctx, queues, props, bytes.Clone(msg.Body), msg.Expiration)
+	return c.sender.hold(ctx, queues, props, bytes.Clone(msg.Body), msg.Expiration)
 }
 
-// route resolves the queues a publish reaches, checking the matchmaker's
-// store before concluding that there is none (a declaration made by
-// another node may not have reached this one yet).
-func (c *conn) route(ctx context.Context, exchange, key string, buf []string) ([]string, error) {
-	for _, fresh := range []bool{false, true} {
-		v, err := c.currentView(ctx, fresh)
-		if err != nil {
-			return nil, err
-		}
-		queues, err := routeIn(v, exchange, key, buf[:0])
-		if (err == nil && len(queues) > 0) || fresh {
-			return queues, err
-		}
-	}
-	panic("unreachable")
-}
-
-func routeIn(v *view, exchange, key string, buf []string) ([]string, error) {
-	if exchange == "" {
-		if _, ok := v.reg.Queues[key]; ok {
-			return append(buf, key), nil
-		}
-		return buf, nil
-	}
-	queues, err := v.routes.Route(exchange, key, buf)
-	if errors.Is(err, router.ErrExchangeNotFound) {
-		return nil, fmt.Errorf("%w: no exchange %q", driver.ErrNotFound, exchange)
-	}
-	return queues, err
-}
-
-// enqueue holds one copy per queue, waiting while a queue with consumers
-// has buffer_size messages waiting for credit.
-func (c *conn) enqueue(ctx context.Context, queues []string, props, body []byte, expiration time.Duration) error {
+// hold holds one copy of a message per queue and sends each to a
+// consumer with credit, waiting while a queue with consumers already has
+// buffer_size messages waiting for credit.
+func (s *sender) hold(ctx context.Context, queues []string, props, body []byte, expiration time.Duration) error {
 	for {
-		c.mu.Lock()
-		if c.closing {
-			c.mu.Unlock()
+		s.mu.Lock()
+		if s.life.closing.Load() {
+			s.unlock()
 			return driver.ErrClosed
 		}
-		var wait chan struct{}
-		for _, name := range queues {
-			q := c.outQueueLocked(name)
-			if q == nil || q.live < c.bound(q) {
-				continue
-			}
-			if !q.hasLiveTarget() {
-				c.mu.Unlock()
-				return fmt.Errorf("%w: queue %q: this sender already holds %d messages for it (buffer_size)", ErrBufferFull, name, q.live)
-			}
-			if q.space == nil {
-				q.space = make(chan struct{})
-			}
-			wait = q.space
-			break
+		wait, err := s.roomLocked(queues)
+		if err != nil {
+			s.unlock()
+			return err
 		}
 		if wait != nil {
-			c.mu.Unlock()
+			s.unlock()
 			select {
 			case <-wait:
 				continue
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-c.stop:
+			case <-s.life.stop:
 				return driver.ErrClosed
 			}
 		}
 		now := time.Now()
 		for _, name := range queues {
-			q := c.outQueueLocked(name)
+			q := s.outQueueLocked(name)
 			if q == nil {
 				continue // deleted meanwhile
 			}
-			c.seq++
-			h := &held{seq: c.seq, q: q, props: props, body: body, since: now}
-			ttl := expiration
-			if t := q.decl.MessageTTL; t > 0 && (ttl == 0 || t < ttl) {
-				ttl = t
-			}
-			if ttl > 0 {
-				h.expires = now.Add(ttl)
-			}
-			c.held[h.seq] = h
-			q.push(h)
-			c.dispatchLocked(q, now)
+			s.addLocked(&held{q: q, props: props, body: body, since: now, expires: expiry(now, expiration, q.decl.MessageTTL)}, now)
 		}
-		p := c.takeFlushesLocked()
-		c.mu.Unlock()
-		flushAll(p)
+		s.unlock()
 		return nil
+	}
+}
+
+// roomLocked checks that every queue has room for one more message. It
+// returns a channel to wait on for a queue whose consumers have not taken
+// what waits, and ErrBufferFull for a queue without a live consumer.
+func (s *sender) roomLocked(queues []string) (<-chan struct{}, error) {
+	for _, name := range queues {
+		q := s.outQueueLocked(name)
+		if q == nil || q.live < s.bound(q) {
+			continue
+		}
+		if !q.hasLiveTarget() {
+			return nil, fmt.Errorf("%w: queue %q: this sender already holds %d messages for it (buffer_size)", ErrBufferFull, name, q.live)
+		}
+		if q.space == nil {
+			q.space = make(chan struct{})
+		}
+		return q.space, nil
+	}
+	return nil, nil
+}
+
+// expiry is when a message published at now expires: after the shorter of
+// its own expiration and its queue's message TTL; zero if neither is set.
+func expiry(now time.Time, expiration, queueTTL time.Duration) time.Time {
+	ttl := expiration
+	if queueTTL > 0 && (ttl == 0 || queueTTL < ttl) {
+		ttl = queueTTL
+	}
+	if ttl <= 0 {
+		return time.Time{}
+	}
+	return now.Add(ttl)
+}
+
+// addLocked holds h, numbered after every message held so far, in its
+// queue, and sends what the queue can send.
+func (s *sender) addLocked(h *held, now time.Time) {
+	s.seq++
+	h.seq = s.seq
+	s.held[h.seq] = h
+	h.q.push(h)
+	s.dispatchLocked(h.q, now)
+}
+
+// bound is how many messages may wait for the queue.
+func (s *sender) bound(q *outQueue) int {
+	if q.hasLiveTarget() {
+		return max(s.bufferSize, 1)
+	}
+	return s.bufferSize
+}
+
+func (s *sender) signalSpaceLocked(q *outQueue) {
+	if q.space != nil && q.live < s.bound(q) {
+		close(q.space)
+		q.space = nil
 	}
 }
 
 // outQueueLocked returns the sending side of a queue in the view, or nil.
-func (c *conn) outQueueLocked(name string) *outQueue {
-	if q := c.queues[name]; q != nil {
+func (s *sender) outQueueLocked(name string) *outQueue {
+	if q := s.queues[name]; q != nil {
 		return q
 	}
-	decl, ok := c.view.reg.Queues[name]
+	decl, ok := s.view.reg.Queues[name]
 	if !ok {
 		return nil
 	}
 	q := &outQueue{name: name, decl: decl}
-	c.queues[name] = q
-	c.refreshTargetsLocked(q)
+	s.queues[name] = q
+	s.refreshTargetsLocked(q)
 	return q
 }
 
 // dispatchLocked sends pending messages to consumers with credit.
-func (c *conn) dispatchLocked(q *outQueue, now time.Time) {
+func (s *sender) dispatchLocked(q *outQueue, now time.Time) {
+	peers := s.pool.senders()
 	for q.live > 0 {
 		h := q.front()
 		if h == nil {
@@ -311,10 +336,10 @@ func (c *conn) dispatchLocked(q *outQueue, now time.Time) {
 		if !h.expires.IsZero() && !now.Before(h.expires) {
 			q.pop()
 			h.state = stateDone // popped: finishLocked must not count it again
-			c.deadLetterLocked(h, reasonExpired)
+			s.deadLetterLocked(h, reasonExpired)
 			continue
 		}
-		t, p := c.pickTargetLocked(q, h.avoid)
+		t, p := s.pickTargetLocked(q, h.avoid, peers)
 		if t == nil {
 			break
 		}
@@ -329,21 +354,21 @@ func (c *conn) dispatchLocked(q *outQueue, now time.Time) {
 		q.pop()
 		h.state, h.target, h.via, h.sentAt = stateInflight, t, p, now
 		t.inflight++
-		c.flushes = append(c.flushes, p)
+		s.flushLater(p)
 	}
-	c.signalSpaceLocked(q)
+	s.signalSpaceLocked(q)
 }
 
-// pickTargetLocked chooses the next consumer with credit, round robin.
-// While a connection to some consumer's node is being made it chooses
-// none, so that a backlog is shared among all consumers rather than
-// poured onto the first one connected; a node that could not be reached
-// is skipped until its backoff ends.
-func (c *conn) pickTargetLocked(q *outQueue, avoid *target) (*target, *peer) {
+// pickTargetLocked chooses the next consumer with credit, round robin,
+// and the connection to its node. While a connection to some consumer's
+// node is being made it chooses none, so that a backlog is shared among
+// all consumers rather than poured onto the first one connected; a node
+// that could not be reached is skipped until its backoff ends.
+func (s *sender) pickTargetLocked(q *outQueue, avoid *target, peers map[string]*peer) (*target, *peer) {
 	n := len(q.targets)
 	waiting := false
 	for _, t := range q.targets {
-		if !t.gone && t.inflight < t.window && c.peers[t.key.node] == nil && c.dialLocked(t.key.node) {
+		if !t.gone && t.inflight < t.window && peers[t.key.node] == nil && s.dialLocked(t.key.node) {
 			waiting = true
 		}
 	}
@@ -356,7 +381,7 @@ func (c *conn) pickTargetLocked(q *outQueue, avoid *target) (*target, *peer) {
 			if t == skip || t.gone || t.inflight >= t.window {
 				continue
 			}
-			p := c.peers[t.key.node]
+			p := peers[t.key.node]
 			if p == nil {
 				continue
 			}
@@ -370,133 +395,57 @@ func (c *conn) pickTargetLocked(q *outQueue, avoid *target) (*target, *peer) {
 	return nil, nil
 }
 
-// dialBackoff is how long a node that could not be reached is not dialled;
-// dialGrace is how long dispatch waits for a dial under way before
-// sending to the consumers already connected.
-const (
-	dialBackoff = 500 * time.Millisecond
-	dialGrace   = 100 * time.Millisecond
-)
-
-// dialState is a dial under way (retryAt zero) or a failed one.
-type dialState struct {
-	started time.Time
-	retryAt time.Time
-}
-
-// dialLocked starts connecting to a node unless a dial is under way, and
-// reports whether dispatch should wait for it: a dial started less than
-// dialGrace ago. A node that failed recently is not dialled until its
-// backoff ends.
-func (c *conn) dialLocked(nodeID string) bool {
-	if c.closing {
+// dialLocked has a node dialled, once s.mu is released, unless a dial is
+// under way or backing off, and reports whether dispatch should wait for
+// it: a dial begun less than dialGrace ago.
+func (s *sender) dialLocked(nodeID string) bool {
+	if s.life.closing.Load() {
 		return false
 	}
+	node, known := s.view.reg.Nodes[nodeID]
+	start, wait := s.pool.claimDial(nodeID, known, time.Now())
+	if start {
+		s.dials = append(s.dials, node)
+	}
+	return wait
+}
+
+// dispatchAll sends what every queue can send: a connection came up, or
+// a node could not be reached and others can take its share.
+func (s *sender) dispatchAll() {
+	s.mu.Lock()
+	s.dispatchAllLocked()
+	s.unlock()
+}
+
+func (s *sender) dispatchAllLocked() {
 	now := time.Now()
-	if st, ok := c.dialing[nodeID]; ok {
-		if st.retryAt.IsZero() {
-			return now.Sub(st.started) < dialGrace
-		}
-		if now.Before(st.retryAt) {
-			return false
-		}
-	}
-	node, ok := c.view.reg.Nodes[nodeID]
-	if !ok {
-		return false
-	}
-	c.dialing[nodeID] = dialState{started: now}
-	started := c.goTracked(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), c.opts.sendTimeout)
-		p, err := c.dial(ctx, node.ID, node.Endpoint)
-		cancel()
-		if err != nil {
-			c.mu.Lock()
-			c.dialing[nodeID] = dialState{retryAt: time.Now().Add(dialBackoff)}
-			c.dispatchAllLocked() // to the consumers that can be reached
-			post := c.takeFlushesLocked()
-			c.mu.Unlock()
-			flushAll(post)
-			if !c.isClosing() {
-				c.logger.Warn("zmq: cannot reach node; its consumers get nothing until it answers or expires", "node", nodeID, "endpoint", node.Endpoint, "err", err)
-			}
-			return
-		}
-		if !c.addPeer(p) {
-			p.fail()
-			return
-		}
-		p.readLoop()
-	})
-	if !started {
-		delete(c.dialing, nodeID)
-		return false
-	}
-	return true
-}
-
-// addPeer registers a connection; the first one to a node carries what is
-// sent to it. It reports false once the node is closing.
-func (c *conn) addPeer(p *peer) bool {
-	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
-		return false
-	}
-	c.conns[p] = struct{}{}
-	if p.outbound {
-		delete(c.dialing, p.id)
-	}
-	if c.peers[p.id] == nil {
-		c.peers[p.id] = p
-		c.dispatchAllLocked()
-	}
-	post := c.takeFlushesLocked()
-	c.mu.Unlock()
-	flushAll(post)
-	return true
-}
-
-func (c *conn) dispatchAllLocked() {
-	now := time.Now()
-	for _, q := range c.queues {
+	for _, q := range s.queues {
 		if q.live > 0 {
-			c.dispatchLocked(q, now)
+			s.dispatchLocked(q, now)
 		}
 	}
 }
 
-// peerDown forgets a failed connection: what was sent on it and is not
-// settled goes back to its queues, counted as a delivery, since the
-// consumer may have seen it.
-func (c *conn) peerDown(p *peer) {
-	c.mu.Lock()
-	delete(c.conns, p)
-	if c.peers[p.id] == p {
-		delete(c.peers, p.id)
-		for other := range c.conns {
-			if other.id == p.id && !other.isClosed() {
-				c.peers[p.id] = other
-				break
-			}
-		}
-	}
-	for _, h := range c.held {
+// lost returns what was sent on a failed connection and is not settled to
+// its queues, counted as a delivery since the consumer may have seen it,
+// and sends it again.
+func (s *sender) lost(p *peer) {
+	s.mu.Lock()
+	for _, h := range s.held {
 		if h.state == stateInflight && h.via == p {
-			c.returnLocked(h, true)
+			s.returnLocked(h, true)
 		}
 	}
-	if !c.closing {
-		c.dispatchAllLocked()
+	if !s.life.closing.Load() {
+		s.dispatchAllLocked()
 	}
-	post := c.takeFlushesLocked()
-	c.mu.Unlock()
-	flushAll(post)
+	s.unlock()
 }
 
 // returnLocked puts an in-flight message back in its queue; counted
 // returns mark it redelivered and count towards the delivery limit.
-func (c *conn) returnLocked(h *held, counted bool) {
+func (s *sender) returnLocked(h *held, counted bool) {
 	if h.state != stateInflight {
 		return
 	}
@@ -507,7 +456,7 @@ func (c *conn) returnLocked(h *held, counted bool) {
 		h.redelivered = true
 		if limit := h.q.decl.DeliveryLimit; limit > 0 && h.count > limit {
 			h.state = stateDone
-			c.deadLetterLocked(h, reasonDeliveryLimit)
+			s.deadLetterLocked(h, reasonDeliveryLimit)
 			return
 		}
 	}
@@ -515,7 +464,7 @@ func (c *conn) returnLocked(h *held, counted bool) {
 }
 
 // finishLocked forgets a message: settled, dead-lettered or dropped.
-func (c *conn) finishLocked(h *held) {
+func (s *sender) finishLocked(h *held) {
 	switch h.state {
 	case stateInflight:
 		h.target.inflight--
@@ -524,57 +473,61 @@ func (c *conn) finishLocked(h *held) {
 	}
 	h.state = stateDone
 	h.target, h.via = nil, nil
-	delete(c.held, h.seq)
-	c.signalSpaceLocked(h.q)
+	delete(s.held, h.seq)
+	s.signalSpaceLocked(h.q)
 }
 
-// onSettle applies a consumer's settlements. Only the node a message was
-// sent to may return it; an ack from a node that had it earlier still
-// counts (the message was handled).
-func (c *conn) onSettle(p *peer, ss []settlement) {
-	c.mu.Lock()
-	now := time.Now()
-	touched := map[*outQueue]struct{}{}
-	for _, s := range ss {
-		h := c.held[s.seq]
+// settle applies the settlements a consumer's node sent. Only the node a
+// message was sent to may return it; an ack from a node that had it
+// earlier still counts (the message was handled).
+func (s *sender) settle(node string, ss []settlement) {
+	s.mu.Lock()
+	var buf [4]*outQueue
+	touched := buf[:0]
+	for _, st := range ss {
+		h := s.held[st.seq]
 		if h == nil {
 			continue
 		}
-		fromTarget := h.state == stateInflight && h.target.key.node == p.id
-		switch s.op {
+		fromTarget := h.state == stateInflight && h.target.key.node == node
+		switch st.op {
 		case opAck:
-			c.finishLocked(h)
+			s.finishLocked(h)
 		case opReject, opExpired:
 			if h.state == stateInflight && !fromTarget {
 				continue
 			}
 			reason := reasonRejected
-			if s.op == opExpired {
+			if st.op == opExpired {
 				reason = reasonExpired
 			}
-			c.deadLetterLocked(h, reason)
+			s.deadLetterLocked(h, reason)
 		case opRequeue, opRelease, opReturn:
 			if !fromTarget {
 				continue
 			}
-			if s.op != opRequeue {
+			if st.op != opRequeue {
 				h.target.gone = true
 			}
-			c.returnLocked(h, s.op != opReturn)
+			s.returnLocked(h, st.op != opReturn)
 		}
-		touched[h.q] = struct{}{}
+		if !slices.Contains(touched, h.q) {
+			touched = append(touched, h.q)
+		}
 	}
-	for q := range touched {
-		c.dispatchLocked(q, now)
+	now := time.Now()
+	for _, q := range touched {
+		s.dispatchLocked(q, now)
 	}
-	post := c.takeFlushesLocked()
-	c.mu.Unlock()
-	flushAll(post)
+	s.unlock()
 }
 
-// purgeLocked drops the messages held for a queue that no consumer has.
-func (c *conn) purgeLocked(name string) int {
-	q := c.queues[name]
+// purge drops the messages held for a queue that no consumer has, and
+// returns how many.
+func (s *sender) purge(name string) int {
+	s.mu.Lock()
+	defer s.unlock()
+	q := s.queues[name]
 	if q == nil {
 		return 0
 	}
@@ -582,43 +535,45 @@ func (c *conn) purgeLocked(name string) int {
 	for h := q.front(); h != nil; h = q.front() {
 		q.pop()
 		h.state = stateDone
-		delete(c.held, h.seq)
+		delete(s.held, h.seq)
 		n++
 	}
-	c.signalSpaceLocked(q)
+	s.signalSpaceLocked(q)
 	return n
 }
 
-// applyViewLocked switches to a new registry: new routes, each queue's
-// current consumers, and the end of local consumers of deleted queues.
-func (c *conn) applyViewLocked(reg *matchmaker.Registry) {
-	c.view = newView(reg)
+// follow makes reg the registry the queues and targets follow, unless the
+// view is as new, and returns the view then followed. onChange runs under
+// s.mu once a new view is in place, so that what it publishes is never
+// ahead of the sender.
+func (s *sender) follow(reg *matchmaker.Registry, onChange func(*view)) *view {
+	s.mu.Lock()
+	defer s.unlock()
+	if !s.view.olderThan(reg) {
+		return s.view
+	}
+	s.view = newView(reg)
 	now := time.Now()
-	for name, q := range c.queues {
+	for name, q := range s.queues {
 		decl, ok := reg.Queues[name]
 		if !ok {
-			c.dropQueueLocked(q)
-			delete(c.queues, name)
+			s.dropQueueLocked(q)
+			delete(s.queues, name)
 			continue
 		}
 		q.decl = decl
-		c.refreshTargetsLocked(q)
-		c.dispatchLocked(q, now)
+		s.refreshTargetsLocked(q)
+		s.dispatchLocked(q, now)
 	}
-	c.cmu.RLock()
-	for _, cons := range c.consumers {
-		if _, ok := reg.Queues[cons.queue]; !ok {
-			c.ended = append(c.ended, cons)
-		}
-	}
-	c.cmu.RUnlock()
+	onChange(s.view)
+	return s.view
 }
 
 // dropQueueLocked forgets every message held for a deleted queue.
-func (c *conn) dropQueueLocked(q *outQueue) {
-	for _, h := range c.held {
+func (s *sender) dropQueueLocked(q *outQueue) {
+	for _, h := range s.held {
 		if h.q == q {
-			c.finishLocked(h)
+			s.finishLocked(h)
 		}
 	}
 	if q.space != nil {
@@ -630,31 +585,32 @@ func (c *conn) dropQueueLocked(q *outQueue) {
 // refreshTargetsLocked sets a queue's consumers from the view. A consumer
 // that vanished is never sent to again; what it holds comes back through
 // its node's returns, or at once if its node is not connected (it died).
-func (c *conn) refreshTargetsLocked(q *outQueue) {
-	cs := c.view.reg.Consumers[q.name]
+func (s *sender) refreshTargetsLocked(q *outQueue) {
+	cs := s.view.reg.Consumers[q.name]
 	next := make([]*target, 0, len(cs))
 	for _, rec := range cs {
 		key := targetKey{node: rec.Node, id: rec.ID}
-		t := c.targets[key]
+		t := s.targets[key]
 		if t == nil {
 			t = &target{key: key, window: defaultWindow}
 			if rec.Prefetch > 0 {
 				t.window = rec.Prefetch
 			}
-			c.targets[key] = t
+			s.targets[key] = t
 		}
 		next = append(next, t)
 	}
+	peers := s.pool.senders()
 	for _, t := range q.targets {
 		if slices.Contains(next, t) {
 			continue
 		}
 		t.gone = true
-		delete(c.targets, t.key)
-		if c.peers[t.key.node] == nil && t.inflight > 0 {
-			for _, h := range c.held {
+		delete(s.targets, t.key)
+		if peers[t.key.node] == nil && t.inflight > 0 {
+			for _, h := range s.held {
 				if h.state == stateInflight && h.target == t {
-					c.returnLocked(h, true)
+					s.returnLocked(h, true)
 				}
 			}
 		}
@@ -663,4 +619,81 @@ func (c *conn) refreshTargetsLocked(q *outQueue) {
 	if q.rr >= len(next) {
 		q.rr = 0
 	}
+}
+
+// sweep returns messages whose consumer did not settle them within the
+// ack timeout (when scanInflight), expires messages past their TTL, drops
+// messages that waited longer than buffer_time for a consumer, and
+// retries dispatch. Only queues that may hold such messages are scanned.
+func (s *sender) sweep(now time.Time, scanInflight bool) {
+	s.mu.Lock()
+	if s.life.closing.Load() {
+		s.unlock()
+		return
+	}
+	timedOut, dropped := 0, 0
+	if scanInflight && s.ackTimeout > 0 {
+		for _, h := range s.held {
+			if h.state == stateInflight && now.Sub(h.sentAt) >= s.ackTimeout {
+				timedOut++
+				h.avoid = h.target
+				s.returnLocked(h, true)
+			}
+		}
+	}
+	for _, q := range s.queues {
+		noConsumer := s.bufferTime > 0 && !q.hasLiveTarget()
+		if q.live == 0 || !(q.mayExpire || noConsumer) {
+			continue
+		}
+		dropped += s.expireLocked(q, now, noConsumer)
+	}
+	s.dispatchAllLocked()
+	s.unlock()
+	if timedOut > 0 {
+		s.logger.Warn("zmq: messages not settled within ack_timeout; sending them to another consumer", "messages", timedOut, "ack_timeout", s.ackTimeout)
+	}
+	if dropped > 0 {
+		s.logger.Warn("zmq: messages waited longer than buffer_time for a consumer; dropped", "messages", dropped, "buffer_time", s.bufferTime)
+	}
+}
+
+// expireLocked dead-letters a queue's pending messages past their TTL
+// and, if it has no consumer, drops those older than buffer_time,
+// returning how many it dropped.
+func (s *sender) expireLocked(q *outQueue, now time.Time, noConsumer bool) int {
+	dropped := 0
+	q.mayExpire = false
+	for i := q.head; i < len(q.pending); i++ {
+		h := q.pending[i]
+		if h == nil || h.state != statePending || h.q != q {
+			continue
+		}
+		switch {
+		case !h.expires.IsZero() && !now.Before(h.expires):
+			s.deadLetterLocked(h, reasonExpired)
+		case noConsumer && now.Sub(h.since) >= s.bufferTime:
+			dropped++
+			s.finishLocked(h)
+		case !h.expires.IsZero():
+			q.mayExpire = true
+		}
+	}
+	return dropped
+}
+
+// counts reports how many messages the sender holds that no consumer has
+// (pending) and that a consumer has not settled (inflight).
+func (s *sender) counts() (pending, inflight int) {
+	s.mu.Lock()
+	defer s.unlock()
+	for _, h := range s.held {
+		switch h.state {
+		case statePending:
+			pending++
+		case stateInflight:
+			inflight++
+		}
+	}
+	return pending, inflight
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/switchyard-mq/switchyard/drivers/zmq/matchmaker"
-	"github.com/switchyard-mq/switchyard/router"
 	"github.com/switchyard-mq/switchyard/transport"
 	"github.com/switchyard-mq/switchyard/transport/driver"
 	"github.com/switchyard-mq/switchyard/transport/driver/option"
@@ -173,7 +172,22 @@ func RedisPrefix(name string) string { return "switchyard:zmq:" + name + ":" }
 // how many deliveries may be on the way to it or waiting in its buffer.
 const defaultWindow = 1024
 
-// conn is one open zmq:// transport: a node with its own endpoint.
+// conn is one open zmq:// transport: a node with its own endpoint. It
+// composes parts that each guard their own state:
+//
+//   - registry: the view of the matchmaker's registry, and routing over it;
+//   - sender: the messages this node holds for each queue, and the
+//     credit of each queue's consumers;
+//   - pool: the connections to other nodes, and the dials;
+//   - consumers: this node's consumers and what they received;
+//   - life: how far Close has gone, and the goroutines it waits for.
+//
+// Lock order: the sender's lock comes first; under it the pool's, the
+// consumer table's and a connection's may be taken, and the pool's
+// takes a connection's. The other locks (a consumer's, the duplicate
+// filter's, the batched settlements', the lifecycle's) are taken alone.
+// Nothing blocks under the sender's lock: it writes connections out and
+// dials nodes once released (sender.unlock).
 type conn struct {
 	id       string
 	endpoint string
@@ -183,52 +197,13 @@ type conn struct {
 	ln       net.Listener
 	caps     driver.Capabilities
 
-	mu      sync.Mutex // guards everything below, down to the consumers
-	closing bool
-	view    *view
-	peers   map[string]*peer   // the connection used to send to each node
-	conns   map[*peer]struct{} // every open connection
-	dialing map[string]dialState
-	queues  map[string]*outQueue // sender-side state of each destination queue
-	held    map[uint64]*held     // messages this node holds, by sequence
-	seq     uint64
-	targets map[targetKey]*target
-	flushes []*peer     // peers to flush once c.mu is released
-	ended   []*consumer // consumers of deleted queues, to end once c.mu is released
-
-	cmu          sync.RWMutex
-	consumers    map[uint64]*consumer
-	nextConsumer atomic.Uint64
-
-	dedup dedup
-
-	dirtyMu sync.Mutex
-	dirty   map[*peer]struct{} // peers with settlements awaiting the flusher
-	ackKick chan struct{}
-
-	stop     chan struct{}
-	wgMu     sync.Mutex // orders wg.Add against Close's wg.Wait
-	wgClosed bool
-	wg       sync.WaitGroup
+	life      *lifecycle
+	registry  *registry
+	sender    *sender
+	pool      *peerPool
+	consumers *consumerTable
 
 	rejoinPending bool // a rejoin did not complete; used by the maintain goroutine only
-}
-
-// view is a snapshot of the registry with its routing table.
-type view struct {
-	reg    *matchmaker.Registry
-	routes *router.Table[string]
-}
-
-func newView(reg *matchmaker.Registry) *view {
-	v := &view{reg: reg, routes: router.New[string]()}
-	for name, x := range reg.Exchanges {
-		_ = v.routes.DeclareExchange(name, router.Kind(x.Kind))
-	}
-	for _, b := range reg.Bindings {
-		_ = v.routes.Bind(b.Exchange, b.Key, b.Queue)
-	}
-	return v
 }
 
 func randomID() string {
@@ -248,29 +223,14 @@ func open(ctx context.Context, logger *slog.Logger, opts options, mm matchmaker.
 		opts:      opts,
 		mm:        mm,
 		ln:        ln,
-		peers:     map[string]*peer{},
-		conns:     map[*peer]struct{}{},
-		dialing:   map[string]dialState{},
-		queues:    map[string]*outQueue{},
-		held:      map[uint64]*held{},
-		targets:   map[targetKey]*target{},
-		consumers: map[uint64]*consumer{},
-		dirty:     map[*peer]struct{}{},
-		ackKick:   make(chan struct{}, 1),
-		stop:      make(chan struct{}),
+		caps:      capabilities(crossProcess),
+		life:      newLifecycle(),
+		consumers: newConsumerTable(),
 	}
 	c.logger = logger.With("node", c.id)
-	c.dedup.init()
-	caps := []driver.Capability{
-		driver.CapDirect, driver.CapFanout, driver.CapTopic, driver.CapQueueBinding, driver.CapServerNamedQueue,
-		driver.CapExclusiveQueue, driver.CapAutoDelete, driver.CapMessageTTL, driver.CapDeadLetter,
-		driver.CapDeliveryLimit, driver.CapMandatory, driver.CapPrefetch, driver.CapHeaders, driver.CapDeliveryCount,
-		driver.CapExclusiveConsumer, driver.CapQueueExistence,
-	}
-	if crossProcess {
-		caps = append(caps, driver.CapCrossProcess)
-	}
-	c.caps = driver.NewCapabilities(caps...)
+	c.registry = &registry{self: c.id, mm: mm, follow: c.follow}
+	c.pool = newPeerPool(c.life)
+	c.sender = newSender(opts, c.logger, c.life, c.pool, c.connect)
 
 	fail := func(err error) (*conn, error) {
 		_ = ln.Close()
@@ -292,14 +252,27 @@ func open(ctx context.Context, logger *slog.Logger, opts options, mm matchmaker.
 		_ = mm.Leave(context.WithoutCancel(ctx), c.id)
 		return fail(fmt.Errorf("zmq: load the registry: %w", err))
 	}
-	c.view = newView(reg)
-	c.wg.Add(4)
-	go c.acceptLoop()
-	go c.watchRegistry()
-	go c.maintain()
-	go c.flushSettlements()
+	c.follow(reg)
+	for _, loop := range []func(){c.acceptLoop, c.watchRegistry, c.maintain, c.flushSettlements} {
+		c.life.goTracked(loop)
+	}
 	c.logger.Debug("zmq: node up", "endpoint", c.endpoint, "matchmaker", redactMatchmaker(opts.matchmaker))
 	return c, nil
+}
+
+// capabilities are what a node provides; cross-process only with a
+// matchmaker that other processes share.
+func capabilities(crossProcess bool) driver.Capabilities {
+	caps := []driver.Capability{
+		driver.CapDirect, driver.CapFanout, driver.CapTopic, driver.CapQueueBinding, driver.CapServerNamedQueue,
+		driver.CapExclusiveQueue, driver.CapAutoDelete, driver.CapMessageTTL, driver.CapDeadLetter,
+		driver.CapDeliveryLimit, driver.CapMandatory, driver.CapPrefetch, driver.CapHeaders, driver.CapDeliveryCount,
+		driver.CapExclusiveConsumer, driver.CapQueueExistence,
+	}
+	if crossProcess {
+		caps = append(caps, driver.CapCrossProcess)
+	}
+	return driver.NewCapabilities(caps...)
 }
 
 // redactMatchmaker hides a password in a redis:// URL for logs.
@@ -314,30 +287,8 @@ func redactMatchmaker(u string) string {
 	return u
 }
 
-// goTracked runs f in a goroutine that Close waits for, unless Close has
-// begun waiting.
-func (c *conn) goTracked(f func()) bool {
-	c.wgMu.Lock()
-	defer c.wgMu.Unlock()
-	if c.wgClosed {
-		return false
-	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		f()
-	}()
-	return true
-}
-
-func (c *conn) isClosing() bool {
-	select {
-	case <-c.stop:
-		return true
-	default:
-		return false
-	}
-}
+// isClosing reports whether Close has stopped the node's background work.
+func (c *conn) isClosing() bool { return c.life.stopping() }
 
 // Capabilities implements driver.Conn.
 func (c *conn) Capabilities() driver.Capabilities { return c.caps }
@@ -360,259 +311,6 @@ func (c *conn) check(ctx context.Context) error {
 	return nil
 }
 
-// currentView returns the view of the latest registry the matchmaker
-// holds; fresh asks the matchmaker's store first (a round trip for Redis).
-func (c *conn) currentView(ctx context.Context, fresh bool) (*view, error) {
-	var reg *matchmaker.Registry
-	var err error
-	if fresh {
-		reg, err = c.mm.Refresh(ctx)
-	} else {
-		reg, err = c.mm.Registry(ctx)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("zmq: matchmaker: %w", err)
-	}
-	c.mu.Lock()
-	if c.view.reg != reg && reg.Version >= c.view.reg.Version {
-		c.applyViewLocked(reg)
-	}
-	v := c.view
-	flushes := c.takeFlushesLocked()
-	c.mu.Unlock()
-	flushAll(flushes)
-	return v, nil
-}
-
-// watchRegistry applies every change the matchmaker announces.
-func (c *conn) watchRegistry() {
-	defer c.wg.Done()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-c.mm.Changes():
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), c.opts.sendTimeout)
-		if _, err := c.currentView(ctx, false); err != nil && !c.isClosing() {
-			c.logger.Warn("zmq: reading the matchmaker failed", "err", err)
-		}
-		cancel()
-	}
-}
-
-// queueDecl returns a queue's declaration, checking the store before
-// answering that it does not exist.
-func (c *conn) queueDecl(ctx context.Context, name string) (matchmaker.Queue, error) {
-	for _, fresh := range []bool{false, true} {
-		v, err := c.currentView(ctx, fresh)
-		if err != nil {
-			return matchmaker.Queue{}, err
-		}
-		if q, ok := v.reg.Queues[name]; ok {
-			return q, nil
-		}
-	}
-	return matchmaker.Queue{}, fmt.Errorf("%w: no queue %q", driver.ErrNotFound, name)
-}
-
-// usableQueue is queueDecl for a queue this node may use: not another
-// node's exclusive queue.
-func (c *conn) usableQueue(ctx context.Context, name string) (matchmaker.Queue, error) {
-	q, err := c.queueDecl(ctx, name)
-	if err == nil && q.Exclusive && q.Owner != c.id {
-		err = fmt.Errorf("%w: queue %q is exclusive to another connection", driver.ErrInUse, name)
-	}
-	return q, err
-}
-
-func (c *conn) exchangeDecl(ctx context.Context, name string) (matchmaker.Exchange, error) {
-	for _, fresh := range []bool{false, true} {
-		v, err := c.currentView(ctx, fresh)
-		if err != nil {
-			return matchmaker.Exchange{}, err
-		}
-		if x, ok := v.reg.Exchanges[name]; ok {
-			return x, nil
-		}
-	}
-	return matchmaker.Exchange{}, fmt.Errorf("%w: no exchange %q", driver.ErrNotFound, name)
-}
-
-// sync makes this node's view include its own latest change.
-func (c *conn) sync(ctx context.Context) error {
-	_, err := c.currentView(ctx, true)
-	return err
-}
-
-// DeclareExchange implements driver.Conn.
-func (c *conn) DeclareExchange(ctx context.Context, ex driver.Exchange) error {
-	if err := c.check(ctx); err != nil {
-		return err
-	}
-	err := c.mm.DeclareExchange(ctx, matchmaker.Exchange{Name: ex.Name, Kind: string(ex.Kind), Durable: ex.Durable, AutoDelete: ex.AutoDelete})
-	if err != nil {
-		return err
-	}
-	return c.sync(ctx)
-}
-
-// DeleteExchange implements driver.Conn.
-func (c *conn) DeleteExchange(ctx context.Context, name string) error {
-	if err := c.check(ctx); err != nil {
-		return err
-	}
-	if err := c.mm.DeleteExchange(ctx, name); err != nil {
-		return err
-	}
-	return c.sync(ctx)
-}
-
-// DeclareQueue implements driver.Conn.
-func (c *conn) DeclareQueue(ctx context.Context, q driver.Queue) (string, error) {
-	if err := c.check(ctx); err != nil {
-		return "", err
-	}
-	if q.MaxLength > 0 || q.Expires > 0 {
-		return "", fmt.Errorf("%w: zmq:// queues have no max length or expiry", driver.ErrUnsupported)
-	}
-	if q.Name == "" {
-		q.Name = "amq.gen-" + randomID()
-	}
-	rec := matchmaker.Queue{
-		Name: q.Name, Durable: q.Durable, Exclusive: q.Exclusive, AutoDelete: q.AutoDelete,
-		MessageTTL: q.MessageTTL, DeadLetterExchange: q.DeadLetterExchange,
-		DeadLetterRoutingKey: q.DeadLetterRoutingKey, DeliveryLimit: q.DeliveryLimit,
-	}
-	if q.Exclusive {
-		rec.Owner = c.id
-	}
-	if err := c.mm.DeclareQueue(ctx, rec); err != nil {
-		return "", err
-	}
-	return q.Name, c.sync(ctx)
-}
-
-// DeleteQueue implements driver.Conn. It returns how many messages this
-// node held for the queue; other senders drop theirs when they see the
-// deletion.
-func (c *conn) DeleteQueue(ctx context.Context, name string) (int, error) {
-	if err := c.check(ctx); err != nil {
-		return 0, err
-	}
-	return c.deleteQueue(ctx, name)
-}
-
-func (c *conn) deleteQueue(ctx context.Context, name string) (int, error) {
-	if _, err := c.usableQueue(ctx, name); err != nil {
-		if errors.Is(err, driver.ErrNotFound) {
-			return 0, nil
-		}
-		return 0, err
-	}
-	v, _ := c.currentView(ctx, false)
-	c.mu.Lock()
-	n := c.purgeLocked(name)
-	c.mu.Unlock()
-	if err := c.mm.DeleteQueue(ctx, name); err != nil {
-		return n, err
-	}
-	if err := c.sync(ctx); err != nil {
-		return n, err
-	}
-	for _, b := range v.reg.Bindings {
-		if b.Queue == name {
-			c.autoDeleteExchange(ctx, b.Exchange)
-		}
-	}
-	return n, nil
-}
-
-// PurgeQueue implements driver.Conn: it drops the messages this node holds
-// for the queue that no consumer has; other nodes' are not counted.
-func (c *conn) PurgeQueue(ctx context.Context, name string) (int, error) {
-	if err := c.check(ctx); err != nil {
-		return 0, err
-	}
-	if _, err := c.usableQueue(ctx, name); err != nil {
-		return 0, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.purgeLocked(name), nil
-}
-
-// Bind implements driver.Conn.
-func (c *conn) Bind(ctx context.Context, b driver.Binding) error {
-	if err := c.check(ctx); err != nil {
-		return err
-	}
-	if _, err := c.exchangeDecl(ctx, b.Exchange); err != nil {
-		return err
-	}
-	if _, err := c.usableQueue(ctx, b.Queue); err != nil {
-		return err
-	}
-	if err := c.mm.Bind(ctx, matchmaker.Binding(b)); err != nil {
-		return err
-	}
-	return c.sync(ctx)
-}
-
-// Unbind implements driver.Conn.
-func (c *conn) Unbind(ctx context.Context, b driver.Binding) error {
-	if err := c.check(ctx); err != nil {
-		return err
-	}
-	if _, err := c.exchangeDecl(ctx, b.Exchange); err != nil {
-		return err
-	}
-	if _, err := c.usableQueue(ctx, b.Queue); err != nil {
-		return err
-	}
-	if err := c.mm.Unbind(ctx, matchmaker.Binding(b)); err != nil {
-		return err
-	}
-	if err := c.sync(ctx); err != nil {
-		return err
-	}
-	c.autoDeleteExchange(ctx, b.Exchange)
-	return nil
-}
-
-// autoDeleteExchange deletes an auto-delete exchange left without
-// bindings.
-func (c *conn) autoDeleteExchange(ctx context.Context, name string) {
-	v, err := c.currentView(ctx, true)
-	if err != nil {
-		return
-	}
-	x, ok := v.reg.Exchanges[name]
-	if !ok || !x.AutoDelete || v.routes.HasBindings(name) {
-		return
-	}
-	if err := c.mm.DeleteExchange(ctx, name); err != nil {
-		c.logger.Warn("zmq: deleting an unbound auto-delete exchange failed", "exchange", name, "err", err)
-		return
-	}
-	_ = c.sync(ctx)
-}
-
-// autoDeleteQueue deletes an auto-delete queue whose last consumer went.
-func (c *conn) autoDeleteQueue(ctx context.Context, name string) {
-	reg, err := c.mm.Refresh(ctx)
-	if err != nil {
-		return
-	}
-	q, ok := reg.Queues[name]
-	if !ok || !q.AutoDelete || len(reg.Consumers[name]) > 0 {
-		return
-	}
-	if _, err := c.deleteQueue(ctx, name); err != nil {
-		c.logger.Warn("zmq: deleting an auto-delete queue without consumers failed", "queue", name, "err", err)
-	}
-}
-
 // As implements driver.Conn: zmq:// speaks ZeroMQ itself and has no
 // client to reach.
 func (c *conn) As(any) bool { return false }
@@ -622,26 +320,15 @@ func (c *conn) As(any) bool { return false }
 // every goroutine is waited for. Messages this node still held for other
 // nodes' consumers are lost: there is no broker to keep them.
 func (c *conn) Close() error {
-	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
+	if !c.life.closing.CompareAndSwap(false, true) {
 		return nil
 	}
-	c.closing = true
-	c.mu.Unlock()
-
-	c.cmu.RLock()
-	consumers := make([]*consumer, 0, len(c.consumers))
-	for _, cons := range c.consumers {
-		consumers = append(consumers, cons)
-	}
-	c.cmu.RUnlock()
 	autoDelete := map[string]bool{}
-	for _, cons := range consumers {
+	for _, cons := range c.consumers.all() {
 		cons.end(true)
 		autoDelete[cons.queue] = true
 	}
-	c.flushDirty()
+	c.consumers.unsent.flush()
 
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.sendTimeout)
 	defer cancel()
@@ -652,35 +339,19 @@ func (c *conn) Close() error {
 	if err := c.mm.Leave(ctx, c.id); err != nil {
 		errs = append(errs, fmt.Errorf("zmq: leave the matchmaker: %w", err))
 	}
-	close(c.stop)
+	c.life.halt()
 	for q := range autoDelete {
 		c.autoDeleteQueue(ctx, q)
 	}
 
-	c.wgMu.Lock()
-	c.wgClosed = true
-	c.wgMu.Unlock()
+	c.life.seal()
 	_ = c.ln.Close()
-	c.mu.Lock()
-	pending, unsettled := 0, 0
-	for _, h := range c.held {
-		switch h.state {
-		case statePending:
-			pending++
-		case stateInflight:
-			unsettled++
-		}
-	}
-	conns := make([]*peer, 0, len(c.conns))
-	for p := range c.conns {
-		conns = append(conns, p)
-	}
-	c.mu.Unlock()
-	for _, p := range conns {
+	pending, unsettled := c.sender.counts()
+	for _, p := range c.pool.conns() {
 		p.flush() // settlements and returns queued by the consumers above
 		p.fail()
 	}
-	c.wg.Wait()
+	c.life.wait()
 	if pending > 0 {
 		c.logger.Warn("zmq: closed while holding messages no consumer had, and no other node could take them; they are lost", "messages", pending)
 	}
@@ -690,3 +361,59 @@ func (c *conn) Close() error {
 	errs = append(errs, c.mm.Close())
 	return errors.Join(errs...)
 }
+
+// lifecycle is how far a node is in closing, and the goroutines Close
+// waits for.
+type lifecycle struct {
+	// closing is set when Close begins: from then on nothing new is held,
+	// dialled or connected.
+	closing atomic.Bool
+	// stop is closed once Close has handed off and left the matchmaker:
+	// the background loops end, and the node refuses every operation.
+	stop chan struct{}
+
+	mu     sync.Mutex // orders wg.Add against wait
+	sealed bool       // no goroutine may start
+	wg     sync.WaitGroup
+}
+
+func newLifecycle() *lifecycle { return &lifecycle{stop: make(chan struct{})} }
+
+// goTracked runs f in a goroutine that wait waits for, unless the
+// lifecycle is sealed.
+func (l *lifecycle) goTracked(f func()) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sealed {
+		return false
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// halt stops the background loops.
+func (l *lifecycle) halt() { close(l.stop) }
+
+// stopping reports whether halt was called.
+func (l *lifecycle) stopping() bool {
+	select {
+	case <-l.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// seal refuses every goroutine from now on.
+func (l *lifecycle) seal() {
+	l.mu.Lock()
+	l.sealed = true
+	l.mu.Unlock()
+}
+
+// wait waits for every tracked goroutine; call it after seal.
+func (l *lifecycle) wait() { l.wg.Wait() }

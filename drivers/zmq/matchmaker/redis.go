@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-mq/switchyard/internal/backoff"
 )
 
 // Redis is a matchmaker in a Redis server, shared by every process that
@@ -170,8 +172,9 @@ func (r *Redis) awaitLoaded(ctx context.Context, v int64, nodes map[string]Node)
 	}
 	r.lagMu.Unlock()
 	deadline := time.Now().Add(r.maxAwait)
-	pause := time.Millisecond
-	for len(ids) > 0 {
+	// Soon at first, as the nodes usually have loaded it, then every 20ms.
+	poll := backoff.Backoff{Initial: time.Millisecond, Multiplier: 2, Max: 20 * time.Millisecond}
+	for attempt := 0; len(ids) > 0; attempt++ {
 		seen, err := r.client.HMGet(ctx, r.key("seen"), ids...).Result()
 		if err != nil {
 			r.logger.Debug("matchmaker: redis: cannot tell which nodes loaded a change; not waiting for them", "version", v, "err", err)
@@ -209,14 +212,9 @@ func (r *Redis) awaitLoaded(ctx context.Context, v int64, nodes map[string]Node)
 		if len(ids) == 0 {
 			return
 		}
-		timer := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
+		if poll.Wait(ctx, attempt) != nil {
 			return
-		case <-timer.C:
 		}
-		pause = min(2*pause, 20*time.Millisecond)
 	}
 }
 
@@ -494,6 +492,35 @@ func (r *Redis) Refresh(ctx context.Context) (*Registry, error) {
 	// Serialised, so that a slow reload never replaces a newer one.
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	recs, err := r.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	reg, live, dead := r.decode(recs)
+	if len(dead) > 0 {
+		pipe := r.client.Pipeline()
+		pipe.SRem(ctx, r.key("nodes"), dead)
+		pipe.HDel(ctx, r.key("seen"), dead...)
+		if _, err := pipe.Exec(ctx); err != nil {
+			r.logger.Debug("matchmaker: redis: could not drop dead nodes from the index", "err", err)
+		}
+	}
+	return r.install(ctx, reg, recs.version, strings.Join(live, ",")), nil
+}
+
+// redisRecords is the registry as stored: the raw records Refresh reads.
+type redisRecords struct {
+	version   string              // the v key; "" before the first change
+	exchanges map[string]string   // name → JSON Exchange
+	queues    map[string]string   // name → JSON Queue
+	bindings  []string            // JSON Binding
+	nodeIDs   []string            // the index, sorted
+	nodes     []map[string]string // each indexed node's hash; empty for a dead one
+}
+
+// read fetches every record in two round trips: the declarations and the
+// node index, then the indexed nodes' hashes.
+func (r *Redis) read(ctx context.Context) (redisRecords, error) {
 	pipe := r.client.Pipeline()
 	v := pipe.Get(ctx, r.key("v"))
 	xs := pipe.HGetAll(ctx, r.key("x"))
@@ -501,23 +528,34 @@ func (r *Redis) Refresh(ctx context.Context) (*Registry, error) {
 	bs := pipe.HKeys(ctx, r.key("b"))
 	ids := pipe.SMembers(ctx, r.key("nodes"))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, wrapRedis("load registry", err)
+		return redisRecords{}, wrapRedis("load registry", err)
 	}
-	nodeIDs := ids.Val()
-	slices.Sort(nodeIDs)
+	recs := redisRecords{version: v.Val(), exchanges: xs.Val(), queues: qs.Val(), bindings: bs.Val(), nodeIDs: ids.Val()}
+	slices.Sort(recs.nodeIDs)
+	if len(recs.nodeIDs) == 0 {
+		return recs, nil
+	}
 	pipe = r.client.Pipeline()
-	nodeCmds := make([]*redis.MapStringStringCmd, len(nodeIDs))
-	for i, id := range nodeIDs {
-		nodeCmds[i] = pipe.HGetAll(ctx, nodeKey(r.prefix, id))
+	cmds := make([]*redis.MapStringStringCmd, len(recs.nodeIDs))
+	for i, id := range recs.nodeIDs {
+		cmds[i] = pipe.HGetAll(ctx, nodeKey(r.prefix, id))
 	}
-	if len(nodeIDs) > 0 {
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, wrapRedis("load nodes", err)
-		}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return redisRecords{}, wrapRedis("load nodes", err)
 	}
+	recs.nodes = make([]map[string]string, len(cmds))
+	for i, cmd := range cmds {
+		recs.nodes[i] = cmd.Val()
+	}
+	return recs, nil
+}
 
-	reg := newRegistry(0)
-	for name, data := range xs.Val() {
+// decode builds a registry from the records, logging and skipping those
+// that do not decode. It returns the IDs of the live nodes and of the
+// dead ones (indexed, but their hash expired).
+func (r *Redis) decode(recs redisRecords) (reg *Registry, live, dead []string) {
+	reg = newRegistry(0)
+	for name, data := range recs.exchanges {
 		var x Exchange
 		if err := json.Unmarshal([]byte(data), &x); err != nil {
 			r.logger.Warn("matchmaker: redis: bad exchange record ignored", "name", name, "err", err)
@@ -525,7 +563,7 @@ func (r *Redis) Refresh(ctx context.Context) (*Registry, error) {
 		}
 		reg.Exchanges[name] = x
 	}
-	for name, data := range qs.Val() {
+	for name, data := range recs.queues {
 		var q Queue
 		if err := json.Unmarshal([]byte(data), &q); err != nil {
 			r.logger.Warn("matchmaker: redis: bad queue record ignored", "name", name, "err", err)
@@ -533,7 +571,7 @@ func (r *Redis) Refresh(ctx context.Context) (*Registry, error) {
 		}
 		reg.Queues[name] = q
 	}
-	for _, f := range bs.Val() {
+	for _, f := range recs.bindings {
 		var b Binding
 		if err := json.Unmarshal([]byte(f), &b); err != nil {
 			r.logger.Warn("matchmaker: redis: bad binding record ignored", "record", f, "err", err)
@@ -541,9 +579,8 @@ func (r *Redis) Refresh(ctx context.Context) (*Registry, error) {
 		}
 		reg.Bindings = append(reg.Bindings, b)
 	}
-	var dead, live []string
-	for i, id := range nodeIDs {
-		fields := nodeCmds[i].Val()
+	for i, id := range recs.nodeIDs {
+		fields := recs.nodes[i]
 		var n Node
 		if raw, ok := fields["node"]; !ok || json.Unmarshal([]byte(raw), &n) != nil {
 			dead = append(dead, id)
@@ -563,36 +600,34 @@ func (r *Redis) Refresh(ctx context.Context) (*Registry, error) {
 			reg.Consumers[c.Queue] = append(reg.Consumers[c.Queue], c)
 		}
 	}
-	if len(dead) > 0 {
-		pipe := r.client.Pipeline()
-		pipe.SRem(ctx, r.key("nodes"), dead)
-		pipe.HDel(ctx, r.key("seen"), dead...)
-		if _, err := pipe.Exec(ctx); err != nil {
-			r.logger.Debug("matchmaker: redis: could not drop dead nodes from the index", "err", err)
-		}
-	}
 	reg.finish()
+	return reg, live, dead
+}
 
-	liveKey := strings.Join(live, ",")
-	if cur := r.current.Load(); cur != nil && v.Val() == r.remoteVer && liveKey == r.liveKey {
-		return cur, nil
+// install makes reg the local copy unless nothing changed since the last
+// reload (same version, same live nodes), in which case the current copy
+// stays and is returned, and records in seen that this handle's nodes
+// loaded version. Called with r.mu held.
+func (r *Redis) install(ctx context.Context, reg *Registry, version, liveKey string) *Registry {
+	if cur := r.current.Load(); cur != nil && version == r.remoteVer && liveKey == r.liveKey {
+		return cur
 	}
-	r.remoteVer, r.liveKey = v.Val(), liveKey
+	r.remoteVer, r.liveKey = version, liveKey
 	r.localVer++
 	reg.Version = r.localVer
 	r.current.Store(reg)
 	signal(r.changes)
 	// Recorded once stored: from now on this node routes by it.
-	if len(r.nodeIDs) > 0 && v.Val() != "" {
+	if len(r.nodeIDs) > 0 && version != "" {
 		seen := make([]any, 0, 2*len(r.nodeIDs))
 		for _, id := range r.nodeIDs {
-			seen = append(seen, id, v.Val())
+			seen = append(seen, id, version)
 		}
 		if err := r.client.HSet(ctx, r.key("seen"), seen...).Err(); err != nil {
 			r.logger.Debug("matchmaker: redis: could not record the loaded version", "err", err)
 		}
 	}
-	return reg, nil
+	return reg
 }
 
 // Changes implements Matchmaker.
