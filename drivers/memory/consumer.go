@@ -145,8 +145,12 @@ func (c *consumer) settle(tag uint64) (entry, error) {
 	if c.closed {
 		return entry{}, fmt.Errorf("%w: consumer of queue %q ended and its unsettled deliveries were requeued", driver.ErrClosed, c.q.decl.Name)
 	}
-	// The transport settles a tag once, so the consumer holds it.
-	e, _ := c.unacked.remove(tag)
+	e, ok := c.unacked.remove(tag)
+	if !ok {
+		// The transport settles each tag it was handed once: a tag the
+		// open consumer does not hold was never its own.
+		return entry{}, fmt.Errorf("%w: delivery tag %d was not handed out by the consumer of queue %q", driver.ErrInvalid, tag, c.q.decl.Name)
+	}
 	if c.starving {
 		c.starving = false
 		c.signal()
