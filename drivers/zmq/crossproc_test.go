@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/switchyard-mq/switchyard/drivers/zmq"
-	"github.com/switchyard-mq/switchyard/drivers/zmq/matchmaker"
+	"github.com/switchyard-mq/switchyard/drivers/zmq/internal/matchmaker"
 	"github.com/switchyard-mq/switchyard/internal/brokertest"
 	"github.com/switchyard-mq/switchyard/transport"
 	"github.com/switchyard-mq/switchyard/transport/driver"

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/switchyard-mq/switchyard/drivers/zmq/matchmaker"
+	"github.com/switchyard-mq/switchyard/drivers/zmq/internal/matchmaker"
 	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 

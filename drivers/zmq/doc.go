@@ -40,7 +40,7 @@
 //
 // Each open transport is a node: a TCP listener (its endpoint) and an ID,
 // registered in the matchmaker. The matchmaker (package
-// drivers/zmq/matchmaker, an interface with an in-process and a Redis
+// drivers/zmq/internal/matchmaker, an interface with an in-process and a Redis
 // implementation) records exchanges, queues and bindings, which persist
 // until deleted as on a broker, and each node's endpoint and consumers,
 // which live as long as the node refreshes its liveness TTL.

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/switchyard-mq/switchyard/drivers/zmq/matchmaker"
+	"github.com/switchyard-mq/switchyard/drivers/zmq/internal/matchmaker"
 )
 
 // Hand-off: a closing node passes the messages it holds that no consumer

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/switchyard-mq/switchyard/drivers/zmq/matchmaker"
+	"github.com/switchyard-mq/switchyard/drivers/zmq/internal/matchmaker"
 	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 

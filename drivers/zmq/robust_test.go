@@ -15,7 +15,7 @@ import (
 	"github.com/go-zeromq/zmq4/security/null"
 	"go.uber.org/goleak"
 
-	"github.com/switchyard-mq/switchyard/drivers/zmq/matchmaker"
+	"github.com/switchyard-mq/switchyard/drivers/zmq/internal/matchmaker"
 	"github.com/switchyard-mq/switchyard/transport"
 	"github.com/switchyard-mq/switchyard/transport/driver"
 )

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchyard-mq/switchyard/drivers/zmq/matchmaker"
+	"github.com/switchyard-mq/switchyard/drivers/zmq/internal/matchmaker"
 	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 

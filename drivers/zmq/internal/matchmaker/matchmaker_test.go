@@ -13,7 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
-	"github.com/switchyard-mq/switchyard/drivers/zmq/matchmaker"
+	"github.com/switchyard-mq/switchyard/drivers/zmq/internal/matchmaker"
 	"github.com/switchyard-mq/switchyard/internal/brokertest"
 	"github.com/switchyard-mq/switchyard/transport/driver"
 )
