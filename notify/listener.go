@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchyard-mq/switchyard/internal/messaging"
 	"github.com/switchyard-mq/switchyard/internal/oslo"
-	"github.com/switchyard-mq/switchyard/internal/topology"
 	"github.com/switchyard-mq/switchyard/rpc"
 	"github.com/switchyard-mq/switchyard/transport"
 )
@@ -131,7 +131,7 @@ type Listener struct {
 	tr           *transport.Transport
 	targets      []transport.Target
 	endpoints    []Endpoint
-	topo         topology.Settings
+	topo         messaging.Topology
 	logger       *slog.Logger
 	pool         string
 	batchSize    int
@@ -195,7 +195,7 @@ func NewListener(tr *transport.Transport, targets []transport.Target, endpoints 
 			}
 		}
 	}
-	topo, err := topology.FromTransport(tr)
+	topo, err := messaging.NewTopology(tr)
 	if err != nil {
 		return nil, fmt.Errorf("listener on %s: %w", tr, err)
 	}

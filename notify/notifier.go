@@ -19,8 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchyard-mq/switchyard/internal/messaging"
 	"github.com/switchyard-mq/switchyard/internal/oslo"
-	"github.com/switchyard-mq/switchyard/internal/topology"
 	"github.com/switchyard-mq/switchyard/rpc"
 	"github.com/switchyard-mq/switchyard/transport"
 )
@@ -100,7 +100,7 @@ type Notifier struct {
 
 type notifierShared struct {
 	tr   *transport.Transport
-	topo topology.Settings
+	topo messaging.Topology
 
 	mu       sync.Mutex
 	declared map[string]bool // routing keys whose queue is declared
@@ -130,7 +130,7 @@ func NewNotifier(tr *transport.Transport, publisherID string, opts ...NotifierOp
 	}
 	n.shared = &notifierShared{tr: tr, declared: map[string]bool{}}
 	if tr != nil {
-		topo, err := topology.FromTransport(tr)
+		topo, err := messaging.NewTopology(tr)
 		if err != nil {
 			return nil, fmt.Errorf("notifier on %s: %w", tr, err)
 		}

@@ -14,8 +14,8 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/switchyard-mq/switchyard/internal/messaging"
 	"github.com/switchyard-mq/switchyard/internal/oslo"
-	"github.com/switchyard-mq/switchyard/internal/topology"
 	"github.com/switchyard-mq/switchyard/transport"
 )
 
@@ -33,7 +33,7 @@ type Client struct {
 // transport, the reply queue and its consumer, and the calls waiting.
 type clientShared struct {
 	tr     *transport.Transport
-	topo   topology.Settings
+	topo   messaging.Topology
 	logger *slog.Logger
 	inst   instruments
 
@@ -73,7 +73,7 @@ func NewClient(tr *transport.Transport, opts ...Option) (*Client, error) {
 	if tr == nil {
 		return nil, fmt.Errorf("rpc client: %w: no transport", transport.ErrInvalid)
 	}
-	topo, err := topology.FromTransport(tr)
+	topo, err := messaging.NewTopology(tr)
 	if err != nil {
 		return nil, fmt.Errorf("rpc client on %s: %w", tr, err)
 	}

@@ -13,8 +13,8 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/switchyard-mq/switchyard/internal/messaging"
 	"github.com/switchyard-mq/switchyard/internal/oslo"
-	"github.com/switchyard-mq/switchyard/internal/topology"
 	"github.com/switchyard-mq/switchyard/transport"
 	"github.com/switchyard-mq/switchyard/transport/driver"
 )
@@ -56,7 +56,7 @@ type ServerStats struct {
 type Server struct {
 	tr             *transport.Transport
 	target         transport.Target
-	topo           topology.Settings
+	topo           messaging.Topology
 	logger         *slog.Logger
 	dispatch       dispatcher
 	inst           instruments
@@ -103,7 +103,7 @@ func NewServer(tr *transport.Transport, target transport.Target, endpoints []End
 	if len(endpoints) == 0 {
 		return nil, fmt.Errorf("rpc server: %w: no endpoints", transport.ErrInvalid)
 	}
-	topo, err := topology.FromTransport(tr)
+	topo, err := messaging.NewTopology(tr)
 	if err != nil {
 		return nil, fmt.Errorf("rpc server on %s: %w", tr, err)
 	}

@@ -1,0 +1,12 @@
+// Package messaging is what rpc and notify share on the transport, as
+// oslo.messaging's amqpdriver shares it between its RPC and notification
+// sides:
+//
+//   - [Topology]: oslo's topology options (control_exchange,
+//     amqp_durable_queues, amqp_auto_delete, rabbit_transient_queues_ttl,
+//     rabbit_quorum_queue) read from the transport URL and turned into the
+//     portable model's exchanges and queues.
+//
+// The wire codec itself is package oslo; this package holds no
+// package-level state.
+package messaging
