@@ -13,7 +13,6 @@ import (
 
 	"github.com/switchyard-mq/switchyard/internal/messaging"
 	"github.com/switchyard-mq/switchyard/internal/oslo"
-	"github.com/switchyard-mq/switchyard/rpc"
 	"github.com/switchyard-mq/switchyard/transport"
 )
 
@@ -22,10 +21,19 @@ import (
 // (WithRequeue), otherwise it is acknowledged and the request logged.
 var ErrRequeue = errors.New("requeue the notification")
 
+// RequestContext is oslo.messaging's request context, as a notification
+// carries it: the dictionary of request_id, user_id, project_id, roles and
+// the like that travels with requests and notifications. It is the same
+// type as rpc.RequestContext; a context made with rpc.WithRequestContext
+// gives it to the notifications a Notifier publishes with that context.
+type RequestContext = messaging.RequestContext
+
 // Notification is one received notification.
 type Notification struct {
-	// Context is the sender's request context (allow-listed keys).
-	Context rpc.RequestContext
+	// Context is the sender's request context as oslo's notifiers send
+	// it: only the keys of their allow-list (request_id, user_id, roles,
+	// ...; never auth_token).
+	Context RequestContext
 	// PublisherID and EventType are the sender's.
 	PublisherID string
 	EventType   string
@@ -392,7 +400,7 @@ func (l *Listener) decode(d *transport.Delivery) (received, bool) {
 		_ = d.Ack()
 		return received{}, false
 	}
-	rc, err := rpc.DecodeRequestContext(on.Context)
+	rc, err := messaging.DecodeRequestContext(on.Context)
 	if err != nil {
 		l.logger.Warn("notification context dropped", "err", err)
 	}

@@ -219,7 +219,7 @@ func (n *Notifier) notify(ctx context.Context, priority Priority, eventType stri
 		n.log(ctx, priority, eventType, raw)
 		return nil
 	}
-	rc, err := rpc.EncodeRequestContext(rpc.RequestContextFrom(ctx))
+	rc, err := messaging.EncodeRequestContext(messaging.RequestContextFrom(ctx))
 	if err != nil {
 		return fmt.Errorf("%w: %v", transport.ErrInvalid, err)
 	}

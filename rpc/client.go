@@ -224,7 +224,7 @@ func (c *Client) send(ctx context.Context, target transport.Target, method strin
 	if err != nil {
 		return fmt.Errorf("%w: %v", transport.ErrInvalid, err)
 	}
-	rc, err := EncodeRequestContext(RequestContextFrom(ctx))
+	rc, err := messaging.EncodeRequestContext(RequestContextFrom(ctx))
 	if err != nil {
 		return fmt.Errorf("%w: %v", transport.ErrInvalid, err)
 	}

@@ -390,7 +390,7 @@ func (s *Server) handle(parent context.Context, d *transport.Delivery, req *oslo
 // handlerContext carries the caller's request context, and the call's
 // deadline: the request's expiration, oslo's call timeout.
 func (s *Server) handlerContext(ctx context.Context, d *transport.Delivery, req *oslo.Request) *lazyContext {
-	rc, err := DecodeRequestContext(req.Context)
+	rc, err := messaging.DecodeRequestContext(req.Context)
 	if err != nil {
 		s.logger.Warn("request context dropped", "method", req.Method, "err", err)
 	}

@@ -6,6 +6,10 @@
 //     amqp_durable_queues, amqp_auto_delete, rabbit_transient_queues_ttl,
 //     rabbit_quorum_queue) read from the transport URL and turned into the
 //     portable model's exchanges and queues.
+//   - [RequestContext]: the dictionary that travels with every request and
+//     notification, the context.Context key it travels under in Go, and its
+//     _context_ entries on the wire, numbers keeping their text
+//     ([DecodeJSON]).
 //
 // The wire codec itself is package oslo; this package holds no
 // package-level state.
