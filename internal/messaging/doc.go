@@ -10,6 +10,8 @@
 //     notification, the context.Context key it travels under in Go, and its
 //     _context_ entries on the wire, numbers keeping their text
 //     ([DecodeJSON]).
+//   - [Publisher]: the publish retry rule, 100 ms doubling to 2 s, for
+//     failures that may heal ([Permanent] tells those that cannot).
 //
 // The wire codec itself is package oslo; this package holds no
 // package-level state.
