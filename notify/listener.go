@@ -149,10 +149,12 @@ type Listener struct {
 	mu  sync.Mutex
 	cur *run // nil when stopped
 	// last is the latest run: the next may start once its dispatch loop
-	// has ended, so that one loop at a time uses recent and next.
-	last   *run
-	recent [16]string
-	next   int
+	// has ended, so that one loop at a time checks and remembers ids in
+	// recent.
+	last *run
+	// recent holds the _unique_ids of the notifications acked lately,
+	// across runs.
+	recent messaging.DuplicateFilter
 }
 
 // run is the state of one Start to its Stop, so that a run ending in the
@@ -395,7 +397,7 @@ func (l *Listener) decode(d *transport.Delivery) (received, bool) {
 		_ = d.Reject()
 		return received{}, false
 	}
-	if l.seen(on.UniqueID) {
+	if l.recent.Seen(on.UniqueID) {
 		l.logger.Debug("duplicate notification dropped", "unique_id", on.UniqueID)
 		_ = d.Ack()
 		return received{}, false
@@ -408,21 +410,6 @@ func (l *Listener) decode(d *transport.Delivery) (received, bool) {
 		Context: rc, PublisherID: on.PublisherID, EventType: on.EventType, Priority: Priority(on.Priority),
 		Payload: on.Payload, MessageID: on.MessageID, Timestamp: on.Timestamp,
 	}}, true
-}
-
-// seen reports whether id was acked recently: a repeat to drop.
-func (l *Listener) seen(id string) bool {
-	return id != "" && slices.Contains(l.recent[:], id)
-}
-
-// remember records an acked notification's id, as oslo remembers the
-// last 16; a requeued one is not remembered, so it can come back.
-func (l *Listener) remember(id string) {
-	if id == "" {
-		return
-	}
-	l.recent[l.next] = id
-	l.next = (l.next + 1) % len(l.recent)
 }
 
 // handle runs every endpoint the notification is for; the first error
@@ -486,7 +473,9 @@ func (l *Listener) settle(rs []received, err error) {
 			serr = r.d.Nack(true)
 		} else {
 			serr = r.d.Ack()
-			l.remember(r.uniqueID)
+			// Remembered once acked, not before: a requeued
+			// notification may come back.
+			l.recent.Remember(r.uniqueID)
 		}
 		if serr != nil {
 			l.logger.Warn("settling a notification failed", "err", serr)

@@ -73,10 +73,10 @@ type Server struct {
 	drained     chan struct{} // closed when the handlers have all returned after Stop
 	// backgroundReplies holds a token per reply retried in the background.
 	backgroundReplies chan struct{}
-	loops             sync.WaitGroup // receive loops
-	handlers          sync.WaitGroup // workers, replies to malformed calls and replies retried in the background
-	work              chan job       // accepted requests, for the workers
-	recent            recentIDs
+	loops             sync.WaitGroup            // receive loops
+	handlers          sync.WaitGroup            // workers, replies to malformed calls and replies retried in the background
+	work              chan job                  // accepted requests, for the workers
+	recent            messaging.DuplicateFilter // the last _unique_ids run
 	stats             struct{ received, handled, failed, rejected, duplicates atomic.Uint64 }
 }
 
@@ -279,7 +279,7 @@ func (s *Server) take(d *transport.Delivery, req *oslo.Request) bool {
 		}
 		s.logger.Warn("acknowledging a request failed; it may be delivered again", "method", req.Method, "err", err)
 	}
-	if req.UniqueID != "" && s.recent.seen(req.UniqueID) {
+	if !s.recent.Admit(req.UniqueID) {
 		s.stats.duplicates.Add(1)
 		s.logger.Debug("duplicate request dropped", "method", req.Method, "unique_id", req.UniqueID)
 		return false
@@ -616,25 +616,4 @@ func (s *Server) Stats() ServerStats {
 		Received: s.stats.received.Load(), Handled: s.stats.handled.Load(), Failed: s.stats.failed.Load(),
 		Rejected: s.stats.rejected.Load(), Duplicates: s.stats.duplicates.Load(),
 	}
-}
-
-// recentIDs remembers the last 16 _unique_ids, as oslo's servers do, to
-// drop a request delivered twice.
-type recentIDs struct {
-	mu   sync.Mutex
-	ids  [16]string
-	next int
-}
-
-func (r *recentIDs) seen(id string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, v := range r.ids {
-		if v == id {
-			return true
-		}
-	}
-	r.ids[r.next] = id
-	r.next = (r.next + 1) % len(r.ids)
-	return false
 }

@@ -12,6 +12,8 @@
 //     ([DecodeJSON]).
 //   - [Publisher]: the publish retry rule, 100 ms doubling to 2 s, for
 //     failures that may heal ([Permanent] tells those that cannot).
+//   - [DuplicateFilter]: the last 16 _unique_ids, by which oslo's servers
+//     and listeners drop a message delivered twice.
 //
 // The wire codec itself is package oslo; this package holds no
 // package-level state.
