@@ -160,11 +160,9 @@ type Listener struct {
 // run is the state of one Start to its Stop, so that a run ending in the
 // background shares nothing with the next.
 type run struct {
-	consumers  []*transport.Consumer
-	incoming   chan *transport.Delivery
-	stopping   chan struct{}  // closed when Stop begins
-	receivers  sync.WaitGroup // receive loops
-	dispatched chan struct{}  // closed when the dispatch loop ends
+	deliveries *messaging.FanIn[*transport.Delivery] // from the listener's queues, for the dispatch loop
+	stopping   chan struct{}                         // closed when Stop begins
+	dispatched chan struct{}                         // closed when the dispatch loop ends
 }
 
 // NewListener returns a listener for targets over endpoints; it declares
@@ -244,21 +242,26 @@ func (l *Listener) Start(ctx context.Context) error {
 			return fmt.Errorf("listener: %w: a handler the last Stop gave up waiting for is still running", transport.ErrInvalid)
 		}
 	}
-	r := &run{incoming: make(chan *transport.Delivery), stopping: make(chan struct{}), dispatched: make(chan struct{})}
 	queues, err := l.declare(ctx)
+	var consumers []*transport.Consumer
 	if err == nil {
-		r.consumers, err = l.consume(ctx, queues)
+		consumers, err = l.consume(ctx, queues)
 	}
 	if err != nil {
-		for _, c := range r.consumers {
+		for _, c := range consumers {
 			_ = c.Close()
 		}
 		return fmt.Errorf("listener: start: %w", err)
 	}
+	r := &run{stopping: make(chan struct{}), dispatched: make(chan struct{})}
+	r.deliveries = messaging.NewFanIn(consumers, messaging.FanInConfig[*transport.Delivery]{
+		// Handed on as they are: the dispatch loop decodes them, one at a
+		// time, so that a repeat is checked only once the one before is
+		// settled and remembered.
+		Accept:   func(d *transport.Delivery) (*transport.Delivery, bool) { return d, true },
+		Stopping: r.stopping, Logger: l.logger, What: "notifications",
+	})
 	l.cur, l.last = r, r
-	for _, c := range r.consumers {
-		r.receivers.Go(func() { l.receive(r, c) })
-	}
 	go l.dispatchLoop(r)
 	return nil
 }
@@ -305,24 +308,6 @@ func (l *Listener) consume(ctx context.Context, queues []string) ([]*transport.C
 	return consumers, nil
 }
 
-func (l *Listener) receive(r *run, c *transport.Consumer) {
-	for {
-		d, err := c.Receive(context.Background())
-		if err != nil {
-			if !errors.Is(err, transport.ErrClosed) {
-				l.logger.Error("receiving notifications failed; this queue is no longer served", "queue", c.Queue(), "err", err)
-			}
-			return
-		}
-		select {
-		case r.incoming <- d:
-		case <-r.stopping:
-			_ = d.Nack(true)
-			return
-		}
-	}
-}
-
 // received is a decoded notification and the delivery to settle.
 type received struct {
 	d        *transport.Delivery
@@ -334,12 +319,19 @@ type received struct {
 // batches, until Stop.
 func (l *Listener) dispatchLoop(r *run) {
 	defer close(r.dispatched)
+	incoming := r.deliveries.Out()
 	var batch []received
 	var flush <-chan time.Time
 	var timer *time.Timer
 	for {
 		select {
-		case d := <-r.incoming:
+		case d, ok := <-incoming:
+			if !ok {
+				// Closed only after Stop began: stopping is closed
+				// too.
+				incoming = nil
+				continue
+			}
 			r, ok := l.decode(d)
 			if !ok {
 				continue
@@ -505,9 +497,8 @@ func (l *Listener) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("listener: stop: handler still running: %w", ctx.Err())
 	}
-	for _, c := range r.consumers {
-		_ = c.Close()
-	}
-	r.receivers.Wait() // they return at once: they hand nothing on once stopping
+	// The receive loops return at once: they hand nothing on once
+	// stopping.
+	r.deliveries.Close()
 	return err
 }

@@ -14,6 +14,8 @@
 //     failures that may heal ([Permanent] tells those that cannot).
 //   - [DuplicateFilter]: the last 16 _unique_ids, by which oslo's servers
 //     and listeners drop a message delivered twice.
+//   - [FanIn]: the receive loops that take deliveries from several
+//     consumers into one stream, owned and stopped by the FanIn.
 //
 // The wire codec itself is package oslo; this package holds no
 // package-level state.
