@@ -16,7 +16,6 @@ import (
 	"github.com/switchyard-mq/switchyard/internal/messaging"
 	"github.com/switchyard-mq/switchyard/internal/oslo"
 	"github.com/switchyard-mq/switchyard/transport"
-	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
 // DefaultMaxConcurrency bounds a server's concurrent handlers unless
@@ -451,7 +450,7 @@ func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Re
 			continue
 		}
 		msg := transport.Message{Body: body, ContentType: contentType, ContentEncoding: contentEncoding, Persistent: true,
-			Mandatory: s.tr.Capabilities().Has(driver.CapMandatory)}
+			Mandatory: s.tr.Capabilities().Has(transport.CapMandatory)}
 		err = s.tr.Publish(ctx, "", req.ReplyQ, msg)
 		if err == nil {
 			return
