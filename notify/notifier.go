@@ -9,6 +9,11 @@
 // "N.p" (the lower-case priority), wrapped in the 2.0 envelope by the
 // messagingv2 driver or bare by the messaging driver. On RabbitMQ, Python
 // notifiers and listeners interoperate with Go ones.
+//
+// A notification carries the request context of the context.Context it is
+// published with (rpc.WithRequestContext makes one: RequestContext is the
+// same type in both packages), cut down to oslo's allow-list of keys; a
+// listener's handler finds it in Notification.Context.
 package notify
 
 import (

@@ -17,6 +17,7 @@
 //   - [FanIn]: the receive loops that take deliveries from several
 //     consumers into one stream, owned and stopped by the FanIn.
 //
-// The wire codec itself is package oslo; this package holds no
-// package-level state.
+// The wire codec itself is package oslo. Nothing here is mutable at the
+// package level: each piece belongs to the client, server, notifier or
+// listener that made it.
 package messaging
