@@ -34,11 +34,18 @@ func TestTopology(t *testing.T) {
 		{"defaults", "", messaging.Topology{ControlExchange: "openstack", TransientTTL: 30 * time.Minute}, nil},
 		{"every option", "?control_exchange=nova&amqp_durable_queues=true&amqp_auto_delete=yes&rabbit_transient_queues_ttl=60",
 			messaging.Topology{ControlExchange: "nova", Durable: true, AutoDelete: true, TransientTTL: time.Minute}, nil},
+		// Refused by NewTopology, or already by Open where the option
+		// schema says a name cannot be empty.
 		{"an empty control exchange", "?control_exchange=", messaging.Topology{}, transport.ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := messaging.NewTopology(openMemory(t, tt.query))
+			var got messaging.Topology
+			tr, err := transport.Open(context.Background(), "memory://"+strings.ReplaceAll(t.Name(), "/", ".")+tt.query)
+			if err == nil {
+				defer tr.Close()
+				got, err = messaging.NewTopology(tr)
+			}
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("NewTopology: %v, want %v", err, tt.wantErr)
