@@ -11,9 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchyard-mq/switchyard/internal/messaging"
 	"github.com/switchyard-mq/switchyard/internal/oslo"
-	"github.com/switchyard-mq/switchyard/internal/topology"
-	"github.com/switchyard-mq/switchyard/rpc"
 	"github.com/switchyard-mq/switchyard/transport"
 )
 
@@ -22,10 +21,19 @@ import (
 // (WithRequeue), otherwise it is acknowledged and the request logged.
 var ErrRequeue = errors.New("requeue the notification")
 
+// RequestContext is oslo.messaging's request context, as a notification
+// carries it: the dictionary of request_id, user_id, project_id, roles and
+// the like that travels with requests and notifications. It is the same
+// type as rpc.RequestContext; a context made with rpc.WithRequestContext
+// gives it to the notifications a Notifier publishes with that context.
+type RequestContext = messaging.RequestContext
+
 // Notification is one received notification.
 type Notification struct {
-	// Context is the sender's request context (allow-listed keys).
-	Context rpc.RequestContext
+	// Context is the sender's request context as oslo's notifiers send
+	// it: only the keys of their allow-list (request_id, user_id, roles,
+	// ...; never auth_token).
+	Context RequestContext
 	// PublisherID and EventType are the sender's.
 	PublisherID string
 	EventType   string
@@ -131,7 +139,7 @@ type Listener struct {
 	tr           *transport.Transport
 	targets      []transport.Target
 	endpoints    []Endpoint
-	topo         topology.Settings
+	topo         messaging.Topology
 	logger       *slog.Logger
 	pool         string
 	batchSize    int
@@ -141,20 +149,20 @@ type Listener struct {
 	mu  sync.Mutex
 	cur *run // nil when stopped
 	// last is the latest run: the next may start once its dispatch loop
-	// has ended, so that one loop at a time uses recent and next.
-	last   *run
-	recent [16]string
-	next   int
+	// has ended, so that one loop at a time checks and remembers ids in
+	// recent.
+	last *run
+	// recent holds the _unique_ids of the notifications acked lately,
+	// across runs.
+	recent messaging.DuplicateFilter
 }
 
 // run is the state of one Start to its Stop, so that a run ending in the
 // background shares nothing with the next.
 type run struct {
-	consumers  []*transport.Consumer
-	incoming   chan *transport.Delivery
-	stopping   chan struct{}  // closed when Stop begins
-	receivers  sync.WaitGroup // receive loops
-	dispatched chan struct{}  // closed when the dispatch loop ends
+	deliveries *messaging.FanIn[*transport.Delivery] // from the listener's queues, for the dispatch loop
+	stopping   chan struct{}                         // closed when Stop begins
+	dispatched chan struct{}                         // closed when the dispatch loop ends
 }
 
 // NewListener returns a listener for targets over endpoints; it declares
@@ -195,7 +203,7 @@ func NewListener(tr *transport.Transport, targets []transport.Target, endpoints 
 			}
 		}
 	}
-	topo, err := topology.FromTransport(tr)
+	topo, err := messaging.NewTopology(tr)
 	if err != nil {
 		return nil, fmt.Errorf("listener on %s: %w", tr, err)
 	}
@@ -234,21 +242,26 @@ func (l *Listener) Start(ctx context.Context) error {
 			return fmt.Errorf("listener: %w: a handler the last Stop gave up waiting for is still running", transport.ErrInvalid)
 		}
 	}
-	r := &run{incoming: make(chan *transport.Delivery), stopping: make(chan struct{}), dispatched: make(chan struct{})}
 	queues, err := l.declare(ctx)
+	var consumers []*transport.Consumer
 	if err == nil {
-		r.consumers, err = l.consume(ctx, queues)
+		consumers, err = l.consume(ctx, queues)
 	}
 	if err != nil {
-		for _, c := range r.consumers {
+		for _, c := range consumers {
 			_ = c.Close()
 		}
 		return fmt.Errorf("listener: start: %w", err)
 	}
+	r := &run{stopping: make(chan struct{}), dispatched: make(chan struct{})}
+	r.deliveries = messaging.NewFanIn(consumers, messaging.FanInConfig[*transport.Delivery]{
+		// Handed on as they are: the dispatch loop decodes them, one at a
+		// time, so that a repeat is checked only once the one before is
+		// settled and remembered.
+		Accept:   func(d *transport.Delivery) (*transport.Delivery, bool) { return d, true },
+		Stopping: r.stopping, Logger: l.logger, What: "notifications",
+	})
 	l.cur, l.last = r, r
-	for _, c := range r.consumers {
-		r.receivers.Go(func() { l.receive(r, c) })
-	}
 	go l.dispatchLoop(r)
 	return nil
 }
@@ -295,24 +308,6 @@ func (l *Listener) consume(ctx context.Context, queues []string) ([]*transport.C
 	return consumers, nil
 }
 
-func (l *Listener) receive(r *run, c *transport.Consumer) {
-	for {
-		d, err := c.Receive(context.Background())
-		if err != nil {
-			if !errors.Is(err, transport.ErrClosed) {
-				l.logger.Error("receiving notifications failed; this queue is no longer served", "queue", c.Queue(), "err", err)
-			}
-			return
-		}
-		select {
-		case r.incoming <- d:
-		case <-r.stopping:
-			_ = d.Nack(true)
-			return
-		}
-	}
-}
-
 // received is a decoded notification and the delivery to settle.
 type received struct {
 	d        *transport.Delivery
@@ -324,12 +319,19 @@ type received struct {
 // batches, until Stop.
 func (l *Listener) dispatchLoop(r *run) {
 	defer close(r.dispatched)
+	incoming := r.deliveries.Out()
 	var batch []received
 	var flush <-chan time.Time
 	var timer *time.Timer
 	for {
 		select {
-		case d := <-r.incoming:
+		case d, ok := <-incoming:
+			if !ok {
+				// Closed only after Stop began: stopping is closed
+				// too.
+				incoming = nil
+				continue
+			}
 			r, ok := l.decode(d)
 			if !ok {
 				continue
@@ -387,12 +389,12 @@ func (l *Listener) decode(d *transport.Delivery) (received, bool) {
 		_ = d.Reject()
 		return received{}, false
 	}
-	if l.seen(on.UniqueID) {
+	if l.recent.Seen(on.UniqueID) {
 		l.logger.Debug("duplicate notification dropped", "unique_id", on.UniqueID)
 		_ = d.Ack()
 		return received{}, false
 	}
-	rc, err := rpc.DecodeRequestContext(on.Context)
+	rc, err := messaging.DecodeRequestContext(on.Context)
 	if err != nil {
 		l.logger.Warn("notification context dropped", "err", err)
 	}
@@ -400,21 +402,6 @@ func (l *Listener) decode(d *transport.Delivery) (received, bool) {
 		Context: rc, PublisherID: on.PublisherID, EventType: on.EventType, Priority: Priority(on.Priority),
 		Payload: on.Payload, MessageID: on.MessageID, Timestamp: on.Timestamp,
 	}}, true
-}
-
-// seen reports whether id was acked recently: a repeat to drop.
-func (l *Listener) seen(id string) bool {
-	return id != "" && slices.Contains(l.recent[:], id)
-}
-
-// remember records an acked notification's id, as oslo remembers the
-// last 16; a requeued one is not remembered, so it can come back.
-func (l *Listener) remember(id string) {
-	if id == "" {
-		return
-	}
-	l.recent[l.next] = id
-	l.next = (l.next + 1) % len(l.recent)
 }
 
 // handle runs every endpoint the notification is for; the first error
@@ -478,7 +465,9 @@ func (l *Listener) settle(rs []received, err error) {
 			serr = r.d.Nack(true)
 		} else {
 			serr = r.d.Ack()
-			l.remember(r.uniqueID)
+			// Remembered once acked, not before: a requeued
+			// notification may come back.
+			l.recent.Remember(r.uniqueID)
 		}
 		if serr != nil {
 			l.logger.Warn("settling a notification failed", "err", serr)
@@ -508,9 +497,8 @@ func (l *Listener) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("listener: stop: handler still running: %w", ctx.Err())
 	}
-	for _, c := range r.consumers {
-		_ = c.Close()
-	}
-	r.receivers.Wait() // they return at once: they hand nothing on once stopping
+	// The receive loops return at once: they hand nothing on once
+	// stopping.
+	r.deliveries.Close()
 	return err
 }

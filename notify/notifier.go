@@ -9,6 +9,11 @@
 // "N.p" (the lower-case priority), wrapped in the 2.0 envelope by the
 // messagingv2 driver or bare by the messaging driver. On RabbitMQ, Python
 // notifiers and listeners interoperate with Go ones.
+//
+// A notification carries the request context of the context.Context it is
+// published with (rpc.WithRequestContext makes one: RequestContext is the
+// same type in both packages), cut down to oslo's allow-list of keys; a
+// listener's handler finds it in Notification.Context.
 package notify
 
 import (
@@ -19,9 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchyard-mq/switchyard/internal/messaging"
 	"github.com/switchyard-mq/switchyard/internal/oslo"
-	"github.com/switchyard-mq/switchyard/internal/topology"
-	"github.com/switchyard-mq/switchyard/rpc"
 	"github.com/switchyard-mq/switchyard/transport"
 )
 
@@ -99,8 +103,9 @@ type Notifier struct {
 }
 
 type notifierShared struct {
-	tr   *transport.Transport
-	topo topology.Settings
+	tr        *transport.Transport
+	topo      messaging.Topology
+	publisher messaging.Publisher
 
 	mu       sync.Mutex
 	declared map[string]bool // routing keys whose queue is declared
@@ -130,7 +135,7 @@ func NewNotifier(tr *transport.Transport, publisherID string, opts ...NotifierOp
 	}
 	n.shared = &notifierShared{tr: tr, declared: map[string]bool{}}
 	if tr != nil {
-		topo, err := topology.FromTransport(tr)
+		topo, err := messaging.NewTopology(tr)
 		if err != nil {
 			return nil, fmt.Errorf("notifier on %s: %w", tr, err)
 		}
@@ -138,6 +143,7 @@ func NewNotifier(tr *transport.Transport, publisherID string, opts ...NotifierOp
 		if n.set.logger == nil {
 			n.set.logger = tr.Logger()
 		}
+		n.shared.publisher = messaging.NewPublisher(tr, n.set.logger, "publishing a notification failed; retrying")
 	}
 	if n.set.logger == nil {
 		n.set.logger = slog.Default()
@@ -219,7 +225,7 @@ func (n *Notifier) notify(ctx context.Context, priority Priority, eventType stri
 		n.log(ctx, priority, eventType, raw)
 		return nil
 	}
-	rc, err := rpc.EncodeRequestContext(rpc.RequestContextFrom(ctx))
+	rc, err := messaging.EncodeRequestContext(messaging.RequestContextFrom(ctx))
 	if err != nil {
 		return fmt.Errorf("%w: %v", transport.ErrInvalid, err)
 	}
@@ -245,28 +251,11 @@ func (n *Notifier) notify(ctx context.Context, priority Priority, eventType stri
 			return fmt.Errorf("%w: %v", transport.ErrInvalid, err)
 		}
 		msg := transport.Message{Body: body, ContentType: "application/json", ContentEncoding: "utf-8", Persistent: true}
-		if err := n.publish(ctx, exchange, key, msg); err != nil {
+		if err := n.shared.publisher.Publish(ctx, exchange, key, msg, n.set.retry); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func (n *Notifier) publish(ctx context.Context, exchange, key string, msg transport.Message) error {
-	backoff := 100 * time.Millisecond
-	for attempt := 0; ; attempt++ {
-		err := n.shared.tr.Publish(ctx, exchange, key, msg)
-		if err == nil || rpc.Permanent(err) || ctx.Err() != nil || (n.set.retry >= 0 && attempt >= n.set.retry) {
-			return err
-		}
-		n.set.logger.Warn("publishing a notification failed; retrying", "key", key, "attempt", attempt+1, "err", err)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
-		}
-		backoff = min(2*backoff, 2*time.Second)
-	}
 }
 
 // declare creates the control exchange and the queue key, bound with key,

@@ -14,8 +14,8 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/switchyard-mq/switchyard/internal/messaging"
 	"github.com/switchyard-mq/switchyard/internal/oslo"
-	"github.com/switchyard-mq/switchyard/internal/topology"
 	"github.com/switchyard-mq/switchyard/transport"
 )
 
@@ -32,10 +32,11 @@ type Client struct {
 // clientShared is what a client and the clients Prepare makes share: the
 // transport, the reply queue and its consumer, and the calls waiting.
 type clientShared struct {
-	tr     *transport.Transport
-	topo   topology.Settings
-	logger *slog.Logger
-	inst   instruments
+	tr        *transport.Transport
+	topo      messaging.Topology
+	logger    *slog.Logger
+	publisher messaging.Publisher
+	inst      instruments
 
 	declaredMu sync.Mutex   // serializes declarations
 	declared   sync.Map     // names of exchanges this client declared
@@ -73,16 +74,18 @@ func NewClient(tr *transport.Transport, opts ...Option) (*Client, error) {
 	if tr == nil {
 		return nil, fmt.Errorf("rpc client: %w: no transport", transport.ErrInvalid)
 	}
-	topo, err := topology.FromTransport(tr)
+	topo, err := messaging.NewTopology(tr)
 	if err != nil {
 		return nil, fmt.Errorf("rpc client on %s: %w", tr, err)
 	}
+	logger := tr.Logger().With("component", "rpc.client")
 	c := &Client{
 		set: callSettings{timeout: DefaultTimeout, retry: -1},
 		shared: &clientShared{
-			tr: tr, topo: topo, logger: tr.Logger().With("component", "rpc.client"),
-			inst:    newInstruments(tr, "switchyard.rpc.client.duration", "Time from sending an RPC call to its reply, or a cast's send."),
-			pending: map[string]*pendingCall{},
+			tr: tr, topo: topo, logger: logger,
+			publisher: messaging.NewPublisher(tr, logger, "publish failed; retrying"),
+			inst:      newInstruments(tr, "switchyard.rpc.client.duration", "Time from sending an RPC call to its reply, or a cast's send."),
+			pending:   map[string]*pendingCall{},
 		},
 	}
 	for _, opt := range opts {
@@ -224,7 +227,7 @@ func (c *Client) send(ctx context.Context, target transport.Target, method strin
 	if err != nil {
 		return fmt.Errorf("%w: %v", transport.ErrInvalid, err)
 	}
-	rc, err := EncodeRequestContext(RequestContextFrom(ctx))
+	rc, err := messaging.EncodeRequestContext(RequestContextFrom(ctx))
 	if err != nil {
 		return fmt.Errorf("%w: %v", transport.ErrInvalid, err)
 	}
@@ -257,39 +260,7 @@ func (c *Client) send(ctx context.Context, target transport.Target, method strin
 	if err := c.shared.declareExchange(ctx, decl); err != nil {
 		return err
 	}
-	return c.publish(ctx, exchange, key, msg)
-}
-
-// publish retries what may heal (a connection being re-established) as
-// WithRetry allows, with a capped backoff.
-func (c *Client) publish(ctx context.Context, exchange, key string, msg transport.Message) error {
-	backoff := 100 * time.Millisecond
-	for attempt := 0; ; attempt++ {
-		err := c.shared.tr.Publish(ctx, exchange, key, msg)
-		if err == nil || Permanent(err) || ctx.Err() != nil || (c.set.retry >= 0 && attempt >= c.set.retry) {
-			return err
-		}
-		c.shared.logger.Warn("publish failed; retrying", "exchange", exchange, "key", key, "attempt", attempt+1, "err", err)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
-		}
-		backoff = min(2*backoff, 2*time.Second)
-	}
-}
-
-// Permanent reports whether err is one that retrying cannot heal (an
-// invalid argument, a missing or mismatched entity, a closed transport),
-// as opposed to a lost connection.
-func Permanent(err error) bool {
-	for _, p := range []error{transport.ErrInvalid, transport.ErrNotFound, transport.ErrPrecondition,
-		transport.ErrUnsupported, transport.ErrUnroutable, transport.ErrClosed, transport.ErrInUse} {
-		if errors.Is(err, p) {
-			return true
-		}
-	}
-	return false
+	return c.shared.publisher.Publish(ctx, exchange, key, msg, c.set.retry)
 }
 
 // wait waits for the final reply to msgID until the call's deadline, or

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/switchyard-mq/switchyard/internal/messaging"
 )
 
 // lazyContext is what context.WithDeadline and context.WithValue give a
@@ -44,7 +46,7 @@ func (c *lazyContext) Deadline() (time.Time, bool) { return c.deadline, !c.deadl
 
 // Value implements context.Context.
 func (c *lazyContext) Value(key any) any {
-	if _, ok := key.(requestContextKey); ok && c.rc != nil {
+	if _, ok := key.(messaging.RequestContextKey); ok && c.rc != nil {
 		return c.rc
 	}
 	return c.Context.Value(key)

@@ -31,6 +31,12 @@
 //	var x int
 //	err = client.Call(ctx, transport.Target{Topic: "compute"}, "echo", map[string]any{"x": 1}, &x)
 //
+// oslo.messaging's request context travels with every request: make a
+// context with WithRequestContext and the calls and casts made with it
+// send it; a handler finds its caller's with RequestContextFrom.
+// Notifications (package notify) published with such a context carry it
+// too, cut down to oslo's allow-list of keys.
+//
 // Delivery guarantees follow oslo.messaging: a server acknowledges a
 // request when it takes it, before running it, so a request runs at most
 // once; a cast is never answered; a call that gets no reply in time fails

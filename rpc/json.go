@@ -4,19 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"reflect"
-)
 
-// decodeAny decodes JSON keeping numbers as json.Number, so that 2^63-1
-// and 2.0 reach a peer with the text they came with.
-func decodeAny(raw []byte) (any, error) {
-	var v any
-	if err := decodeInto(raw, &v); err != nil {
-		return nil, err
-	}
-	return v, nil
-}
+	"github.com/switchyard-mq/switchyard/internal/messaging"
+)
 
 // decodeInto unmarshals raw into dst with numbers kept as json.Number
 // where dst holds interface values. Types without interface values take
@@ -25,15 +16,7 @@ func decodeInto(raw []byte, dst any) error {
 	if !holdsInterface(reflect.TypeOf(dst)) {
 		return json.Unmarshal(raw, dst)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(dst); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("unexpected data after the JSON value")
-	}
-	return nil
+	return messaging.DecodeJSON(raw, dst)
 }
 
 // holdsInterface reports whether decoding into t can produce interface

@@ -13,10 +13,9 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/switchyard-mq/switchyard/internal/messaging"
 	"github.com/switchyard-mq/switchyard/internal/oslo"
-	"github.com/switchyard-mq/switchyard/internal/topology"
 	"github.com/switchyard-mq/switchyard/transport"
-	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
 // DefaultMaxConcurrency bounds a server's concurrent handlers unless
@@ -56,7 +55,7 @@ type ServerStats struct {
 type Server struct {
 	tr             *transport.Transport
 	target         transport.Target
-	topo           topology.Settings
+	topo           messaging.Topology
 	logger         *slog.Logger
 	dispatch       dispatcher
 	inst           instruments
@@ -65,7 +64,7 @@ type Server struct {
 
 	mu          sync.Mutex
 	state       serverState
-	consumers   []*transport.Consumer
+	requests    *messaging.FanIn[job] // from the server's queues, for the workers
 	fanoutQueue string
 	stopCtx     context.Context // cancelled when Stop gives up waiting
 	stopCancel  context.CancelFunc
@@ -73,10 +72,8 @@ type Server struct {
 	drained     chan struct{} // closed when the handlers have all returned after Stop
 	// backgroundReplies holds a token per reply retried in the background.
 	backgroundReplies chan struct{}
-	loops             sync.WaitGroup // receive loops
-	handlers          sync.WaitGroup // workers, replies to malformed calls and replies retried in the background
-	work              chan job       // accepted requests, for the workers
-	recent            recentIDs
+	handlers          sync.WaitGroup            // workers, replies to malformed calls and replies retried in the background
+	recent            messaging.DuplicateFilter // the _unique_ids taken last
 	stats             struct{ received, handled, failed, rejected, duplicates atomic.Uint64 }
 }
 
@@ -103,7 +100,7 @@ func NewServer(tr *transport.Transport, target transport.Target, endpoints []End
 	if len(endpoints) == 0 {
 		return nil, fmt.Errorf("rpc server: %w: no endpoints", transport.ErrInvalid)
 	}
-	topo, err := topology.FromTransport(tr)
+	topo, err := messaging.NewTopology(tr)
 	if err != nil {
 		return nil, fmt.Errorf("rpc server on %s: %w", tr, err)
 	}
@@ -139,8 +136,11 @@ func (s *Server) Start(ctx context.Context) error {
 	case stateStopped:
 		return fmt.Errorf("rpc server %s: %w: stopped; a server does not start again (make a new one)", s.target, transport.ErrInvalid)
 	}
-	if err := s.declareAndConsume(ctx); err != nil {
-		s.closeConsumersLocked()
+	consumers, err := s.declareAndConsume(ctx)
+	if err != nil {
+		for _, c := range consumers {
+			_ = c.Close()
+		}
 		return fmt.Errorf("rpc server %s: start: %w", s.target, err)
 	}
 	s.state = stateRunning
@@ -149,103 +149,67 @@ func (s *Server) Start(ctx context.Context) error {
 	s.backgroundReplies = make(chan struct{}, maxBackgroundReplies)
 	// A fixed pool of workers, rather than a goroutine per request: each
 	// keeps its grown stack and its own context, so requests do not
-	// contend on a shared parent context. The hand-off is unbuffered: a
-	// request is acked when a worker takes it, so while every worker is
-	// busy the rest stay unacked in the queue (and the consumer's
-	// prefetch), where other servers on the topic can take them.
-	s.work = make(chan job)
+	// contend on a shared parent context. The hand-off (the fan-in's
+	// stream) is unbuffered: a request is acked when a worker takes it,
+	// so while every worker is busy the rest stay unacked in the queue
+	// (and the consumer's prefetch), where other servers on the topic can
+	// take them.
+	s.requests = messaging.NewFanIn(consumers, messaging.FanInConfig[job]{
+		Accept: s.accept, Stopping: s.stopping, Logger: s.logger, What: "requests",
+	})
 	for range s.maxConcurrency {
-		s.handlers.Add(1)
-		go s.worker()
+		s.handlers.Go(s.worker)
 	}
-	for _, c := range s.consumers {
-		s.loops.Add(1)
-		go s.receive(c)
-	}
-	s.logger.Info("rpc server started", "queues", s.queueNames())
+	s.logger.Info("rpc server started", "queues", queueNames(consumers))
 	return nil
 }
 
-func (s *Server) declareAndConsume(ctx context.Context) error {
+// declareAndConsume declares the server's exchanges, queues and bindings
+// and consumes its three queues; on error it returns the consumers it
+// started, for the caller to close.
+func (s *Server) declareAndConsume(ctx context.Context) ([]*transport.Consumer, error) {
 	t := s.target
 	exchange := s.topo.ExchangeName(t)
 	if err := s.tr.DeclareExchange(ctx, s.topo.Exchange(exchange)); err != nil {
-		return err
+		return nil, err
 	}
 	for _, name := range []string{oslo.TopicQueue(t.Topic), oslo.ServerQueue(t.Topic, t.Server)} {
 		if _, err := s.tr.DeclareQueue(ctx, s.topo.SharedQueue(name)); err != nil {
-			return err
+			return nil, err
 		}
 		if err := s.tr.Bind(ctx, transport.Binding{Exchange: exchange, Queue: name, Key: name}); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	fanout := s.topo.FanoutExchange(t.Topic)
 	if err := s.tr.DeclareExchange(ctx, fanout); err != nil {
-		return err
+		return nil, err
 	}
 	fanoutQueue, err := s.tr.DeclareQueue(ctx, s.topo.TransientQueue(oslo.FanoutQueue(t.Topic)))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.fanoutQueue = fanoutQueue
 	if err := s.tr.Bind(ctx, transport.Binding{Exchange: fanout.Name, Queue: fanoutQueue, Key: t.Topic}); err != nil {
-		return err
+		return nil, err
 	}
+	var consumers []*transport.Consumer
 	for _, name := range []string{oslo.TopicQueue(t.Topic), oslo.ServerQueue(t.Topic, t.Server), fanoutQueue} {
 		c, err := s.tr.Consume(ctx, name, transport.ConsumeOptions{Prefetch: s.maxConcurrency})
 		if err != nil {
-			return err
+			return consumers, err
 		}
-		s.consumers = append(s.consumers, c)
+		consumers = append(consumers, c)
 	}
-	return nil
+	return consumers, nil
 }
 
-func (s *Server) queueNames() []string {
-	names := make([]string, len(s.consumers))
-	for i, c := range s.consumers {
+func queueNames(consumers []*transport.Consumer) []string {
+	names := make([]string, len(consumers))
+	for i, c := range consumers {
 		names[i] = c.Queue()
 	}
 	return names
-}
-
-func (s *Server) closeConsumersLocked() {
-	for _, c := range s.consumers {
-		_ = c.Close()
-	}
-	s.consumers = nil
-}
-
-// receive takes requests from one queue until its consumer closes or the
-// server stops.
-func (s *Server) receive(c *transport.Consumer) {
-	defer s.loops.Done()
-	for {
-		d, err := c.Receive(context.Background())
-		if err != nil {
-			if !errors.Is(err, transport.ErrClosed) {
-				s.logger.Error("receiving requests failed; this queue is no longer served", "queue", c.Queue(), "err", err)
-			}
-			return
-		}
-		s.stats.received.Add(1)
-		req, ok := s.accept(d)
-		if !ok {
-			continue
-		}
-		// Waits while every worker is busy.
-		select {
-		case s.work <- job{d, req}:
-		case <-s.stopping:
-			// Not acked: back to the queue for another server (closing
-			// the consumer returns it too, if that came first).
-			if err := d.Nack(true); err != nil && !errors.Is(err, transport.ErrClosed) {
-				s.logger.Warn("returning a request to its queue failed; the broker will redeliver it", "method", req.Method, "err", err)
-			}
-			return
-		}
-	}
 }
 
 // job is an accepted request and its delivery.
@@ -256,10 +220,9 @@ type job struct {
 
 // worker handles requests until the receive loops end.
 func (s *Server) worker() {
-	defer s.handlers.Done()
 	ctx, cancel := context.WithCancel(s.stopCtx)
 	defer cancel()
-	for j := range s.work {
+	for j := range s.requests.Out() {
 		if s.take(j.d, j.req) {
 			s.handle(ctx, j.d, j.req)
 		}
@@ -279,7 +242,7 @@ func (s *Server) take(d *transport.Delivery, req *oslo.Request) bool {
 		}
 		s.logger.Warn("acknowledging a request failed; it may be delivered again", "method", req.Method, "err", err)
 	}
-	if req.UniqueID != "" && s.recent.seen(req.UniqueID) {
+	if !s.recent.Admit(req.UniqueID) {
 		s.stats.duplicates.Add(1)
 		s.logger.Debug("duplicate request dropped", "method", req.Method, "unique_id", req.UniqueID)
 		return false
@@ -287,11 +250,13 @@ func (s *Server) take(d *transport.Delivery, req *oslo.Request) bool {
 	return true
 }
 
-// accept decodes a delivery: a request goes on to a worker, unsettled;
-// what cannot be decoded is rejected. A call decoded well enough to
-// answer, but malformed (args not an object, no method), is acked and
-// answered with the failure a Python server sends.
-func (s *Server) accept(d *transport.Delivery) (req *oslo.Request, ok bool) {
+// accept counts and decodes a delivery, on its receive loop: a request
+// goes on to a worker, unsettled; what cannot be decoded is rejected. A
+// call decoded well enough to answer, but malformed (args not an object,
+// no method), is acked and answered with the failure a Python server
+// sends.
+func (s *Server) accept(d *transport.Delivery) (job, bool) {
+	s.stats.received.Add(1)
 	req, err := decodeRequest(d)
 	if errors.Is(err, oslo.ErrArgsNotObject) && req.Method != "" {
 		// Python dispatches first and fails on the args after: an unknown
@@ -299,7 +264,7 @@ func (s *Server) accept(d *transport.Delivery) (req *oslo.Request, ok bool) {
 		err = nil
 	}
 	if err == nil {
-		return req, true
+		return job{d, req}, true
 	}
 	if req == nil || !req.IsCall() || req.ReplyQ == "" {
 		s.stats.rejected.Add(1)
@@ -308,15 +273,15 @@ func (s *Server) accept(d *transport.Delivery) (req *oslo.Request, ok bool) {
 		if rerr := d.Reject(); rerr != nil {
 			s.logger.Error("rejecting a malformed request failed", "err", rerr)
 		}
-		return nil, false
+		return job{}, false
 	}
 	if !s.take(d, req) {
-		return nil, false
+		return job{}, false
 	}
 	s.stats.rejected.Add(1)
 	s.logger.Error("malformed call answered with a failure", "msg_id", req.MsgID, "err", err)
 	s.answerMalformed(req, err)
-	return nil, false
+	return job{}, false
 }
 
 // answerMalformed sends the failure for a call too malformed to run. (A
@@ -390,7 +355,7 @@ func (s *Server) handle(parent context.Context, d *transport.Delivery, req *oslo
 // handlerContext carries the caller's request context, and the call's
 // deadline: the request's expiration, oslo's call timeout.
 func (s *Server) handlerContext(ctx context.Context, d *transport.Delivery, req *oslo.Request) *lazyContext {
-	rc, err := DecodeRequestContext(req.Context)
+	rc, err := messaging.DecodeRequestContext(req.Context)
 	if err != nil {
 		s.logger.Warn("request context dropped", "method", req.Method, "err", err)
 	}
@@ -485,7 +450,7 @@ func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Re
 			continue
 		}
 		msg := transport.Message{Body: body, ContentType: contentType, ContentEncoding: contentEncoding, Persistent: true,
-			Mandatory: s.tr.Capabilities().Has(driver.CapMandatory)}
+			Mandatory: s.tr.Capabilities().Has(transport.CapMandatory)}
 		err = s.tr.Publish(ctx, "", req.ReplyQ, msg)
 		if err == nil {
 			return
@@ -577,10 +542,10 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	s.state = stateStopped
 	close(s.stopping)
-	s.closeConsumersLocked()
 	s.mu.Unlock()
-	s.loops.Wait() // the loops return at once: they hand nothing on once stopping
-	close(s.work)
+	// The receive loops return at once, handing nothing on once stopping;
+	// then the workers' stream ends.
+	s.requests.Close()
 	go func() { s.handlers.Wait(); close(s.drained) }()
 	err := s.waitDrained(ctx)
 	s.stopCancel()
@@ -616,25 +581,4 @@ func (s *Server) Stats() ServerStats {
 		Received: s.stats.received.Load(), Handled: s.stats.handled.Load(), Failed: s.stats.failed.Load(),
 		Rejected: s.stats.rejected.Load(), Duplicates: s.stats.duplicates.Load(),
 	}
-}
-
-// recentIDs remembers the last 16 _unique_ids, as oslo's servers do, to
-// drop a request delivered twice.
-type recentIDs struct {
-	mu   sync.Mutex
-	ids  [16]string
-	next int
-}
-
-func (r *recentIDs) seen(id string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, v := range r.ids {
-		if v == id {
-			return true
-		}
-	}
-	r.ids[r.next] = id
-	r.next = (r.next + 1) % len(r.ids)
-	return false
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-mq/switchyard/internal/topology"
+	"github.com/switchyard-mq/switchyard/internal/messaging"
 	"github.com/switchyard-mq/switchyard/notify"
 	"github.com/switchyard-mq/switchyard/rpc"
 	"github.com/switchyard-mq/switchyard/transport"
@@ -70,7 +70,7 @@ func checkTimestamp(t testing.TB, ts string) {
 func rawCapture(t testing.TB, tr *transport.Transport, topic string) *transport.Consumer {
 	t.Helper()
 	ctx := testContext(t)
-	topo, err := topology.FromTransport(tr)
+	topo, err := messaging.NewTopology(tr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,83 @@
+package messaging_test
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/switchyard-mq/switchyard/internal/messaging"
+)
+
+// TestDuplicateFilter runs a sequence of steps on one filter each. The
+// step "admit x" expects Admit("x") to report want; "seen x" Seen("x");
+// "remember x" records x. "fill" remembers 16 ids of its own.
+func TestDuplicateFilter(t *testing.T) {
+	type step struct {
+		op, id string
+		want   bool
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"rpc: the second delivery of an id is a repeat",
+			[]step{{"admit", "a", true}, {"admit", "b", true}, {"admit", "a", false}, {"admit", "a", false}}},
+		{"rpc: an empty id is never a repeat",
+			[]step{{"admit", "", true}, {"admit", "", true}, {"seen", "", false}}},
+		{"rpc: the 17th id pushes out the first",
+			[]step{{"admit", "a", true}, {"fill", "", false}, {"admit", "a", true}, {"admit", "a", false}}},
+		{"notify: seen does not remember",
+			[]step{{"seen", "a", false}, {"seen", "a", false}, {"admit", "a", true}}},
+		{"notify: remembered once acked",
+			[]step{{"seen", "a", false}, {"remember", "a", false}, {"seen", "a", true}, {"admit", "a", false}}},
+		{"notify: an empty id is not remembered",
+			[]step{{"remember", "", false}, {"seen", "", false}}},
+		{"notify: the oldest is forgotten",
+			[]step{{"remember", "a", false}, {"fill", "", false}, {"seen", "a", false}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var f messaging.DuplicateFilter
+			for i, s := range tt.steps {
+				var got bool
+				switch s.op {
+				case "admit":
+					got = f.Admit(s.id)
+				case "seen":
+					got = f.Seen(s.id)
+				case "remember":
+					f.Remember(s.id)
+					continue
+				case "fill":
+					for j := range 16 {
+						f.Remember("fill-" + strconv.Itoa(j))
+					}
+					continue
+				}
+				if got != s.want {
+					t.Fatalf("step %d: %s(%q) = %v, want %v", i, s.op, s.id, got, s.want)
+				}
+			}
+		})
+	}
+}
+
+// TestDuplicateFilterAdmitsOnce: of concurrent workers given the same id,
+// exactly one runs it.
+func TestDuplicateFilterAdmitsOnce(t *testing.T) {
+	var f messaging.DuplicateFilter
+	var admitted atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if f.Admit("same") {
+				admitted.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := admitted.Load(); n != 1 {
+		t.Errorf("admitted %d times, want once", n)
+	}
+}

@@ -1,0 +1,94 @@
+package messaging_test
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/switchyard-mq/switchyard/drivers/memory"
+	"github.com/switchyard-mq/switchyard/internal/messaging"
+	"github.com/switchyard-mq/switchyard/transport"
+)
+
+// openMemory opens a memory broker of the test's own with the URL query
+// given.
+func openMemory(t *testing.T, query string) *transport.Transport {
+	t.Helper()
+	tr, err := transport.Open(context.Background(), "memory://"+strings.ReplaceAll(t.Name(), "/", ".")+query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+func TestTopology(t *testing.T) {
+	tests := []struct {
+		name, query string
+		want        messaging.Topology // its exported fields
+		wantErr     error
+	}{
+		{"defaults", "", messaging.Topology{ControlExchange: "openstack", TransientTTL: 30 * time.Minute}, nil},
+		{"every option", "?control_exchange=nova&amqp_durable_queues=true&amqp_auto_delete=yes&rabbit_transient_queues_ttl=60",
+			messaging.Topology{ControlExchange: "nova", Durable: true, AutoDelete: true, TransientTTL: time.Minute}, nil},
+		// Refused by NewTopology, or already by Open where the option
+		// schema says a name cannot be empty.
+		{"an empty control exchange", "?control_exchange=", messaging.Topology{}, transport.ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got messaging.Topology
+			tr, err := transport.Open(context.Background(), "memory://"+strings.ReplaceAll(t.Name(), "/", ".")+tt.query)
+			if err == nil {
+				defer tr.Close()
+				got, err = messaging.NewTopology(tr)
+			}
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("NewTopology: %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.ControlExchange != tt.want.ControlExchange || got.Durable != tt.want.Durable ||
+				got.AutoDelete != tt.want.AutoDelete || got.TransientTTL != tt.want.TransientTTL {
+				t.Errorf("NewTopology = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestTopologyDeclarations: what the topology declares, on a backend that
+// has auto-delete and queue expiry (memory).
+func TestTopologyDeclarations(t *testing.T) {
+	topo, err := messaging.NewTopology(openMemory(t, "?amqp_durable_queues=true&amqp_auto_delete=true&rabbit_transient_queues_ttl=60"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		got  any
+		want any
+	}{
+		{"exchange name of a target without one", topo.ExchangeName(transport.Target{Topic: "t"}), "openstack"},
+		{"exchange name of a target with one", topo.ExchangeName(transport.Target{Topic: "t", Exchange: "nova"}), "nova"},
+		{"control exchange", topo.Exchange("openstack"),
+			transport.Exchange{Name: "openstack", Kind: transport.Topic, Durable: true, AutoDelete: true}},
+		{"shared queue", topo.SharedQueue("compute"), transport.Queue{Name: "compute", Durable: true, AutoDelete: true}},
+		{"transient queue", topo.TransientQueue("reply_1"), transport.Queue{Name: "reply_1", Expires: time.Minute}},
+		{"fanout exchange", topo.FanoutExchange("compute"),
+			transport.Exchange{Name: "compute_fanout", Kind: transport.Fanout, AutoDelete: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !reflect.DeepEqual(tt.got, tt.want) {
+				t.Errorf("got %+v, want %+v", tt.got, tt.want)
+			}
+		})
+	}
+}
