@@ -3,6 +3,7 @@ package option_test
 import (
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,64 +12,113 @@ import (
 	"github.com/switchyard-mq/switchyard/transport/driver/option"
 )
 
-// TestNormalize: the one reading of every kind's spellings.
-func TestNormalize(t *testing.T) {
-	flag := option.Bool(option.Spec{Name: "flag"})
-	count := option.Int(option.Spec{Name: "count", Min: -1, Max: 100})
-	wait := option.Duration(option.Spec{Name: "wait", Max: 3600})
-	atLeastOne := option.Duration(option.Spec{Name: "ttl", Min: 1})
-	words := option.List(option.Spec{Name: "words"})
-	text := option.String(option.Spec{Name: "text"})
+// TestNormalizeAndValue: each kind's spellings normalize to one text, and
+// Value reads that text back as the typed value Get returns.
+func TestNormalizeAndValue(t *testing.T) {
+	b := option.Bool(option.Spec{Name: "b"})
+	n := option.Int(option.Spec{Name: "n", Min: -1, Max: 100})
+	d := option.Duration(option.Spec{Name: "d", Min: 1})
+	w := option.Duration(option.Spec{Name: "w", Max: 3600})
+	l := option.List(option.Spec{Name: "l"})
+	s := option.String(option.Spec{Name: "s"})
 	tests := []struct {
 		opt     option.Option
 		in      string
-		want    string // "" when refused
+		norm    string // "" when refused
+		value   any
 		wantErr string
 	}{
-		{flag, "true", "true", ""},
-		{flag, "YES", "true", ""},
-		{flag, " on ", "true", ""},
-		{flag, "1", "true", ""},
-		{flag, "False", "false", ""},
-		{flag, "no", "false", ""},
-		{flag, "off", "false", ""},
-		{flag, "0", "false", ""},
-		{flag, "t", "", "is not a boolean"},
-		{flag, "maybe", "", "is not a boolean"},
-		{flag, "", "", "is not a boolean"},
-		{count, "42", "42", ""},
-		{count, " 7 ", "7", ""},
-		{count, "-1", "-1", ""},
-		{count, "+5", "5", ""},
-		{count, "-2", "", "from -1 to 100"},
-		{count, "101", "", "from -1 to 100"},
-		{count, "1.5", "", "is not a whole number"},
-		{count, "ten", "", "is not a whole number"},
-		{wait, "30", "30", ""},
-		{wait, "1.5", "1.5", ""},
-		{wait, "1500ms", "1.5", ""},
-		{wait, "1m30s", "90", ""},
-		{wait, "0", "0", ""},
-		{wait, "-1", "", "is not a duration"},
-		{wait, "-1s", "", "is not a duration"},
-		{wait, "2h", "", "from 0 to 3600 seconds"},
-		{wait, "NaN", "", "is not a duration"},
-		{wait, "Inf", "", "is not a duration"},
-		{wait, "soon", "", "is not a duration"},
-		{wait, "5 s", "", "is not a duration"},
-		{atLeastOne, "0.5", "", "of at least 1 seconds"},
-		{words, "a, b,,c ,", "a,b,c", ""},
-		{words, " , ", "", "is an empty list"},
-		{text, " kept as given ", " kept as given ", ""},
+		{b, "Yes", "true", true, ""},
+		{b, " off ", "false", false, ""},
+		{b, "true", "true", true, ""},
+		{b, "YES", "true", true, ""},
+		{b, " on ", "true", true, ""},
+		{b, "1", "true", true, ""},
+		{b, "False", "false", false, ""},
+		{b, "no", "false", false, ""},
+		{b, "0", "false", false, ""},
+		{b, "maybe", "", nil, "is not a boolean"},
+		{b, "t", "", nil, "is not a boolean"},
+		{b, "", "", nil, "is not a boolean"},
+		{n, " 42 ", "42", 42, ""},
+		{n, "-1", "-1", -1, ""},
+		{n, "101", "", nil, "is not a whole number from -1 to 100"},
+		{n, "+5", "5", 5, ""},
+		{n, "-2", "", nil, "is not a whole number from -1 to 100"},
+		{n, "1.5", "", nil, "is not a whole number"},
+		{n, "ten", "", nil, "is not a whole number"},
+		{d, "1.5", "1.5", 1500 * time.Millisecond, ""},
+		{d, "1500ms", "1.5", 1500 * time.Millisecond, ""},
+		{d, "2m", "120", 2 * time.Minute, ""},
+		{d, "0.5", "", nil, "is not a duration of at least 1 seconds"},
+		{d, "soon", "", nil, "is not a duration"},
+		{d, "5 s", "", nil, "is not a duration"},
+		{d, "NaN", "", nil, "is not a duration"},
+		{d, "Inf", "", nil, "is not a duration"},
+		{w, "30", "30", 30 * time.Second, ""},
+		{w, "1m30s", "90", 90 * time.Second, ""},
+		{w, "0", "0", time.Duration(0), ""},
+		{w, "-1", "", nil, "is not a duration"},
+		{w, "-1s", "", nil, "is not a duration"},
+		{w, "2h", "", nil, "from 0 to 3600 seconds"},
+		// Beyond time.Duration: refused rather than wrapped round to a
+		// negative duration.
+		{d, "1e300", "", nil, "is longer than a Go duration holds"},
+		{d, "9300000000", "", nil, "is longer than a Go duration holds"},
+		{l, " a, b ,,c,", "a,b,c", []string{"a", "b", "c"}, ""},
+		{l, " , ", "", nil, "is an empty list"},
+		{s, " kept as given ", " kept as given ", " kept as given ", ""},
 	}
 	for _, tt := range tests {
-		got, err := tt.opt.Spec().Normalize(tt.in)
-		switch {
-		case tt.wantErr == "" && (err != nil || got != tt.want):
-			t.Errorf("%s %q: got %q, %v; want %q", tt.opt.Spec().Name, tt.in, got, err, tt.want)
-		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-			t.Errorf("%s %q: got %q, %v; want an error saying %q", tt.opt.Spec().Name, tt.in, got, err, tt.wantErr)
-		}
+		t.Run(tt.opt.Spec().Name+"="+tt.in, func(t *testing.T) {
+			norm, err := tt.opt.Spec().Normalize(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Normalize(%q) = %q, %v; want an error with %q", tt.in, norm, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || norm != tt.norm {
+				t.Fatalf("Normalize(%q) = %q, %v; want %q", tt.in, norm, err, tt.norm)
+			}
+			var got any
+			switch o := tt.opt.(type) {
+			case *option.BoolOpt:
+				got = o.Value(norm)
+			case *option.IntOpt:
+				got = o.Value(norm)
+			case *option.DurationOpt:
+				got = o.Value(norm)
+			case *option.ListOpt:
+				got = o.Value(norm)
+			case *option.StringOpt:
+				got = norm
+			}
+			if l, ok := got.([]string); ok {
+				if !slices.Equal(l, tt.value.([]string)) {
+					t.Errorf("Value(%q) = %q, want %q", norm, l, tt.value)
+				}
+			} else if got != tt.value {
+				t.Errorf("Value(%q) = %v, want %v", norm, got, tt.value)
+			}
+		})
+	}
+}
+
+// TestValueOfNothing: Value of "" is the kind's zero value, as Get of an
+// option without a default.
+func TestValueOfNothing(t *testing.T) {
+	if v := option.Bool(option.Spec{Name: "b"}).Value(""); v {
+		t.Errorf("BoolOpt.Value(\"\") = %v", v)
+	}
+	if v := option.Int(option.Spec{Name: "n"}).Value(""); v != 0 {
+		t.Errorf("IntOpt.Value(\"\") = %v", v)
+	}
+	if v := option.Duration(option.Spec{Name: "d"}).Value(""); v != 0 {
+		t.Errorf("DurationOpt.Value(\"\") = %v", v)
+	}
+	if v := option.List(option.Spec{Name: "l"}).Value(""); v != nil {
+		t.Errorf("ListOpt.Value(\"\") = %q", v)
 	}
 }
 
