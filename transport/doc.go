@@ -21,5 +21,11 @@
 //
 // Every error wraps one of the sentinel errors below, so callers branch with
 // errors.Is whatever the backend; the message says what failed and where.
-// Passwords never appear in errors, logs or String forms.
+// Where a backend's client failed or a broker refused, the client's own
+// error is in the chain too, for errors.As (rabbit:// keeps amqp091-go's
+// *amqp091.Error with its reply code); Transport.As reaches the client
+// itself. Passwords never appear in errors, logs or String forms.
+//
+// The driver contract, package transport/driver, is for those who write a
+// backend; a user never needs it.
 package transport
