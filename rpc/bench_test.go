@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-mq/switchyard/internal/bench"
+	"github.com/switchyard-mq/switchyard/conformance/bench"
 	"github.com/switchyard-mq/switchyard/internal/oslo"
 	"github.com/switchyard-mq/switchyard/notify"
 	"github.com/switchyard-mq/switchyard/rpc"

@@ -9,7 +9,7 @@ import (
 
 	amqp "github.com/Azure/go-amqp"
 
-	"github.com/switchyard-mq/switchyard/internal/bench"
+	"github.com/switchyard-mq/switchyard/conformance/bench"
 	"github.com/switchyard-mq/switchyard/transport"
 )
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-mq/switchyard/internal/bench"
+	"github.com/switchyard-mq/switchyard/conformance/bench"
 	"github.com/switchyard-mq/switchyard/transport"
 )
 

@@ -10,7 +10,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/switchyard-mq/switchyard/internal/bench"
+	"github.com/switchyard-mq/switchyard/conformance/bench"
 	"github.com/switchyard-mq/switchyard/internal/brokertest"
 	"github.com/switchyard-mq/switchyard/transport"
 )

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchyard-mq/switchyard/internal/bench"
+	"github.com/switchyard-mq/switchyard/conformance/bench"
 )
 
 // maxBenchSize bounds -size: 16 MiB, far beyond any message worth

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-mq/switchyard/internal/bench"
+	"github.com/switchyard-mq/switchyard/conformance/bench"
 	"github.com/switchyard-mq/switchyard/internal/brokertest"
 	"github.com/switchyard-mq/switchyard/transport"
 )

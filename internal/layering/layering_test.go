@@ -14,9 +14,8 @@ const module = "github.com/switchyard-mq/switchyard"
 // floors places the module's library packages, from the ground up. A
 // package is placed by the longest prefix listed, and may also import the
 // packages inside its own folder (a driver its sub-packages); examples,
-// commands, the benchmark harness and test helpers (internal/bench,
-// internal/brokertest, internal/interop, internal/faultproxy) stand on
-// the roof and may import anything.
+// commands and test helpers (internal/brokertest, internal/interop,
+// internal/faultproxy) stand on the roof and may import anything.
 var floors = []struct {
 	floor    int
 	packages []string
@@ -30,7 +29,7 @@ var floors = []struct {
 	{7, []string{"drivers/all", "rpc", "notify"}},
 	{8, []string{"config", "conformance"}},
 	{9, []string{"switchyardfx"}},
-	{100, []string{"examples", "internal/bench", "internal/brokertest", "internal/interop", "internal/faultproxy", "internal/layering"}},
+	{100, []string{"examples", "internal/brokertest", "internal/interop", "internal/faultproxy", "internal/layering"}},
 }
 
 // floorOf is the floor of a package path relative to the module.

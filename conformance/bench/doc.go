@@ -14,7 +14,8 @@
 // BenchmarkBackend/rpc/raw, ...). Calls is the loop of the benchmarks the
 // cases do not cover, which the drivers and rpc keep.
 //
-// The package is internal: only the command and the module's own tests
-// use it, and its raw clients are tuned to match what the drivers do
-// rather than to be examples of their libraries.
+// It stands beside package conformance, as go-cloud's drivertest holds
+// both a driver's conformance tests and its benchmarks: a driver's tests
+// import the two. Its raw clients are tuned to do what the drivers do,
+// promise for promise, rather than to be examples of their libraries.
 package bench
