@@ -29,7 +29,52 @@ func queueCases() []testCase {
 		}},
 		{"exclusive-consumer", exclusiveConsumer},
 		{"purge-and-delete-count", purgeAndDeleteCount},
+		{"quorum-queue", quorumQueue},
+		{"stream-queue", streamQueue},
 	}
+}
+
+// quorumQueue: a quorum queue is a queue like any other to its producers
+// and consumers, and counts a message's returns. (Where a requeued message
+// goes, head or tail, is the broker's: RabbitMQ's quorum queues have put
+// it at either over their versions.)
+func quorumQueue(e *env) {
+	require(e.t, e.caps, transport.CapQuorumQueue)
+	tr := e.open()
+	q := e.declareQueue(tr, transport.Queue{Name: uniqueName("quorum"), Durable: true, Type: transport.QuorumQueue})
+	e.publishBodies(tr, "", q, "one")
+	c := e.consume(tr, q, transport.ConsumeOptions{Prefetch: 1})
+	d := e.receive(c)
+	if err := d.Nack(true); err != nil {
+		e.t.Fatalf("nack with requeue: %v", err)
+	}
+	again := e.receive(c)
+	if string(again.Body) != string(d.Body) || !again.Redelivered {
+		e.t.Errorf("after a requeue: got %q (redelivered %v), want %q again, redelivered", again.Body, again.Redelivered, d.Body)
+	}
+	if e.caps.Has(transport.CapDeliveryCount) && again.DeliveryCount < 1 {
+		e.t.Errorf("a requeued message's DeliveryCount is %d, want at least 1", again.DeliveryCount)
+	}
+	e.ack(again)
+	e.publishBodies(tr, "", q, "two")
+	e.wantSameBodies("the next", e.receiveBodies(c, 1, false), []string{"two"})
+}
+
+// streamQueue: every consumer of a stream reads every message published
+// after it started, whoever else read it; an early message is not read by
+// a later consumer.
+func streamQueue(e *env) {
+	require(e.t, e.caps, transport.CapStreamQueue)
+	tr := e.open()
+	q := e.declareQueue(tr, transport.Queue{Name: uniqueName("stream"), Durable: true, Type: transport.StreamQueue, MessageTTL: time.Hour})
+	first := e.consume(tr, q, transport.ConsumeOptions{Prefetch: 10})
+	e.publishBodies(tr, "", q, "early")
+	e.wantSameBodies("the first consumer", e.receiveBodies(first, 1, false), []string{"early"})
+	second := e.consume(tr, q, transport.ConsumeOptions{Prefetch: 10, AutoAck: true})
+	e.publishBodies(tr, "", q, "a", "b", "c")
+	e.wantSameBodies("the first consumer", e.receiveBodies(first, 3, false), []string{"a", "b", "c"})
+	e.wantSameBodies("the second consumer", e.receiveBodies(second, 3, true), []string{"a", "b", "c"})
+	e.expectNone(second)
 }
 
 // helloWorld publishes one message on the default exchange and consumes

@@ -61,6 +61,10 @@ const (
 	// properties it was declared with (a different redeclaration is
 	// ErrPrecondition). Brokers that create queues on first use lack it.
 	CapQueueExistence = driver.CapQueueExistence
+	// CapQuorumQueue: Queue.Type QuorumQueue, replicated queues.
+	CapQuorumQueue = driver.CapQuorumQueue
+	// CapStreamQueue: Queue.Type StreamQueue, logs every consumer reads.
+	CapStreamQueue = driver.CapStreamQueue
 )
 
 // AllCapabilities lists every capability, in the README matrix's order.

@@ -73,7 +73,36 @@ type Queue struct {
 	// queue (nack with requeue, consumer gone) before it is dead-lettered
 	// instead, so a poison message never loops forever (x-delivery-limit).
 	DeliveryLimit int
+	// Type asks for one of the kinds of queue a backend offers beside its
+	// own default (the zero value): QuorumQueue, replicated on several
+	// broker nodes (CapQuorumQueue), or StreamQueue, a log that every
+	// consumer reads whole (CapStreamQueue).
+	Type QueueType
 }
+
+// QueueType is a kind of queue (Queue.Type), RabbitMQ's x-queue-type.
+type QueueType = driver.QueueType
+
+// The kinds of queue beside a backend's default.
+const (
+	// ClassicQueue is a queue held by one broker node: RabbitMQ's
+	// default, named where a backend's default is another kind.
+	ClassicQueue = driver.ClassicQueue
+	// QuorumQueue is a durable queue replicated on several broker nodes,
+	// which survives the loss of a minority of them and counts every
+	// message's deliveries (Delivery.DeliveryCount). It cannot be
+	// exclusive or auto-delete.
+	QuorumQueue = driver.QuorumQueue
+	// StreamQueue is a durable, replicated log: every consumer reads every
+	// message, from the ones published after it started, and a message
+	// stays until the queue's MessageTTL (its retention, x-max-age)
+	// passes, whoever read it; settling a delivery only gives the
+	// consumer credit for the next. A consumer resumes after its last
+	// delivery when its connection is re-established. It needs a prefetch,
+	// cannot be exclusive or auto-delete, and takes no dead-lettering,
+	// length limit, expiry or delivery limit.
+	StreamQueue = driver.StreamQueue
+)
 
 // Binding routes messages from an exchange to a queue. Key is the routing
 // key for a direct exchange, a pattern for a topic exchange (`*` is exactly

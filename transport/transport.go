@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -200,6 +201,9 @@ func (t *Transport) DeclareQueue(ctx context.Context, q Queue) (string, error) {
 		if q.MessageTTL < 0 || q.Expires < 0 || q.MaxLength < 0 || q.DeliveryLimit < 0 {
 			return "", fmt.Errorf("%w: negative TTL, expiry, length or delivery limit", ErrInvalid)
 		}
+		if err := checkQueueType(q); err != nil {
+			return "", err
+		}
 		for _, need := range []struct {
 			set bool
 			c   Capability
@@ -208,6 +212,7 @@ func (t *Transport) DeclareQueue(ctx context.Context, q Queue) (string, error) {
 			{q.MessageTTL > 0, CapMessageTTL}, {q.Expires > 0, CapQueueExpiry},
 			{q.MaxLength > 0, CapMaxLength}, {q.DeadLetterExchange != "", CapDeadLetter},
 			{q.DeliveryLimit > 0, CapDeliveryLimit},
+			{q.Type == QuorumQueue, CapQuorumQueue}, {q.Type == StreamQueue, CapStreamQueue},
 		} {
 			if need.set {
 				needed = append(needed, need.c)
@@ -249,6 +254,36 @@ func (t *Transport) PurgeQueue(ctx context.Context, name string) (int, error) {
 		n, err = t.conn.PurgeQueue(ctx, name)
 	}
 	return n, wrap(err, "purge queue %q", name)
+}
+
+// checkQueueType refuses what a queue of q's type cannot be, as RabbitMQ
+// refuses it, whatever the backend.
+func checkQueueType(q Queue) error {
+	if !q.Type.Valid() {
+		return fmt.Errorf("%w: queue type %q (want classic, quorum or stream, or none for the backend's default)", ErrInvalid, q.Type)
+	}
+	if q.Type != QuorumQueue && q.Type != StreamQueue {
+		return nil
+	}
+	var cannot []string
+	for _, c := range []struct {
+		set  bool
+		what string
+	}{
+		{!q.Durable, "non-durable"}, {q.Exclusive, "exclusive"}, {q.AutoDelete, "auto-delete"},
+		{q.Type == StreamQueue && q.Expires > 0, "expiring"},
+		{q.Type == StreamQueue && q.MaxLength > 0, "length-limited"},
+		{q.Type == StreamQueue && q.DeadLetterExchange != "", "dead-lettering"},
+		{q.Type == StreamQueue && q.DeliveryLimit > 0, "delivery-limited"},
+	} {
+		if c.set {
+			cannot = append(cannot, c.what)
+		}
+	}
+	if len(cannot) > 0 {
+		return fmt.Errorf("%w: a %s queue cannot be %s", ErrInvalid, q.Type, strings.Join(cannot, ", "))
+	}
+	return nil
 }
 
 func (t *Transport) checkBinding(b Binding) error {

@@ -122,6 +122,19 @@ func TestTransportBadInput(t *testing.T) {
 		{"publish to a missing exchange", func(ctx context.Context, tr *transport.Transport) error {
 			return tr.Publish(ctx, "no-such-exchange", "k", transport.Message{})
 		}, transport.ErrNotFound, `"no-such-exchange"`},
+		{"declare a queue of an unknown type", func(ctx context.Context, tr *transport.Transport) error {
+			_, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", Type: "lazy"})
+			return err
+		}, transport.ErrInvalid, `queue type "lazy"`},
+		{"declare a non-durable quorum queue", func(ctx context.Context, tr *transport.Transport) error {
+			_, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", Type: transport.QuorumQueue, Exclusive: true})
+			return err
+		}, transport.ErrInvalid, "a quorum queue cannot be non-durable, exclusive"},
+		{"declare a stream queue with what a stream cannot hold", func(ctx context.Context, tr *transport.Transport) error {
+			_, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", Durable: true, Type: transport.StreamQueue,
+				Expires: time.Minute, MaxLength: 1, DeadLetterExchange: "dlx", DeliveryLimit: 1})
+			return err
+		}, transport.ErrInvalid, "a stream queue cannot be expiring, length-limited, dead-lettering, delivery-limited"},
 		{"declare an exchange of an unknown kind", func(ctx context.Context, tr *transport.Transport) error {
 			return tr.DeclareExchange(ctx, transport.Exchange{Name: "x", Kind: "headers"})
 		}, transport.ErrInvalid, `exchange kind "headers"`},
@@ -205,6 +218,14 @@ func TestTransportRefusesUnsupported(t *testing.T) {
 			return err
 		}, transport.CapDeadLetter},
 		{"delivery limit", func() error { _, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", DeliveryLimit: 3}); return err }, transport.CapDeliveryLimit},
+		{"quorum queue", func() error {
+			_, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", Durable: true, Type: transport.QuorumQueue})
+			return err
+		}, transport.CapQuorumQueue},
+		{"stream queue", func() error {
+			_, err := tr.DeclareQueue(ctx, transport.Queue{Name: "q", Durable: true, Type: transport.StreamQueue})
+			return err
+		}, transport.CapStreamQueue},
 		{"bind", func() error { return tr.Bind(ctx, transport.Binding{Exchange: "x", Queue: "q"}) }, transport.CapQueueBinding},
 		{"prefetch", func() error { _, err := tr.Consume(ctx, "q", transport.ConsumeOptions{Prefetch: 1}); return err }, transport.CapPrefetch},
 		{"mandatory publish", func() error { return tr.Publish(ctx, "", "q", transport.Message{Mandatory: true}) }, transport.CapMandatory},

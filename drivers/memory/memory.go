@@ -353,7 +353,7 @@ type conn struct {
 
 // Capabilities: everything but what needs a process boundary.
 func (c *conn) Capabilities() driver.Capabilities {
-	return driver.NewCapabilities(driver.AllCapabilities()...).Without(driver.CapDurable, driver.CapCrossProcess)
+	return driver.NewCapabilities(driver.AllCapabilities()...).Without(driver.CapDurable, driver.CapCrossProcess, driver.CapQuorumQueue, driver.CapStreamQueue)
 }
 
 func (c *conn) check(ctx context.Context) error {

@@ -62,6 +62,14 @@ type consumer struct {
 	limit     int
 	dlx, dlrk string
 	tag       string
+	// stream is set for a stream queue declared through this transport:
+	// the consumer tracks nextOffset, the stream offset after the last
+	// delivery it saw, and starts there again after a reconnection
+	// ("next" before its first delivery, so that it reads only what comes
+	// after it started). RabbitMQ takes no auto-ack consumer on a stream:
+	// the driver acks each delivery as it hands it out instead.
+	stream     bool
+	nextOffset atomic.Int64 // -1: none seen yet
 
 	cur     atomic.Pointer[incarnation]
 	done    chan struct{} // closed when the consumer ends
@@ -105,9 +113,16 @@ func (c *conn) Consume(ctx context.Context, queue string, opts driver.ConsumeOpt
 		done:     make(chan struct{}),
 		changed:  make(chan struct{}),
 	}
-	if rq, ok := c.topo.queue(queue); ok && !opts.AutoAck {
-		cons.limit = rq.decl.countedLimit
-		cons.dlx, cons.dlrk = rq.q.DeadLetterExchange, rq.q.DeadLetterRoutingKey
+	cons.nextOffset.Store(-1)
+	if rq, ok := c.topo.queue(queue); ok {
+		if !opts.AutoAck {
+			cons.limit = rq.decl.countedLimit
+			cons.dlx, cons.dlrk = rq.q.DeadLetterExchange, rq.q.DeadLetterRoutingKey
+		}
+		if cons.stream = rq.q.Type == driver.StreamQueue; cons.stream && cons.prefetch == 0 {
+			return nil, fmt.Errorf("%w: a consumer of the stream queue %q needs a prefetch (ConsumeOptions.Prefetch, or the URL's %s)",
+				driver.ErrInvalid, queue, rabbitmq.Prefetch.Spec().Name)
+		}
 	}
 	// Registered first, so that a reconnection from now on resumes it.
 	c.mu.Lock()
@@ -165,7 +180,8 @@ func (cons *consumer) restart(sess *session) error {
 		return err
 	}
 	// RabbitMQ ignores basic.qos for auto-ack consumers.
-	if cons.prefetch > 0 && !cons.opts.AutoAck {
+	manualAck := !cons.opts.AutoAck || cons.stream
+	if cons.prefetch > 0 && manualAck {
 		if err := ch.Qos(cons.prefetch, 0, false); err != nil {
 			return fail(err)
 		}
@@ -174,7 +190,14 @@ func (cons *consumer) restart(sess *session) error {
 	if cons.limit > 0 {
 		inc.pending = map[uint64]pendingDelivery{}
 	}
-	if inc.deliveries, err = ch.Consume(cons.queue, cons.tag, cons.opts.AutoAck, cons.opts.Exclusive, false, false, nil); err != nil {
+	var args amqp.Table
+	if cons.stream {
+		args = amqp.Table{"x-stream-offset": "next"}
+		if next := cons.nextOffset.Load(); next >= 0 {
+			args["x-stream-offset"] = next
+		}
+	}
+	if inc.deliveries, err = ch.Consume(cons.queue, cons.tag, !manualAck, cons.opts.Exclusive, false, false, args); err != nil {
 		return fail(err)
 	}
 	cons.mu.Lock()
@@ -205,6 +228,17 @@ func (cons *consumer) Receive(ctx context.Context) (driver.Delivery, error) {
 			if cons.limit > 0 {
 				if cons.counted(inc, d) {
 					continue
+				}
+			}
+			if cons.stream {
+				if off, ok := intHeader(d.Headers, "x-stream-offset"); ok {
+					cons.nextOffset.Store(off + 1)
+				}
+				if cons.opts.AutoAck {
+					// Auto-ack as the model means it: settled as handed out.
+					if err := inc.ch.Ack(d.DeliveryTag, false); err != nil {
+						cons.c.logger.DebugContext(ctx, "rabbit: acking a stream delivery failed; the stream keeps it", "queue", cons.queue, "err", err)
+					}
 				}
 			}
 			return cons.delivery(inc, &d), nil

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -63,20 +64,38 @@ type QueueDeclaration struct {
 // declared with the argument is not equivalent to one declared without
 // (Python oslo.messaging never sets it).
 //
-// With o.Quorum, a queue that may be a quorum queue (not exclusive, not
-// auto-delete, no expiry: oslo's reply and fanout queues stay classic) is
-// one, durable as quorum queues must be, with q.DeliveryLimit or else
-// o.QuorumDeliveryLimit as x-delivery-limit. A classic queue gets no
-// x-delivery-limit, which it does not apply (the rabbit driver counts
-// deliveries itself). o.HA adds x-ha-policy to every queue.
+// q.Type QuorumQueue is a quorum queue, with q.DeliveryLimit or else
+// o.QuorumDeliveryLimit as x-delivery-limit. q.Type StreamQueue is a
+// stream, its MessageTTL the stream's retention (x-max-age, in seconds as
+// oslo.messaging writes it). A queue of no type is a quorum queue with
+// o.Quorum when it may be one (not exclusive, not auto-delete, no expiry:
+// oslo's reply and fanout queues stay classic), durable as quorum queues
+// must be, and otherwise a classic queue; ClassicQueue keeps it classic
+// whatever o says, with no x-queue-type, as a queue of the broker's
+// default type is declared. A classic queue gets no x-delivery-limit,
+// which it does not apply (the rabbit driver counts deliveries itself).
+// o.HA adds x-ha-policy to every queue but a stream.
 func (o QueueOptions) Declaration(q driver.Queue) QueueDeclaration {
 	d := QueueDeclaration{Name: q.Name, Durable: q.Durable, AutoDelete: q.AutoDelete, Exclusive: q.Exclusive}
-	d.Quorum = o.Quorum && !q.Exclusive && !q.AutoDelete && q.Expires == 0
+	switch q.Type {
+	case driver.QuorumQueue:
+		d.Quorum = true
+	case "":
+		d.Quorum = o.Quorum && !q.Exclusive && !q.AutoDelete && q.Expires == 0
+	}
 	put := func(k string, v any) {
 		if d.Args == nil {
 			d.Args = amqp091.Table{}
 		}
 		d.Args[k] = v
+	}
+	if q.Type == driver.StreamQueue {
+		d.Durable = true
+		put("x-queue-type", "stream")
+		if q.MessageTTL > 0 {
+			put("x-max-age", fmt.Sprintf("%ds", int64(max(q.MessageTTL.Round(time.Second), time.Second)/time.Second)))
+		}
+		return d // and nothing else, as oslo.messaging declares a stream
 	}
 	if q.MessageTTL > 0 {
 		put("x-message-ttl", milliseconds(q.MessageTTL))

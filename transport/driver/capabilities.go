@@ -60,6 +60,10 @@ const (
 	// properties it was declared with (a different redeclaration is
 	// ErrPrecondition). Brokers that create queues on first use lack it.
 	CapQueueExistence
+	// CapQuorumQueue: Queue.Type QuorumQueue, replicated queues.
+	CapQuorumQueue
+	// CapStreamQueue: Queue.Type StreamQueue, logs every consumer reads.
+	CapStreamQueue
 
 	capEnd
 )
@@ -116,6 +120,10 @@ func (c Capability) String() string {
 		return "exclusive-consumer"
 	case CapQueueExistence:
 		return "queue-existence"
+	case CapQuorumQueue:
+		return "quorum-queue"
+	case CapStreamQueue:
+		return "stream-queue"
 	}
 	return fmt.Sprintf("capability(%#x)", uint32(c))
 }

@@ -45,6 +45,23 @@ type Queue struct {
 	DeadLetterExchange   string
 	DeadLetterRoutingKey string
 	DeliveryLimit        int
+	Type                 QueueType
+}
+
+// QueueType is a kind of queue; package transport uses this type under
+// the same name, and documents its values there.
+type QueueType string
+
+// The kinds of queue beside a backend's default ("").
+const (
+	ClassicQueue QueueType = "classic"
+	QuorumQueue  QueueType = "quorum"
+	StreamQueue  QueueType = "stream"
+)
+
+// Valid reports whether t is the default or one of the kinds.
+func (t QueueType) Valid() bool {
+	return t == "" || t == ClassicQueue || t == QuorumQueue || t == StreamQueue
 }
 
 // Binding is transport.Binding.
