@@ -20,11 +20,7 @@ import (
 func TestCommands(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	bin := t.TempDir()
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin+string(filepath.Separator), "./cmd/...")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/...: %v\n%s", err, out)
-	}
+	bin := buildCommands(ctx, t)
 	command := func(name string, args ...string) *exec.Cmd {
 		return exec.CommandContext(ctx, filepath.Join(bin, name), args...)
 	}

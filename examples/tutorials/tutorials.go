@@ -2,6 +2,20 @@
 // written on Switchyard's portable model, so that they run unchanged on every
 // backend: hello world, work queues, publish/subscribe, routing and topics.
 //
+// They are ports of the tutorials' Python (pika) programs, which testdata/
+// holds. Each declares what its original declares: the same queue and
+// exchange names, kinds and flags, and no arguments the original does not
+// set. It publishes with the same properties (none, but new_task's
+// persistence) and prints the same lines (all but send's: see Send), so
+// that on RabbitMQ a pika program and a Go one share queues and exchanges
+// both ways; TestCrossLanguage runs each tutorial across the two
+// languages. The originals' "hello" and "task_queue" are durable quorum
+// queues: open the transport with Open, which on RabbitMQ asks the rabbit
+// driver for quorum queues. Their exchanges have pika's defaults: not
+// durable, not auto-delete. Their server-named queues are exclusive and
+// classic, as here, where the rabbit driver names them switchyard.gen-...
+// rather than the broker's amq.gen-... (no other program uses them).
+//
 // Each program of the originals is a function here that takes a context, an
 // open *transport.Transport, its arguments and an io.Writer for what the
 // program prints. The commands under cmd/ (send, receive, new_task, worker,
@@ -21,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"time"
 
 	"github.com/switchyard-mq/switchyard/transport"
@@ -35,9 +50,9 @@ const (
 	// LogsExchange is tutorial 3's fanout exchange.
 	LogsExchange = "logs"
 	// DirectLogsExchange is tutorial 4's direct exchange.
-	DirectLogsExchange = "logs_direct"
+	DirectLogsExchange = "direct_logs"
 	// TopicLogsExchange is tutorial 5's topic exchange.
-	TopicLogsExchange = "logs_topic"
+	TopicLogsExchange = "topic_logs"
 )
 
 // RunOptions let the caller of a receiver bound how long it runs and follow
@@ -57,20 +72,23 @@ type RunOptions struct {
 	Limit int
 }
 
-// helloQueue is tutorial 1's declaration: a plain, transient queue.
-func helloQueue() transport.Queue { return transport.Queue{Name: HelloQueue} }
+// helloQueue is tutorial 1's declaration: durable, as the original's quorum
+// queue (a quorum queue on RabbitMQ through Open).
+func helloQueue() transport.Queue { return transport.Queue{Name: HelloQueue, Durable: true} }
 
-// taskQueue is tutorial 2's declaration: durable, so that queued tasks
+// taskQueue is tutorial 2's declaration: durable, as the original's quorum
+// queue (a quorum queue on RabbitMQ through Open), so that queued tasks
 // survive a broker restart on backends that persist.
 func taskQueue() transport.Queue { return transport.Queue{Name: TaskQueue, Durable: true} }
 
-// Send is tutorial 1's send.go: it publishes body to the queue "hello"
-// through the default exchange.
+// Send is tutorial 1's send.py: it declares the queue "hello" and publishes
+// body to it through the default exchange. It prints " [x] Sent BODY",
+// where send.py prints " [x] Sent 'Hello World!'", in quotes.
 func Send(ctx context.Context, tr *transport.Transport, w io.Writer, body string) error {
 	if _, err := tr.DeclareQueue(ctx, helloQueue()); err != nil {
 		return err
 	}
-	err := tr.Publish(ctx, "", HelloQueue, transport.Message{ContentType: "text/plain", Body: []byte(body)})
+	err := tr.Publish(ctx, "", HelloQueue, transport.Message{Body: []byte(body)})
 	if err != nil {
 		return err
 	}
@@ -78,7 +96,7 @@ func Send(ctx context.Context, tr *transport.Transport, w io.Writer, body string
 	return nil
 }
 
-// Receive is tutorial 1's receive.go: it prints the messages of the queue
+// Receive is tutorial 1's receive.py: it prints the messages of the queue
 // "hello", acknowledged automatically as they are delivered.
 func Receive(ctx context.Context, tr *transport.Transport, w io.Writer, opts RunOptions) error {
 	if _, err := tr.DeclareQueue(ctx, helloQueue()); err != nil {
@@ -91,14 +109,14 @@ func Receive(ctx context.Context, tr *transport.Transport, w io.Writer, opts Run
 		})
 }
 
-// NewTask is tutorial 2's new_task.go: it publishes body as a persistent
+// NewTask is tutorial 2's new_task.py: it publishes body as a persistent
 // message to the durable queue "task_queue". Each dot in body stands for a
 // unit of work.
 func NewTask(ctx context.Context, tr *transport.Transport, w io.Writer, body string) error {
 	if _, err := tr.DeclareQueue(ctx, taskQueue()); err != nil {
 		return err
 	}
-	err := tr.Publish(ctx, "", TaskQueue, transport.Message{ContentType: "text/plain", Persistent: true, Body: []byte(body)})
+	err := tr.Publish(ctx, "", TaskQueue, transport.Message{Persistent: true, Body: []byte(body)})
 	if err != nil {
 		return err
 	}
@@ -106,7 +124,7 @@ func NewTask(ctx context.Context, tr *transport.Transport, w io.Writer, body str
 	return nil
 }
 
-// Worker is tutorial 2's worker.go: it takes tasks from "task_queue" one at
+// Worker is tutorial 2's worker.py: it takes tasks from "task_queue" one at
 // a time (prefetch 1, so that a busy worker is not handed more while others
 // are idle), works workPerDot for every dot in the task (the original's one
 // second), and acknowledges the task once done. A task interrupted by the
@@ -134,7 +152,7 @@ func Worker(ctx context.Context, tr *transport.Transport, w io.Writer, workPerDo
 		})
 }
 
-// EmitLog is tutorial 3's emit_log.go: it publishes body to the fanout
+// EmitLog is tutorial 3's emit_log.py: it publishes body to the fanout
 // exchange "logs", which copies it to every queue bound to it.
 func EmitLog(ctx context.Context, tr *transport.Transport, w io.Writer, body string) error {
 	if err := emit(ctx, tr, transport.Fanout, LogsExchange, "", body); err != nil {
@@ -144,7 +162,7 @@ func EmitLog(ctx context.Context, tr *transport.Transport, w io.Writer, body str
 	return nil
 }
 
-// ReceiveLogs is tutorial 3's receive_logs.go: it binds a server-named,
+// ReceiveLogs is tutorial 3's receive_logs.py: it binds a server-named,
 // exclusive queue of its own to the fanout exchange "logs" and prints every
 // log, from the moment it is bound.
 func ReceiveLogs(ctx context.Context, tr *transport.Transport, w io.Writer, opts RunOptions) error {
@@ -155,8 +173,8 @@ func ReceiveLogs(ctx context.Context, tr *transport.Transport, w io.Writer, opts
 		})
 }
 
-// EmitLogDirect is tutorial 4's emit_log_direct.go: it publishes body to
-// the direct exchange "logs_direct" with the severity as routing key.
+// EmitLogDirect is tutorial 4's emit_log_direct.py: it publishes body to
+// the direct exchange "direct_logs" with the severity as routing key.
 func EmitLogDirect(ctx context.Context, tr *transport.Transport, w io.Writer, severity, body string) error {
 	if err := emit(ctx, tr, transport.Direct, DirectLogsExchange, severity, body); err != nil {
 		return err
@@ -165,8 +183,8 @@ func EmitLogDirect(ctx context.Context, tr *transport.Transport, w io.Writer, se
 	return nil
 }
 
-// ReceiveLogsDirect is tutorial 4's receive_logs_direct.go: it binds a
-// server-named, exclusive queue to "logs_direct" once per severity and
+// ReceiveLogsDirect is tutorial 4's receive_logs_direct.py: it binds a
+// server-named, exclusive queue to "direct_logs" once per severity and
 // prints the logs of those severities. At least one severity is required
 // (ErrInvalid otherwise).
 func ReceiveLogsDirect(ctx context.Context, tr *transport.Transport, w io.Writer, severities []string, opts RunOptions) error {
@@ -176,8 +194,8 @@ func ReceiveLogsDirect(ctx context.Context, tr *transport.Transport, w io.Writer
 	return receiveLogs(ctx, tr, transport.Direct, DirectLogsExchange, severities, opts, printKeyAndBody(w))
 }
 
-// EmitLogTopic is tutorial 5's emit_log_topic.go: it publishes body to the
-// topic exchange "logs_topic" with a routing key such as "kern.critical"
+// EmitLogTopic is tutorial 5's emit_log_topic.py: it publishes body to the
+// topic exchange "topic_logs" with a routing key such as "kern.critical"
 // (<facility>.<severity>).
 func EmitLogTopic(ctx context.Context, tr *transport.Transport, w io.Writer, routingKey, body string) error {
 	if err := emit(ctx, tr, transport.Topic, TopicLogsExchange, routingKey, body); err != nil {
@@ -187,8 +205,8 @@ func EmitLogTopic(ctx context.Context, tr *transport.Transport, w io.Writer, rou
 	return nil
 }
 
-// ReceiveLogsTopic is tutorial 5's receive_logs_topic.go: it binds a
-// server-named, exclusive queue to "logs_topic" once per binding key, a
+// ReceiveLogsTopic is tutorial 5's receive_logs_topic.py: it binds a
+// server-named, exclusive queue to "topic_logs" once per binding key, a
 // pattern where `*` stands for exactly one word and `#` for zero or more,
 // and prints the logs that match any of them (each log once). At least one
 // binding key is required (ErrInvalid otherwise).
@@ -197,6 +215,46 @@ func ReceiveLogsTopic(ctx context.Context, tr *transport.Transport, w io.Writer,
 		return fmt.Errorf("%w: receive_logs_topic needs at least one binding key", transport.ErrInvalid)
 	}
 	return receiveLogs(ctx, tr, transport.Topic, TopicLogsExchange, bindingKeys, opts, printKeyAndBody(w))
+}
+
+// quorumOption is the rabbit driver's option that declares durable,
+// named queues as quorum queues (x-queue-type=quorum), as the originals
+// declare "hello" and "task_queue"; haOption is the one it excludes.
+const (
+	quorumOption = "rabbit_quorum_queue"
+	haOption     = "rabbit_ha_queues"
+)
+
+// Open opens a transport for the tutorials, as transport.Open does, except
+// that on RabbitMQ through the rabbit driver (rabbit://, rabbits://) it
+// sets rabbit_quorum_queue=true unless the URL sets it or rabbit_ha_queues:
+// the originals declare "hello" and "task_queue" as durable quorum queues,
+// and a classic queue of the same name would be refused (406) where a pika
+// program declared it first. The server-named, exclusive queues of
+// tutorials 3 to 5 stay classic, as in the originals. Other backends have
+// no queue types: there the queues are durable, and the URL is unchanged.
+func Open(ctx context.Context, rawURL string, opts ...transport.Option) (*transport.Transport, error) {
+	u, err := tutorialURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	return transport.OpenURL(ctx, u, opts...)
+}
+
+// tutorialURL parses rawURL and adds what Open adds to it.
+func tutorialURL(rawURL string) (*transport.URL, error) {
+	u, err := transport.ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "rabbit" && u.Scheme != "rabbits" || u.Options.Has(quorumOption) || u.Options.Has(haOption) {
+		return u, nil
+	}
+	if u.Options == nil {
+		u.Options = url.Values{}
+	}
+	u.Options.Set(quorumOption, "true")
+	return u, nil
 }
 
 // Reset declares the tutorials' named queues ("hello", "task_queue") and
@@ -217,8 +275,8 @@ func Reset(ctx context.Context, tr *transport.Transport) (int, error) {
 	return dropped, nil
 }
 
-// printKeyAndBody prints a log as the originals of tutorials 4 and 5 do
-// in Python: its routing key, then its body.
+// printKeyAndBody prints a log as the originals of tutorials 4 and 5 do:
+// its routing key, then its body.
 func printKeyAndBody(w io.Writer) func(context.Context, *transport.Delivery) error {
 	return func(_ context.Context, d *transport.Delivery) error {
 		fmt.Fprintf(w, " [x] %s:%s\n", d.RoutingKey, d.Body)
@@ -226,16 +284,19 @@ func printKeyAndBody(w io.Writer) func(context.Context, *transport.Delivery) err
 	}
 }
 
-// declareLogs declares a logs exchange as the Go originals do: durable.
+// declareLogs declares a logs exchange as the originals do, with pika's
+// exchange_declare defaults: not durable, not auto-delete, no arguments.
+// A durable one would be refused (406 PRECONDITION_FAILED) by RabbitMQ
+// where a pika program declared it first, and the other way round.
 func declareLogs(ctx context.Context, tr *transport.Transport, kind transport.ExchangeKind, exchange string) error {
-	return tr.DeclareExchange(ctx, transport.Exchange{Name: exchange, Kind: kind, Durable: true})
+	return tr.DeclareExchange(ctx, transport.Exchange{Name: exchange, Kind: kind})
 }
 
 func emit(ctx context.Context, tr *transport.Transport, kind transport.ExchangeKind, exchange, key, body string) error {
 	if err := declareLogs(ctx, tr, kind, exchange); err != nil {
 		return err
 	}
-	return tr.Publish(ctx, exchange, key, transport.Message{ContentType: "text/plain", Body: []byte(body)})
+	return tr.Publish(ctx, exchange, key, transport.Message{Body: []byte(body)})
 }
 
 // receiveLogs is the receiver of tutorials 3 to 5: a server-named,

@@ -79,7 +79,13 @@ func (r *runner) start(ctx context.Context, opts tutorials.RunOptions,
 	select {
 	case <-ready:
 	case <-done:
-		r.t.Fatalf("receiver ended before it was ready: %v", rc.err)
+		// A receiver may be ready and end at once (stopped by its first
+		// message); select picks either of two closed channels.
+		select {
+		case <-ready:
+		default:
+			r.t.Fatalf("receiver ended before it was ready: %v", rc.err)
+		}
 	}
 	return rc
 }

@@ -38,54 +38,69 @@ type command struct {
 	minArgs  int
 	maxArgs  int // -1: no limit
 	receiver bool
-	run      func(ctx context.Context, tr *transport.Transport, w io.Writer, args []string) error
+	// interrupted: stopped by a signal, the receiver prints "Interrupted",
+	// as its original does on Ctrl+C (worker.py does not).
+	interrupted bool
+	run         func(ctx context.Context, tr *transport.Transport, w io.Writer, args []string) error
 }
+
+// The originals' default message.
+const helloWorld = "Hello World!"
 
 // waiting is what the originals' receivers print once they are consuming.
 func waiting(w io.Writer, what string) tutorials.RunOptions {
 	return tutorials.RunOptions{Ready: func() { fmt.Fprintf(w, " [*] Waiting for %s. To exit press CTRL+C\n", what) }}
 }
 
-// joinOr joins args with spaces, or returns def when there are none, as
-// the originals' bodyFrom does.
+// joinOr joins args with spaces, or returns def when that is empty, as the
+// originals' `" ".join(sys.argv[1:]) or def` does.
 func joinOr(args []string, def string) string {
-	if len(args) == 0 || args[0] == "" {
-		return def
+	if s := strings.Join(args, " "); s != "" {
+		return s
 	}
-	return strings.Join(args, " ")
+	return def
 }
 
-// keyAndBody splits the arguments of emit_log_direct and emit_log_topic:
-// a routing key (def when absent), then the message ("hello" when absent).
+// keyAndBody splits the arguments of emit_log_direct and emit_log_topic as
+// their originals do: the first is the routing key only when a message
+// follows it (def otherwise, so that a key alone is ignored), and the rest
+// is the message ("Hello World!" when absent).
 func keyAndBody(args []string, def string) (key, body string) {
-	if len(args) == 0 {
-		return def, "hello"
+	key = def
+	if len(args) > 1 {
+		key = args[0]
 	}
-	return joinOr(args[:1], def), joinOr(args[1:], "hello")
+	if len(args) > 0 {
+		args = args[1:]
+	}
+	return key, joinOr(args, helloWorld)
 }
 
 func commands() []command {
 	return []command{
 		{
 			name: "send", tutorial: `tutorial 1, "Hello World!"`, args: "[MESSAGE...]", maxArgs: -1,
-			doc: `Sends MESSAGE (default "Hello World!") to the queue "hello".`,
+			doc: `Sends MESSAGE (default "Hello World!") to the durable (on RabbitMQ, quorum)
+queue "hello".`,
 			run: func(ctx context.Context, tr *transport.Transport, w io.Writer, args []string) error {
-				return tutorials.Send(ctx, tr, w, joinOr(args, "Hello World!"))
+				return tutorials.Send(ctx, tr, w, joinOr(args, helloWorld))
 			},
 		},
 		{
-			name: "receive", tutorial: `tutorial 1, "Hello World!"`, receiver: true,
-			doc: `Prints the messages of the queue "hello" until interrupted.`,
+			name: "receive", tutorial: `tutorial 1, "Hello World!"`, receiver: true, interrupted: true,
+			doc: `Prints the messages of the durable (on RabbitMQ, quorum) queue "hello" until
+interrupted.`,
 			run: func(ctx context.Context, tr *transport.Transport, w io.Writer, _ []string) error {
 				return tutorials.Receive(ctx, tr, w, waiting(w, "messages"))
 			},
 		},
 		{
 			name: "new_task", tutorial: `tutorial 2, "Work Queues"`, args: "[TASK...]", maxArgs: -1,
-			doc: `Queues TASK (default "hello") as a persistent message on the durable queue
-"task_queue"; each dot in it is one second of work for a worker.`,
+			doc: `Queues TASK (default "Hello World!") as a persistent message on the durable
+(on RabbitMQ, quorum) queue "task_queue"; each dot in it is one second of
+work for a worker.`,
 			run: func(ctx context.Context, tr *transport.Transport, w io.Writer, args []string) error {
-				return tutorials.NewTask(ctx, tr, w, joinOr(args, "hello"))
+				return tutorials.NewTask(ctx, tr, w, joinOr(args, helloWorld))
 			},
 		},
 		{
@@ -99,13 +114,13 @@ they share the tasks fairly.`,
 		},
 		{
 			name: "emit_log", tutorial: `tutorial 3, "Publish/Subscribe"`, args: "[MESSAGE...]", maxArgs: -1,
-			doc: `Publishes MESSAGE (default "hello") to the fanout exchange "logs".`,
+			doc: `Publishes MESSAGE (default "info: Hello World!") to the fanout exchange "logs".`,
 			run: func(ctx context.Context, tr *transport.Transport, w io.Writer, args []string) error {
-				return tutorials.EmitLog(ctx, tr, w, joinOr(args, "hello"))
+				return tutorials.EmitLog(ctx, tr, w, joinOr(args, "info: "+helloWorld))
 			},
 		},
 		{
-			name: "receive_logs", tutorial: `tutorial 3, "Publish/Subscribe"`, receiver: true,
+			name: "receive_logs", tutorial: `tutorial 3, "Publish/Subscribe"`, receiver: true, interrupted: true,
 			doc: `Prints every log published to the fanout exchange "logs", through a
 server-named exclusive queue of its own, until interrupted.`,
 			run: func(ctx context.Context, tr *transport.Transport, w io.Writer, _ []string) error {
@@ -114,16 +129,19 @@ server-named exclusive queue of its own, until interrupted.`,
 		},
 		{
 			name: "emit_log_direct", tutorial: `tutorial 4, "Routing"`, args: "[SEVERITY [MESSAGE...]]", maxArgs: -1,
-			doc: `Publishes MESSAGE (default "hello") to the direct exchange "logs_direct" with
-SEVERITY (default "info"; e.g. info, warning, error) as its routing key.`,
+			doc: `Publishes MESSAGE (default "Hello World!") to the direct exchange
+"direct_logs" with SEVERITY (e.g. info, warning, error) as its routing key;
+as in the original, SEVERITY is taken only when a MESSAGE follows it, and
+is "info" otherwise.`,
 			run: func(ctx context.Context, tr *transport.Transport, w io.Writer, args []string) error {
 				severity, body := keyAndBody(args, "info")
 				return tutorials.EmitLogDirect(ctx, tr, w, severity, body)
 			},
 		},
 		{
-			name: "receive_logs_direct", tutorial: `tutorial 4, "Routing"`, args: "SEVERITY...", minArgs: 1, maxArgs: -1, receiver: true,
-			doc: `Prints the logs of the direct exchange "logs_direct" whose severity is one of
+			name: "receive_logs_direct", tutorial: `tutorial 4, "Routing"`, args: "SEVERITY...", minArgs: 1, maxArgs: -1,
+			receiver: true, interrupted: true,
+			doc: `Prints the logs of the direct exchange "direct_logs" whose severity is one of
 SEVERITY (e.g. info warning error), until interrupted.`,
 			run: func(ctx context.Context, tr *transport.Transport, w io.Writer, args []string) error {
 				return tutorials.ReceiveLogsDirect(ctx, tr, w, args, waiting(w, "logs"))
@@ -131,17 +149,19 @@ SEVERITY (e.g. info warning error), until interrupted.`,
 		},
 		{
 			name: "emit_log_topic", tutorial: `tutorial 5, "Topics"`, args: "[ROUTING_KEY [MESSAGE...]]", maxArgs: -1,
-			doc: `Publishes MESSAGE (default "hello") to the topic exchange "logs_topic" with
-ROUTING_KEY (default "anonymous.info"), <facility>.<severity> such as
-"kern.critical".`,
+			doc: `Publishes MESSAGE (default "Hello World!") to the topic exchange "topic_logs"
+with ROUTING_KEY, <facility>.<severity> such as "kern.critical"; as in the
+original, ROUTING_KEY is taken only when a MESSAGE follows it, and is
+"anonymous.info" otherwise.`,
 			run: func(ctx context.Context, tr *transport.Transport, w io.Writer, args []string) error {
 				key, body := keyAndBody(args, "anonymous.info")
 				return tutorials.EmitLogTopic(ctx, tr, w, key, body)
 			},
 		},
 		{
-			name: "receive_logs_topic", tutorial: `tutorial 5, "Topics"`, args: "BINDING_KEY...", minArgs: 1, maxArgs: -1, receiver: true,
-			doc: `Prints the logs of the topic exchange "logs_topic" whose routing key matches a
+			name: "receive_logs_topic", tutorial: `tutorial 5, "Topics"`, args: "BINDING_KEY...", minArgs: 1, maxArgs: -1,
+			receiver: true, interrupted: true,
+			doc: `Prints the logs of the topic exchange "topic_logs" whose routing key matches a
 BINDING_KEY, where * stands for exactly one word and # for zero or more
 (e.g. "#", "kern.*", "*.critical"), until interrupted.`,
 			run: func(ctx context.Context, tr *transport.Transport, w io.Writer, args []string) error {
@@ -187,7 +207,8 @@ go run ./examples/switchyard tour
 // Run runs the named command with its command-line arguments (without the
 // program name) and returns its exit status: 0 on success or -h, 1 on a
 // usage error (the message and usage on stderr) or a failure. A receiver
-// runs until ctx ends.
+// runs until ctx ends, and then prints "Interrupted" if its original does
+// on Ctrl+C. The transport is opened with tutorials.Open.
 func Run(ctx context.Context, name string, args []string, stdout, stderr io.Writer) int {
 	c, ok := find(name)
 	if !ok {
@@ -217,12 +238,15 @@ func Run(ctx context.Context, name string, args []string, stdout, stderr io.Writ
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
+	if c.interrupted && ctx.Err() != nil {
+		fmt.Fprintln(stdout, "Interrupted")
+	}
 	return 0
 }
 
 func run(ctx context.Context, c command, url string, stdout io.Writer, args []string) (err error) {
 	openCtx, cancel := context.WithTimeout(ctx, openTimeout)
-	tr, err := transport.Open(openCtx, url)
+	tr, err := tutorials.Open(openCtx, url)
 	cancel()
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,19 +41,27 @@ func TestRunArguments(t *testing.T) {
 		{name: "send", command: "send", args: []string{"-url", "memory://cli-test"},
 			wantStdout: " [x] Sent Hello World!\n"},
 		{name: "new_task default", command: "new_task", args: []string{"-url", "memory://cli-test"},
-			wantStdout: " [x] Sent hello\n"},
+			wantStdout: " [x] Sent Hello World!\n"},
 		{name: "new_task", command: "new_task", args: []string{"-url", "memory://cli-test", "Third", "message..."},
 			wantStdout: " [x] Sent Third message...\n"},
+		{name: "new_task empty", command: "new_task", args: []string{"-url", "memory://cli-test", ""},
+			wantStdout: " [x] Sent Hello World!\n"},
 		{name: "emit_log default", command: "emit_log", args: []string{"-url", "memory://cli-test"},
-			wantStdout: " [x] Sent hello\n"},
+			wantStdout: " [x] Sent info: Hello World!\n"},
+		{name: "emit_log", command: "emit_log", args: []string{"-url", "memory://cli-test", "warning:", "disk", "full"},
+			wantStdout: " [x] Sent warning: disk full\n"},
 		{name: "emit_log_direct default", command: "emit_log_direct", args: []string{"-url", "memory://cli-test"},
-			wantStdout: " [x] Sent info:hello\n"},
+			wantStdout: " [x] Sent info:Hello World!\n"},
+		{name: "emit_log_direct severity alone", command: "emit_log_direct", args: []string{"-url", "memory://cli-test", "error"},
+			wantStdout: " [x] Sent info:Hello World!\n"},
 		{name: "emit_log_direct", command: "emit_log_direct", args: []string{"-url", "memory://cli-test", "error", "Run.", "Run."},
 			wantStdout: " [x] Sent error:Run. Run.\n"},
 		{name: "emit_log_topic default", command: "emit_log_topic", args: []string{"-url", "memory://cli-test"},
-			wantStdout: " [x] Sent anonymous.info:hello\n"},
-		{name: "emit_log_topic", command: "emit_log_topic", args: []string{"-url", "memory://cli-test", "kern.critical"},
-			wantStdout: " [x] Sent kern.critical:hello\n"},
+			wantStdout: " [x] Sent anonymous.info:Hello World!\n"},
+		{name: "emit_log_topic routing key alone", command: "emit_log_topic", args: []string{"-url", "memory://cli-test", "kern.critical"},
+			wantStdout: " [x] Sent anonymous.info:Hello World!\n"},
+		{name: "emit_log_topic", command: "emit_log_topic", args: []string{"-url", "memory://cli-test", "kern.critical", "A", "critical", "kernel", "error"},
+			wantStdout: " [x] Sent kern.critical:A critical kernel error\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,20 +88,22 @@ func TestRunArguments(t *testing.T) {
 }
 
 // TestProgramsMeetOnOneBroker runs every receiver as a command until it
-// has printed what its producer sent, then interrupts it: it exits 0.
+// has printed what its producer sent, then interrupts it: it exits 0 and
+// prints "Interrupted" if its original does.
 // The commands run in one process, so memory:// is one broker for them.
 func TestProgramsMeetOnOneBroker(t *testing.T) {
 	const url = "memory://cli-meet"
 	tests := []struct {
 		receiver []string
 		producer []string
-		want     string // the line the receiver must print
+		want     string   // the line the receiver must print
+		after    []string // what it prints once interrupted
 	}{
-		{[]string{"receive"}, []string{"send"}, " [x] Received Hello World!"},
-		{[]string{"worker"}, []string{"new_task", "no dots"}, " [x] Done"},
-		{[]string{"receive_logs"}, []string{"emit_log", "a", "log"}, " [x] a log"},
-		{[]string{"receive_logs_direct", "info", "error"}, []string{"emit_log_direct", "error", "boom"}, " [x] error:boom"},
-		{[]string{"receive_logs_topic", "kern.*"}, []string{"emit_log_topic", "kern.critical", "boom"}, " [x] kern.critical:boom"},
+		{[]string{"receive"}, []string{"send"}, " [x] Received Hello World!", []string{"Interrupted"}},
+		{[]string{"worker"}, []string{"new_task", "no dots"}, " [x] Done", nil},
+		{[]string{"receive_logs"}, []string{"emit_log", "a", "log"}, " [x] a log", []string{"Interrupted"}},
+		{[]string{"receive_logs_direct", "info", "error"}, []string{"emit_log_direct", "error", "boom"}, " [x] error:boom", []string{"Interrupted"}},
+		{[]string{"receive_logs_topic", "kern.*"}, []string{"emit_log_topic", "kern.critical", "boom"}, " [x] kern.critical:boom", []string{"Interrupted"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.receiver[0], func(t *testing.T) {
@@ -127,9 +138,15 @@ func TestProgramsMeetOnOneBroker(t *testing.T) {
 				t.Fatalf("%s printed %q, want the line %q", tt.receiver[0], got, tt.want)
 			}
 			interrupt()
-			go io.Copy(io.Discard, out) // nothing more is expected; never block the receiver
+			var after []string
+			for lines.Scan() { // until Run returns and closes the pipe
+				after = append(after, lines.Text())
+			}
 			if code := <-exit; code != 0 {
 				t.Errorf("interrupted %s exited %d, want 0; stderr: %s", tt.receiver[0], code, stderr.String())
+			}
+			if !slices.Equal(after, tt.after) {
+				t.Errorf("interrupted %s printed %q, want %q", tt.receiver[0], after, tt.after)
 			}
 		})
 	}
