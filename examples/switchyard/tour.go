@@ -86,12 +86,12 @@ runs; it takes the long one and, at prefetch 1, nothing more until it acks.`, op
 			run:   publishSubscribe,
 		},
 		{
-			title: `Routing: the direct exchange "logs_direct", severities as routing keys`,
+			title: `Routing: the direct exchange "direct_logs", severities as routing keys`,
 			about: "Each receiver binds its queue once per severity it names.",
 			run:   routing,
 		},
 		{
-			title: `Topics: the topic exchange "logs_topic", keys <facility>.<severity>`,
+			title: `Topics: the topic exchange "topic_logs", keys <facility>.<severity>`,
 			about: "In a binding key, * stands for exactly one word and # for zero or more.",
 			run:   topics,
 		},

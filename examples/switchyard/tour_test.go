@@ -108,7 +108,7 @@ func TestTourTranscript(t *testing.T) {
 	// The sections whose every line is determined.
 	exact := map[int]map[string][]string{
 		0: {
-			"send":    {"[x] Sent Hello World!"},
+			"send":    {"[x] Sent 'Hello World!'"},
 			"receive": {"[x] Received Hello World!"},
 		},
 		2: {

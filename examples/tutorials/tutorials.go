@@ -6,12 +6,13 @@
 // holds. Each declares what its original declares: the same queue and
 // exchange names, kinds and flags, and no arguments the original does not
 // set. It publishes with the same properties (none, but new_task's
-// persistence) and prints the same lines (all but send's: see Send), so
+// persistence) and prints the same lines, so
 // that on RabbitMQ a pika program and a Go one share queues and exchanges
 // both ways; TestCrossLanguage runs each tutorial across the two
 // languages. The originals' "hello" and "task_queue" are durable quorum
-// queues: open the transport with Open, which on RabbitMQ asks the rabbit
-// driver for quorum queues. Their exchanges have pika's defaults: not
+// queues: so are these where the backend has quorum queues
+// (transport.CapQuorumQueue), and plain durable queues elsewhere. Their
+// exchanges have pika's defaults: not
 // durable, not auto-delete. Their server-named queues are exclusive and
 // classic, as here, where the rabbit driver names them switchyard.gen-...
 // rather than the broker's amq.gen-... (no other program uses them).
@@ -35,7 +36,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"time"
 
 	"github.com/switchyard-mq/switchyard/transport"
@@ -72,34 +72,47 @@ type RunOptions struct {
 	Limit int
 }
 
-// helloQueue is tutorial 1's declaration: durable, as the original's quorum
-// queue (a quorum queue on RabbitMQ through Open).
-func helloQueue() transport.Queue { return transport.Queue{Name: HelloQueue, Durable: true} }
+// helloQueue is tutorial 1's declaration: a durable quorum queue, as the
+// original declares it, on a backend that has quorum queues; durable
+// elsewhere.
+func helloQueue(tr *transport.Transport) transport.Queue { return namedQueue(tr, HelloQueue) }
 
-// taskQueue is tutorial 2's declaration: durable, as the original's quorum
-// queue (a quorum queue on RabbitMQ through Open), so that queued tasks
-// survive a broker restart on backends that persist.
-func taskQueue() transport.Queue { return transport.Queue{Name: TaskQueue, Durable: true} }
+// taskQueue is tutorial 2's declaration: a durable quorum queue, as the
+// original declares it, on a backend that has quorum queues, so that
+// queued tasks survive a broker restart; durable elsewhere.
+func taskQueue(tr *transport.Transport) transport.Queue { return namedQueue(tr, TaskQueue) }
+
+// namedQueue is the originals' declaration of "hello" and "task_queue":
+// durable, x-queue-type quorum where the backend offers it, so that a
+// pika program and a Go one share the queue (a classic queue of the same
+// name would be refused, 406).
+func namedQueue(tr *transport.Transport, name string) transport.Queue {
+	q := transport.Queue{Name: name, Durable: true}
+	if tr.Capabilities().Has(transport.CapQuorumQueue) {
+		q.Type = transport.QuorumQueue
+	}
+	return q
+}
 
 // Send is tutorial 1's send.py: it declares the queue "hello" and publishes
-// body to it through the default exchange. It prints " [x] Sent BODY",
-// where send.py prints " [x] Sent 'Hello World!'", in quotes.
+// body to it through the default exchange. It prints " [x] Sent 'BODY'",
+// as send.py prints it.
 func Send(ctx context.Context, tr *transport.Transport, w io.Writer, body string) error {
-	if _, err := tr.DeclareQueue(ctx, helloQueue()); err != nil {
+	if _, err := tr.DeclareQueue(ctx, helloQueue(tr)); err != nil {
 		return err
 	}
 	err := tr.Publish(ctx, "", HelloQueue, transport.Message{Body: []byte(body)})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, " [x] Sent %s\n", body)
+	fmt.Fprintf(w, " [x] Sent '%s'\n", body)
 	return nil
 }
 
 // Receive is tutorial 1's receive.py: it prints the messages of the queue
 // "hello", acknowledged automatically as they are delivered.
 func Receive(ctx context.Context, tr *transport.Transport, w io.Writer, opts RunOptions) error {
-	if _, err := tr.DeclareQueue(ctx, helloQueue()); err != nil {
+	if _, err := tr.DeclareQueue(ctx, helloQueue(tr)); err != nil {
 		return err
 	}
 	return consume(ctx, tr, HelloQueue, transport.ConsumeOptions{AutoAck: true}, opts,
@@ -113,7 +126,7 @@ func Receive(ctx context.Context, tr *transport.Transport, w io.Writer, opts Run
 // message to the durable queue "task_queue". Each dot in body stands for a
 // unit of work.
 func NewTask(ctx context.Context, tr *transport.Transport, w io.Writer, body string) error {
-	if _, err := tr.DeclareQueue(ctx, taskQueue()); err != nil {
+	if _, err := tr.DeclareQueue(ctx, taskQueue(tr)); err != nil {
 		return err
 	}
 	err := tr.Publish(ctx, "", TaskQueue, transport.Message{Persistent: true, Body: []byte(body)})
@@ -134,7 +147,7 @@ func Worker(ctx context.Context, tr *transport.Transport, w io.Writer, workPerDo
 	if workPerDot < 0 {
 		return fmt.Errorf("%w: negative work per dot %v", transport.ErrInvalid, workPerDot)
 	}
-	if _, err := tr.DeclareQueue(ctx, taskQueue()); err != nil {
+	if _, err := tr.DeclareQueue(ctx, taskQueue(tr)); err != nil {
 		return err
 	}
 	return consume(ctx, tr, TaskQueue, transport.ConsumeOptions{Prefetch: 1}, opts,
@@ -217,52 +230,12 @@ func ReceiveLogsTopic(ctx context.Context, tr *transport.Transport, w io.Writer,
 	return receiveLogs(ctx, tr, transport.Topic, TopicLogsExchange, bindingKeys, opts, printKeyAndBody(w))
 }
 
-// quorumOption is the rabbit driver's option that declares durable,
-// named queues as quorum queues (x-queue-type=quorum), as the originals
-// declare "hello" and "task_queue"; haOption is the one it excludes.
-const (
-	quorumOption = "rabbit_quorum_queue"
-	haOption     = "rabbit_ha_queues"
-)
-
-// Open opens a transport for the tutorials, as transport.Open does, except
-// that on RabbitMQ through the rabbit driver (rabbit://, rabbits://) it
-// sets rabbit_quorum_queue=true unless the URL sets it or rabbit_ha_queues:
-// the originals declare "hello" and "task_queue" as durable quorum queues,
-// and a classic queue of the same name would be refused (406) where a pika
-// program declared it first. The server-named, exclusive queues of
-// tutorials 3 to 5 stay classic, as in the originals. Other backends have
-// no queue types: there the queues are durable, and the URL is unchanged.
-func Open(ctx context.Context, rawURL string, opts ...transport.Option) (*transport.Transport, error) {
-	u, err := tutorialURL(rawURL)
-	if err != nil {
-		return nil, err
-	}
-	return transport.OpenURL(ctx, u, opts...)
-}
-
-// tutorialURL parses rawURL and adds what Open adds to it.
-func tutorialURL(rawURL string) (*transport.URL, error) {
-	u, err := transport.ParseURL(rawURL)
-	if err != nil {
-		return nil, err
-	}
-	if u.Scheme != "rabbit" && u.Scheme != "rabbits" || u.Options.Has(quorumOption) || u.Options.Has(haOption) {
-		return u, nil
-	}
-	if u.Options == nil {
-		u.Options = url.Values{}
-	}
-	u.Options.Set(quorumOption, "true")
-	return u, nil
-}
-
 // Reset declares the tutorials' named queues ("hello", "task_queue") and
 // drops the messages left in them, so that a run starts from empty queues
 // on a broker that other runs have used. It returns how many it dropped.
 func Reset(ctx context.Context, tr *transport.Transport) (int, error) {
 	dropped := 0
-	for _, q := range []transport.Queue{helloQueue(), taskQueue()} {
+	for _, q := range []transport.Queue{helloQueue(tr), taskQueue(tr)} {
 		if _, err := tr.DeclareQueue(ctx, q); err != nil {
 			return dropped, err
 		}

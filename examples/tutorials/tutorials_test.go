@@ -112,7 +112,7 @@ func TestHelloWorld(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.wait(rc)
-	if got, want := sent.String(), " [x] Sent Hello World!\n"; got != want {
+	if got, want := sent.String(), " [x] Sent 'Hello World!'\n"; got != want {
 		t.Errorf("send printed %q, want %q", got, want)
 	}
 	if got, want := rc.out.String(), " [x] Received Hello World!\n"; got != want {

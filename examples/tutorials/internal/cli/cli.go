@@ -208,7 +208,7 @@ go run ./examples/switchyard tour
 // program name) and returns its exit status: 0 on success or -h, 1 on a
 // usage error (the message and usage on stderr) or a failure. A receiver
 // runs until ctx ends, and then prints "Interrupted" if its original does
-// on Ctrl+C. The transport is opened with tutorials.Open.
+// on Ctrl+C.
 func Run(ctx context.Context, name string, args []string, stdout, stderr io.Writer) int {
 	c, ok := find(name)
 	if !ok {
@@ -246,7 +246,7 @@ func Run(ctx context.Context, name string, args []string, stdout, stderr io.Writ
 
 func run(ctx context.Context, c command, url string, stdout io.Writer, args []string) (err error) {
 	openCtx, cancel := context.WithTimeout(ctx, openTimeout)
-	tr, err := tutorials.Open(openCtx, url)
+	tr, err := transport.Open(openCtx, url)
 	cancel()
 	if err != nil {
 		return err

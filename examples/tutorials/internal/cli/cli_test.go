@@ -39,7 +39,7 @@ func TestRunArguments(t *testing.T) {
 		{name: "unknown command", command: "nope", wantCode: 1, wantStderr: []string{`no tutorial command "nope"`}},
 
 		{name: "send", command: "send", args: []string{"-url", "memory://cli-test"},
-			wantStdout: " [x] Sent Hello World!\n"},
+			wantStdout: " [x] Sent 'Hello World!'\n"},
 		{name: "new_task default", command: "new_task", args: []string{"-url", "memory://cli-test"},
 			wantStdout: " [x] Sent Hello World!\n"},
 		{name: "new_task", command: "new_task", args: []string{"-url", "memory://cli-test", "Third", "message..."},
