@@ -61,8 +61,15 @@
 //	rabbit_transient_queues_ttl = 1800
 //	heartbeat_timeout_threshold = 60  # the rabbit driver's own, for rabbit:// and rabbits:// only
 //	rabbit_qos_prefetch_count = 0
-//	rabbit_quorum_queue = false
+//	rabbit_quorum_queue = false       # quorum topic and notification queues
+//	rabbit_transient_quorum_queue = false  # quorum reply and fanout queues
+//	rabbit_stream_fanout = false      # one stream per topic for fanout casts
+//	use_queue_manager = false         # reply_<hostname>:<processname>:<n> names
+//	hostname =
+//	processname =
 //	rabbit_quorum_delivery_limit = 0
+//	rabbit_quorum_max_memory_length = 0
+//	rabbit_quorum_max_memory_bytes = 0
 //	rabbit_ha_queues = false
 //	rabbit_retry_interval = 1
 //	rabbit_retry_backoff = 2
@@ -71,6 +78,7 @@
 //	ssl_ca_file = /etc/ssl/certs/ca.pem
 //	ssl_cert_file =
 //	ssl_key_file =
+//	ssl_enforce_hostname_verification = true
 //
 //	[oslo_messaging_notifications]
 //	driver = messagingv2

@@ -432,7 +432,11 @@ func (s *clientShared) replyQueue(ctx context.Context) (string, error) {
 	if s.replyQ != "" {
 		return s.replyQ, nil
 	}
-	name, err := s.tr.DeclareQueue(ctx, s.topo.TransientQueue(oslo.ReplyQueue()))
+	q, err := s.topo.ReplyQueue()
+	if err != nil {
+		return "", err
+	}
+	name, err := s.tr.DeclareQueue(ctx, q)
 	if err != nil {
 		return "", err
 	}

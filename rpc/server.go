@@ -65,8 +65,8 @@ type Server struct {
 	mu          sync.Mutex
 	state       serverState
 	requests    *messaging.FanIn[job] // from the server's queues, for the workers
-	fanoutQueue string
-	stopCtx     context.Context // cancelled when Stop gives up waiting
+	fanoutQueue string                // the server's own fanout queue, deleted at Stop; "" for a shared stream
+	stopCtx     context.Context       // cancelled when Stop gives up waiting
 	stopCancel  context.CancelFunc
 	stopping    chan struct{} // closed when Stop begins
 	drained     chan struct{} // closed when the handlers have all returned after Stop
@@ -185,11 +185,17 @@ func (s *Server) declareAndConsume(ctx context.Context) ([]*transport.Consumer, 
 	if err := s.tr.DeclareExchange(ctx, fanout); err != nil {
 		return nil, err
 	}
-	fanoutQueue, err := s.tr.DeclareQueue(ctx, s.topo.TransientQueue(oslo.FanoutQueue(t.Topic)))
+	q, shared, err := s.topo.FanoutQueue(t.Topic)
 	if err != nil {
 		return nil, err
 	}
-	s.fanoutQueue = fanoutQueue
+	fanoutQueue, err := s.tr.DeclareQueue(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if !shared {
+		s.fanoutQueue = fanoutQueue // the server's own: deleted when it stops
+	}
 	if err := s.tr.Bind(ctx, transport.Binding{Exchange: fanout.Name, Queue: fanoutQueue, Key: t.Topic}); err != nil {
 		return nil, err
 	}

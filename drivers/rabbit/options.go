@@ -31,6 +31,9 @@ type settings struct {
 	confirms  bool
 	// queues are the options that shape every queue declaration.
 	queues rabbitmq.QueueOptions
+	// ignored are the options given that have no effect here, each with
+	// why, for a warning at open.
+	ignored []string
 	// reconnect is the wait between rounds of reconnection: it starts at
 	// rabbit_retry_interval, doubles and grows by rabbit_retry_backoff
 	// each round, stops growing at rabbit_interval_max, and is jittered
@@ -55,9 +58,11 @@ func parseSettings(u *driver.URL) (settings, error) {
 		prefetch:  rabbitmq.Prefetch.Get(v),
 		confirms:  rabbitmq.Confirms.Get(v),
 		queues: rabbitmq.QueueOptions{
-			Quorum:              rabbitmq.QuorumQueue.Get(v),
-			QuorumDeliveryLimit: rabbitmq.QuorumDeliveryLimit.Get(v),
-			HA:                  rabbitmq.HAQueues.Get(v),
+			Quorum:                rabbitmq.QuorumQueue.Get(v),
+			QuorumDeliveryLimit:   rabbitmq.QuorumDeliveryLimit.Get(v),
+			QuorumMaxMemoryLength: rabbitmq.QuorumMaxMemoryLength.Get(v),
+			QuorumMaxMemoryBytes:  rabbitmq.QuorumMaxMemoryBytes.Get(v),
+			HA:                    rabbitmq.HAQueues.Get(v),
 		},
 		reconnect: backoff.Backoff{
 			Initial:    rabbitmq.RetryInterval.Get(v),
@@ -66,6 +71,10 @@ func parseSettings(u *driver.URL) (settings, error) {
 			Max:        rabbitmq.IntervalMax.Get(v),
 			Jitter:     0.5,
 		},
+	}
+	for _, name := range v.Ignored() {
+		o, _ := rabbitmq.Options.Lookup(name)
+		s.ignored = append(s.ignored, name+": "+o.Spec().Why)
 	}
 	if s.user == "" && !u.HasPassword {
 		s.user, s.password = "guest", "guest" // as kombu and amqp091-go default
@@ -94,6 +103,9 @@ func parseSettings(u *driver.URL) (settings, error) {
 	case useTLS:
 		if s.tls, err = tlsfiles.Config(v, u); err != nil {
 			return settings{}, err
+		}
+		if !rabbitmq.SSLEnforceHostnameVerification.Get(v) {
+			s.tls = tlsfiles.WithoutHostnameCheck(s.tls)
 		}
 	case tlsfiles.Set(v):
 		for _, o := range tlsfiles.Options() {

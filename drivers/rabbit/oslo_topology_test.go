@@ -335,3 +335,85 @@ func diff[E any](t *testing.T, kind string, want, got map[string]E) {
 		}
 	}
 }
+
+// TestOsloTopologyModern: with the options oslo.messaging's own guide
+// recommends today (rabbit_quorum_queue, rabbit_transient_quorum_queue,
+// rabbit_stream_fanout and use_queue_manager), the broker holds what
+// oslo.messaging 18 declares with them: quorum topic, server and
+// notification queues; one stream per topic for fanout, which every server
+// reads and none deletes; a durable fanout exchange; and a quorum reply
+// queue named after the host and the process, expiring when unused.
+func TestOsloTopologyModern(t *testing.T) {
+	x := newTester(t)
+	const query = "rabbit_quorum_queue=true&rabbit_transient_quorum_queue=true&rabbit_stream_fanout=true" +
+		"&use_queue_manager=true&hostname=vm&processname=go.test&rabbit_qos_prefetch_count=10"
+	tr := x.open(query)
+	topic := "modern_" + oslo.NewID()[:8]
+	var servers []*rpc.Server
+	for _, name := range []string{"s1", "s2"} {
+		srv, err := rpc.NewServer(tr, transport.Target{Topic: topic, Server: name}, []rpc.Endpoint{{Receiver: topologyEcho{}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Start(x.ctx); err != nil {
+			t.Fatal(err)
+		}
+		servers = append(servers, srv)
+		t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+	}
+	client, err := rpc.NewClient(tr, rpc.WithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	var got map[string]any
+	if err := client.Call(x.ctx, transport.Target{Topic: topic}, "echo", map[string]any{"x": 1}, &got); err != nil {
+		t.Fatal(err)
+	}
+	notifier, err := notify.NewNotifier(tr, "topology.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := notifier.Info(x.ctx, "topology.test", map[string]any{"n": 1}); err != nil {
+		t.Fatal(err)
+	}
+
+	topo := listTopology(t, x.vh.Name, false)
+	t.Logf("rabbitmqctl shows:\n exchanges %+v\n queues %+v", topo.exchanges, topo.queues)
+	replyQ := ""
+	for name := range topo.queues {
+		if strings.HasPrefix(name, "reply_vm:go.test:") {
+			replyQ = name
+		}
+	}
+	if _, err := strconv.Atoi(strings.TrimPrefix(replyQ, "reply_vm:go.test:")); err != nil {
+		t.Fatalf("no reply queue named reply_vm:go.test:<n> among %v", slices.Sorted(maps.Keys(topo.queues)))
+	}
+	quorum := func(name string) brokerQueue {
+		return brokerQueue{Name: name, Durable: true, Args: map[string]string{"x-queue-type": "longstr quorum"}}
+	}
+	wantQueues := map[string]brokerQueue{
+		topic:                quorum(topic),
+		topic + ".s1":        quorum(topic + ".s1"),
+		topic + ".s2":        quorum(topic + ".s2"),
+		"notifications.info": quorum("notifications.info"),
+		topic + "_fanout": {Name: topic + "_fanout", Durable: true,
+			Args: map[string]string{"x-queue-type": "longstr stream", "x-max-age": "longstr 1800s"}},
+		replyQ: {Name: replyQ, Durable: true,
+			Args: map[string]string{"x-queue-type": "longstr quorum", "x-expires": "long 1800000"}},
+	}
+	wantExchanges := map[string]brokerExchange{
+		"openstack":       {Name: "openstack", Type: "topic", Durable: true, Args: map[string]string{}},
+		topic + "_fanout": {Name: topic + "_fanout", Type: "fanout", Durable: true, AutoDelete: true, Args: map[string]string{}},
+	}
+	diff(t, "queue", wantQueues, topo.queues)
+	diff(t, "exchange", wantExchanges, topo.exchanges)
+
+	// The stream is the topic's, not a server's: it stays when they stop.
+	for _, srv := range servers {
+		if err := srv.Stop(x.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	diff(t, "queue after Stop", wantQueues, listTopology(t, x.vh.Name, false).queues)
+}

@@ -92,6 +92,9 @@ func open(ctx context.Context, u *driver.URL) (driver.Conn, error) {
 	if c.logger == nil {
 		c.logger = slog.Default()
 	}
+	for _, why := range s.ignored {
+		c.logger.WarnContext(ctx, "rabbit: an option of oslo.messaging's has no effect here", "option", why)
+	}
 	c.topo.init()
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	var errs []error

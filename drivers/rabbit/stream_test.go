@@ -1,10 +1,14 @@
 package rabbit
 
 import (
+	"context"
 	"errors"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/switchyard-mq/switchyard/rpc"
 	"github.com/switchyard-mq/switchyard/transport"
 )
 
@@ -88,5 +92,113 @@ func (x *tester) wantBodies(c *transport.Consumer, want ...string) {
 		if err := d.Ack(); err != nil && !errors.Is(err, transport.ErrSettled) {
 			x.t.Fatalf("ack %q: %v", d.Body, err)
 		}
+	}
+}
+
+// castLog records the fanout casts a server receives.
+type castLog struct {
+	mu  sync.Mutex
+	got map[string][]int // server -> cast numbers, as its handlers ran
+}
+
+// server is the endpoint receiver of one server.
+func (l *castLog) server(name string) castServer { return castServer{log: l, name: name} }
+
+func (l *castLog) of(name string) []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.got[name])
+}
+
+type castServer struct {
+	log  *castLog
+	name string
+}
+
+func (s castServer) Note(_ context.Context, args struct{ N int }) error {
+	s.log.mu.Lock()
+	defer s.log.mu.Unlock()
+	s.log.got[s.name] = append(s.log.got[s.name], args.N)
+	return nil
+}
+
+// TestStreamFanout: with rabbit_stream_fanout, a fanout cast reaches every
+// server of the topic once, through the topic's one stream; a server
+// started again on the same name reads only the casts made after it
+// started, not the stream's earlier ones.
+func TestStreamFanout(t *testing.T) {
+	x := newTester(t)
+	tr := x.open("rabbit_quorum_queue=true&rabbit_transient_quorum_queue=true&rabbit_stream_fanout=true&rabbit_qos_prefetch_count=10")
+	topic := "streamed_" + randomName()[:8]
+	log := &castLog{got: map[string][]int{}}
+	start := func(name string) *rpc.Server {
+		t.Helper()
+		srv, err := rpc.NewServer(tr, transport.Target{Topic: topic, Server: name}, []rpc.Endpoint{{Receiver: log.server(name)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Start(x.ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+		return srv
+	}
+	client, err := rpc.NewClient(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	cast := func(from, to int) {
+		t.Helper()
+		for n := from; n <= to; n++ {
+			if err := client.Cast(x.ctx, transport.Target{Topic: topic, Fanout: true}, "note", map[string]int{"n": n}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := func(name string, ns ...int) {
+		t.Helper()
+		poll(t, 10*time.Second, name+" has its casts", func() bool { return len(log.of(name)) >= len(ns) })
+		// The server's workers run casts concurrently: their order is not
+		// the stream's.
+		if got := log.of(name); !slices.Equal(slices.Sorted(slices.Values(got)), ns) {
+			t.Errorf("%s received casts %v, want %v once each", name, got, ns)
+		}
+	}
+
+	s1 := start("s1")
+	start("s2")
+	start("s3")
+	cast(1, 5)
+	for _, name := range []string{"s1", "s2", "s3"} {
+		want(name, 1, 2, 3, 4, 5)
+	}
+	if err := s1.Stop(x.ctx); err != nil {
+		t.Fatal(err)
+	}
+	cast(6, 7)
+	want("s2", 1, 2, 3, 4, 5, 6, 7)
+	log.mu.Lock()
+	delete(log.got, "s1")
+	log.mu.Unlock()
+	start("s1") // again, on the same name
+	cast(8, 8)
+	want("s1", 8)
+	want("s3", 1, 2, 3, 4, 5, 6, 7, 8)
+}
+
+// TestStreamFanoutNeeds: rabbit_stream_fanout without what oslo.messaging
+// requires beside it is refused, naming the option to set.
+func TestStreamFanoutNeeds(t *testing.T) {
+	x := newTester(t)
+	for _, tt := range []struct{ query, names string }{
+		{"rabbit_stream_fanout=true&rabbit_qos_prefetch_count=10", "rabbit_transient_quorum_queue"},
+		{"rabbit_stream_fanout=true&rabbit_transient_quorum_queue=true", "rabbit_qos_prefetch_count"},
+	} {
+		tr := x.open(tt.query)
+		_, err := rpc.NewServer(tr, transport.Target{Topic: "t", Server: "s"}, []rpc.Endpoint{{Receiver: topologyEcho{}}})
+		wantErr(t, tt.query, err, transport.ErrInvalid, tt.names)
+		_, err = rpc.NewClient(tr)
+		wantErr(t, tt.query, err, transport.ErrInvalid, tt.names)
 	}
 }

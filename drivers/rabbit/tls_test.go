@@ -1,6 +1,7 @@
 package rabbit
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/switchyard-mq/switchyard/internal/brokertest"
@@ -33,5 +34,19 @@ func TestTLS(t *testing.T) {
 	_, err = transport.Open(x.ctx, "rabbits://guest:guest@"+addr+"/"+x.vh.Name)
 	if err == nil {
 		t.Fatal("TLS with an untrusted server certificate succeeded")
+	}
+
+	// By another name than the certificate's (127.0.0.1), the broker is
+	// refused unless ssl_enforce_hostname_verification is false, which
+	// still checks the certificate's chain.
+	_, port, _ := strings.Cut(addr, ":")
+	byName := "rabbits://guest:guest@localhost:" + port + "/" + x.vh.Name + "?" + term.Query()
+	if _, err := transport.Open(x.ctx, byName); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("TLS to localhost with a certificate for 127.0.0.1: %v, want the certificate refused", err)
+	}
+	tr = x.openURL(byName + "&ssl_enforce_hostname_verification=false")
+	x.publish(tr, "", q, transport.Message{Body: []byte("unchecked name")})
+	if _, err := transport.Open(x.ctx, "rabbits://guest:guest@localhost:"+port+"/"+x.vh.Name+"?ssl_enforce_hostname_verification=false"); err == nil {
+		t.Fatal("without hostname verification, an untrusted certificate chain was accepted")
 	}
 }

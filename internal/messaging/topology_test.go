@@ -70,6 +70,18 @@ func TestTopologyDeclarations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reply, err := topo.ReplyQueue()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fanout, shared, err := topo.FanoutQueue("compute")
+	if err != nil || shared {
+		t.Fatalf("FanoutQueue: %+v, shared %v, %v; want the server's own", fanout, shared, err)
+	}
+	if !strings.HasPrefix(reply.Name, "reply_") || !strings.HasPrefix(fanout.Name, "compute_fanout_") {
+		t.Errorf("reply queue %q, fanout queue %q: want reply_... and compute_fanout_...", reply.Name, fanout.Name)
+	}
+	reply.Name, fanout.Name = "", "" // random
 	tests := []struct {
 		name string
 		got  any
@@ -80,7 +92,8 @@ func TestTopologyDeclarations(t *testing.T) {
 		{"control exchange", topo.Exchange("openstack"),
 			transport.Exchange{Name: "openstack", Kind: transport.Topic, Durable: true, AutoDelete: true}},
 		{"shared queue", topo.SharedQueue("compute"), transport.Queue{Name: "compute", Durable: true, AutoDelete: true}},
-		{"transient queue", topo.TransientQueue("reply_1"), transport.Queue{Name: "reply_1", Expires: time.Minute}},
+		{"reply queue", reply, transport.Queue{Expires: time.Minute}},
+		{"fanout queue", fanout, transport.Queue{Expires: time.Minute}},
 		{"fanout exchange", topo.FanoutExchange("compute"),
 			transport.Exchange{Name: "compute_fanout", Kind: transport.Fanout, AutoDelete: true}},
 	}

@@ -38,6 +38,10 @@ type QueueOptions struct {
 	// QuorumDeliveryLimit (rabbit_quorum_delivery_limit) is the
 	// x-delivery-limit of quorum queues whose DeliveryLimit is 0.
 	QuorumDeliveryLimit int
+	// QuorumMaxMemoryLength and QuorumMaxMemoryBytes
+	// (rabbit_quorum_max_memory_length and _bytes) are the
+	// x-max-in-memory-length and -bytes of quorum queues; 0 is none.
+	QuorumMaxMemoryLength, QuorumMaxMemoryBytes int
 	// HA (rabbit_ha_queues) adds x-ha-policy=all to every queue.
 	HA bool
 }
@@ -117,6 +121,12 @@ func (o QueueOptions) Declaration(q driver.Queue) QueueDeclaration {
 		put("x-queue-type", "quorum")
 		if limit := cmp.Or(q.DeliveryLimit, o.QuorumDeliveryLimit); limit > 0 {
 			put("x-delivery-limit", int64(limit))
+		}
+		if o.QuorumMaxMemoryLength > 0 {
+			put("x-max-in-memory-length", int64(o.QuorumMaxMemoryLength))
+		}
+		if o.QuorumMaxMemoryBytes > 0 {
+			put("x-max-in-memory-bytes", int64(o.QuorumMaxMemoryBytes))
 		}
 	}
 	if o.HA {

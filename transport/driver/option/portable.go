@@ -35,8 +35,8 @@ var (
 		Aliases: []Alias{{GroupDefault, "amqp_auto_delete"}},
 		Doc:     "declare the control exchange and the topic and notification queues auto-delete"})
 	// TransientQueuesTTL is how long an unused reply or fanout queue lives.
-	TransientQueuesTTL = Duration(Spec{Name: "rabbit_transient_queues_ttl", Default: "1800", Min: 1, Group: GroupRabbit,
-		Doc: "`seconds` an unused reply or fanout queue lives (default 1800)"})
+	TransientQueuesTTL = Duration(Spec{Name: "rabbit_transient_queues_ttl", Default: "1800", Group: GroupRabbit,
+		Doc: "`seconds` an unused reply or fanout queue lives, and a fanout stream keeps its casts (default 1800; 0: for ever)"})
 )
 
 // CheckName is the Check of an option that names an exchange or a topic,
