@@ -146,8 +146,9 @@ func TestRemoteErrorNotEncodable(t *testing.T) {
 }
 
 // pythonFrame is a frame line of a Python traceback, with or without the
-// source line.
-var pythonFrame = regexp.MustCompile(`^  File "[^"\n]+", line [0-9]+, in [^\n]+\n(    [^\n]*\n)?$`)
+// source line (and, from Python 3.11, the line of carets under the part
+// that failed).
+var pythonFrame = regexp.MustCompile(`^  File "[^"\n]+", line [0-9]+, in [^\n]+\n(    [^\n]*\n(    [ ~^]+\n)?)?$`)
 
 const (
 	header    = "Traceback (most recent call last):\n"
@@ -300,6 +301,7 @@ func TestPythonTracebackShape(t *testing.T) {
 		header,
 		"  File \"/tmp/tb.py\", line 9, in fail\n    inner()\n",
 		"  File \"/tmp/tb.py\", line 6, in inner\n    raise KeyError(\"k\")\n",
+		"  File \"/srv/d.py\", line 229, in _do_dispatch\n    result = func(ctxt, **new_args)\n             ^^^^^^^^^^^^^^^^^^^^^^\n",
 		"peer_errors.QuotaExceeded: over quota\n",
 	}
 	checkPythonShape(t, python)
