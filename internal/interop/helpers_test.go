@@ -408,12 +408,12 @@ type raised struct {
 	Args         []string       `json:"args"` // repr() of each
 	ArgsJSON     any            `json:"args_json"`
 	Kwargs       map[string]any `json:"kwargs"`
-	ExcType      *string  `json:"exc_type"`
-	Value        *string  `json:"value"`
-	Traceback    []string `json:"traceback"`
-	IsValueError bool     `json:"is_value_error"`
-	IsRemote     bool     `json:"is_remote_error"`
-	IsTimeout    bool     `json:"is_timeout"`
+	ExcType      *string        `json:"exc_type"`
+	Value        *string        `json:"value"`
+	Traceback    []string       `json:"traceback"`
+	IsValueError bool           `json:"is_value_error"`
+	IsRemote     bool           `json:"is_remote_error"`
+	IsTimeout    bool           `json:"is_timeout"`
 }
 
 // pyCall is the answer to a Python call command.
