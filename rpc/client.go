@@ -120,7 +120,9 @@ func (c *Client) Cast(ctx context.Context, target transport.Target, method strin
 }
 
 // Call sends method(args) to one server of target, waits for its reply and
-// decodes the result into result (a pointer; nil discards it). Numbers
+// decodes the result into result (a pointer; nil discards it) as
+// encoding/json would: a null result (Python's None) sets an interface,
+// map, slice or pointer to nil and leaves other types as they are. Numbers
 // decoded into interface values are json.Number, keeping their exact text.
 //
 // If no reply arrives within the timeout (WithTimeout, or ctx's deadline if
@@ -200,10 +202,18 @@ func (c *Client) call(ctx context.Context, target transport.Target, method strin
 	if reply.Failure != nil {
 		return remoteErrorFromFailure(reply.Failure)
 	}
-	if result == nil || isJSONNull(reply.Result) {
+	if result == nil {
 		return nil
 	}
-	if err := decodeInto(reply.Result, result); err != nil {
+	if isJSONNull(reply.Result) {
+		// Python's None, or a reply without a result: as encoding/json
+		// decodes null, an interface, map, slice or pointer becomes nil
+		// and anything else is left as it is.
+		err = json.Unmarshal([]byte("null"), result)
+	} else {
+		err = decodeInto(reply.Result, result)
+	}
+	if err != nil {
 		return fmt.Errorf("decode the result into %T: %w", result, err)
 	}
 	return nil

@@ -1,10 +1,14 @@
 package rpc
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
+	"strings"
 
+	"github.com/switchyard-mq/switchyard/internal/messaging"
 	"github.com/switchyard-mq/switchyard/internal/oslo"
 )
 
@@ -21,21 +25,39 @@ var (
 )
 
 // RemoteError is an error raised by the remote side of a call: what Call
-// returns when the server's method failed, reachable with errors.As.
+// returns when the server's method failed, reachable with errors.As. It
+// carries the six parts of an oslo.messaging failure.
 //
 // An endpoint method can also return one to choose the exception a Python
-// caller sees: Module "builtins" and a built-in Class such as "ValueError"
-// make oslo.messaging re-raise that Python exception; any other module
-// arrives as oslo_messaging.RemoteError carrying Class and Message.
+// caller sees. oslo.messaging rebuilds the exception as Module.Class(*Args,
+// **Kwargs) when Module is "builtins" or is listed in the caller's
+// allowed_remote_exmods (and the class accepts those arguments), appending
+// the traceback to its message; otherwise the caller gets
+// oslo_messaging.RemoteError with Class as exc_type and Message as value.
+// Python's built-in exceptions take no keyword arguments: give them none.
 type RemoteError struct {
 	// Class is the exception's class name, e.g. "ValueError".
 	Class string
-	// Module is where Class is defined, e.g. "builtins", or a Go package path.
+	// Module is where Class is defined, e.g. "builtins", a Python module,
+	// or a Go package path.
 	Module string
-	// Message is the exception's text.
+	// Message is the exception's text, str() of it in Python.
 	Message string
-	// Traceback holds the remote traceback's lines, each ending in "\n".
+	// Traceback holds the remote traceback's lines, each ending in "\n",
+	// as Python's traceback.format_exception writes them. Sending, none
+	// makes one: see the package documentation.
 	Traceback []string
+	// Args are the exception's positional arguments (Python's
+	// exception.args), decoded as Call decodes a result into an any:
+	// strings, bools, nil, json.Number, []any and map[string]any. Sending,
+	// they are encoded with encoding/json; nil sends [Message], the args
+	// of an exception made from its message alone, and a non-nil empty
+	// slice sends none (for a class that makes its message from Kwargs).
+	Args []any
+	// Kwargs are the exception's keyword arguments (the kwargs attribute
+	// oslo.messaging's exceptions keep), decoded and encoded as Args; nil
+	// when there are none.
+	Kwargs map[string]any
 }
 
 // Error reads like oslo.messaging's RemoteError: "Remote error: <class> <message>".
@@ -56,30 +78,126 @@ func (e *RemoteError) Is(target error) bool {
 
 const dispatcherModule = "oslo_messaging.rpc.dispatcher"
 
+// maxChain bounds how many wrapped errors a traceback follows.
+const maxChain = 64
+
 func remoteErrorFromFailure(f *oslo.Failure) *RemoteError {
-	return &RemoteError{Class: f.Class, Module: f.Module, Message: f.Message, Traceback: f.Traceback}
+	re := &RemoteError{Class: f.Class, Module: f.Module, Message: f.Message, Traceback: f.Traceback,
+		// Never nil, so that a server passing the error on sends the
+		// args it received, even none.
+		Args: make([]any, len(f.Args))}
+	for i, a := range f.Args {
+		re.Args[i] = decodeValue(a)
+	}
+	if len(f.Kwargs) > 0 {
+		re.Kwargs = make(map[string]any, len(f.Kwargs))
+		for k, v := range f.Kwargs {
+			re.Kwargs[k] = decodeValue(v)
+		}
+	}
+	return re
+}
+
+// decodeValue decodes a JSON value that the oslo decoder has validated,
+// numbers as json.Number.
+func decodeValue(raw json.RawMessage) any {
+	var v any
+	if err := messaging.DecodeJSON(raw, &v); err != nil {
+		return raw // unreachable: raw is valid JSON
+	}
+	return v
 }
 
 // failureFromError turns what an endpoint returned into the failure sent to
-// the caller. A *RemoteError in the chain names the class; any other error
-// is named by its Go type, with the chain of wrapped messages as the
-// traceback.
-func failureFromError(err error) *oslo.Failure {
+// the caller; frame is the traceback frame of the endpoint's method ("" if
+// unknown). A *RemoteError in the chain names the class; any other error
+// is named by its Go type, and its chain of wrapped errors becomes the
+// chain of causes of a Python traceback.
+func failureFromError(err error, frame string) *oslo.Failure {
 	var re *RemoteError
 	if errors.As(err, &re) {
-		f := oslo.NewFailure(re.Module, re.Class, re.Message)
-		f.Traceback = re.Traceback
-		if len(f.Traceback) == 0 {
-			f.Traceback = []string{re.Class + ": " + re.Message + "\n"}
-		}
-		return f
+		return re.failure(frame)
 	}
 	class, module := goErrorClass(err)
 	f := oslo.NewFailure(module, class, err.Error())
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		f.Traceback = append(f.Traceback, fmt.Sprintf("%T: %s\n", e, e.Error()))
+	var tb []string
+	chain := wrapped(errors.Unwrap(err))
+	for i := len(chain) - 1; i >= 0; i-- {
+		tb = append(tb, goExceptionLine(chain[i]), oslo.CauseSeparator)
+	}
+	f.Traceback = raisedTraceback(tb, frame, f)
+	return f
+}
+
+// failure returns the failure that sends e; frame is as for
+// failureFromError. Args or kwargs that do not encode as JSON make it a
+// TypeError saying so.
+func (e *RemoteError) failure(frame string) *oslo.Failure {
+	f := oslo.NewFailure(e.Module, e.Class, e.Message)
+	var err error
+	if e.Args != nil {
+		f.Args = make([]json.RawMessage, len(e.Args))
+		for i, a := range e.Args {
+			if f.Args[i], err = json.Marshal(a); err != nil {
+				err = fmt.Errorf("arg %d: %w", i, err)
+				break
+			}
+		}
+	}
+	if err == nil && len(e.Kwargs) > 0 {
+		f.Kwargs = make(map[string]json.RawMessage, len(e.Kwargs))
+		for k, v := range e.Kwargs {
+			if f.Kwargs[k], err = json.Marshal(v); err != nil {
+				err = fmt.Errorf("kwarg %q: %w", k, err)
+				break
+			}
+		}
+	}
+	if err != nil {
+		f = oslo.NewFailure("builtins", "TypeError",
+			fmt.Sprintf("%s.%s %q does not encode as JSON: %v", e.Module, e.Class, e.Message, err))
+		f.Traceback = raisedTraceback(nil, frame, f)
+		return f
+	}
+	f.Traceback = e.Traceback
+	if len(f.Traceback) == 0 {
+		f.Traceback = raisedTraceback(nil, frame, f)
 	}
 	return f
+}
+
+// raisedTraceback appends to tb the traceback of f raised in frame: the
+// header, the frame and f's exception line; only the exception line
+// without a frame, as Python writes an exception that was never raised.
+func raisedTraceback(tb []string, frame string, f *oslo.Failure) []string {
+	if frame != "" {
+		tb = append(tb, oslo.TracebackHeader, frame)
+	}
+	return append(tb, oslo.ExceptionLine(f.Module, f.Class, f.Message))
+}
+
+// wrapped returns err and the errors it wraps, outermost first, following
+// errors.Unwrap (at most maxChain of them).
+func wrapped(err error) []error {
+	var chain []error
+	for e := err; e != nil && len(chain) < maxChain; e = errors.Unwrap(e) {
+		chain = append(chain, e)
+	}
+	return chain
+}
+
+// goExceptionLine is the exception line of one error of a chain, named by
+// its Go type: "<package path>.<type name>: <message>", pointers
+// dereferenced.
+func goExceptionLine(err error) string {
+	t := reflect.TypeOf(err)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Name() == "" {
+		return oslo.ExceptionLine("", fmt.Sprintf("%T", err), err.Error())
+	}
+	return oslo.ExceptionLine(t.PkgPath(), t.Name(), err.Error())
 }
 
 // goErrorClass names an error by the first type in its chain that says
@@ -87,7 +205,7 @@ func failureFromError(err error) *oslo.Failure {
 // class "PathError" in module "io/fs"; errors made by errors.New or
 // fmt.Errorf alone are class "Error" in module "go".
 func goErrorClass(err error) (class, module string) {
-	for e := err; e != nil; e = errors.Unwrap(e) {
+	for _, e := range wrapped(err) {
 		t := reflect.TypeOf(e)
 		for t.Kind() == reflect.Pointer {
 			t = t.Elem()
@@ -97,4 +215,64 @@ func goErrorClass(err error) (class, module string) {
 		}
 	}
 	return "Error", "go"
+}
+
+// maxPanicFrames bounds the frames of a panic's traceback: the innermost
+// ones are kept.
+const maxPanicFrames = 64
+
+// panicFailure is the failure of a method that panicked with p; it must be
+// called from the function deferred to recover p, whose stack still holds
+// the panicking frames. Its traceback has those frames, outermost first as
+// in Python, down to the one that panicked (the runtime's own left out);
+// an error p comes first as the cause, with its chain.
+func panicFailure(method string, p any) *oslo.Failure {
+	f := oslo.NewFailure("go", "Panic", fmt.Sprintf("%s panicked: %v", method, p))
+	var tb []string
+	if err, ok := p.(error); ok {
+		chain := wrapped(err)
+		for i := len(chain) - 1; i >= 0; i-- {
+			tb = append(tb, goExceptionLine(chain[i]), oslo.CauseSeparator)
+		}
+	}
+	tb = append(tb, oslo.TracebackHeader)
+	tb = append(tb, panicFrames()...)
+	f.Traceback = append(tb, oslo.ExceptionLine(f.Module, f.Class, f.Message))
+	return f
+}
+
+// panicFrames returns the traceback frames of the panicking goroutine
+// below runtime.gopanic, outermost first, without the runtime's.
+func panicFrames() []string {
+	pcs := make([]uintptr, maxPanicFrames+16)
+	pcs = pcs[:runtime.Callers(2, pcs)]
+	var frames []runtime.Frame
+	inPanic, below := false, false
+	it := runtime.CallersFrames(pcs)
+	for {
+		fr, more := it.Next()
+		switch {
+		case fr.Function == "runtime.gopanic":
+			inPanic, below = true, false
+		case inPanic && !below && isRuntime(fr.Function):
+			// How the runtime came to panic: sigpanic, panicIndex, ...
+		case inPanic && fr.Function != "runtime.goexit":
+			below = true
+			if len(frames) < maxPanicFrames {
+				frames = append(frames, fr)
+			}
+		}
+		if !more {
+			break
+		}
+	}
+	lines := make([]string, len(frames))
+	for i, fr := range frames {
+		lines[len(frames)-1-i] = oslo.TracebackFrame(fr.File, fr.Line, fr.Function)
+	}
+	return lines
+}
+
+func isRuntime(function string) bool {
+	return strings.HasPrefix(function, "runtime.") || strings.HasPrefix(function, "internal/runtime/")
 }

@@ -2,6 +2,7 @@ package rpc_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"strings"
@@ -54,4 +55,53 @@ func Example() {
 	}
 	fmt.Println(greeting)
 	// Output: hello, WORLD
+}
+
+// Inventory raises the exceptions of a Python service's module.
+type Inventory struct{}
+
+// Find fails as nova's InstanceNotFound(instance_id=...).
+func (Inventory) Find(ctx context.Context, args struct {
+	ID string `json:"instance_id"`
+}) (string, error) {
+	return "", &rpc.RemoteError{
+		Module: "nova.exception", Class: "InstanceNotFound",
+		Message: "Instance " + args.ID + " could not be found.",
+		Args:    []any{}, // InstanceNotFound makes its message from its kwargs
+		Kwargs:  map[string]any{"instance_id": args.ID},
+	}
+}
+
+// A method raises a class a Python caller rebuilds, with its kwargs; a Go
+// caller gets them back in the *RemoteError.
+func ExampleRemoteError() {
+	ctx := context.Background()
+	tr, err := transport.Open(ctx, "memory://example-remote-error")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tr.Close()
+	server, err := rpc.NewServer(tr, transport.Target{Topic: "inventory", Server: "host1"}, []rpc.Endpoint{{Receiver: Inventory{}}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := server.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer server.Stop(ctx)
+	client, err := rpc.NewClient(tr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+
+	err = client.Call(ctx, transport.Target{Topic: "inventory"}, "find", map[string]any{"instance_id": "i-1"}, nil)
+	var re *rpc.RemoteError
+	if errors.As(err, &re) {
+		fmt.Println(re.Module+"."+re.Class, re.Kwargs["instance_id"])
+		fmt.Print(re.Traceback[len(re.Traceback)-1])
+	}
+	// Output:
+	// nova.exception.InstanceNotFound i-1
+	// nova.exception.InstanceNotFound: Instance i-1 could not be found.
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -509,16 +507,6 @@ func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Re
 			return
 		}
 	}
-}
-
-func panicFailure(method string, p any) *oslo.Failure {
-	f := oslo.NewFailure("go", "Panic", fmt.Sprintf("%s panicked: %v", method, p))
-	for _, line := range strings.SplitAfter(string(debug.Stack()), "\n") {
-		if line != "" {
-			f.Traceback = append(f.Traceback, line)
-		}
-	}
-	return f
 }
 
 // Stop stops consuming (requests not yet running go back to the queues

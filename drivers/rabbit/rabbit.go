@@ -9,12 +9,17 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/switchyard-mq/switchyard/internal/oslo"
 	"github.com/switchyard-mq/switchyard/internal/rabbitmq"
 	"github.com/switchyard-mq/switchyard/transport"
 	"github.com/switchyard-mq/switchyard/transport/driver"
@@ -177,16 +182,13 @@ func (c *conn) dial(ctx context.Context, host driver.Host) (*amqp.Connection, er
 		}
 		nc = tlsConn
 	}
-	props := amqp.NewConnectionProperties()
-	props.SetClientConnectionName("switchyard " + filepath.Base(os.Args[0]))
-	props["product"] = "switchyard"
 	ac, err := amqp.Open(nc, amqp.Config{
 		// A fresh PlainAuth each time: amqp091-go zeroes the password of
 		// the one it used once the connection is open.
 		SASL:       []amqp.Authentication{&amqp.PlainAuth{Username: c.s.user, Password: c.s.password}},
 		Vhost:      c.s.vhost,
 		Heartbeat:  c.s.heartbeat,
-		Properties: props,
+		Properties: clientProperties(),
 		Locale:     "en_US",
 	})
 	if err != nil {
@@ -201,6 +203,51 @@ func (c *conn) dial(ctx context.Context, host driver.Host) (*amqp.Connection, er
 		return nil, fail(ctx.Err())
 	}
 	return ac, nil
+}
+
+// switchyardModule is Switchyard's module path, whose version the connection names.
+const switchyardModule = "github.com/switchyard-mq/switchyard"
+
+// clientProperties are what a connection tells the broker about its
+// client, shown in RabbitMQ's management UI: Switchyard as the product,
+// its version, Go's as the platform, and a connection name that says which
+// process opened it, as oslo.messaging's rabbit driver names its
+// connections: "<program>:<pid>:<uuid4>". (amqp091-go adds its
+// capabilities.)
+func clientProperties() amqp.Table {
+	return amqp.Table{
+		"product":         "Switchyard",
+		"version":         moduleVersion(),
+		"platform":        "Go " + strings.TrimPrefix(runtime.Version(), "go"),
+		"connection_name": filepath.Base(os.Args[0]) + ":" + strconv.Itoa(os.Getpid()) + ":" + oslo.NewDashedID(),
+	}
+}
+
+// moduleVersion is the version of Switchyard built into the program, from
+// its build information: a release tag ("v1.2.0"), a pseudo-version, or
+// "devel" when Switchyard is built from a working tree (the program's own
+// module, or replaced by a local directory) and has none.
+func moduleVersion() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	version := ""
+	if info.Main.Path == switchyardModule {
+		version = info.Main.Version
+	}
+	for _, dep := range info.Deps {
+		if dep.Path == switchyardModule {
+			version = dep.Version
+			if dep.Replace != nil {
+				version = dep.Replace.Version
+			}
+		}
+	}
+	if version == "" || version == "(devel)" {
+		return "devel"
+	}
+	return version
 }
 
 func (c *conn) newSession(ac *amqp.Connection, host driver.Host) *session {

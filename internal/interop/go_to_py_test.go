@@ -3,6 +3,7 @@ package interop
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -123,6 +124,51 @@ func TestGoClientPythonServer(t *testing.T) {
 			re.Traceback[len(re.Traceback)-1] != "peer_errors.QuotaExceeded: over quota\n" ||
 			!strings.Contains(strings.Join(re.Traceback, ""), "in fail") {
 			t.Fatalf("traceback is not Python's: %q", re.Traceback)
+		}
+		// The shape check that Go's tracebacks pass accepts Python's own.
+		if err := pythonShapeError(re.Traceback); err != nil {
+			t.Fatal(err)
+		}
+		// QuotaExceeded(message, code=42, limits={...}): args and kwargs
+		// reach Go decoded, numbers as json.Number.
+		wantKwargs := map[string]any{"code": json.Number("42"),
+			"limits": map[string]any{"cores": json.Number("8"), "ram_gb": json.Number("2.5")}}
+		if !reflect.DeepEqual(re.Args, []any{"over quota"}) || !reflect.DeepEqual(re.Kwargs, wantKwargs) {
+			t.Fatalf("args %#v and kwargs %#v, want [\"over quota\"] and %#v", re.Args, re.Kwargs, wantKwargs)
+		}
+	})
+
+	t.Run("python_exception_kwargs", func(t *testing.T) {
+		// InstanceNotFound(instance_id=...) makes its message from its
+		// kwargs, as nova's exceptions do.
+		ctx := testContext(t)
+		err := client.Call(ctx, target, "fail_not_found", map[string]any{"instance_id": "i-1"}, nil)
+		var re *rpc.RemoteError
+		if !errors.As(err, &re) || re.Module != "peer_errors" || re.Class != "InstanceNotFound" {
+			t.Fatalf("error %v, want peer_errors.InstanceNotFound", err)
+		}
+		const msg = "Instance i-1 could not be found."
+		if re.Message != msg || !reflect.DeepEqual(re.Args, []any{msg}) || !reflect.DeepEqual(re.Kwargs, map[string]any{"instance_id": "i-1"}) {
+			t.Fatalf("message %q, args %#v, kwargs %#v; want %q, [%[4]q], instance_id i-1", re.Message, re.Args, re.Kwargs, msg)
+		}
+	})
+
+	t.Run("null_result_sets_nil", func(t *testing.T) {
+		// The Python method returns None: an any, a map or a pointer
+		// becomes nil, an int keeps its value, as encoding/json decodes
+		// null.
+		ctx := testContext(t)
+		var v any = "previous"
+		m := map[string]any{"k": "previous"}
+		p := new(int)
+		n := 7
+		for _, result := range []any{&v, &m, &p, &n} {
+			if err := client.Call(ctx, target, "nothing", nil, result); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if v != nil || m != nil || p != nil || n != 7 {
+			t.Fatalf("after None: any %#v, map %#v, pointer %v, int %d; want nil, nil, nil, 7", v, m, p, n)
 		}
 	})
 

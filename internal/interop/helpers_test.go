@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -96,6 +97,26 @@ func (e *QuotaError) Error() string { return e.Msg }
 // Fail returns a Go error a Python caller receives as RemoteError.
 func (s *service) Fail(ctx context.Context, args messageArgs) (any, error) {
 	return nil, fmt.Errorf("handling fail: %w", &QuotaError{Msg: args.Message})
+}
+
+// raiseArgs describe an exception, as a Python service defines it.
+type raiseArgs struct {
+	Module  string         `json:"module"`
+	Class   string         `json:"class"`
+	Message string         `json:"message"`
+	Args    []any          `json:"args"` // absent: nil, so [message] is sent
+	Kwargs  map[string]any `json:"kwargs"`
+}
+
+// Raise returns the exception its caller describes, as an endpoint raising
+// a Python service's exceptions (peer_errors) would.
+func (s *service) Raise(ctx context.Context, args raiseArgs) (any, error) {
+	return nil, &rpc.RemoteError{Module: args.Module, Class: args.Class, Message: args.Message, Args: args.Args, Kwargs: args.Kwargs}
+}
+
+// Explode panics.
+func (s *service) Explode(ctx context.Context, args messageArgs) (any, error) {
+	panic(args.Message)
 }
 
 // FailValue returns an error a Python caller re-raises as ValueError.
@@ -380,16 +401,19 @@ func setPolicy(t testing.TB, vhost *brokertest.RabbitVHost, name, pattern string
 
 // raised is what a Python caller reports of an exception.
 type raised struct {
-	Class        string   `json:"class"`
-	Module       string   `json:"module"`
-	Str          string   `json:"str"`
-	Args         []string `json:"args"`
-	ExcType      *string  `json:"exc_type"`
-	Value        *string  `json:"value"`
-	Traceback    []string `json:"traceback"`
-	IsValueError bool     `json:"is_value_error"`
-	IsRemote     bool     `json:"is_remote_error"`
-	IsTimeout    bool     `json:"is_timeout"`
+	Class        string         `json:"class"`
+	Module       string         `json:"module"`
+	MRO          []string       `json:"mro"` // "module.qualname" of each class
+	Str          string         `json:"str"`
+	Args         []string       `json:"args"` // repr() of each
+	ArgsJSON     any            `json:"args_json"`
+	Kwargs       map[string]any `json:"kwargs"`
+	ExcType      *string        `json:"exc_type"`
+	Value        *string        `json:"value"`
+	Traceback    []string       `json:"traceback"`
+	IsValueError bool           `json:"is_value_error"`
+	IsRemote     bool           `json:"is_remote_error"`
+	IsTimeout    bool           `json:"is_timeout"`
 }
 
 // pyCall is the answer to a Python call command.
@@ -437,3 +461,58 @@ func (c pyCall) mustRaise(t testing.TB) *raised {
 }
 
 func isTimeout(err error) bool { return errors.Is(err, transport.ErrTimeout) }
+
+// Python's traceback lines (traceback.format_exception).
+const (
+	tbHeader    = "Traceback (most recent call last):\n"
+	tbSeparator = "\nThe above exception was the direct cause of the following exception:\n\n"
+)
+
+// tbFrame is a frame of a Python traceback, with or without its source
+// line (and, from Python 3.11, the line of carets under the part that
+// failed).
+var tbFrame = regexp.MustCompile(`^  File "[^"\n]+", line [0-9]+, in [^\n]+\n(    [^\n]*\n(    [ ~^]+\n)?)?$`)
+
+// pythonShapeError reports how tb departs from the shape of Python's
+// traceback.format_exception: blocks joined by the cause separator, each
+// an exception line, preceded by the header and frames when it was raised.
+func pythonShapeError(tb []string) error {
+	if len(tb) == 0 {
+		return errors.New("empty traceback")
+	}
+	inBlock := false // after a header, before the exception line
+	for i, line := range tb {
+		switch {
+		case line == tbHeader && !inBlock:
+			inBlock = true
+			if i+1 >= len(tb) || !tbFrame.MatchString(tb[i+1]) {
+				return fmt.Errorf("line %d: a header without a frame after it: %q", i, tb)
+			}
+		case inBlock && tbFrame.MatchString(line):
+		case line == tbSeparator && i > 0 && !inBlock && i+1 < len(tb):
+		case line != tbHeader && line != tbSeparator && strings.HasSuffix(line, "\n") && !tbFrame.MatchString(line):
+			inBlock = false // an exception line
+			if i+1 < len(tb) && tb[i+1] != tbSeparator {
+				return fmt.Errorf("line %d: an exception line followed by %q, not a cause separator: %q", i, tb[i+1], tb)
+			}
+		default:
+			return fmt.Errorf("line %d (%q) out of place in %q", i, line, tb)
+		}
+	}
+	if inBlock {
+		return fmt.Errorf("no exception line after the frames: %q", tb)
+	}
+	return nil
+}
+
+// checkJSON fails t unless got, marshalled, is the JSON value want.
+func checkJSON(t testing.TB, what string, got any, want string) {
+	t.Helper()
+	b, err := json.Marshal(got)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if !sameJSON(t, b, []byte(want)) {
+		t.Fatalf("%s = %s, want %s", what, b, want)
+	}
+}

@@ -99,12 +99,95 @@ func TestPythonClientGoServer(t *testing.T) {
 		if r.Value == nil || *r.Value != "handling fail: over quota: 3 > 2" {
 			t.Fatalf("value %v, want the Go error's message", r.Value)
 		}
-		tb := strings.Join(r.Traceback, "")
-		if !strings.Contains(tb, "*interop.QuotaError: over quota: 3 > 2") {
-			t.Fatalf("traceback %q does not name the Go error chain", tb)
+		// Python's shape, the Go chain as causes: the wrapped QuotaError,
+		// then the error the method returned, raised in the method.
+		if err := pythonShapeError(r.Traceback); err != nil {
+			t.Fatal(err)
 		}
-		if !strings.Contains(r.Str, "Remote error: QuotaError handling fail: over quota") {
+		const pkg = "github.com/switchyard-mq/switchyard/internal/interop"
+		tb := r.Traceback
+		if len(tb) != 5 || tb[0] != pkg+".QuotaError: over quota: 3 > 2\n" || tb[1] != tbSeparator || tb[2] != tbHeader ||
+			!strings.HasSuffix(tb[3], ", in "+pkg+".(*service).Fail\n") || !strings.Contains(tb[3], "/internal/interop/helpers_test.go\", line ") ||
+			tb[4] != pkg+".QuotaError: handling fail: over quota: 3 > 2\n" {
+			t.Fatalf("traceback %q does not show the Go error chain as Python's causes", tb)
+		}
+		if !strings.Contains(r.Str, "Remote error: QuotaError handling fail: over quota") || !strings.Contains(r.Str, "Traceback (most recent call last):") {
 			t.Fatalf("str() = %q", r.Str)
+		}
+	})
+
+	t.Run("go_raises_python_class_with_kwargs", func(t *testing.T) {
+		quota := map[string]any{"module": "peer_errors", "class": "QuotaExceeded", "message": "over quota",
+			"kwargs": map[string]any{"code": 42, "limits": map[string]any{"cores": 8, "ram_gb": json.Number("2.5")}}}
+		tests := []struct {
+			name   string
+			exmods []string
+			raise  map[string]any
+			check  func(t *testing.T, r *raised)
+		}{
+			{"rebuilt", []string{"peer_errors"}, quota, func(t *testing.T, r *raised) {
+				// QuotaExceeded("over quota", code=42, limits=...), as
+				// oslo rebuilds it: a subclass named *_Remote whose str()
+				// is the message and the traceback.
+				if r.Class != "QuotaExceeded_Remote" || r.Module != "peer_errors_Remote" || !slices.Contains(r.MRO, "peer_errors.QuotaExceeded") {
+					t.Fatalf("raised %s.%s (%v), want a rebuilt peer_errors.QuotaExceeded", r.Module, r.Class, r.MRO)
+				}
+				checkJSON(t, "args", r.ArgsJSON, `["over quota"]`)
+				checkJSON(t, "kwargs", r.Kwargs, `{"code": 42, "limits": {"cores": 8, "ram_gb": 2.5}}`)
+				if !strings.HasPrefix(r.Str, "over quota\n") || !strings.Contains(r.Str, "peer_errors.QuotaExceeded: over quota\n") {
+					t.Fatalf("str() = %q, want the message, then the traceback", r.Str)
+				}
+			}},
+			{"message_made_from_kwargs", []string{"peer_errors"},
+				map[string]any{"module": "peer_errors", "class": "InstanceNotFound", "message": "Instance i-1 could not be found.",
+					"args": []any{}, "kwargs": map[string]any{"instance_id": "i-1"}},
+				func(t *testing.T, r *raised) {
+					// No args: InstanceNotFound(instance_id="i-1") made
+					// its message from the kwargs.
+					if r.Class != "InstanceNotFound_Remote" || !slices.Contains(r.MRO, "peer_errors.InstanceNotFound") {
+						t.Fatalf("raised %s.%s, want a rebuilt peer_errors.InstanceNotFound", r.Module, r.Class)
+					}
+					checkJSON(t, "args", r.ArgsJSON, `["Instance i-1 could not be found."]`)
+					checkJSON(t, "kwargs", r.Kwargs, `{"instance_id": "i-1"}`)
+				}},
+			{"module_not_allowed", nil, quota, func(t *testing.T, r *raised) {
+				if !r.IsRemote || r.ExcType == nil || *r.ExcType != "QuotaExceeded" || r.Value == nil || *r.Value != "over quota" {
+					t.Fatalf("raised %s.%s (exc_type %v), want RemoteError QuotaExceeded", r.Module, r.Class, r.ExcType)
+				}
+			}},
+			{"builtin_refuses_kwargs", nil,
+				map[string]any{"module": "builtins", "class": "ValueError", "message": "bad size", "kwargs": map[string]any{"code": 1}},
+				func(t *testing.T, r *raised) {
+					// ValueError(**kwargs) is a TypeError in Python: oslo
+					// falls back to RemoteError.
+					if !r.IsRemote || r.IsValueError || r.ExcType == nil || *r.ExcType != "ValueError" {
+						t.Fatalf("raised %s.%s (exc_type %v), want RemoteError ValueError", r.Module, r.Class, r.ExcType)
+					}
+				}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				fields := map[string]any{}
+				if tt.exmods != nil {
+					fields["allowed_remote_exmods"] = tt.exmods
+				}
+				tt.check(t, e.call(testContext(t), t, topic, "raise", tt.raise, fields).mustRaise(t))
+			})
+		}
+	})
+
+	t.Run("go_panic_traceback", func(t *testing.T) {
+		r := e.call(testContext(t), t, topic, "explode", map[string]any{"message": "kaboom"}, nil).mustRaise(t)
+		if !r.IsRemote || r.ExcType == nil || *r.ExcType != "Panic" {
+			t.Fatalf("raised %s.%s (exc_type %v), want RemoteError Panic", r.Module, r.Class, r.ExcType)
+		}
+		if err := pythonShapeError(r.Traceback); err != nil {
+			t.Fatal(err)
+		}
+		tb := r.Traceback
+		if last := len(tb) - 1; tb[last] != "go.Panic: Explode panicked: kaboom\n" ||
+			!strings.HasSuffix(tb[last-1], ", in github.com/switchyard-mq/switchyard/internal/interop.(*service).Explode\n") {
+			t.Fatalf("traceback %q does not end in Explode's frame and the panic", tb)
 		}
 	})
 

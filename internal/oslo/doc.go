@@ -58,4 +58,11 @@
 // [NotificationKey] give the exchange, queue and routing-key names of the
 // rabbit driver; [NewID] and [NewDashedID] make the uuid4 ids of messages and
 // queue names; the Default constants are oslo's defaults.
+//
+// # Tracebacks
+//
+// A [Failure]'s Traceback is what Python's traceback.format_exception
+// writes; [TracebackHeader], [TracebackFrame], [ExceptionLine] and
+// [CauseSeparator] write its lines the same way, so that a traceback a Go
+// server sends has the shape of a Python server's.
 package oslo

@@ -9,7 +9,9 @@ It reads one JSON command per line on stdin and answers each on stdout with
 What its servers and listeners receive is written as it happens, as
 {"event": <stream>, "data": ...} lines. Commands run in threads of their own,
 so a slow call does not hold up the others. End of stdin stops every server
-and listener and exits.
+and listener and exits. A call command may list allowed_remote_exmods: its
+client then rebuilds the exceptions of those modules (peer_errors, say)
+instead of raising oslo_messaging.RemoteError.
 
 It uses only oslo.messaging's public API, as its documentation shows
 (get_rpc_transport, get_rpc_server, get_rpc_client, Notifier,
@@ -56,13 +58,25 @@ def same(a, b):
     return a == b
 
 
+def jsonable(value):
+    """value if JSON can hold it, else its repr."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
 def describe(exc):
     """What a caller learns from an exception, for the Go side to check."""
     return {
         "class": type(exc).__name__,
         "module": type(exc).__module__,
+        "mro": ["%s.%s" % (c.__module__, c.__qualname__) for c in type(exc).__mro__],
         "str": str(exc),
         "args": [repr(a) for a in exc.args],
+        "args_json": jsonable(list(exc.args)),
+        "kwargs": jsonable(getattr(exc, "kwargs", None)),
         "exc_type": getattr(exc, "exc_type", None),
         "value": getattr(exc, "value", None),
         "traceback": getattr(exc, "traceback", None),
@@ -90,7 +104,10 @@ class Endpoint(object):
         return out
 
     def fail(self, ctxt, message):
-        raise peer_errors.QuotaExceeded(message, code=42)
+        raise peer_errors.QuotaExceeded(message, code=42, limits={"cores": 8, "ram_gb": 2.5})
+
+    def fail_not_found(self, ctxt, instance_id):
+        raise peer_errors.InstanceNotFound(instance_id=instance_id)
 
     def fail_value(self, ctxt, message):
         raise ValueError(message)
@@ -104,6 +121,9 @@ class Endpoint(object):
 
     def whoami(self, ctxt):
         return self.server
+
+    def nothing(self, ctxt):
+        return None
 
     def record(self, ctxt, token):
         emit({"event": self.stream, "data": {"server": self.server, "token": token}})
@@ -155,12 +175,26 @@ class Peer(object):
         self.rpc_transport = oslo_messaging.get_rpc_transport(self.conf, url=url)
         self.notify_transport = oslo_messaging.get_notification_transport(self.conf, url=url)
         self.lock = threading.Lock()
+        self.exmod_transports = {}  # allowed_remote_exmods -> RPC transport
         self.running = {}  # name -> server or listener
         self.notifiers = {}
 
+    def transport_for(self, exmods):
+        """The RPC transport whose clients rebuild the exceptions of exmods."""
+        if not exmods:
+            return self.rpc_transport
+        key = tuple(exmods)
+        with self.lock:
+            transport = self.exmod_transports.get(key)
+            if transport is None:
+                transport = oslo_messaging.get_rpc_transport(
+                    self.conf, url=self.url, allowed_remote_exmods=list(key))
+                self.exmod_transports[key] = transport
+        return transport
+
     def client(self, cmd):
         target = oslo_messaging.Target(topic=cmd["topic"])
-        client = oslo_messaging.get_rpc_client(self.rpc_transport, target)
+        client = oslo_messaging.get_rpc_client(self.transport_for(cmd.get("allowed_remote_exmods")), target)
         prepared = {k: cmd[k] for k in ("server", "version", "timeout", "fanout",
                                        "call_monitor_timeout", "namespace") if cmd.get(k) is not None}
         return client.prepare(**prepared) if prepared else client
@@ -284,6 +318,8 @@ class Peer(object):
         for thing in running:
             thing.wait()
         self.rpc_transport.cleanup()
+        for transport in self.exmod_transports.values():
+            transport.cleanup()
         self.notify_transport.cleanup()
 
 

@@ -11,3 +11,15 @@ class QuotaExceeded(Exception):
     def __init__(self, message, **kwargs):
         super().__init__(message)
         self.kwargs = kwargs
+
+
+class InstanceNotFound(Exception):
+    """Nova's pattern: without a message, it is made from the kwargs."""
+
+    msg_fmt = "Instance %(instance_id)s could not be found."
+
+    def __init__(self, message=None, **kwargs):
+        self.kwargs = kwargs
+        if not message:
+            message = self.msg_fmt % kwargs
+        super().__init__(message)
