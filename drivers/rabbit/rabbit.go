@@ -64,6 +64,7 @@ type conn struct {
 	// operations off while a new session re-declares the recorded topology.
 	topoSem chan struct{}
 	topo    recorded
+	name    string // the connection's name, the same on every reconnection
 
 	mu        sync.Mutex
 	ready     chan struct{} // closed when cur is set; replaced when it is lost
@@ -89,6 +90,7 @@ func open(ctx context.Context, u *driver.URL) (driver.Conn, error) {
 	}
 	c := &conn{
 		s:         s,
+		name:      connectionName(),
 		logger:    u.Logger,
 		topoSem:   make(chan struct{}, 1),
 		ready:     make(chan struct{}),
@@ -188,7 +190,7 @@ func (c *conn) dial(ctx context.Context, host driver.Host) (*amqp.Connection, er
 		SASL:       []amqp.Authentication{&amqp.PlainAuth{Username: c.s.user, Password: c.s.password}},
 		Vhost:      c.s.vhost,
 		Heartbeat:  c.s.heartbeat,
-		Properties: clientProperties(),
+		Properties: clientProperties(c.name),
 		Locale:     "en_US",
 	})
 	if err != nil {
@@ -214,13 +216,20 @@ const switchyardModule = "github.com/switchyard-mq/switchyard"
 // process opened it, as oslo.messaging's rabbit driver names its
 // connections: "<program>:<pid>:<uuid4>". (amqp091-go adds its
 // capabilities.)
-func clientProperties() amqp.Table {
+func clientProperties(connectionName string) amqp.Table {
 	return amqp.Table{
 		"product":         "Switchyard",
 		"version":         moduleVersion(),
 		"platform":        "Go " + strings.TrimPrefix(runtime.Version(), "go"),
-		"connection_name": filepath.Base(os.Args[0]) + ":" + strconv.Itoa(os.Getpid()) + ":" + oslo.NewDashedID(),
+		"connection_name": connectionName,
 	}
+}
+
+// connectionName names a transport's connection as oslo.messaging names
+// its own, "<process>:<pid>:<uuid>", so that an operator can tell which
+// process it is; the transport keeps it across reconnections.
+func connectionName() string {
+	return filepath.Base(os.Args[0]) + ":" + strconv.Itoa(os.Getpid()) + ":" + oslo.NewDashedID()
 }
 
 // moduleVersion is the version of Switchyard built into the program, from
