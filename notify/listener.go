@@ -270,7 +270,7 @@ func (l *Listener) declare(ctx context.Context) ([]string, error) {
 	var queues []string
 	for _, t := range l.targets {
 		exchange := l.topo.ExchangeName(t)
-		if err := l.tr.DeclareExchange(ctx, l.topo.Exchange(exchange)); err != nil {
+		if err := l.topo.DeclareExchange(ctx, l.tr, l.topo.Exchange(exchange)); err != nil {
 			return nil, err
 		}
 		for _, p := range l.priorities() {
@@ -279,7 +279,7 @@ func (l *Listener) declare(ctx context.Context) ([]string, error) {
 			if l.pool != "" {
 				queue = l.pool
 			}
-			if _, err := l.tr.DeclareQueue(ctx, l.topo.SharedQueue(queue)); err != nil {
+			if _, err := l.topo.DeclareQueue(ctx, l.tr, l.topo.SharedQueue(queue)); err != nil {
 				return nil, err
 			}
 			if err := l.tr.Bind(ctx, transport.Binding{Exchange: exchange, Queue: queue, Key: key}); err != nil {

@@ -266,10 +266,10 @@ func (s *notifierShared) declare(ctx context.Context, exchange, key string) erro
 	if s.declared[key] {
 		return nil
 	}
-	if err := s.tr.DeclareExchange(ctx, s.topo.Exchange(exchange)); err != nil {
+	if err := s.topo.DeclareExchange(ctx, s.tr, s.topo.Exchange(exchange)); err != nil {
 		return err
 	}
-	if _, err := s.tr.DeclareQueue(ctx, s.topo.SharedQueue(key)); err != nil {
+	if _, err := s.topo.DeclareQueue(ctx, s.tr, s.topo.SharedQueue(key)); err != nil {
 		return err
 	}
 	if err := s.tr.Bind(ctx, transport.Binding{Exchange: exchange, Queue: key, Key: key}); err != nil {

@@ -421,7 +421,7 @@ func (s *clientShared) declareExchange(ctx context.Context, ex transport.Exchang
 	if _, ok := s.declared.Load(ex.Name); ok {
 		return nil
 	}
-	if err := s.tr.DeclareExchange(ctx, ex); err != nil {
+	if err := s.topo.DeclareExchange(ctx, s.tr, ex); err != nil {
 		return err
 	}
 	s.declared.Store(ex.Name, true)
@@ -446,7 +446,7 @@ func (s *clientShared) replyQueue(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	name, err := s.tr.DeclareQueue(ctx, q)
+	name, err := s.topo.DeclareQueue(ctx, s.tr, q)
 	if err != nil {
 		return "", err
 	}

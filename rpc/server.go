@@ -168,11 +168,11 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) declareAndConsume(ctx context.Context) ([]*transport.Consumer, error) {
 	t := s.target
 	exchange := s.topo.ExchangeName(t)
-	if err := s.tr.DeclareExchange(ctx, s.topo.Exchange(exchange)); err != nil {
+	if err := s.topo.DeclareExchange(ctx, s.tr, s.topo.Exchange(exchange)); err != nil {
 		return nil, err
 	}
 	for _, name := range []string{oslo.TopicQueue(t.Topic), oslo.ServerQueue(t.Topic, t.Server)} {
-		if _, err := s.tr.DeclareQueue(ctx, s.topo.SharedQueue(name)); err != nil {
+		if _, err := s.topo.DeclareQueue(ctx, s.tr, s.topo.SharedQueue(name)); err != nil {
 			return nil, err
 		}
 		if err := s.tr.Bind(ctx, transport.Binding{Exchange: exchange, Queue: name, Key: name}); err != nil {
@@ -180,14 +180,14 @@ func (s *Server) declareAndConsume(ctx context.Context) ([]*transport.Consumer, 
 		}
 	}
 	fanout := s.topo.FanoutExchange(t.Topic)
-	if err := s.tr.DeclareExchange(ctx, fanout); err != nil {
+	if err := s.topo.DeclareExchange(ctx, s.tr, fanout); err != nil {
 		return nil, err
 	}
 	q, shared, err := s.topo.FanoutQueue(t.Topic)
 	if err != nil {
 		return nil, err
 	}
-	fanoutQueue, err := s.tr.DeclareQueue(ctx, q)
+	fanoutQueue, err := s.topo.DeclareQueue(ctx, s.tr, q)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,8 @@ import (
 	"net"
 	"strings"
 	"syscall"
+
+	"github.com/switchyard-mq/switchyard/internal/rabbitmq"
 )
 
 // exchangeInReason extracts the exchange that a broker reply names, as in
@@ -29,8 +31,13 @@ func exchangeInReason(reason string) (string, bool) {
 
 // connectionFailing reports whether err, from a request on sess, means
 // that the connection is going down: it is closed, or an I/O error hit its
-// socket (amqp091-go then closes it; the supervisor will see that).
+// socket (amqp091-go then closes it; the supervisor will see that). A
+// connection the broker closed because of the request itself is not: the
+// request would close the next one too (see rabbitmq.RefusesRequest).
 func connectionFailing(sess *session, err error) bool {
+	if rabbitmq.RefusesRequest(err) {
+		return false
+	}
 	if sess.amqp.IsClosed() {
 		return true
 	}

@@ -65,7 +65,37 @@ func sentinel(reply *amqp091.Error) error {
 	case amqp091.NotAllowed, amqp091.SyntaxError, amqp091.CommandInvalid, amqp091.NotImplemented:
 		return driver.ErrInvalid
 	}
+	if deniedFeature(reply) {
+		return driver.ErrUnsupported
+	}
 	return driver.ErrClosed
+}
+
+// deniedFeature reports whether the broker refused a deprecated feature
+// its configuration denies, as RabbitMQ 4 does with 541 INTERNAL_ERROR
+// ("Feature `transient_nonexcl_queues` is deprecated. Its use is not
+// permitted per the configuration").
+func deniedFeature(reply *amqp091.Error) bool {
+	return reply.Code == amqp091.InternalError && strings.Contains(reply.Reason, "is deprecated")
+}
+
+// RefusesRequest reports whether err is the broker closing the whole
+// connection in answer to the request itself, a hard error: a deprecated
+// feature its configuration denies (541), a command it does not allow
+// (530) or implement (540), or a malformed one (503). The same request
+// on a new connection would fail the same way, and close it too, so it is
+// the request's error to return, not a lost connection to reconnect and
+// try again.
+func RefusesRequest(err error) bool {
+	var reply *amqp091.Error
+	if !errors.As(err, &reply) || !reply.Server {
+		return false
+	}
+	switch reply.Code {
+	case amqp091.NotAllowed, amqp091.NotImplemented, amqp091.CommandInvalid:
+		return true
+	}
+	return deniedFeature(reply)
 }
 
 // IsChannelError reports whether err holds a soft error from the broker:
