@@ -28,6 +28,9 @@ func TestMapError(t *testing.T) {
 		{"502", &amqp091.Error{Code: amqp091.SyntaxError, Reason: "SYNTAX_ERROR", Server: true}, driver.ErrInvalid},
 		{"503", &amqp091.Error{Code: amqp091.CommandInvalid, Reason: "COMMAND_INVALID", Server: true}, driver.ErrInvalid},
 		{"540", &amqp091.Error{Code: amqp091.NotImplemented, Reason: "NOT_IMPLEMENTED", Server: true}, driver.ErrInvalid},
+		{"541, a denied deprecated feature", &amqp091.Error{Code: amqp091.InternalError,
+			Reason: "INTERNAL_ERROR - Feature `transient_nonexcl_queues` is deprecated.\nIts use is not permitted per the configuration", Server: true}, driver.ErrUnsupported},
+		{"541", &amqp091.Error{Code: amqp091.InternalError, Reason: "INTERNAL_ERROR", Server: true}, driver.ErrClosed},
 		{"320", &amqp091.Error{Code: amqp091.ConnectionForced, Reason: "CONNECTION_FORCED - broker forced connection closure", Server: true}, driver.ErrClosed},
 		{"504 from the client", amqp091.ErrClosed, driver.ErrClosed},
 	} {
@@ -54,6 +57,29 @@ func TestMapError(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRefusesRequest: a connection the broker closed in answer to the
+// request itself is told apart from one that was lost.
+func TestRefusesRequest(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&amqp091.Error{Code: amqp091.InternalError, Reason: "INTERNAL_ERROR - Feature `transient_nonexcl_queues` is deprecated.", Server: true}, true},
+		{&amqp091.Error{Code: amqp091.NotAllowed, Reason: "NOT_ALLOWED", Server: true}, true},
+		{&amqp091.Error{Code: amqp091.NotImplemented, Reason: "NOT_IMPLEMENTED", Server: true}, true},
+		{&amqp091.Error{Code: amqp091.CommandInvalid, Reason: "COMMAND_INVALID", Server: true}, true},
+		{&amqp091.Error{Code: amqp091.InternalError, Reason: "INTERNAL_ERROR", Server: true}, false},
+		{&amqp091.Error{Code: amqp091.ConnectionForced, Reason: "CONNECTION_FORCED", Server: true}, false},
+		{&amqp091.Error{Code: amqp091.NotAllowed, Reason: "from the client"}, false},
+		{amqp091.ErrClosed, false},
+		{io.EOF, false},
+	} {
+		if got := RefusesRequest(fmt.Errorf("declare: %w", tc.err)); got != tc.want {
+			t.Errorf("RefusesRequest(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }
 
