@@ -112,6 +112,10 @@ func open(ctx context.Context, u *driver.URL) (driver.Conn, error) {
 			errs = append(errs, err)
 			continue
 		}
+		if s.queues.HA && !mirrors(ac) {
+			c.logger.WarnContext(ctx, "rabbit: rabbit_ha_queues has no effect on this broker: RabbitMQ 4 removed classic queue mirroring (use rabbit_quorum_queue)",
+				"broker_version", ac.Properties["version"])
+		}
 		sess := c.newSession(ac, host)
 		c.install(sess)
 		c.wg.Add(1)
@@ -120,6 +124,16 @@ func open(ctx context.Context, u *driver.URL) (driver.Conn, error) {
 	}
 	c.cancel()
 	return nil, errors.Join(errs...)
+}
+
+// mirrors reports whether the broker may still mirror classic queues, as
+// x-ha-policy asks: RabbitMQ before 4.0, or a broker that does not say
+// its version.
+func mirrors(ac *amqp.Connection) bool {
+	version, _ := ac.Properties["version"].(string)
+	major, _, _ := strings.Cut(version, ".")
+	n, err := strconv.Atoi(major)
+	return err != nil || n < 4
 }
 
 // As implements driver.Conn: a **amqp091.Connection target gets the
