@@ -4,6 +4,12 @@
 // sets SWITCHYARD_BROKERS=required (as .ci/run does), so that CI never
 // passes by skipping.
 //
+// Two RabbitMQ brokers run on a test machine: Debian 12's RabbitMQ 3.10, the
+// system's (RabbitMQ), and RabbitMQ 4.3 from the Debian sid chroot that
+// .ci/sid-stack builds and starts (RabbitMQ4). Each is one half of a Stack,
+// a broker and the Python oslo.messaging that goes with it; Stacks lists
+// them, so that a test runs one body against each.
+//
 // The RabbitMQ broker is shared by the tests of every package, which
 // `go test ./...` runs in parallel processes. Its URL takes a lock file in
 // shared mode for the rest of the test; a test that stops or restarts the
@@ -16,6 +22,8 @@ package brokertest
 import (
 	"net"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -35,15 +43,57 @@ type Broker struct {
 	// keeps tests that stop the broker apart from tests that use it, across
 	// test processes (see LockShared and LockExclusive).
 	LockFile string
+
+	// For RabbitMQ brokers only:
+
+	// ManagementPort is where the node's management API listens, on the
+	// URL's first host; "" means RabbitMQ's default, 15672.
+	ManagementPort string
+	// Ctl is the command that runs rabbitmqctl for the node (its
+	// arguments follow); nil means the system's rabbitmqctl.
+	Ctl []string
 }
 
-// RabbitMQ is the AMQP 0-9-1 broker.
+// The RabbitMQ 4.3 node of .ci/sid-stack (see .ci/sid-env).
+const (
+	rabbit4DefaultURL     = "rabbit://guest:guest@127.0.0.1:5682/"
+	rabbit4ManagementPort = "15682"
+)
+
+// RabbitMQ is the AMQP 0-9-1 broker: the system's RabbitMQ (3.10 on Debian
+// 12) unless SWITCHYARD_RABBIT_URL points elsewhere. When that URL names the
+// address of RabbitMQ4's node, the broker is that node, with its management
+// port, rabbitmqctl and lock file, so that the tests written for RabbitMQ
+// run against RabbitMQ 4.3 with nothing else changed (and a test that
+// restarts the broker restarts that node, never the system's).
 func RabbitMQ() Broker {
-	return Broker{
+	b := Broker{
 		Name: "RabbitMQ", EnvVar: "SWITCHYARD_RABBIT_URL",
 		DefaultURL: "rabbit://guest:guest@127.0.0.1:5672/",
 		HowToStart: "run .ci/run, or: apt-get install rabbitmq-server && rabbitmq-server -detached",
 		LockFile:   "switchyard-rabbitmq.lock",
+	}
+	if r4 := RabbitMQ4(); sameAddress(b.rawURL(), r4.rawURL()) {
+		b.Name = "RabbitMQ (the RabbitMQ 4.3 node, by " + b.EnvVar + ")"
+		b.HowToStart, b.LockFile, b.ManagementPort, b.Ctl = r4.HowToStart, r4.LockFile, r4.ManagementPort, r4.Ctl
+	}
+	return b
+}
+
+// RabbitMQ4 is the RabbitMQ 4.3 node that .ci/sid-stack runs from a Debian
+// sid chroot beside the system's RabbitMQ: AMQP on 127.0.0.1:5682,
+// management on 15682, rabbitmqctl by .ci/sid-rabbitmqctl. It denies
+// transient_nonexcl_queues, as operators run RabbitMQ 4 now: a non-durable,
+// non-exclusive queue is refused. SWITCHYARD_RABBIT4_URL points elsewhere.
+func RabbitMQ4() Broker {
+	return Broker{
+		Name: "RabbitMQ 4.3", EnvVar: "SWITCHYARD_RABBIT4_URL",
+		DefaultURL: rabbit4DefaultURL,
+		HowToStart: "run .ci/sid-stack as root (it builds a Debian sid chroot once and starts RabbitMQ 4.3 there; .ci/run does too)",
+		LockFile:   "switchyard-rabbitmq4.lock",
+
+		ManagementPort: rabbit4ManagementPort,
+		Ctl:            []string{repoFile(".ci/sid-rabbitmqctl")},
 	}
 }
 
@@ -80,10 +130,7 @@ func (b Broker) ExclusiveURL(t testing.TB) string {
 // connections, and otherwise skips or fails t.
 func (b Broker) reachable(t testing.TB) string {
 	t.Helper()
-	raw := b.DefaultURL
-	if v := os.Getenv(b.EnvVar); v != "" {
-		raw = v
-	}
+	raw := b.rawURL()
 	addr, err := firstHost(raw)
 	if err == nil {
 		var conn net.Conn
@@ -99,6 +146,29 @@ func (b Broker) reachable(t testing.TB) string {
 	}
 	t.Skip(msg)
 	return ""
+}
+
+// rawURL is the broker's URL, from its environment variable or the default.
+func (b Broker) rawURL() string {
+	if v := os.Getenv(b.EnvVar); v != "" {
+		return v
+	}
+	return b.DefaultURL
+}
+
+// sameAddress reports whether two transport URLs' first hosts are the same
+// host and port.
+func sameAddress(a, b string) bool {
+	ha, errA := firstHost(a)
+	hb, errB := firstHost(b)
+	return errA == nil && errB == nil && ha == hb
+}
+
+// repoFile is the absolute path of a file of this repository, found from
+// this source file's: the tests run from a checkout.
+func repoFile(rel string) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", filepath.FromSlash(rel))
 }
 
 // firstHost extracts host:port of the first host of a transport URL.

@@ -21,8 +21,9 @@ import (
 // ctlTimeout bounds one rabbitmqctl or management API call.
 const ctlTimeout = 60 * time.Second
 
-// managementPort is where the rabbitmq_management plugin listens.
-const managementPort = "15672"
+// defaultManagementPort is where the rabbitmq_management plugin listens
+// unless a Broker says otherwise.
+const defaultManagementPort = "15672"
 
 // RabbitVHost is a RabbitMQ virtual host made for one test, so that the
 // test's queues, exchanges and connections are its own on a shared broker.
@@ -32,27 +33,43 @@ type RabbitVHost struct {
 	// URL is the broker's transport URL with Name as its virtual host.
 	URL string
 
-	cfg *transport.URL
+	broker Broker
+	cfg    *transport.URL
 }
 
 // NewRabbitVHost creates a fresh virtual host on the RabbitMQ broker that
 // RabbitMQ().URL finds (taking the shared lock), grants the URL's user
-// every permission on it, and deletes it when t ends. It uses the
-// management API when the rabbitmq_management plugin answers, and
-// rabbitmqctl otherwise.
+// every permission on it, and deletes it when t ends: RabbitMQ().NewVHost.
 func NewRabbitVHost(t testing.TB) *RabbitVHost {
 	t.Helper()
-	return newRabbitVHost(t, RabbitMQ().URL(t))
+	return RabbitMQ().NewVHost(t)
 }
 
 // NewExclusiveRabbitVHost is NewRabbitVHost for a test that stops or
 // restarts the broker: it takes the exclusive lock (ExclusiveURL).
 func NewExclusiveRabbitVHost(t testing.TB) *RabbitVHost {
 	t.Helper()
-	return newRabbitVHost(t, RabbitMQ().ExclusiveURL(t))
+	return RabbitMQ().NewExclusiveVHost(t)
 }
 
-func newRabbitVHost(t testing.TB, base string) *RabbitVHost {
+// NewVHost creates a fresh virtual host on the RabbitMQ broker b (RabbitMQ
+// or RabbitMQ4) that b.URL finds (taking the shared lock, and skipping or
+// failing t as URL does), grants the URL's user every permission on it,
+// and deletes it when t ends. It uses the broker's management API when it
+// answers, and its rabbitmqctl otherwise.
+func (b Broker) NewVHost(t testing.TB) *RabbitVHost {
+	t.Helper()
+	return newRabbitVHost(t, b, b.URL(t))
+}
+
+// NewExclusiveVHost is NewVHost for a test that stops or restarts the
+// broker: it takes the exclusive lock (ExclusiveURL).
+func (b Broker) NewExclusiveVHost(t testing.TB) *RabbitVHost {
+	t.Helper()
+	return newRabbitVHost(t, b, b.ExclusiveURL(t))
+}
+
+func newRabbitVHost(t testing.TB, b Broker, base string) *RabbitVHost {
 	t.Helper()
 	cfg, err := transport.ParseURL(base)
 	if err != nil {
@@ -61,7 +78,7 @@ func newRabbitVHost(t testing.TB, base string) *RabbitVHost {
 	var suffix [4]byte
 	_, _ = rand.Read(suffix[:])
 	name := "sy-" + vhostSafe(t.Name()) + "-" + hex.EncodeToString(suffix[:])
-	v := &RabbitVHost{Name: name, cfg: cfg}
+	v := &RabbitVHost{Name: name, broker: b, cfg: cfg}
 	v.URL = vhostURL(base, name)
 
 	user := cfg.User
@@ -83,11 +100,37 @@ func newRabbitVHost(t testing.TB, base string) *RabbitVHost {
 	return v
 }
 
+// Broker is the broker the virtual host is on.
+func (v *RabbitVHost) Broker() Broker { return v.broker }
+
 // CloseConnections makes the broker close every client connection of the
 // virtual host (and no other), as an operator or a failing node would.
 func (v *RabbitVHost) CloseConnections(t testing.TB) {
 	t.Helper()
 	v.ctl(t, "close_all_connections", "-p", v.Name, "switchyard fault test")
+}
+
+// SetPolicy applies a policy (RabbitMQ's set_policy: name, a pattern of
+// names, what it applies to, such as "queues", and its definition) in the
+// virtual host, through the broker's management API. It fails t if the
+// API refuses it or does not answer.
+func (v *RabbitVHost) SetPolicy(t testing.TB, name, pattern, applyTo string, definition map[string]any) {
+	t.Helper()
+	body, err := json.Marshal(map[string]any{"pattern": pattern, "apply-to": applyTo, "definition": definition})
+	if err != nil {
+		t.Fatalf("brokertest: policy %s: %v", name, err)
+	}
+	if err := v.manage(http.MethodPut, "/api/policies/"+url.PathEscape(v.Name)+"/"+url.PathEscape(name), string(body)); err != nil {
+		t.Fatalf("brokertest: set policy %s on virtual host %s: %v (%s)", name, v.Name, err, v.broker.HowToStart)
+	}
+}
+
+// Version returns the RabbitMQ version that the broker's management API
+// reports, such as "4.3.6". It skips t when the API does not answer.
+func (v *RabbitVHost) Version(t testing.TB) string {
+	t.Helper()
+	version, _ := v.entity(t, "/api/overview")["rabbitmq_version"].(string)
+	return version
 }
 
 // Queue returns what the management API says about a queue of the
@@ -112,7 +155,8 @@ func (v *RabbitVHost) entity(t testing.TB, path string) map[string]any {
 	status, err := v.get(path, &out)
 	switch {
 	case err != nil:
-		t.Skipf("brokertest: the RabbitMQ management API is not available (%v); enable it with rabbitmq-plugins enable rabbitmq_management", err)
+		t.Skipf("brokertest: the %s management API is not available (%v); enable it with rabbitmq-plugins enable rabbitmq_management (%s)",
+			v.broker.Name, err, v.broker.HowToStart)
 	case status == http.StatusNotFound:
 		return nil
 	case status != http.StatusOK:
@@ -121,23 +165,40 @@ func (v *RabbitVHost) entity(t testing.TB, path string) map[string]any {
 	return out
 }
 
-// ctl runs rabbitmqctl, failing t if it fails.
+// ctl runs the broker's rabbitmqctl, failing t if it fails.
 func (v *RabbitVHost) ctl(t testing.TB, args ...string) {
 	t.Helper()
-	RabbitCtl(t, args...)
+	v.broker.Rabbitmqctl(t, args...)
 }
 
-// RabbitCtl runs rabbitmqctl with args on the local node and returns its
-// output, failing t if it fails or takes longer than a minute.
+// RabbitCtl runs rabbitmqctl with args for the node of RabbitMQ() (the
+// system's, or the 4.3 node when SWITCHYARD_RABBIT_URL names it) and
+// returns its output, failing t if it fails or takes longer than a minute.
 func RabbitCtl(t testing.TB, args ...string) string {
+	t.Helper()
+	return RabbitMQ().Rabbitmqctl(t, args...)
+}
+
+// Rabbitmqctl runs the RabbitMQ broker b's rabbitmqctl (b.Ctl) with args and
+// returns its output, failing t if it fails or takes longer than a minute.
+func (b Broker) Rabbitmqctl(t testing.TB, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), ctlTimeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "rabbitmqctl", args...).CombinedOutput()
+	command := append(b.ctlCommand(), args...)
+	out, err := exec.CommandContext(ctx, command[0], command[1:]...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("brokertest: rabbitmqctl %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("brokertest: %s: %v\n%s", strings.Join(command, " "), err, out)
 	}
 	return string(out)
+}
+
+// ctlCommand is b.Ctl, or the system's rabbitmqctl, in a slice of its own.
+func (b Broker) ctlCommand() []string {
+	if len(b.Ctl) == 0 {
+		return []string{"rabbitmqctl"}
+	}
+	return append([]string(nil), b.Ctl...)
 }
 
 // manage calls the management API of the broker's first host.
@@ -170,7 +231,11 @@ func (v *RabbitVHost) call(method, path, body string) (*http.Response, error) {
 	if len(v.cfg.Hosts) == 0 {
 		return nil, fmt.Errorf("no host in the broker URL")
 	}
-	endpoint := "http://" + net.JoinHostPort(v.cfg.Hosts[0].Name, managementPort) + path
+	port := v.broker.ManagementPort
+	if port == "" {
+		port = defaultManagementPort
+	}
+	endpoint := "http://" + net.JoinHostPort(v.cfg.Hosts[0].Name, port) + path
 	ctx, cancel := context.WithTimeout(context.Background(), ctlTimeout)
 	req, err := http.NewRequestWithContext(ctx, method, endpoint, strings.NewReader(body))
 	if err != nil {

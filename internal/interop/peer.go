@@ -8,7 +8,9 @@
 // The Python side is testdata/peer.py, a long-lived process that a test
 // drives over its stdin and stdout (Peer): one JSON command per line, one
 // JSON answer per command, and events for what its servers and listeners
-// receive.
+// receive. A peer runs on either stack of brokertest.Stacks
+// (StartStackPeer): Debian 12's /usr/bin/python3 with oslo.messaging 14, or
+// the Debian sid chroot's python3 with oslo.messaging 18 (.ci/sid-python3).
 package interop
 
 import (
@@ -41,25 +43,39 @@ const peerStartTimeout = 30 * time.Second
 
 // RequirePython returns PythonPath if it can import oslo_messaging, and
 // otherwise skips t, or fails it under SWITCHYARD_BROKERS=required, saying
-// how to install it.
+// how to install it: RequireStackPython for brokertest.DebianStack.
 func RequirePython(t testing.TB) string {
+	t.Helper()
+	return RequireStackPython(t, brokertest.DebianStack())[0]
+}
+
+// RequireStackPython returns the command that runs the stack's python3
+// (stack.Python) if it can import oslo_messaging, and otherwise skips t, or
+// fails it under SWITCHYARD_BROKERS=required, saying how to get it.
+func RequireStackPython(t testing.TB, stack brokertest.Stack) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), peerStartTimeout)
 	defer cancel()
-	check := exec.CommandContext(ctx, PythonPath, "-c", "import oslo_messaging")
+	args := append(append([]string(nil), stack.Python[1:]...), "-c", "import oslo_messaging")
+	check := exec.CommandContext(ctx, stack.Python[0], args...)
 	check.Env = Env()
 	out, err := check.CombinedOutput()
 	if err == nil {
-		return PythonPath
+		return append([]string(nil), stack.Python...)
 	}
-	msg := fmt.Sprintf("%s cannot import oslo_messaging (%v: %s); install it with apt-get install python3-oslo.messaging (as .ci/run does)",
-		PythonPath, err, strings.TrimSpace(string(out)))
+	msg := fmt.Sprintf("%s (%s) cannot import oslo_messaging (%v: %s); %s",
+		strings.Join(stack.Python, " "), stack.Name, err, strings.TrimSpace(string(out)), stack.HowToGetPython)
 	if brokertest.Required() {
 		t.Fatal(msg + " [SWITCHYARD_BROKERS=required]")
 	}
 	t.Skip(msg)
-	return ""
+	return nil
 }
+
+// LockPath is the [oslo_concurrency] lock_path of the Python peers: one
+// directory under os.TempDir(), which .ci/sid-python3 shares with the
+// chroot, for every peer on the machine.
+func LockPath() string { return filepath.Join(os.TempDir(), "switchyard-oslo-locks") }
 
 // script returns the absolute path of a file in this package's testdata
 // directory, wherever the test runs from.
@@ -101,14 +117,27 @@ type line struct {
 	answer
 }
 
-// StartPeer starts testdata/peer.py on url and waits until it is
-// connected. It skips (or fails) t when python3-oslo.messaging is missing.
+// StartPeer starts testdata/peer.py on url with Debian 12's oslo.messaging
+// 14 and waits until it is connected: StartStackPeer for
+// brokertest.DebianStack.
 func StartPeer(t testing.TB, url string) *Peer {
 	t.Helper()
-	python := RequirePython(t)
-	cmd := exec.Command(python, "-u", script("peer.py"), "--url", url)
+	return StartStackPeer(t, brokertest.DebianStack(), url)
+}
+
+// StartStackPeer starts testdata/peer.py on url with the stack's Python and
+// waits until it is connected. It skips (or fails) t when that Python
+// cannot import oslo_messaging. Every peer has the same [oslo_concurrency]
+// lock_path (LockPath), as the services of one host do: oslo.messaging 18's
+// use_queue_manager needs it to number the reply queues of a host's
+// processes.
+func StartStackPeer(t testing.TB, stack brokertest.Stack, url string) *Peer {
+	t.Helper()
+	python := RequireStackPython(t, stack)
+	args := append(append([]string(nil), python[1:]...), "-u", script("peer.py"), "--url", url)
+	cmd := exec.Command(python[0], args...)
 	cmd.Dir = filepath.Dir(script("peer.py"))
-	cmd.Env = Env()
+	cmd.Env = append(Env(), "OS_OSLO_CONCURRENCY__LOCK_PATH="+LockPath())
 	p := &Peer{
 		t: t, cmd: cmd, stderr: &lockedBuffer{}, exited: make(chan struct{}),
 		pending: map[int64]chan answer{}, streams: map[string][]json.RawMessage{}, changed: make(chan struct{}),

@@ -300,6 +300,13 @@ class Peer(object):
         out.update(p50=pct(0.50), p99=pct(0.99))
         return out
 
+    def op_versions(self, cmd):
+        """What this peer runs: the stack a test asked for."""
+        import importlib.metadata
+        return {"python": sys.version.split()[0],
+                "oslo.messaging": importlib.metadata.version("oslo.messaging"),
+                "kombu": importlib.metadata.version("kombu")}
+
     def run(self, cmd):
         try:
             result = getattr(self, "op_" + cmd["op"])(cmd)
