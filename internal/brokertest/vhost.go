@@ -149,6 +149,47 @@ func (v *RabbitVHost) Exchange(t testing.TB, name string) map[string]any {
 	return v.entity(t, "/api/exchanges/"+url.PathEscape(v.Name)+"/"+url.PathEscape(name))
 }
 
+// Queues returns what the management API says about every queue of the
+// virtual host, by name.
+func (v *RabbitVHost) Queues(t testing.TB) map[string]map[string]any {
+	t.Helper()
+	return v.list(t, "/api/queues/"+url.PathEscape(v.Name))
+}
+
+// Exchanges returns what the management API says about every exchange of
+// the virtual host, by name, but the ones every virtual host has (the
+// default exchange and the amq. ones).
+func (v *RabbitVHost) Exchanges(t testing.TB) map[string]map[string]any {
+	t.Helper()
+	all := v.list(t, "/api/exchanges/"+url.PathEscape(v.Name))
+	for name := range all {
+		if name == "" || strings.HasPrefix(name, "amq.") {
+			delete(all, name)
+		}
+	}
+	return all
+}
+
+// list reads a management API listing, by name.
+func (v *RabbitVHost) list(t testing.TB, path string) map[string]map[string]any {
+	t.Helper()
+	var rows []map[string]any
+	status, err := v.get(path, &rows)
+	switch {
+	case err != nil:
+		t.Skipf("brokertest: the %s management API is not available (%v); enable it with rabbitmq-plugins enable rabbitmq_management (%s)",
+			v.broker.Name, err, v.broker.HowToStart)
+	case status != http.StatusOK:
+		t.Fatalf("brokertest: GET %s: status %d", path, status)
+	}
+	byName := make(map[string]map[string]any, len(rows))
+	for _, row := range rows {
+		name, _ := row["name"].(string)
+		byName[name] = row
+	}
+	return byName
+}
+
 func (v *RabbitVHost) entity(t testing.TB, path string) map[string]any {
 	t.Helper()
 	var out map[string]any
