@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/switchyard-mq/switchyard/internal/brokertest"
 	"github.com/switchyard-mq/switchyard/rpc"
 	"github.com/switchyard-mq/switchyard/transport"
 )
@@ -200,5 +202,43 @@ func TestStreamFanoutNeeds(t *testing.T) {
 		wantErr(t, tt.query, err, transport.ErrInvalid, tt.names)
 		_, err = rpc.NewClient(tr)
 		wantErr(t, tt.query, err, transport.ErrInvalid, tt.names)
+	}
+}
+
+// TestLegacyOptionsOnModernBroker: against a broker that refuses
+// non-durable, non-exclusive queues (RabbitMQ 4.3 as operators run it
+// now), a queue of that kind is ErrUnsupported at once, the transport goes
+// on, and an RPC server with oslo.messaging's legacy defaults fails to
+// start with an error naming the options to set.
+func TestLegacyOptionsOnModernBroker(t *testing.T) {
+	x := setupTester(t, brokertest.RabbitMQ4().NewVHost(t))
+	tr := x.open(fastRetry)
+	_, err := tr.DeclareQueue(x.ctx, transport.Queue{Name: "transient"})
+	wantErr(t, "a transient queue", err, transport.ErrUnsupported, "transient_nonexcl_queues")
+	x.queue(tr, transport.Queue{Name: "durable", Durable: true}) // the transport carries on
+
+	srv, err := rpc.NewServer(tr, transport.Target{Topic: "legacy", Server: "s1"}, []rpc.Endpoint{{Receiver: topologyEcho{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = srv.Start(x.ctx)
+	if err == nil {
+		_ = srv.Stop(x.ctx)
+		t.Fatal("a server with legacy options started on a broker that refuses its queues")
+	}
+	for _, option := range []string{"rabbit_quorum_queue=true", "rabbit_transient_quorum_queue=true"} {
+		if !strings.Contains(err.Error(), option) {
+			t.Errorf("Start: %v; want it to name %s", err, option)
+		}
+	}
+}
+
+// TestHAQueuesOnModernBroker: rabbit_ha_queues on RabbitMQ 4, which
+// removed classic queue mirroring, is said to have no effect.
+func TestHAQueuesOnModernBroker(t *testing.T) {
+	x := setupTester(t, brokertest.RabbitMQ4().NewVHost(t))
+	x.open("rabbit_ha_queues=true")
+	if !strings.Contains(x.logs.String(), "rabbit_ha_queues has no effect on this broker") {
+		t.Errorf("no warning that rabbit_ha_queues has no effect on RabbitMQ 4; logs:\n%s", x.logs)
 	}
 }
