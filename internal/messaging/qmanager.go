@@ -77,10 +77,10 @@ func (m *queueManager) next() (string, error) {
 	}
 	group, start, _ := strings.Cut(m.run, ":")
 	line := group + ":" + strconv.Itoa(n) + ":" + start
-	if err := f.Truncate(0); err == nil {
-		_, err = f.WriteAt([]byte(line), 0)
+	if err := f.Truncate(0); err != nil {
+		return "", fmt.Errorf("queue manager: truncate %s: %w", m.file, err)
 	}
-	if err != nil {
+	if _, err := f.WriteAt([]byte(line), 0); err != nil {
 		return "", fmt.Errorf("queue manager: write %s: %w", m.file, err)
 	}
 	return m.hostname + ":" + m.processname + ":" + strconv.Itoa(n), nil
