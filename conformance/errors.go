@@ -221,7 +221,7 @@ func redeclarePrecondition(e *env) {
 		needs         []transport.Capability
 		first, second transport.Queue
 	}{
-		{"queue durable", nil, transport.Queue{}, transport.Queue{Durable: true}},
+		{"queue durable", []transport.Capability{transport.CapTransientQueue}, transport.Queue{}, transport.Queue{Durable: true}},
 		{"queue auto-delete", []transport.Capability{transport.CapAutoDelete}, transport.Queue{}, transport.Queue{AutoDelete: true}},
 		{"queue max length", []transport.Capability{transport.CapMaxLength}, transport.Queue{MaxLength: 10}, transport.Queue{MaxLength: 20}},
 		{"queue message TTL", []transport.Capability{transport.CapMessageTTL}, transport.Queue{MessageTTL: time.Minute}, transport.Queue{}},
@@ -230,6 +230,9 @@ func redeclarePrecondition(e *env) {
 		e.run(row.name, func(e *env) {
 			require(e.t, e.caps, append(row.needs, transport.CapQueueExistence)...)
 			tr := e.open()
+			if row.name != "queue durable" {
+				row.first, row.second = e.orDurable(row.first), e.orDurable(row.second)
+			}
 			row.first.Name = uniqueName("q")
 			row.second.Name = row.first.Name
 			e.declareQueue(tr, row.first)

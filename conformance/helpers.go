@@ -129,8 +129,13 @@ func (e *env) open() *transport.Transport {
 
 // declareQueue declares q on tr and deletes it when the case ends. It
 // returns the queue's name (the broker's choice when q.Name is empty).
+// Where the backend lacks transient queues (CapTransientQueue: a RabbitMQ
+// 4 broker that denies them), a queue neither durable nor exclusive is
+// declared durable instead: the cases are about routing and settling,
+// not about surviving a restart.
 func (e *env) declareQueue(tr *transport.Transport, q transport.Queue) string {
 	e.t.Helper()
+	q = e.orDurable(q)
 	name, err := tr.DeclareQueue(e.ctx, q)
 	if err != nil {
 		e.t.Fatalf("declare queue %+v: %v", q, err)
@@ -145,6 +150,15 @@ func (e *env) declareQueue(tr *transport.Transport, q transport.Queue) string {
 		}
 	})
 	return name
+}
+
+// orDurable is q, durable where the backend lacks transient queues and q
+// would be one.
+func (e *env) orDurable(q transport.Queue) transport.Queue {
+	if !e.caps.Has(transport.CapTransientQueue) && !q.Exclusive {
+		q.Durable = true
+	}
+	return q
 }
 
 // simpleQueue declares a plain queue with a unique name made from prefix.

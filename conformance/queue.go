@@ -441,7 +441,8 @@ func rejectRemoves(e *env, refuse func(*transport.Delivery) error) {
 func exclusiveConsumer(e *env) {
 	require(e.t, e.caps, transport.CapExclusiveConsumer)
 	tr := e.open()
-	q := e.simpleQueue(tr, "exclusive-consumer")
+	// Classic: RabbitMQ ignores consumer exclusivity on its quorum queues.
+	q := e.declareQueue(tr, transport.Queue{Name: uniqueName("exclusive-consumer"), Type: transport.ClassicQueue})
 	only := e.consume(tr, q, transport.ConsumeOptions{Exclusive: true})
 	_, err := e.open().Consume(e.ctx, q, transport.ConsumeOptions{})
 	e.wantErr("a second consumer beside an exclusive one", err, transport.ErrInUse)

@@ -65,6 +65,11 @@ const (
 	CapQuorumQueue = driver.CapQuorumQueue
 	// CapStreamQueue: Queue.Type StreamQueue, logs every consumer reads.
 	CapStreamQueue = driver.CapStreamQueue
+	// CapTransientQueue: queues neither durable nor exclusive. A RabbitMQ
+	// 4 broker may deny them (its deprecated feature
+	// transient_nonexcl_queues): rabbit:// declares the capability, and
+	// such a broker's refusal is ErrUnsupported too.
+	CapTransientQueue = driver.CapTransientQueue
 )
 
 // AllCapabilities lists every capability, in the README matrix's order.

@@ -213,6 +213,7 @@ func (t *Transport) DeclareQueue(ctx context.Context, q Queue) (string, error) {
 			{q.MaxLength > 0, CapMaxLength}, {q.DeadLetterExchange != "", CapDeadLetter},
 			{q.DeliveryLimit > 0, CapDeliveryLimit},
 			{q.Type == QuorumQueue, CapQuorumQueue}, {q.Type == StreamQueue, CapStreamQueue},
+			{!q.Durable && !q.Exclusive, CapTransientQueue},
 		} {
 			if need.set {
 				needed = append(needed, need.c)

@@ -32,10 +32,10 @@ func TestCapabilities(t *testing.T) {
 			driver.CapDirect, driver.CapFanout, driver.CapTopic, driver.CapQueueBinding,
 			driver.CapServerNamedQueue, driver.CapAutoDelete, driver.CapMessageTTL,
 			driver.CapQueueExpiry, driver.CapMaxLength, driver.CapPrefetch,
-			driver.CapHeaders, driver.CapDurable, driver.CapCrossProcess, driver.CapQueueExistence)},
+			driver.CapHeaders, driver.CapDurable, driver.CapCrossProcess, driver.CapQueueExistence, driver.CapTransientQueue)},
 		{"proton", protonURL, driver.NewCapabilities(
 			driver.CapPrefetch, driver.CapHeaders, driver.CapServerNamedQueue, driver.CapCrossProcess,
-			driver.CapDeliveryCount)},
+			driver.CapDeliveryCount, driver.CapTransientQueue)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

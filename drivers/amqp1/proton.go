@@ -40,7 +40,8 @@ const protonCapabilities = driver.Capabilities(
 		driver.CapHeaders |
 		driver.CapServerNamedQueue |
 		driver.CapCrossProcess |
-		driver.CapDeliveryCount)
+		driver.CapDeliveryCount |
+		driver.CapTransientQueue)
 
 func newProtonFlavour(c *conn) (*protonFlavour, error) {
 	if c.s.vhost != "" {

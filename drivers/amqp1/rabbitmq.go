@@ -46,7 +46,8 @@ const rabbitCapabilities = driver.Capabilities(
 		driver.CapHeaders |
 		driver.CapDurable |
 		driver.CapCrossProcess |
-		driver.CapQueueExistence)
+		driver.CapQueueExistence |
+		driver.CapTransientQueue)
 
 func newRabbitFlavour(ctx context.Context, c *conn) (*rabbitFlavour, error) {
 	f := &rabbitFlavour{c: c}

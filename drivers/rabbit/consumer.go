@@ -119,6 +119,12 @@ func (c *conn) Consume(ctx context.Context, queue string, opts driver.ConsumeOpt
 			cons.limit = rq.decl.countedLimit
 			cons.dlx, cons.dlrk = rq.q.DeadLetterExchange, rq.q.DeadLetterRoutingKey
 		}
+		if opts.Exclusive && (rq.decl.Quorum || rq.q.Type == driver.StreamQueue) {
+			// RabbitMQ accepts the flag on these queues and ignores it: a
+			// second consumer would quietly share the queue.
+			return nil, fmt.Errorf("%w: an exclusive consumer of %q: RabbitMQ does not enforce exclusive consumers on quorum and stream queues (declare it with Type ClassicQueue)",
+				driver.ErrUnsupported, queue)
+		}
 		if cons.stream = rq.q.Type == driver.StreamQueue; cons.stream && cons.prefetch == 0 {
 			return nil, fmt.Errorf("%w: a consumer of the stream queue %q needs a prefetch (ConsumeOptions.Prefetch, or the URL's %s)",
 				driver.ErrInvalid, queue, rabbitmq.Prefetch.Spec().Name)
@@ -662,7 +668,10 @@ func (inc *incarnation) Nack(tag uint64, requeue bool) error {
 	}
 	p, counted := inc.take(tag)
 	if !requeue || !counted {
-		return inc.settled(inc.ch.Nack(tag, false, requeue))
+		// basic.reject, not basic.nack: RabbitMQ 4.3's quorum queues count
+		// a reject toward the delivery limit and a nack not, and the model's
+		// Nack with requeue counts (oslo's requeue is a reject too).
+		return inc.settled(inc.ch.Reject(tag, requeue))
 	}
 	ctx, cancel := context.WithTimeout(inc.cons.c.ctx, republishTimeout)
 	defer cancel()
@@ -676,7 +685,7 @@ func (inc *incarnation) Nack(tag uint64, requeue bool) error {
 		// Not counted: let the broker requeue it; the redelivered flag
 		// counts this return when it comes back.
 		inc.cons.c.logger.Warn("rabbit: could not count a returned message; requeued as it is", "queue", inc.cons.queue, "err", err)
-		return inc.settled(inc.ch.Nack(tag, false, true))
+		return inc.settled(inc.ch.Reject(tag, true))
 	}
 	return inc.settled(inc.ch.Ack(tag, false))
 }

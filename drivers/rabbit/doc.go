@@ -81,7 +81,10 @@
 // oslo.messaging's reply and fanout queues do. The driver does not make
 // exchanges durable: oslo makes its exchange durable when
 // amqp_durable_queues or rabbit_quorum_queue is set, and the layer that
-// declares it must do the same.
+// declares it must do the same. RabbitMQ accepts an exclusive consumer
+// on a quorum or stream queue and does not enforce it, so Consume with
+// Exclusive on such a queue (declared through this transport) is
+// ErrUnsupported; declare it with Type ClassicQueue.
 //
 // A queue declared with an empty name gets a name chosen by the driver,
 // switchyard.gen-<random>, rather than the broker's amq.gen-<random>: a

@@ -46,6 +46,33 @@ func TestQueueTypes(t *testing.T) {
 	}
 }
 
+// TestExclusiveConsumerNeedsClassic: RabbitMQ takes the exclusive flag on
+// quorum and stream queues and ignores it, so the driver refuses it there
+// rather than let a second consumer share the queue unseen.
+func TestExclusiveConsumerNeedsClassic(t *testing.T) {
+	x := newTester(t)
+	tr := x.open("")
+	for _, tt := range []struct {
+		q    transport.Queue
+		want error
+	}{
+		{transport.Queue{Name: "quorum", Durable: true, Type: transport.QuorumQueue}, transport.ErrUnsupported},
+		{transport.Queue{Name: "stream", Durable: true, Type: transport.StreamQueue}, transport.ErrUnsupported},
+		{transport.Queue{Name: "classic", Durable: true, Type: transport.ClassicQueue}, nil},
+	} {
+		q := x.queue(tr, tt.q)
+		c, err := tr.Consume(x.ctx, q, transport.ConsumeOptions{Exclusive: true, Prefetch: 1})
+		if !errors.Is(err, tt.want) {
+			t.Errorf("%s: exclusive consumer: %v, want %v", tt.q.Name, err, tt.want)
+		}
+		if c != nil {
+			if err := c.Close(); err != nil {
+				t.Errorf("%s: close: %v", tt.q.Name, err)
+			}
+		}
+	}
+}
+
 // TestStreamQueue: every consumer of a stream reads every message published
 // after it started; settling only gives credit; a consumer resumes after
 // its last delivery when the connection comes back, without replaying

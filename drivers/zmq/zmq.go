@@ -267,7 +267,7 @@ func capabilities(crossProcess bool) driver.Capabilities {
 		driver.CapDirect, driver.CapFanout, driver.CapTopic, driver.CapQueueBinding, driver.CapServerNamedQueue,
 		driver.CapExclusiveQueue, driver.CapAutoDelete, driver.CapMessageTTL, driver.CapDeadLetter,
 		driver.CapDeliveryLimit, driver.CapMandatory, driver.CapPrefetch, driver.CapHeaders, driver.CapDeliveryCount,
-		driver.CapExclusiveConsumer, driver.CapQueueExistence,
+		driver.CapExclusiveConsumer, driver.CapQueueExistence, driver.CapTransientQueue,
 	}
 	if crossProcess {
 		caps = append(caps, driver.CapCrossProcess)

@@ -64,6 +64,10 @@ const (
 	CapQuorumQueue
 	// CapStreamQueue: Queue.Type StreamQueue, logs every consumer reads.
 	CapStreamQueue
+	// CapTransientQueue: queues neither durable nor exclusive, which
+	// RabbitMQ 4 brokers may deny (its deprecated feature
+	// transient_nonexcl_queues).
+	CapTransientQueue
 
 	capEnd
 )
@@ -124,6 +128,8 @@ func (c Capability) String() string {
 		return "quorum-queue"
 	case CapStreamQueue:
 		return "stream-queue"
+	case CapTransientQueue:
+		return "transient-queue"
 	}
 	return fmt.Sprintf("capability(%#x)", uint32(c))
 }
