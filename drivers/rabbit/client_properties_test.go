@@ -1,6 +1,7 @@
 package rabbit
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -33,35 +34,36 @@ type brokerConnection struct {
 // Switchyard's, at its version, on Go, named as oslo.messaging names its
 // connections: "<program>:<pid>:<uuid4>", a uuid of its own for each.
 func TestClientProperties(t *testing.T) {
-	x := newTester(t)
-	x.open("")
-	x.open("")
-	conns := x.waitConnections(2)
+	onStacks(t, func(t *testing.T, x *tester) {
+		x.open("")
+		x.open("")
+		conns := x.waitConnections(2)
 
-	wantName := regexp.MustCompile(`^` + regexp.QuoteMeta(filepath.Base(os.Args[0])) + `:` + strconv.Itoa(os.Getpid()) +
-		`:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
-	want := map[string]any{
-		"product":  "Switchyard",
-		"version":  moduleVersion(),
-		"platform": "Go " + strings.TrimPrefix(runtime.Version(), "go"),
-	}
-	var names []string
-	for _, c := range conns {
-		for key, value := range want {
-			if got := c.ClientProperties[key]; got != value {
-				t.Errorf("connection %s: client property %s = %#v, want %#v", c.Name, key, got, value)
+		wantName := regexp.MustCompile(`^` + regexp.QuoteMeta(filepath.Base(os.Args[0])) + `:` + strconv.Itoa(os.Getpid()) +
+			`:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+		want := map[string]any{
+			"product":  "Switchyard",
+			"version":  moduleVersion(),
+			"platform": "Go " + strings.TrimPrefix(runtime.Version(), "go"),
+		}
+		var names []string
+		for _, c := range conns {
+			for key, value := range want {
+				if got := c.ClientProperties[key]; got != value {
+					t.Errorf("connection %s: client property %s = %#v, want %#v", c.Name, key, got, value)
+				}
 			}
+			name, _ := c.ClientProperties["connection_name"].(string)
+			if !wantName.MatchString(name) || c.UserProvidedName != name {
+				t.Errorf("connection %s: connection_name %q (shown as %q), want <program>:<pid>:<uuid4> matching %s",
+					c.Name, name, c.UserProvidedName, wantName)
+			}
+			names = append(names, name)
 		}
-		name, _ := c.ClientProperties["connection_name"].(string)
-		if !wantName.MatchString(name) || c.UserProvidedName != name {
-			t.Errorf("connection %s: connection_name %q (shown as %q), want <program>:<pid>:<uuid4> matching %s",
-				c.Name, name, c.UserProvidedName, wantName)
+		if distinct := slices.Compact(slices.Sorted(slices.Values(names))); len(distinct) != len(conns) {
+			t.Errorf("connection names %q are not one per connection", names)
 		}
-		names = append(names, name)
-	}
-	if distinct := slices.Compact(slices.Sorted(slices.Values(names))); len(distinct) != len(conns) {
-		t.Errorf("connection names %q are not one per connection", names)
-	}
+	})
 }
 
 // TestModuleVersion: the version is never empty, and is "devel" unless
@@ -109,7 +111,8 @@ func (x *tester) connections() (conns []brokerConnection, answered bool, err err
 	if err != nil {
 		return nil, true, err
 	}
-	endpoint := "http://" + net.JoinHostPort(cfg.Hosts[0].Name, "15672") + "/api/vhosts/" + url.PathEscape(x.vh.Name) + "/connections"
+	port := cmp.Or(x.vh.Broker().ManagementPort, "15672")
+	endpoint := "http://" + net.JoinHostPort(cfg.Hosts[0].Name, port) + "/api/vhosts/" + url.PathEscape(x.vh.Name) + "/connections"
 	ctx, cancel := context.WithTimeout(x.ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)

@@ -286,17 +286,18 @@ func TestFaultProxyCuts(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			x := newTester(t)
-			p := newProxy(t, x.vh)
-			tr := x.openURL(p.url(x.vh, fastRetry))
-			s := newStream(x, tr)
-			cut := tc.run(t, s, p)
-			select {
-			case <-cut:
-			default:
-				t.Fatal("the armed cut never fired")
-			}
-			s.check(n)
+			onStacks(t, func(t *testing.T, x *tester) {
+				p := newProxy(t, x)
+				tr := x.openURL(p.url(fastRetry))
+				s := newStream(x, tr)
+				cut := tc.run(t, s, p)
+				select {
+				case <-cut:
+				default:
+					t.Fatal("the armed cut never fired")
+				}
+				s.check(n)
+			})
 		})
 	}
 }
@@ -309,7 +310,7 @@ func TestFaultBrokerRestart(t *testing.T) {
 		t.Skip("restarts the broker")
 	}
 	const n = 2000
-	x := setupTester(t, brokertest.NewExclusiveRabbitVHost(t))
+	x := setupTester(t, brokertest.DebianStack(), brokertest.NewExclusiveRabbitVHost(t))
 	tr := x.open(fastRetry)
 	s := newStream(x, tr)
 	stop := s.consume(100, 0, nil)
@@ -343,20 +344,21 @@ func TestFaultBrokerRestart(t *testing.T) {
 // nothing closes) is found dead by the heartbeats, and the transport
 // reconnects once the network comes back; the consumer resumes.
 func TestFaultHeartbeat(t *testing.T) {
-	x := newTester(t)
-	p := newProxy(t, x.vh)
-	tr := x.openURL(p.url(x.vh, fastRetry+"&heartbeat_timeout_threshold=1"))
-	q := x.queue(tr, transport.Queue{Name: uniq("q")})
-	c := x.consume(tr, q, transport.ConsumeOptions{})
-	p.Stall()
-	start := time.Now()
-	poll(t, 10*time.Second, "the silent connection found dead", func() bool { return tr.Healthy(x.ctx) != nil })
-	t.Logf("found dead after %v", time.Since(start).Round(100*time.Millisecond))
-	p.Resume()
-	x.publish(tr, "", q, transport.Message{Body: []byte("after the silence")})
-	if d := x.receive(c); string(d.Body) != "after the silence" {
-		t.Fatalf("got %q", d.Body)
-	} else if err := d.Ack(); err != nil {
-		t.Fatal(err)
-	}
+	onStacks(t, func(t *testing.T, x *tester) {
+		p := newProxy(t, x)
+		tr := x.openURL(p.url(fastRetry + "&heartbeat_timeout_threshold=1"))
+		q := x.queue(tr, transport.Queue{Name: uniq("q")})
+		c := x.consume(tr, q, transport.ConsumeOptions{})
+		p.Stall()
+		start := time.Now()
+		poll(t, 10*time.Second, "the silent connection found dead", func() bool { return tr.Healthy(x.ctx) != nil })
+		t.Logf("found dead after %v", time.Since(start).Round(100*time.Millisecond))
+		p.Resume()
+		x.publish(tr, "", q, transport.Message{Body: []byte("after the silence")})
+		if d := x.receive(c); string(d.Body) != "after the silence" {
+			t.Fatalf("got %q", d.Body)
+		} else if err := d.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

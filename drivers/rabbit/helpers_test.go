@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -54,25 +55,39 @@ func (l *logBuffer) String() string {
 	return l.buf.String()
 }
 
-// tester is one test's broker context: its own virtual host and logs.
+// tester is one test's broker context: a stack, its own virtual host on
+// the stack's broker, and logs.
 type tester struct {
-	t    *testing.T
-	ctx  context.Context
-	vh   *brokertest.RabbitVHost
-	logs *logBuffer
+	t     *testing.T
+	ctx   context.Context
+	stack brokertest.Stack
+	vh    *brokertest.RabbitVHost
+	logs  *logBuffer
 }
 
 func newTester(t *testing.T) *tester {
 	t.Helper()
-	return setupTester(t, brokertest.NewRabbitVHost(t))
+	return setupTester(t, brokertest.DebianStack(), brokertest.NewRabbitVHost(t))
+}
+
+// onStacks runs body once on each stack (brokertest.Stacks), in a
+// subtest named after it, with a tester on a fresh virtual host of that
+// stack's broker: on RabbitMQ 4.3 its transports carry the options
+// oslo.messaging's guide recommends (quorum queues, stream fanout, the
+// queue manager) and its queues are durable, as that broker denies
+// transient ones.
+func onStacks(t *testing.T, body func(t *testing.T, x *tester)) {
+	brokertest.ForEachStack(t, func(t *testing.T, s brokertest.Stack) {
+		body(t, setupTester(t, s, s.NewVHost(t)))
+	})
 }
 
 // setupTester prepares the test: a goroutine leak check that runs after
 // every other cleanup, a bounded context, and the logs shown on failure.
-func setupTester(t *testing.T, vh *brokertest.RabbitVHost) *tester {
+func setupTester(t *testing.T, stack brokertest.Stack, vh *brokertest.RabbitVHost) *tester {
 	t.Helper()
 	opts := goleak.IgnoreCurrent()
-	x := &tester{t: t, vh: vh, logs: &logBuffer{}}
+	x := &tester{t: t, stack: stack, vh: vh, logs: &logBuffer{}}
 	t.Cleanup(func() {
 		goleak.VerifyNone(t, opts)
 		if t.Failed() {
@@ -85,11 +100,17 @@ func setupTester(t *testing.T, vh *brokertest.RabbitVHost) *tester {
 	return x
 }
 
-// open opens a transport on the test's virtual host with extra query
-// options, and closes it when the test ends.
+// url is the test's virtual host's URL with the stack's options and
+// extra query options.
+func (x *tester) url(query string) string {
+	return withQuery(x.stack.URL(x.vh), query)
+}
+
+// open opens a transport on the test's virtual host with the stack's
+// options and extra query options, and closes it when the test ends.
 func (x *tester) open(query string) *transport.Transport {
 	x.t.Helper()
-	return x.openURL(withQuery(x.vh.URL, query))
+	return x.openURL(x.url(query))
 }
 
 func (x *tester) openURL(url string) *transport.Transport {
@@ -107,8 +128,13 @@ func (x *tester) openURL(url string) *transport.Transport {
 	return tr
 }
 
+// queue declares q, durable where the stack's broker denies transient
+// queues and q would be one.
 func (x *tester) queue(tr *transport.Transport, q transport.Queue) string {
 	x.t.Helper()
+	if x.stack.DeniesTransientQueues && !q.Exclusive {
+		q.Durable = true
+	}
 	name, err := tr.DeclareQueue(x.ctx, q)
 	if err != nil {
 		x.t.Fatalf("declare queue %+v: %v", q, err)
@@ -184,6 +210,18 @@ func wantErr(t *testing.T, what string, err, want error, text string) {
 	}
 }
 
+// queueArguments are the arguments of a queue as the management API
+// shows it, less the x-queue-type=classic that RabbitMQ 4 records on a
+// queue declared without a type.
+func queueArguments(info map[string]any) map[string]any {
+	args, _ := info["arguments"].(map[string]any)
+	if args["x-queue-type"] == "classic" {
+		args = maps.Clone(args)
+		delete(args, "x-queue-type")
+	}
+	return args
+}
+
 // poll checks cond every 10 ms until it holds or the deadline passes.
 func poll(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -205,12 +243,14 @@ func uniq(prefix string) string {
 // proxy is a fault proxy in front of the test's broker.
 type proxy struct {
 	*faultproxy.Proxy
-	cfg *transport.URL // the broker's URL
+	cfg   *transport.URL // the broker's URL
+	vhost string
+	query string // the stack's options
 }
 
-func newProxy(t *testing.T, vh *brokertest.RabbitVHost) *proxy {
+func newProxy(t *testing.T, x *tester) *proxy {
 	t.Helper()
-	cfg, err := transport.ParseURL(vh.URL)
+	cfg, err := transport.ParseURL(x.vh.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,10 +263,11 @@ func newProxy(t *testing.T, vh *brokertest.RabbitVHost) *proxy {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close() })
-	return &proxy{Proxy: p, cfg: cfg}
+	return &proxy{Proxy: p, cfg: cfg, vhost: x.vh.Name, query: x.stack.Query}
 }
 
-// url is the virtual host's URL through the proxy, with query options.
-func (p *proxy) url(vh *brokertest.RabbitVHost, query string) string {
-	return withQuery(fmt.Sprintf("%s://%s:%s@%s/%s", p.cfg.Scheme, p.cfg.User, p.cfg.Password, p.Addr(), vh.Name), query)
+// url is the virtual host's URL through the proxy, with the stack's
+// options and extra query options.
+func (p *proxy) url(query string) string {
+	return withQuery(withQuery(fmt.Sprintf("%s://%s:%s@%s/%s", p.cfg.Scheme, p.cfg.User, p.cfg.Password, p.Addr(), p.vhost), p.query), query)
 }

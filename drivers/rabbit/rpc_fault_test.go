@@ -466,20 +466,21 @@ func TestRPCFault(t *testing.T) {
 		}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			x := newTester(t)
-			p := newProxy(t, x.vh)
-			direct, proxied := withQuery(x.vh.URL, fastRetry), p.url(x.vh, fastRetry)
-			serverURL, clientURL := direct, direct
-			switch tc.proxied {
-			case "client":
-				clientURL = proxied
-			case "server":
-				serverURL = proxied
-			}
-			f := newRPCFaultSetup(x, serverURL, clientURL)
-			f.run(func() { tc.inject(t, x, p) })
-			poll(t, 10*time.Second, fmt.Sprintf("%d reconnections logged", tc.reconnections), func() bool {
-				return x.reconnections() >= tc.reconnections
+			onStacks(t, func(t *testing.T, x *tester) {
+				p := newProxy(t, x)
+				direct, proxied := x.url(fastRetry), p.url(fastRetry)
+				serverURL, clientURL := direct, direct
+				switch tc.proxied {
+				case "client":
+					clientURL = proxied
+				case "server":
+					serverURL = proxied
+				}
+				f := newRPCFaultSetup(x, serverURL, clientURL)
+				f.run(func() { tc.inject(t, x, p) })
+				poll(t, 10*time.Second, fmt.Sprintf("%d reconnections logged", tc.reconnections), func() bool {
+					return x.reconnections() >= tc.reconnections
+				})
 			})
 		})
 	}
@@ -495,7 +496,7 @@ func TestRPCFaultBrokerRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("restarts the broker")
 	}
-	x := setupTester(t, brokertest.NewExclusiveRabbitVHost(t))
+	x := setupTester(t, brokertest.DebianStack(), brokertest.NewExclusiveRabbitVHost(t))
 	url := withQuery(x.vh.URL, fastRetry+"&amqp_durable_queues=true")
 	f := newRPCFaultSetup(x, url, url)
 	restarted := true
@@ -525,28 +526,29 @@ func TestRPCFaultBrokerRestart(t *testing.T) {
 // its timeout has passed. (rpc.Client.Call applies its timeout to the wait
 // for the reply only, so this fails until Call bounds the whole call.)
 func TestRPCFaultTimeoutCoversOutage(t *testing.T) {
-	const timeout = time.Second
-	x := newTester(t)
-	p := newProxy(t, x.vh)
-	f := newRPCFaultSetup(x, withQuery(x.vh.URL, fastRetry), p.url(x.vh, fastRetry))
-	client := f.client.Prepare(rpc.WithTimeout(timeout))
-	if err := client.Call(x.ctx, f.target, "echo", faultArgs{Token: "before"}, nil); err != nil {
-		t.Fatal(err) // the reply queue exists: what follows is about the outage only
-	}
-	p.SetRefuse(true)
-	p.CutAll()
-	poll(t, 10*time.Second, "the client notices the outage", func() bool { return f.clientTr.Healthy(x.ctx) != nil })
-	t.Cleanup(func() { p.SetRefuse(false) })
+	onStacks(t, func(t *testing.T, x *tester) {
+		const timeout = time.Second
+		p := newProxy(t, x)
+		f := newRPCFaultSetup(x, x.url(fastRetry), p.url(fastRetry))
+		client := f.client.Prepare(rpc.WithTimeout(timeout))
+		if err := client.Call(x.ctx, f.target, "echo", faultArgs{Token: "before"}, nil); err != nil {
+			t.Fatal(err) // the reply queue exists: what follows is about the outage only
+		}
+		p.SetRefuse(true)
+		p.CutAll()
+		poll(t, 10*time.Second, "the client notices the outage", func() bool { return f.clientTr.Healthy(x.ctx) != nil })
+		t.Cleanup(func() { p.SetRefuse(false) })
 
-	// The test's context only keeps a broken client from hanging the
-	// test; the call's own timeout must end the call first.
-	ctx, cancel := context.WithTimeout(x.ctx, 10*timeout)
-	defer cancel()
-	start := time.Now()
-	err := client.Call(ctx, f.target, "echo", faultArgs{Token: "during"}, nil)
-	if took := time.Since(start); took > timeout+rpcTimeoutMargin || !errors.Is(err, transport.ErrTimeout) {
-		t.Fatalf("call during the outage: %v after %v; want ErrTimeout within %v", err, took.Round(time.Millisecond), timeout)
-	}
+		// The test's context only keeps a broken client from hanging the
+		// test; the call's own timeout must end the call first.
+		ctx, cancel := context.WithTimeout(x.ctx, 10*timeout)
+		defer cancel()
+		start := time.Now()
+		err := client.Call(ctx, f.target, "echo", faultArgs{Token: "during"}, nil)
+		if took := time.Since(start); took > timeout+rpcTimeoutMargin || !errors.Is(err, transport.ErrTimeout) {
+			t.Fatalf("call during the outage: %v after %v; want ErrTimeout within %v", err, took.Round(time.Millisecond), timeout)
+		}
+	})
 }
 
 // TestRPCMandatoryIdenticalCopies: RPC replies are mandatory publishes,
@@ -556,70 +558,71 @@ func TestRPCFaultTimeoutCoversOutage(t *testing.T) {
 // returned: as many publishes must fail with ErrUnroutable as copies were
 // returned, and every publish reported sent must be in the queue.
 func TestRPCMandatoryIdenticalCopies(t *testing.T) {
-	const n = 600
-	x := newTester(t)
-	tr := x.open("")
-	ex := x.exchange(tr, "copies", transport.Direct)
-	q := x.queue(tr, transport.Queue{Name: uniq("copies")})
-	other := x.open("") // binds and unbinds on a connection of its own
+	onStacks(t, func(t *testing.T, x *tester) {
+		const n = 600
+		tr := x.open("")
+		ex := x.exchange(tr, "copies", transport.Direct)
+		q := x.queue(tr, transport.Queue{Name: uniq("copies")})
+		other := x.open("") // binds and unbinds on a connection of its own
 
-	stop := make(chan struct{})
-	toggled := make(chan error, 1)
-	go func() {
-		var err error
-		defer func() { toggled <- err }()
-		for bound := false; ; bound = !bound {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			b := transport.Binding{Exchange: ex, Queue: q, Key: "k"}
-			if bound {
-				err = other.Unbind(x.ctx, b)
-			} else {
-				err = other.Bind(x.ctx, b)
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	var sent, returned atomic.Int64
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Add(1)
+		stop := make(chan struct{})
+		toggled := make(chan error, 1)
 		go func() {
-			defer wg.Done()
-			for range n / 16 {
-				err := tr.Publish(x.ctx, ex, "k", transport.Message{Body: []byte("the same copy"), Mandatory: true})
-				switch {
-				case err == nil:
-					sent.Add(1)
-				case errors.Is(err, transport.ErrUnroutable):
-					returned.Add(1)
+			var err error
+			defer func() { toggled <- err }()
+			for bound := false; ; bound = !bound {
+				select {
+				case <-stop:
+					return
 				default:
-					t.Errorf("publish: %v", err)
+				}
+				b := transport.Binding{Exchange: ex, Queue: q, Key: "k"}
+				if bound {
+					err = other.Unbind(x.ctx, b)
+				} else {
+					err = other.Bind(x.ctx, b)
+				}
+				if err != nil {
 					return
 				}
 			}
 		}()
-	}
-	wg.Wait()
-	close(stop)
-	if err := <-toggled; err != nil {
-		t.Fatalf("toggling the binding: %v", err)
-	}
-	if sent.Load() == 0 || returned.Load() == 0 {
-		t.Fatalf("%d sent, %d returned: want both, the binding coming and going under the publishes", sent.Load(), returned.Load())
-	}
-	// A confirmed message is in its queue: counting it needs no waiting.
-	inQueue, err := tr.PurgeQueue(x.ctx, q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if int64(inQueue) != sent.Load() {
-		t.Fatalf("%d publishes reported sent, %d copies in the queue (%d returned)", sent.Load(), inQueue, returned.Load())
-	}
-	t.Logf("%d sent, %d returned", sent.Load(), returned.Load())
+		var sent, returned atomic.Int64
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range n / 16 {
+					err := tr.Publish(x.ctx, ex, "k", transport.Message{Body: []byte("the same copy"), Mandatory: true})
+					switch {
+					case err == nil:
+						sent.Add(1)
+					case errors.Is(err, transport.ErrUnroutable):
+						returned.Add(1)
+					default:
+						t.Errorf("publish: %v", err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(stop)
+		if err := <-toggled; err != nil {
+			t.Fatalf("toggling the binding: %v", err)
+		}
+		if sent.Load() == 0 || returned.Load() == 0 {
+			t.Fatalf("%d sent, %d returned: want both, the binding coming and going under the publishes", sent.Load(), returned.Load())
+		}
+		// A confirmed message is in its queue: counting it needs no waiting.
+		inQueue, err := tr.PurgeQueue(x.ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(inQueue) != sent.Load() {
+			t.Fatalf("%d publishes reported sent, %d copies in the queue (%d returned)", sent.Load(), inQueue, returned.Load())
+		}
+		t.Logf("%d sent, %d returned", sent.Load(), returned.Load())
+	})
 }

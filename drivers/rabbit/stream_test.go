@@ -79,8 +79,8 @@ func TestExclusiveConsumerNeedsClassic(t *testing.T) {
 // what it read.
 func TestStreamQueue(t *testing.T) {
 	x := newTester(t)
-	p := newProxy(t, x.vh)
-	tr := x.openURL(p.url(x.vh, fastRetry)) // its connection is cut below
+	p := newProxy(t, x)
+	tr := x.openURL(p.url(fastRetry)) // its connection is cut below
 	publisher := x.open("")
 	q := x.queue(tr, transport.Queue{Name: "casts", Durable: true, Type: transport.StreamQueue, MessageTTL: time.Hour})
 	if _, err := tr.Consume(x.ctx, q, transport.ConsumeOptions{}); !errors.Is(err, transport.ErrInvalid) {
@@ -232,13 +232,21 @@ func TestStreamFanoutNeeds(t *testing.T) {
 	}
 }
 
+// legacyOptionsTester is a tester on the RabbitMQ 4.3 stack's broker
+// with oslo.messaging's default (legacy) options instead of the stack's.
+func legacyOptionsTester(t *testing.T) *tester {
+	stack := brokertest.SidStack()
+	stack.Query = ""
+	return setupTester(t, stack, stack.NewVHost(t))
+}
+
 // TestLegacyOptionsOnModernBroker: against a broker that refuses
 // non-durable, non-exclusive queues (RabbitMQ 4.3 as operators run it
 // now), a queue of that kind is ErrUnsupported at once, the transport goes
 // on, and an RPC server with oslo.messaging's legacy defaults fails to
 // start with an error naming the options to set.
 func TestLegacyOptionsOnModernBroker(t *testing.T) {
-	x := setupTester(t, brokertest.RabbitMQ4().NewVHost(t))
+	x := legacyOptionsTester(t)
 	tr := x.open(fastRetry)
 	_, err := tr.DeclareQueue(x.ctx, transport.Queue{Name: "transient"})
 	wantErr(t, "a transient queue", err, transport.ErrUnsupported, "transient_nonexcl_queues")
@@ -263,7 +271,7 @@ func TestLegacyOptionsOnModernBroker(t *testing.T) {
 // TestHAQueuesOnModernBroker: rabbit_ha_queues on RabbitMQ 4, which
 // removed classic queue mirroring, is said to have no effect.
 func TestHAQueuesOnModernBroker(t *testing.T) {
-	x := setupTester(t, brokertest.RabbitMQ4().NewVHost(t))
+	x := legacyOptionsTester(t)
 	x.open("rabbit_ha_queues=true")
 	if !strings.Contains(x.logs.String(), "rabbit_ha_queues has no effect on this broker") {
 		t.Errorf("no warning that rabbit_ha_queues has no effect on RabbitMQ 4; logs:\n%s", x.logs)

@@ -32,6 +32,11 @@ type Stack struct {
 	// OS_OSLO_CONCURRENCY__LOCK_PATH in Python's environment (the interop
 	// peer does).
 	Query string
+	// DeniesTransientQueues says the broker refuses queues neither durable
+	// nor exclusive (RabbitMQ 4's deprecated feature
+	// transient_nonexcl_queues, denied as operators deny it ahead of its
+	// removal): tests declare such queues durable there.
+	DeniesTransientQueues bool
 }
 
 // DebianStack is Debian 12's stack: the system's RabbitMQ 3.10 and
@@ -61,6 +66,7 @@ func SidStack() Stack {
 		HowToGetPython: "run .ci/sid-stack as root (it builds the Debian sid chroot that has python3-oslo.messaging 18; .ci/run does too)",
 		Query: "rabbit_quorum_queue=true&rabbit_transient_quorum_queue=true&rabbit_stream_fanout=true" +
 			"&use_queue_manager=true&rabbit_qos_prefetch_count=10",
+		DeniesTransientQueues: true,
 	}
 }
 
