@@ -17,8 +17,30 @@ func harness(url func(testing.TB) string) conformance.Harness {
 
 func TestConformance(t *testing.T) {
 	t.Run("rabbitmq", func(t *testing.T) { conformance.Run(t, harness(rabbitURL)) })
+	// The RabbitMQ 4.3 node denies transient queues, which the driver
+	// cannot know: the harness takes the capability away, so the suite
+	// declares durable queues instead, and rpc and notify declare quorum
+	// queues, as oslo.messaging's RabbitMQ guide recommends for RabbitMQ 4.
+	t.Run("rabbitmq4", func(t *testing.T) {
+		conformance.Run(t, conformance.Harness{
+			URL:          func(t testing.TB) string { return rabbit4URL(t) + "?" + quorumQuery },
+			Capabilities: rabbit4Capabilities.Without(driver.CapTransientQueue),
+		})
+	})
 	t.Run("proton", func(t *testing.T) { conformance.Run(t, harness(protonURL)) })
 }
+
+// quorumQuery is the URL query with which rpc and notify declare quorum
+// queues (durable) instead of transient ones.
+const quorumQuery = "rabbit_quorum_queue=true&rabbit_transient_quorum_queue=true"
+
+// rabbit4Capabilities is what the driver declares on RabbitMQ 4.
+var rabbit4Capabilities = driver.NewCapabilities(
+	driver.CapDirect, driver.CapFanout, driver.CapTopic, driver.CapQueueBinding,
+	driver.CapServerNamedQueue, driver.CapExclusiveQueue, driver.CapAutoDelete, driver.CapMessageTTL,
+	driver.CapQueueExpiry, driver.CapMaxLength, driver.CapPrefetch,
+	driver.CapHeaders, driver.CapDurable, driver.CapCrossProcess, driver.CapDeliveryCount,
+	driver.CapQueueExistence, driver.CapQuorumQueue, driver.CapTransientQueue)
 
 // TestCapabilities pins what each flavour declares, so that a change shows
 // up here and in the README's matrix together.
@@ -33,6 +55,7 @@ func TestCapabilities(t *testing.T) {
 			driver.CapServerNamedQueue, driver.CapAutoDelete, driver.CapMessageTTL,
 			driver.CapQueueExpiry, driver.CapMaxLength, driver.CapPrefetch,
 			driver.CapHeaders, driver.CapDurable, driver.CapCrossProcess, driver.CapQueueExistence, driver.CapTransientQueue)},
+		{"rabbitmq4", rabbit4URL, rabbit4Capabilities},
 		{"proton", protonURL, driver.NewCapabilities(
 			driver.CapPrefetch, driver.CapHeaders, driver.CapServerNamedQueue, driver.CapCrossProcess,
 			driver.CapDeliveryCount, driver.CapTransientQueue)},

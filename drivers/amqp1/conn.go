@@ -61,18 +61,25 @@ type flavour interface {
 	capabilities() driver.Capabilities
 	// rabbit reports RabbitMQ's header and reply-to conventions (see fromAMQP).
 	rabbit() bool
+	// addressV2 reports RabbitMQ 4's v2 addresses (see fromAMQP).
+	addressV2() bool
 	// consumeAddress is the source address that consumes queue.
 	consumeAddress(queue string) (string, error)
-	// publishAddress is the target address and subject (routing key) of
-	// a publish to exchange with key; send is false when the message has
+	// publishAddress is the target address of the link that publishes to
+	// exchange with key, and the message's to field ("" for none; the
+	// subject always carries the key); send is false when the message has
 	// nowhere to go and is dropped, as an unroutable message is.
-	publishAddress(exchange, key string) (address string, send bool, err error)
+	publishAddress(exchange, key string) (address, to string, send bool, err error)
 	// detachLinks reports that links must be detached before their
 	// session ends (see endLink).
 	detachLinks() bool
 	// requeueByCopy reports that the broker cannot requeue (a released
 	// message is lost), so the driver requeues by publishing a copy.
 	requeueByCopy() bool
+	// countReturns reports that the broker counts a return in the
+	// delivery count when the consumer settles with modified
+	// (delivery-failed), which it then sends instead of released.
+	countReturns() bool
 
 	declareExchange(ctx context.Context, ex driver.Exchange) error
 	deleteExchange(ctx context.Context, name string) error
@@ -146,6 +153,7 @@ func open(ctx context.Context, cfg *driver.URL) (driver.Conn, error) {
 		return nil, err
 	}
 	product, _ := ac.Properties()["product"].(string)
+	version, _ := ac.Properties()["version"].(string)
 	detected := flavourProton
 	if product == "RabbitMQ" {
 		detected = flavourRabbitMQ
@@ -156,8 +164,11 @@ func open(ctx context.Context, cfg *driver.URL) (driver.Conn, error) {
 	} else if name != detected {
 		c.logger.Warn("amqp1: flavour forced by the URL differs from the broker's", "forced", name, "detected", detected, "product", product)
 	}
-	switch name {
-	case flavourRabbitMQ:
+	switch {
+	case name == flavourRabbitMQ && rabbitMajor(version) >= 4:
+		// AMQP 1.0 in the core: v2 addresses and the management node.
+		c.fl = newRabbit4Flavour(c, version)
+	case name == flavourRabbitMQ:
 		c.fl, err = newRabbitFlavour(ctx, c)
 	default:
 		c.fl, err = newProtonFlavour(c)
@@ -168,7 +179,7 @@ func open(ctx context.Context, cfg *driver.URL) (driver.Conn, error) {
 		return nil, err
 	}
 	c.replace(ac, host)
-	c.logger.Debug("amqp1: connected", "flavour", name, "product", product, "host", s.hosts[host])
+	c.logger.Debug("amqp1: connected", "flavour", name, "product", product, "version", version, "host", s.hosts[host])
 	c.wg.Add(1)
 	go c.supervise(ac)
 	return c, nil

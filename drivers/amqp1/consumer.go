@@ -295,9 +295,9 @@ func (k *consumer) deliver(l *recvLink, m *amqp.Message) (driver.Delivery, bool,
 		if marker {
 			return driver.Delivery{}, false, nil
 		}
-		return fromAMQP(m, k.c.fl.rabbit()), true, nil
+		return fromAMQP(m, k.c.fl.rabbit(), k.c.fl.addressV2()), true, nil
 	}
-	d := fromAMQP(m, k.c.fl.rabbit())
+	d := fromAMQP(m, k.c.fl.rabbit(), k.c.fl.addressV2())
 	k.mu.Lock()
 	l.received++
 	if k.closed {
@@ -378,9 +378,13 @@ func (k *consumer) settle(tag uint64, o outcome) error {
 }
 
 // dispose sends p's outcome. RabbitMQ 3.10 ends the session on a modified
-// outcome, so the driver never sends one.
+// outcome, so the driver sends one only where the broker counts it
+// (RabbitMQ 4: modified with delivery-failed requeues and counts the
+// return in the header's delivery-count; released does not count).
 func (k *consumer) dispose(ctx context.Context, p *pending, o outcome) error {
 	switch {
+	case o == requeue && k.c.fl.countReturns():
+		return p.link.rcv.ModifyMessage(ctx, p.msg, &amqp.ModifyMessageOptions{DeliveryFailed: true})
 	case o == accept:
 		return p.link.rcv.AcceptMessage(ctx, p.msg)
 	case o == reject:

@@ -105,6 +105,20 @@ func checkNoGenQueues(t testing.TB) {
 	}
 }
 
+// rabbit4URL returns the amqp:// URL of a fresh virtual host on the
+// RabbitMQ 4.3 node (brokertest.RabbitMQ4, whose AMQP 1.0 shares the AMQP
+// port), deleted when t ends, skipping (or failing) t when the node is not
+// reachable. The node denies transient queues.
+func rabbit4URL(t testing.TB) string {
+	t.Helper()
+	v := brokertest.RabbitMQ4().NewVHost(t)
+	scheme, rest, ok := strings.Cut(v.URL, "://")
+	if !ok || scheme != "rabbit" {
+		t.Fatalf("RabbitMQ 4.3 URL %q: want rabbit://", v.URL)
+	}
+	return "amqp://" + rest
+}
+
 // protonURL returns the URL of the Qpid Proton example broker, skipping
 // (or failing) t when it is not reachable.
 func protonURL(t testing.TB) string {
@@ -207,12 +221,21 @@ func eachFlavour(t *testing.T, test func(t *testing.T, url string)) {
 	for _, flavour := range []struct {
 		name string
 		url  func(testing.TB) string
-	}{{"rabbitmq", rabbitURL}, {"proton", protonURL}} {
+	}{{"rabbitmq", rabbitURL}, {"rabbitmq4", rabbit4URL}, {"proton", protonURL}} {
 		t.Run(flavour.name, func(t *testing.T) {
 			checkLeaks(t)
 			test(t, flavour.url(t))
 		})
 	}
+}
+
+// orDurable is q, made durable in eachFlavour's rabbitmq4 subtests: the
+// RabbitMQ 4.3 node denies transient queues.
+func orDurable(t testing.TB, q transport.Queue) transport.Queue {
+	if strings.HasSuffix(t.Name(), "/rabbitmq4") && !q.Exclusive {
+		q.Durable = true
+	}
+	return q
 }
 
 // checkLeaks fails t if a goroutine started from now on still runs when t

@@ -2,6 +2,7 @@ package amqp1
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -100,8 +101,11 @@ func applicationProperties(h driver.Headers) (map[string]any, error) {
 // delivered before, and the "/queue/" that the plugin puts before the
 // reply-to of messages published over AMQP 0-9-1 is removed; elsewhere the
 // header comes from the sender as it was, so only a delivery count marks a
-// redelivery.
-func fromAMQP(m *amqp.Message, rabbit bool) driver.Delivery {
+// redelivery. With v2 set (RabbitMQ 4) the reply-to of such messages is
+// a v2 address, /queues/ and the percent-encoded name, which is decoded,
+// and the broker's x-exchange and x-routing-key annotations say where the
+// message was published, whoever published it.
+func fromAMQP(m *amqp.Message, rabbit, v2 bool) driver.Delivery {
 	var d driver.Delivery
 	switch len(m.Data) {
 	case 0:
@@ -131,7 +135,12 @@ func fromAMQP(m *amqp.Message, rabbit bool) driver.Delivery {
 		d.CorrelationID = idString(p.CorrelationID)
 		if p.ReplyTo != nil {
 			d.ReplyTo = *p.ReplyTo
-			if rabbit {
+			switch {
+			case v2 && strings.HasPrefix(d.ReplyTo, "/queues/"):
+				if name, err := url.PathUnescape(strings.TrimPrefix(d.ReplyTo, "/queues/")); err == nil {
+					d.ReplyTo = name
+				}
+			case rabbit && !v2:
 				d.ReplyTo = strings.TrimPrefix(d.ReplyTo, "/queue/")
 			}
 		}
@@ -146,6 +155,14 @@ func fromAMQP(m *amqp.Message, rabbit bool) driver.Delivery {
 		}
 		if p.CreationTime != nil && !p.CreationTime.IsZero() {
 			d.Timestamp = p.CreationTime.UTC()
+		}
+	}
+	if v2 {
+		if k, ok := m.Annotations["x-routing-key"].(string); ok {
+			d.RoutingKey = k
+		}
+		if x, ok := m.Annotations["x-exchange"].(string); ok {
+			d.Exchange = x
 		}
 	}
 	if x, ok := m.Annotations[annExchange].(string); ok {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchyard-mq/switchyard/internal/backoff"
+	"github.com/switchyard-mq/switchyard/internal/rabbitmq"
 	"github.com/switchyard-mq/switchyard/internal/tlsfiles"
 	"github.com/switchyard-mq/switchyard/transport/driver"
 	"github.com/switchyard-mq/switchyard/transport/driver/option"
@@ -38,8 +39,13 @@ var (
 	optRetryMax = option.Duration(option.Spec{Name: "connection_retry_interval_max", Default: "30", Max: 86400,
 		Doc: "longest reconnection backoff in `seconds` (default 30)"})
 
+	// rabbit_quorum_queue and rabbit_transient_quorum_queue are oslo's
+	// topology options, which rpc and notify read (internal/messaging):
+	// quorum queues, which RabbitMQ 4 declares over AMQP 1.0, are how they
+	// run where a broker denies transient queues.
 	urlOptions = option.NewSet(append(append(option.Portable(), FlavourOption, PrefetchOption, PresettledOption, optContainer,
-		optIdleTimeout, optRetryInterval, optRetryBackoff, optRetryMax), tlsfiles.Options()...)...)
+		optIdleTimeout, optRetryInterval, optRetryBackoff, optRetryMax, rabbitmq.QuorumQueue, rabbitmq.TransientQuorumQueue),
+		tlsfiles.Options()...)...)
 )
 
 func checkFlavour(v string) error {

@@ -53,7 +53,9 @@ func newProtonFlavour(c *conn) (*protonFlavour, error) {
 func (f *protonFlavour) name() flavourName                 { return flavourProton }
 func (f *protonFlavour) capabilities() driver.Capabilities { return protonCapabilities }
 func (f *protonFlavour) rabbit() bool                      { return false }
+func (f *protonFlavour) addressV2() bool                   { return false }
 func (f *protonFlavour) requeueByCopy() bool               { return true }
+func (f *protonFlavour) countReturns() bool                { return false }
 func (f *protonFlavour) detachLinks() bool                 { return true }
 
 func (f *protonFlavour) consumeAddress(queue string) (string, error) { return queue, nil }
@@ -61,11 +63,11 @@ func (f *protonFlavour) consumeAddress(queue string) (string, error) { return qu
 // publishAddress: the default exchange is the only exchange; the routing
 // key is the queue's address. An empty key names no queue: the message is
 // dropped, as an unroutable one is.
-func (f *protonFlavour) publishAddress(exchange, key string) (string, bool, error) {
+func (f *protonFlavour) publishAddress(exchange, key string) (string, string, bool, error) {
 	if exchange != "" {
-		return "", false, fmt.Errorf("%w: exchange %q: %w", driver.ErrNotFound, exchange, errNoExchanges)
+		return "", "", false, fmt.Errorf("%w: exchange %q: %w", driver.ErrNotFound, exchange, errNoExchanges)
 	}
-	return key, key != "", nil
+	return key, "", key != "", nil
 }
 
 func (f *protonFlavour) declareExchange(context.Context, driver.Exchange) error {

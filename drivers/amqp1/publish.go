@@ -23,7 +23,7 @@ type senderSlot struct {
 // Publish implements driver.Conn. The routing key travels as the message's
 // subject, so one link per exchange serves every key.
 func (c *conn) Publish(ctx context.Context, exchange, routingKey string, msg driver.Message) error {
-	address, send, err := c.fl.publishAddress(exchange, routingKey)
+	address, to, send, err := c.fl.publishAddress(exchange, routingKey)
 	if err != nil || !send {
 		return err
 	}
@@ -31,7 +31,14 @@ func (c *conn) Publish(ctx context.Context, exchange, routingKey string, msg dri
 	if err != nil {
 		return err
 	}
-	return c.send(ctx, address, m)
+	if to != "" {
+		m.Properties.To = &to
+	}
+	err = c.send(ctx, address, m)
+	if to != "" && err != nil {
+		err = fmt.Errorf("publish to %s: %w", to, err)
+	}
+	return err
 }
 
 // send sends m to address and, unless the URL asks for pre-settled

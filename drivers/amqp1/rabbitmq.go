@@ -63,7 +63,9 @@ func newRabbitFlavour(ctx context.Context, c *conn) (*rabbitFlavour, error) {
 func (f *rabbitFlavour) name() flavourName                 { return flavourRabbitMQ }
 func (f *rabbitFlavour) capabilities() driver.Capabilities { return rabbitCapabilities }
 func (f *rabbitFlavour) rabbit() bool                      { return true }
+func (f *rabbitFlavour) addressV2() bool                   { return false }
 func (f *rabbitFlavour) requeueByCopy() bool               { return false }
+func (f *rabbitFlavour) countReturns() bool                { return false }
 func (f *rabbitFlavour) detachLinks() bool                 { return false }
 
 // escapeName escapes a name for an address, where the plugin splits on "/"
@@ -86,12 +88,12 @@ func (f *rabbitFlavour) consumeAddress(queue string) (string, error) {
 // routing key as the subject: one link per exchange serves every key.
 // /queue never declares; a missing queue drops the message, as an
 // unroutable one is.
-func (f *rabbitFlavour) publishAddress(exchange, key string) (string, bool, error) {
+func (f *rabbitFlavour) publishAddress(exchange, key string) (string, string, bool, error) {
 	if exchange == "" {
-		return "/queue", true, nil
+		return "/queue", "", true, nil
 	}
 	x, err := escapeName("exchange", exchange)
-	return "/exchange/" + x, true, err
+	return "/exchange/" + x, "", true, err
 }
 
 // do runs op on the side channel, (re)connecting first if needed, bounded

@@ -90,6 +90,9 @@ func matrixURL(t *testing.T, row string) string {
 		return brokertest.RabbitMQ().URL(t)
 	case "amqp://`, `amqps://` on RabbitMQ":
 		return brokertest.AMQP1RabbitMQ().URL(t)
+	case "amqp://`, `amqps://` on RabbitMQ 4":
+		// RabbitMQ 4 has AMQP 1.0 on its AMQP port.
+		return "amqp://" + strings.TrimPrefix(brokertest.RabbitMQ4().URL(t), "rabbit://")
 	case "amqp://`, `amqps://` on Qpid Proton":
 		return brokertest.ProtonBroker().URL(t)
 	case "zmq://":
