@@ -1,8 +1,11 @@
 """An oslo.messaging peer that the Go interop tests drive.
 
-Run with Debian's python3-oslo.messaging 14 (/usr/bin/python3):
+Run with Debian's python3-oslo.messaging 14 (/usr/bin/python3), or with
+oslo.messaging 18 in the Debian sid chroot (.ci/sid-python3); oslo reads the
+[oslo_messaging_rabbit] options in the URL's query:
 
     /usr/bin/python3 peer.py --url rabbit://guest:guest@127.0.0.1:5672/vhost
+    .ci/sid-python3 peer.py --url 'rabbit://guest:guest@127.0.0.1:5682/vhost?rabbit_quorum_queue=true'
 
 It reads one JSON command per line on stdin and answers each on stdout with
 {"id": <the command's id>, "result": ...} or {"id": ..., "error": "..."}.
