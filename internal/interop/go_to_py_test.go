@@ -3,6 +3,8 @@ package interop
 import (
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -267,6 +269,10 @@ func TestGoClientPythonServer(t *testing.T) {
 			if elapsed := time.Since(start); elapsed < 4*time.Second {
 				t.Fatalf("the call took %v, less than the handler's 4s", elapsed)
 			}
+		})
+
+		t.Run("queues_follow_the_stack_options", func(t *testing.T) {
+			checkStackQueues(t, e, topic, servers, filepath.Base(os.Args[0]))
 		})
 	})
 }

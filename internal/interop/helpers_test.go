@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -535,4 +537,95 @@ func checkJSON(t testing.TB, what string, got any, want string) {
 	if !sameJSON(t, b, []byte(want)) {
 		t.Fatalf("%s = %s, want %s", what, b, want)
 	}
+}
+
+// stackOption reports whether the stack's query sets the boolean option
+// name to true.
+func stackOption(t testing.TB, stack brokertest.Stack, name string) bool {
+	t.Helper()
+	q, err := url.ParseQuery(stack.Query)
+	if err != nil {
+		t.Fatalf("%s: query %q: %v", stack.Name, stack.Query, err)
+	}
+	return q.Get(name) == "true"
+}
+
+// queueManagerName is a reply queue named by oslo.messaging 18's queue
+// manager: reply_<hostname>:<processname>:<n>.
+var queueManagerName = regexp.MustCompile(`^reply_[^:]+:[^:]+:[0-9]+$`)
+
+// randomReplyName is a reply queue named without it: reply_<uuid4 hex>.
+var randomReplyName = regexp.MustCompile(`^reply_[0-9a-f]{32}$`)
+
+// checkStackQueues checks that the queues of topic's servers, their
+// fanout, and the reply queue of process (the caller's program name: Go's
+// or the peer's) are what the stack's options ask for: quorum topic and
+// reply queues with rabbit_quorum_queue and rabbit_transient_quorum_queue,
+// one stream for the fanout with rabbit_stream_fanout (else a queue per
+// server), reply queues named by the queue manager with use_queue_manager.
+// It shows that both sides of a cell ran with the stack's options.
+func checkStackQueues(t *testing.T, e *env, topic string, servers []string, process string) {
+	t.Helper()
+	queues := e.vhost.Queues(t)
+	typeOf := func(name string) string { s, _ := queues[name]["type"].(string); return s }
+	want := "classic"
+	if stackOption(t, e.stack, "rabbit_quorum_queue") {
+		want = "quorum"
+	}
+	for _, name := range append([]string{topic}, prefixed(topic+".", servers)...) {
+		if got := typeOf(name); got != want {
+			t.Errorf("queue %s is %q, want a %s queue", name, got, want)
+		}
+	}
+	var fanout, replies []string
+	for name := range queues {
+		switch {
+		case strings.HasPrefix(name, topic+"_fanout"):
+			fanout = append(fanout, name)
+		case strings.HasPrefix(name, "reply_"):
+			replies = append(replies, name)
+		}
+	}
+	if stackOption(t, e.stack, "rabbit_stream_fanout") {
+		if len(fanout) != 1 || fanout[0] != topic+"_fanout" || typeOf(fanout[0]) != "stream" {
+			t.Errorf("fanout queues %v, want one stream, %s_fanout", fanout, topic)
+		}
+	} else if len(fanout) != len(servers) {
+		t.Errorf("fanout queues %v, want one per server of %v", fanout, servers)
+	}
+	wantReply, replyType := randomReplyName, "classic"
+	if stackOption(t, e.stack, "use_queue_manager") {
+		wantReply = queueManagerName
+	}
+	if stackOption(t, e.stack, "rabbit_transient_quorum_queue") {
+		replyType = "quorum"
+	}
+	declared := make([]string, 0, len(queues))
+	for name := range queues {
+		declared = append(declared, name+" ("+typeOf(name)+")")
+	}
+	slices.Sort(declared)
+	t.Logf("%s: %s", e.stack.Name, strings.Join(declared, ", "))
+	found := false
+	for _, name := range replies {
+		if !wantReply.MatchString(name) {
+			t.Errorf("reply queue %s is not named as %s", name, wantReply)
+		}
+		if typeOf(name) != replyType {
+			t.Errorf("reply queue %s is %q, want a %s queue", name, typeOf(name), replyType)
+		}
+		found = found || !stackOption(t, e.stack, "use_queue_manager") || strings.Contains(name, ":"+process+":")
+	}
+	if !found {
+		t.Errorf("no reply queue of %s among %v", process, replies)
+	}
+}
+
+// prefixed returns each of names after prefix.
+func prefixed(prefix string, names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = prefix + n
+	}
+	return out
 }

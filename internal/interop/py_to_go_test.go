@@ -297,5 +297,9 @@ func TestPythonClientGoServer(t *testing.T) {
 				t.Fatalf("the call took %v: the monitor timeout did not apply", elapsed)
 			}
 		})
+
+		t.Run("queues_follow_the_stack_options", func(t *testing.T) {
+			checkStackQueues(t, e, topic, servers, "peer.py")
+		})
 	})
 }
