@@ -9,11 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -28,32 +27,89 @@ import (
 // caseTimeout bounds one test case's waits.
 const caseTimeout = 30 * time.Second
 
-// env is what a test shares with its Python peer: a virtual host of its
-// own, a Go transport on it, and the peer.
+// env is what a test shares with its Python peer on one stack: a virtual
+// host of its own on the stack's broker, a Go transport on it, and the
+// peer, both opened with the same URL (the stack's options in its query).
 type env struct {
+	stack brokertest.Stack
 	vhost *brokertest.RabbitVHost
+	url   string // the virtual host's URL with the stack's query (and the test's)
 	tr    *transport.Transport
 	peer  *Peer
 	logs  *logRecorder
+
+	versionOnce sync.Once
+	version     string // the peer's oslo.messaging version (osloVersion)
+	versionErr  error
 }
 
-// newEnv makes a fresh virtual host, opens a Go transport on it (logging
-// into a recorder) and starts a Python peer on the same URL. Cleanup runs
-// in reverse: the peer and the transport end before the virtual host is
-// deleted.
-func newEnv(t testing.TB) *env {
+// forEachStack runs body as a subtest of t for each stack
+// (brokertest.ForEachStack), named after it, the stacks in parallel: each
+// body makes a virtual host of its own (newEnv), which isolates it.
+func forEachStack(t *testing.T, body func(t *testing.T, stack brokertest.Stack)) {
 	t.Helper()
-	RequirePython(t)
-	vhost := brokertest.NewRabbitVHost(t)
+	brokertest.ForEachStack(t, func(t *testing.T, stack brokertest.Stack) {
+		t.Parallel()
+		body(t, stack)
+	})
+}
+
+// newEnv makes a fresh virtual host on the stack's broker, opens a Go
+// transport on it (logging into a recorder) and starts a Python peer of
+// the stack on the same URL, the stack's query included: both sides run
+// with the stack's options. Cleanup runs in reverse: the peer and the
+// transport end before the virtual host is deleted.
+func newEnv(t testing.TB, stack brokertest.Stack) *env {
+	t.Helper()
+	return newEnvQuery(t, stack, "")
+}
+
+// newEnvQuery is newEnv with query (options such as
+// "amqp_durable_queues=true") added to the URL that both sides open.
+func newEnvQuery(t testing.TB, stack brokertest.Stack, query string) *env {
+	t.Helper()
+	RequireStackPython(t, stack)
+	vhost := stack.NewVHost(t)
+	url := withQuery(stack.URL(vhost), query)
 	logs := &logRecorder{}
 	ctx, cancel := context.WithTimeout(context.Background(), caseTimeout)
 	defer cancel()
-	tr, err := transport.Open(ctx, vhost.URL, transport.WithLogger(slog.New(logs)))
+	tr, err := transport.Open(ctx, url, transport.WithLogger(slog.New(logs)))
 	if err != nil {
-		t.Fatalf("open %s: %v", vhost.URL, err)
+		t.Fatalf("open %s: %v", url, err)
 	}
 	t.Cleanup(func() { _ = tr.Close() })
-	return &env{vhost: vhost, tr: tr, peer: StartPeer(t, vhost.URL), logs: logs}
+	return &env{stack: stack, vhost: vhost, url: url, tr: tr, peer: StartStackPeer(t, stack, url), logs: logs}
+}
+
+// withQuery returns url with query's options added to its own.
+func withQuery(url, query string) string {
+	switch {
+	case query == "":
+		return url
+	case strings.Contains(url, "?"):
+		return url + "&" + query
+	default:
+		return url + "?" + query
+	}
+}
+
+// osloVersion returns the version of oslo.messaging that the peer runs,
+// such as "18.3.0", asking it once.
+func (e *env) osloVersion(t testing.TB) string {
+	t.Helper()
+	e.versionOnce.Do(func() {
+		var versions map[string]string
+		if err := e.peer.Do(testContext(t), "versions", nil, &versions); err != nil {
+			e.versionErr = err
+			return
+		}
+		e.version = versions["oslo.messaging"]
+	})
+	if e.versionErr != nil {
+		t.Fatalf("the peer's oslo.messaging version: %v", e.versionErr)
+	}
+	return e.version
 }
 
 func testContext(t testing.TB) context.Context {
@@ -365,40 +421,6 @@ func sameJSON(t testing.TB, a, b []byte) bool {
 	return reflect.DeepEqual(va, vb)
 }
 
-// setPolicy applies a RabbitMQ policy to the virtual host's queues whose
-// names match pattern, through the management API; it skips t when the
-// API does not answer.
-func setPolicy(t testing.TB, vhost *brokertest.RabbitVHost, name, pattern string, definition map[string]any) {
-	t.Helper()
-	cfg, err := transport.ParseURL(vhost.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := json.Marshal(map[string]any{"pattern": pattern, "definition": definition, "apply-to": "queues"})
-	endpoint := "http://" + net.JoinHostPort(cfg.Hosts[0].Name, "15672") +
-		"/api/policies/" + url.PathEscape(vhost.Name) + "/" + url.PathEscape(name)
-	ctx, cancel := context.WithTimeout(context.Background(), caseTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, endpoint, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.SetBasicAuth(cfg.User, cfg.Password)
-	req.Header.Set("Content-Type", "application/json")
-	req.Close = true
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		if brokertest.Required() {
-			t.Fatalf("the RabbitMQ management API does not answer (%v); enable it with rabbitmq-plugins enable rabbitmq_management", err)
-		}
-		t.Skipf("the RabbitMQ management API does not answer (%v); enable it with rabbitmq-plugins enable rabbitmq_management", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("PUT policy %s: %s", name, resp.Status)
-	}
-}
-
 // raised is what a Python caller reports of an exception.
 type raised struct {
 	Class        string         `json:"class"`
@@ -515,4 +537,95 @@ func checkJSON(t testing.TB, what string, got any, want string) {
 	if !sameJSON(t, b, []byte(want)) {
 		t.Fatalf("%s = %s, want %s", what, b, want)
 	}
+}
+
+// stackOption reports whether the stack's query sets the boolean option
+// name to true.
+func stackOption(t testing.TB, stack brokertest.Stack, name string) bool {
+	t.Helper()
+	q, err := url.ParseQuery(stack.Query)
+	if err != nil {
+		t.Fatalf("%s: query %q: %v", stack.Name, stack.Query, err)
+	}
+	return q.Get(name) == "true"
+}
+
+// queueManagerName is a reply queue named by oslo.messaging 18's queue
+// manager: reply_<hostname>:<processname>:<n>.
+var queueManagerName = regexp.MustCompile(`^reply_[^:]+:[^:]+:[0-9]+$`)
+
+// randomReplyName is a reply queue named without it: reply_<uuid4 hex>.
+var randomReplyName = regexp.MustCompile(`^reply_[0-9a-f]{32}$`)
+
+// checkStackQueues checks that the queues of topic's servers, their
+// fanout, and the reply queue of process (the caller's program name: Go's
+// or the peer's) are what the stack's options ask for: quorum topic and
+// reply queues with rabbit_quorum_queue and rabbit_transient_quorum_queue,
+// one stream for the fanout with rabbit_stream_fanout (else a queue per
+// server), reply queues named by the queue manager with use_queue_manager.
+// It shows that both sides of a cell ran with the stack's options.
+func checkStackQueues(t *testing.T, e *env, topic string, servers []string, process string) {
+	t.Helper()
+	queues := e.vhost.Queues(t)
+	typeOf := func(name string) string { s, _ := queues[name]["type"].(string); return s }
+	want := "classic"
+	if stackOption(t, e.stack, "rabbit_quorum_queue") {
+		want = "quorum"
+	}
+	for _, name := range append([]string{topic}, prefixed(topic+".", servers)...) {
+		if got := typeOf(name); got != want {
+			t.Errorf("queue %s is %q, want a %s queue", name, got, want)
+		}
+	}
+	var fanout, replies []string
+	for name := range queues {
+		switch {
+		case strings.HasPrefix(name, topic+"_fanout"):
+			fanout = append(fanout, name)
+		case strings.HasPrefix(name, "reply_"):
+			replies = append(replies, name)
+		}
+	}
+	if stackOption(t, e.stack, "rabbit_stream_fanout") {
+		if len(fanout) != 1 || fanout[0] != topic+"_fanout" || typeOf(fanout[0]) != "stream" {
+			t.Errorf("fanout queues %v, want one stream, %s_fanout", fanout, topic)
+		}
+	} else if len(fanout) != len(servers) {
+		t.Errorf("fanout queues %v, want one per server of %v", fanout, servers)
+	}
+	wantReply, replyType := randomReplyName, "classic"
+	if stackOption(t, e.stack, "use_queue_manager") {
+		wantReply = queueManagerName
+	}
+	if stackOption(t, e.stack, "rabbit_transient_quorum_queue") {
+		replyType = "quorum"
+	}
+	declared := make([]string, 0, len(queues))
+	for name := range queues {
+		declared = append(declared, name+" ("+typeOf(name)+")")
+	}
+	slices.Sort(declared)
+	t.Logf("%s: %s", e.stack.Name, strings.Join(declared, ", "))
+	found := false
+	for _, name := range replies {
+		if !wantReply.MatchString(name) {
+			t.Errorf("reply queue %s is not named as %s", name, wantReply)
+		}
+		if typeOf(name) != replyType {
+			t.Errorf("reply queue %s is %q, want a %s queue", name, typeOf(name), replyType)
+		}
+		found = found || !stackOption(t, e.stack, "use_queue_manager") || strings.Contains(name, ":"+process+":")
+	}
+	if !found {
+		t.Errorf("no reply queue of %s among %v", process, replies)
+	}
+}
+
+// prefixed returns each of names after prefix.
+func prefixed(prefix string, names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = prefix + n
+	}
+	return out
 }

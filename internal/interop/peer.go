@@ -1,9 +1,12 @@
 // Package interop proves that Switchyard interoperates with Python
-// oslo.messaging 14 services over RabbitMQ, in both directions: its tests
-// run real oslo.messaging programs (Debian's python3-oslo.messaging, run
-// with /usr/bin/python3) beside Go clients, servers, notifiers and
+// oslo.messaging services over RabbitMQ, in both directions: its tests run
+// real oslo.messaging programs beside Go clients, servers, notifiers and
 // listeners on one broker, and check every cell of the interop matrix in
-// the README.
+// the README, on each stack of brokertest.Stacks: Debian 12's RabbitMQ 3.10
+// and oslo.messaging 14 with oslo's defaults, and RabbitMQ 4.3 and
+// oslo.messaging 18 with the options oslo's RabbitMQ guide recommends
+// (quorum queues, stream fanout, the queue manager), both sides opening the
+// same URL.
 //
 // The Python side is testdata/peer.py, a long-lived process that a test
 // drives over its stdin and stdout (Peer): one JSON command per line, one
