@@ -62,6 +62,12 @@ type consumer struct {
 	limit     int
 	dlx, dlrk string
 	tag       string
+	// declared says the queue was declared through this transport when
+	// the consumer started: if the broker cancels the consumer and the
+	// queue is no longer recorded, it was deleted through this transport
+	// and the consumer ends with it; otherwise the consumer re-declares
+	// the queue (if recorded) and consumes it again.
+	declared bool
 	// stream is set for a stream queue declared through this transport:
 	// the consumer tracks nextOffset, the stream offset after the last
 	// delivery it saw, and starts there again after a reconnection
@@ -76,9 +82,13 @@ type consumer struct {
 	startMu sync.Mutex    // serialises restarts
 
 	mu      sync.Mutex
-	changed chan struct{} // closed and replaced when cur changes
+	changed chan struct{} // closed and replaced when cur changes or the consumer stalls
 	ended   bool
 	endErr  error // why it ended; read after done is closed
+	// stalled is why the consumer is not consuming though the connection
+	// stands (the broker cancelled it, or it could not start again);
+	// nil while it consumes. Healthy reports it.
+	stalled error
 }
 
 // incarnation is one life of a consumer on one channel. It settles the
@@ -115,6 +125,7 @@ func (c *conn) Consume(ctx context.Context, queue string, opts driver.ConsumeOpt
 	}
 	cons.nextOffset.Store(-1)
 	if rq, ok := c.topo.queue(queue); ok {
+		cons.declared = true
 		if !opts.AutoAck {
 			cons.limit = rq.decl.countedLimit
 			cons.dlx, cons.dlrk = rq.q.DeadLetterExchange, rq.q.DeadLetterRoutingKey
@@ -256,13 +267,20 @@ func (cons *consumer) Receive(ctx context.Context) (driver.Delivery, error) {
 	}
 }
 
-// lost handles the end of inc's delivery channel: the consumer closed, the
-// broker cancelled it (its queue was deleted), its channel failed while
-// the connection stands (start again now), or the connection dropped
-// (wait for the supervisor to resume it). It returns nil when there is a
-// new incarnation to read from.
+// lost handles the end of inc's delivery channel: the consumer closed,
+// the broker cancelled it, its channel failed while the connection stands
+// (start again now), or the connection dropped (wait for the supervisor
+// to resume it). It returns nil when there is a new incarnation to read
+// from.
+//
+// A consumer the broker cancels (its queue was deleted, or the queue's
+// node went away) is consumed again: the queue and its bindings are
+// declared again where this transport declared them, with the
+// reconnection's backoff between attempts, each failure logged at error
+// level and reported by Healthy until it consumes again. Only a queue
+// deleted through this transport ends its consumer.
 func (cons *consumer) lost(ctx context.Context, inc *incarnation) error {
-	for {
+	for attempt := 0; ; {
 		cons.mu.Lock()
 		ended, changed := cons.ended, cons.changed
 		cons.mu.Unlock()
@@ -272,36 +290,131 @@ func (cons *consumer) lost(ctx context.Context, inc *incarnation) error {
 		if cons.cur.Load() != inc {
 			return nil
 		}
+		redeclare := false
 		select {
 		case _, ok := <-inc.cancelled:
 			if !ok { // closed with the channel: no cancel came
 				break
 			}
-			err := fmt.Errorf("%w: the broker cancelled the consumer of queue %q (the queue was deleted)", driver.ErrClosed, cons.queue)
-			cons.c.topo.deleteQueue(cons.queue)
-			cons.end(err, false)
-			return err
+			if cons.declared && cons.c.topo.deletedHere(cons.queue) {
+				err := fmt.Errorf("%w: the consumer of queue %q ended: the queue was deleted", driver.ErrClosed, cons.queue)
+				cons.end(err, true)
+				return err
+			}
+			// The channel stays open after a cancel: close it, so that
+			// the consumer starts again on a new one.
+			cons.closeChannel(inc)
+			cons.stall(ctx, fmt.Errorf("the broker cancelled the consumer of queue %q", cons.queue))
+			redeclare = true
 		default:
 		}
-		if sess := cons.c.cur.Load(); sess != nil && !sess.amqp.IsClosed() {
-			err := cons.c.async(ctx, func() error { return cons.restart(sess) })
+		sess := cons.c.cur.Load()
+		if sess != nil && !sess.amqp.IsClosed() {
+			err := cons.c.async(ctx, func() error {
+				if redeclare || cons.isStalled() {
+					if err := cons.c.redeclareQueue(sess, cons.queue); err != nil {
+						return err
+					}
+				}
+				return cons.restart(sess)
+			})
 			switch {
 			case err == nil:
+				cons.resumed(ctx)
 				return nil
 			case ctx.Err() != nil:
 				return ctx.Err()
 			case !connectionFailing(sess, err):
-				err = fmt.Errorf("%w: the consumer of queue %q could not start again: %w", driver.ErrClosed, cons.queue, rabbitmq.MapError(err))
-				cons.end(err, true)
-				return err
+				cons.stall(ctx, fmt.Errorf("the consumer of queue %q cannot start again: %w", cons.queue, rabbitmq.MapError(err)))
+				if err := cons.waitRetry(ctx, attempt); err != nil {
+					return err
+				}
+				attempt++
+				continue
 			}
 		}
+		// Until the supervisor resumes the consumer, or the connection
+		// changes: then it is this loop's to try again.
 		select {
 		case <-changed:
+		case <-cons.c.sessionChange(sess):
 		case <-cons.done:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+}
+
+// stall records why the consumer is not consuming and logs it at error
+// level: a queue no longer served is an outage, not a detail.
+func (cons *consumer) stall(ctx context.Context, err error) {
+	cons.mu.Lock()
+	cons.stalled = err
+	// Wake a Receive waiting in lost for the supervisor: it is up to
+	// Receive now to try again.
+	close(cons.changed)
+	cons.changed = make(chan struct{})
+	cons.mu.Unlock()
+	cons.c.logger.ErrorContext(ctx, "rabbit: a consumer is not consuming; trying again", "queue", cons.queue, "err", err)
+}
+
+// resumed clears a stall once the consumer consumes again.
+func (cons *consumer) resumed(ctx context.Context) {
+	cons.mu.Lock()
+	was := cons.stalled
+	cons.stalled = nil
+	cons.mu.Unlock()
+	if was != nil {
+		cons.c.logger.InfoContext(ctx, "rabbit: the consumer consumes again", "queue", cons.queue)
+	}
+}
+
+func (cons *consumer) isStalled() bool {
+	cons.mu.Lock()
+	defer cons.mu.Unlock()
+	return cons.stalled != nil
+}
+
+// stalledErr is why the consumer is not consuming, or nil.
+func (cons *consumer) stalledErr() error {
+	cons.mu.Lock()
+	defer cons.mu.Unlock()
+	return cons.stalled
+}
+
+// waitRetry waits the reconnection backoff's delay for attempt, or until
+// the consumer, the transport or ctx ends.
+func (cons *consumer) waitRetry(ctx context.Context, attempt int) error {
+	t := time.NewTimer(cons.c.s.reconnect.Delay(attempt))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-cons.done:
+		return cons.endErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// closeChannel closes inc's channel, waiting at most closeTimeout: its
+// unsettled deliveries go back to the queue.
+func (cons *consumer) closeChannel(inc *incarnation) {
+	if inc.ch.IsClosed() {
+		return
+	}
+	closed := make(chan struct{})
+	if !cons.c.spawn(func() {
+		defer close(closed)
+		_ = inc.ch.Close()
+	}) {
+		return
+	}
+	t := time.NewTimer(closeTimeout)
+	defer t.Stop()
+	select {
+	case <-closed:
+	case <-t.C:
 	}
 }
 
@@ -564,21 +677,8 @@ func (cons *consumer) end(err error, closeChannel bool) {
 	inc := cons.cur.Load()
 	cons.mu.Unlock()
 	cons.c.forget(cons, inc != nil)
-	if !closeChannel || inc == nil || inc.ch.IsClosed() {
-		return
-	}
-	closed := make(chan struct{})
-	if !cons.c.spawn(func() {
-		defer close(closed)
-		_ = inc.ch.Close()
-	}) {
-		return
-	}
-	t := time.NewTimer(closeTimeout)
-	defer t.Stop()
-	select {
-	case <-closed:
-	case <-t.C:
+	if closeChannel && inc != nil {
+		cons.closeChannel(inc)
 	}
 }
 

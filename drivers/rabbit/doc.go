@@ -189,6 +189,15 @@
 // starts every consumer again on its queue. Each reconnection is logged
 // with slog, without the password.
 //
+// A consumer is never left deaf. When the broker cancels it (its queue
+// was deleted by someone else, or the queue's node went away), or it
+// cannot start again after a reconnection, it tries again with the same
+// backoff: it declares the queue and its bindings again where this
+// transport declared them, and otherwise waits for the queue to come
+// back. Each failed attempt is logged at error level, and Healthy
+// reports the consumer until it consumes again. Only a queue deleted
+// through the consumer's own transport ends its consumer (ErrClosed).
+//
 // Delivery is at-least-once:
 //
 //   - A Receive blocked across the outage goes on with the resumed

@@ -352,6 +352,18 @@ func (c *conn) supervise(sess *session) {
 	}
 }
 
+// sessionChange is closed when the connection moves on from sess, the
+// session last seen current: for a session, once the supervisor has seen
+// it lost; for none (reconnecting), once a new one is installed.
+func (c *conn) sessionChange(sess *session) <-chan struct{} {
+	if sess != nil {
+		return sess.lost
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ready
+}
+
 // reconnect dials the URL's hosts in turn, waiting a jittered, growing
 // backoff after each round that fails, until one connects and takes the
 // recorded topology and the consumers back, or the transport closes.
@@ -418,10 +430,12 @@ func (c *conn) restore(sess *session) error {
 			if c.ctx.Err() != nil || connectionFailing(sess, err) {
 				return err
 			}
-			err = fmt.Errorf("%w: the consumer of queue %q could not resume after reconnecting: %w", driver.ErrClosed, cons.queue, rabbitmq.MapError(err))
-			c.logger.Warn("rabbit: consumer ends", "queue", cons.queue, "err", err)
-			cons.end(err, true)
+			// Not ended: its Receive tries again with backoff (lost), and
+			// Healthy reports it meanwhile.
+			cons.stall(c.ctx, fmt.Errorf("the consumer of queue %q could not resume after reconnecting: %w", cons.queue, rabbitmq.MapError(err)))
+			continue
 		}
+		cons.resumed(c.ctx)
 	}
 	return nil
 }
@@ -432,7 +446,9 @@ func (c *conn) Capabilities() driver.Capabilities {
 	return driver.NewCapabilities(driver.AllCapabilities()...)
 }
 
-// Healthy reports whether the connection is up now.
+// Healthy reports whether the connection is up now and every consumer
+// consumes: a consumer the broker cancelled, or that could not resume
+// after a reconnection, is reported until it consumes again.
 func (c *conn) Healthy(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -443,6 +459,13 @@ func (c *conn) Healthy(ctx context.Context) error {
 	sess := c.cur.Load()
 	if sess == nil || sess.amqp.IsClosed() {
 		return fmt.Errorf("%w: not connected to %s (reconnecting)", driver.ErrClosed, c.s.url)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for cons := range c.consumers {
+		if err := cons.stalledErr(); err != nil {
+			return fmt.Errorf("rabbit: connected, but %w", err)
+		}
 	}
 	return nil
 }

@@ -583,3 +583,93 @@ func TestUnsendablePublishRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestConsumerCancelledByBroker: a consumer whose queue is deleted behind
+// its back (here through another transport, as an operator or a broker
+// node's loss would) is not left deaf. Where its transport declared the
+// queue, it declares the queue and its binding again and goes on
+// consuming; where it did not, Healthy reports it and the logs say so at
+// error level until the queue is back, and then it consumes again.
+func TestConsumerCancelledByBroker(t *testing.T) {
+	onStacks(t, func(t *testing.T, x *tester) {
+		for _, tc := range []struct {
+			name         string
+			declaredHere bool
+		}{
+			{"declared by the consumer's transport", true},
+			{"declared elsewhere", false},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				tr := x.open(fastRetry)
+				other := x.open("")
+				declarer := other
+				if tc.declaredHere {
+					declarer = tr
+				}
+				ex := x.exchange(declarer, uniq("ex"), transport.Direct)
+				q := x.queue(declarer, transport.Queue{Name: uniq("cancelled")})
+				x.bind(declarer, ex, q, "k")
+				c := x.consume(tr, q, transport.ConsumeOptions{})
+				received := make(chan string, 10)
+				receiveErr := make(chan error, 1)
+				go func() {
+					for {
+						d, err := c.Receive(x.ctx)
+						if err != nil {
+							receiveErr <- err
+							return
+						}
+						received <- string(d.Body)
+						_ = d.Ack()
+					}
+				}()
+				x.publish(other, ex, "k", transport.Message{Body: []byte("before")})
+				x.wantReceived(received, receiveErr, "before")
+
+				if _, err := other.DeleteQueue(x.ctx, q); err != nil {
+					t.Fatal(err)
+				}
+				if !tc.declaredHere {
+					poll(t, 10*time.Second, "Healthy reporting the cancelled consumer", func() bool {
+						err := tr.Healthy(x.ctx)
+						return err != nil && strings.Contains(err.Error(), q)
+					})
+					if !strings.Contains(x.logs.String(), "level=ERROR") {
+						t.Errorf("no error-level log while the queue is not consumed:\n%s", x.logs)
+					}
+					x.queue(other, transport.Queue{Name: q})
+					x.bind(other, ex, q, "k")
+				}
+				// Mandatory: unroutable until the queue and its binding are back.
+				poll(t, 20*time.Second, "the queue bound again", func() bool {
+					err := other.Publish(x.ctx, ex, "k", transport.Message{Body: []byte("after"), Mandatory: true})
+					if err != nil && !errors.Is(err, transport.ErrUnroutable) {
+						t.Fatalf("publish: %v", err)
+					}
+					return err == nil
+				})
+				x.wantReceived(received, receiveErr, "after")
+				if err := tr.Healthy(x.ctx); err != nil {
+					t.Errorf("Healthy once the consumer consumes again: %v", err)
+				}
+			})
+		}
+	})
+}
+
+// wantReceived waits for body from a receive loop.
+func (x *tester) wantReceived(received <-chan string, receiveErr <-chan error, body string) {
+	x.t.Helper()
+	t := time.NewTimer(20 * time.Second)
+	defer t.Stop()
+	select {
+	case got := <-received:
+		if got != body {
+			x.t.Fatalf("received %q, want %q", got, body)
+		}
+	case err := <-receiveErr:
+		x.t.Fatalf("Receive ended waiting for %q: %v", body, err)
+	case <-t.C:
+		x.t.Fatalf("%q not received within 20s", body)
+	}
+}

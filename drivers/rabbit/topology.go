@@ -42,6 +42,8 @@ type recorded struct {
 	exchanges map[string]recordedExchange
 	queues    map[string]recordedQueue
 	bindings  map[driver.Binding]uint64 // binding → seq
+	// deleting counts the DeleteQueue calls in flight per queue.
+	deleting map[string]int
 }
 
 type recordedExchange struct {
@@ -60,6 +62,31 @@ func (r *recorded) init() {
 	r.exchanges = map[string]recordedExchange{}
 	r.queues = map[string]recordedQueue{}
 	r.bindings = map[driver.Binding]uint64{}
+	r.deleting = map[string]int{}
+}
+
+func (r *recorded) beginDelete(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.deleting[name]++
+}
+
+func (r *recorded) endDelete(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.deleting[name]--; r.deleting[name] <= 0 {
+		delete(r.deleting, name)
+	}
+}
+
+// deletedHere reports whether the queue is being deleted, or was deleted,
+// through this transport: it is not recorded, or a DeleteQueue of it is
+// in flight.
+func (r *recorded) deletedHere(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, recorded := r.queues[name]
+	return !recorded || r.deleting[name] > 0
 }
 
 func (r *recorded) putExchange(ex driver.Exchange) {
@@ -289,6 +316,10 @@ func (c *conn) DeclareQueue(ctx context.Context, q driver.Queue) (string, error)
 
 func (c *conn) DeleteQueue(ctx context.Context, name string) (int, error) {
 	var n int
+	// Marked first: the broker cancels the queue's consumers before it
+	// answers, and they must see the deletion as this transport's own.
+	c.topo.beginDelete(name)
+	defer c.topo.endDelete(name)
 	err := c.topoOp(ctx, func(ch *amqp.Channel) error {
 		var err error
 		if n, err = ch.QueueDelete(name, false, false, false); err != nil {
@@ -328,6 +359,49 @@ func (c *conn) Unbind(ctx context.Context, b driver.Binding) error {
 		c.topo.unbind(b)
 		return nil
 	})
+}
+
+// redeclareQueue declares again, on sess, a queue recorded here, the
+// recorded exchanges its recorded bindings name, and those bindings: the
+// broker deleted the queue under a consumer (and an auto-delete exchange
+// with it, perhaps). A queue not recorded here is left alone.
+func (c *conn) redeclareQueue(sess *session, name string) error {
+	rq, ok := c.topo.queue(name)
+	if !ok {
+		return nil
+	}
+	exchanges, _, bindings := c.topo.snapshot()
+	bound := map[string]bool{}
+	bindings = slices.DeleteFunc(bindings, func(b driver.Binding) bool { return b.Queue != name })
+	for _, b := range bindings {
+		bound[b.Exchange] = true
+	}
+	select {
+	case c.topoSem <- struct{}{}:
+	case <-c.ctx.Done():
+		return driver.ErrClosed
+	}
+	defer func() { <-c.topoSem }()
+	ch, err := sess.topologyChannel()
+	if err != nil {
+		return err
+	}
+	for _, ex := range exchanges {
+		if bound[ex.Name] {
+			if err := rabbitmq.DeclareExchange(ch, ex); err != nil {
+				return fmt.Errorf("exchange %q: %w", ex.Name, err)
+			}
+		}
+	}
+	if err := rq.decl.Declare(ch); err != nil {
+		return err
+	}
+	for _, b := range bindings {
+		if err := rabbitmq.Bind(ch, b); err != nil {
+			return fmt.Errorf("binding %q→%q key %q: %w", b.Exchange, b.Queue, b.Key, err)
+		}
+	}
+	return nil
 }
 
 // redeclare declares the recorded topology on a new session. It fails
