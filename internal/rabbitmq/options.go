@@ -65,7 +65,7 @@ var osloOnly = []option.Option{
 	ignored("conn_pool_ttl", option.KindInt, "a transport has one connection"),
 	ignored("kombu_reconnect_delay", option.KindDuration, "the driver reconnects with the rabbit_retry_* backoff",
 		option.Alias{Group: option.GroupDefault, Name: "kombu_reconnect_delay"}),
-	ignored("kombu_reconnect_splay", option.KindDuration, "it times oslo's reconnection after a consumer cancel; the driver's reconnection has a jittered backoff of its own"),
+	ignored("kombu_reconnect_splay", option.KindDuration, "it times oslo's reconnection after a consumer cancel; the driver consumes again after a cancel with its own jittered rabbit_retry_* backoff"),
 	only("kombu_compression", option.KindString, "Switchyard sends message bodies uncompressed (and reads compressed ones)", nil),
 	only("kombu_failover_strategy", option.KindString, "the driver tries the URL's hosts round-robin", []string{"round-robin"}),
 	only("kombu_missing_consumer_retry_timeout", option.KindInt, "an RPC server retries a reply to a missing queue for 60 seconds", []string{"60"},
