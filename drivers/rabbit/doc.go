@@ -213,6 +213,11 @@
 //     message that arrives twice is marked redelivered the second time.
 //     A confirmed message is never lost (in a durable queue, as
 //     persistent, it also survives a broker restart).
+//   - A publish the broker nacks fails, and its channel is replaced:
+//     after a quorum queue's leader moved, RabbitMQ may nack everything
+//     on a channel opened during the election until the old leader's
+//     node returns, while a new channel is acked. The publishes still in
+//     flight on the old channel are sent again, marked resent.
 //   - Close ends the consumers (the broker requeues their unsettled
 //     deliveries), closes the connection with a bounded handshake and
 //     waits for the driver's goroutines.

@@ -107,6 +107,17 @@ func (s *sharedChannel) get(c *conn, sess *session) (*pubChannel, error) {
 	return pc, nil
 }
 
+// retire stops handing out pc after the broker nacked a publish on it, and
+// closes it: its publishes still in flight are sent again on the next
+// channel, marked resent. After a quorum queue's leader moved, RabbitMQ
+// may nack everything on a channel opened during the election until the
+// old leader's node returns, while a channel opened after it is acked.
+func (s *sharedChannel) retire(c *conn, pc *pubChannel) {
+	if s.cur.CompareAndSwap(pc, nil) {
+		c.spawn(func() { _ = pc.ch.Close() })
+	}
+}
+
 // confirmTracker settles the publishes of a tracked channel: those that
 // wait for their confirm whatever the confirms option says (mandatory
 // ones, and the driver's own republishing), and must learn whether the
@@ -384,6 +395,7 @@ func (c *conn) publishShared(ctx context.Context, sess *session, exchange, key s
 	case pc.ch.IsClosed():
 		return c.failed(sess, pc, exchange)
 	}
+	sess.pub.retire(c, pc)
 	return published, errNack
 }
 
@@ -423,6 +435,7 @@ func (c *conn) publishTracked(ctx context.Context, sess *session, exchange, key 
 	case pc.ch.IsClosed():
 		return c.failed(sess, pc, exchange)
 	}
+	sess.tracked.retire(c, pc)
 	return published, errNack
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchyard-mq/switchyard/internal/rabbitmq"
 	"github.com/switchyard-mq/switchyard/transport"
+	"github.com/switchyard-mq/switchyard/transport/driver"
 )
 
 // TestChannelErrors: each channel error maps to its sentinel with the
@@ -671,5 +672,60 @@ func (x *tester) wantReceived(received <-chan string, receiveErr <-chan error, b
 		x.t.Fatalf("Receive ended waiting for %q: %v", body, err)
 	case <-t.C:
 		x.t.Fatalf("%q not received within 20s", body)
+	}
+}
+
+// TestNackedChannelReplaced: a publish the broker nacks (here a queue
+// full with x-overflow reject-publish) fails, and the next publish goes
+// on a new channel: RabbitMQ may go on nacking everything on a channel
+// opened during a quorum queue's leader election, and only a new one
+// recovers.
+func TestNackedChannelReplaced(t *testing.T) {
+	x := newTester(t)
+	u, err := transport.ParseURL(x.url(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, err := open(x.ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dc.(*conn)
+	t.Cleanup(func() { _ = c.Close() })
+	const full = "full"
+	if err := c.topoOp(x.ctx, func(ch *amqp.Channel) error {
+		_, err := ch.QueueDeclare(full, false, true, false, false, amqp.Table{"x-max-length": int64(1), "x-overflow": "reject-publish"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		mandatory bool
+		channel   func(*session) *sharedChannel
+	}{
+		{"shared channel", false, func(s *session) *sharedChannel { return &s.pub }},
+		{"tracked channel", true, func(s *session) *sharedChannel { return &s.tracked }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := c.PurgeQueue(x.ctx, full); err != nil {
+				t.Fatal(err)
+			}
+			msg := driver.Message{Body: []byte("m"), Mandatory: tc.mandatory}
+			if err := c.Publish(x.ctx, "", full, msg); err != nil {
+				t.Fatalf("first publish: %v", err)
+			}
+			before := tc.channel(c.cur.Load()).cur.Load()
+			if err := c.Publish(x.ctx, "", full, msg); !errors.Is(err, errNack) {
+				t.Fatalf("publish to a full reject-publish queue: %v, want the broker's nack", err)
+			}
+			if err := c.Publish(x.ctx, "", "", driver.Message{Body: []byte("elsewhere"), Mandatory: tc.mandatory}); err != nil && !errors.Is(err, transport.ErrUnroutable) {
+				t.Fatalf("publish after the nack: %v", err)
+			}
+			if after := tc.channel(c.cur.Load()).cur.Load(); after == before || after == nil {
+				t.Errorf("the nacked channel is still in use")
+			}
+			poll(t, 5*time.Second, "the nacked channel closed", before.ch.IsClosed)
+		})
 	}
 }
