@@ -405,10 +405,13 @@ func (c *conn) redeclareQueue(sess *session, name string) error {
 }
 
 // redeclare declares the recorded topology on a new session. It fails
-// when the connection does; an entity the broker refuses is logged and
-// skipped. An exclusive queue may still be held by the old connection
-// until the broker notices that it is gone, so ErrInUse is retried a few
-// times.
+// when the connection does; an entity the broker refuses is logged at
+// error level and skipped. An exclusive queue may still be held by the
+// old connection until the broker notices that it is gone, so ErrInUse is
+// retried a few times. A binding whose exchange or queue is missing is
+// retried after declaring them again: on a cluster, the broker removes
+// the queues of a dead node after a while, and an auto-delete exchange
+// with their last binding, perhaps just after it was declared here.
 func (c *conn) redeclare(sess *session) error {
 	exchanges, queues, bindings := c.topo.snapshot()
 	do := func(what string, op func(ch *amqp.Channel) error) error {
@@ -424,7 +427,8 @@ func (c *conn) redeclare(sess *session) error {
 				return err
 			}
 			mapped := rabbitmq.MapError(err)
-			if errors.Is(mapped, driver.ErrInUse) && attempt < 10 {
+			retry := errors.Is(mapped, driver.ErrInUse) || errors.Is(mapped, driver.ErrNotFound)
+			if retry && attempt < 10 {
 				t := time.NewTimer(100 * time.Millisecond)
 				select {
 				case <-t.C:
@@ -434,7 +438,7 @@ func (c *conn) redeclare(sess *session) error {
 					return driver.ErrClosed
 				}
 			}
-			c.logger.Warn("rabbit: could not re-declare after reconnecting; skipped", "entity", what, "err", mapped)
+			c.logger.Error("rabbit: could not re-declare after reconnecting; skipped", "entity", what, "err", mapped)
 			return nil
 		}
 	}
@@ -452,10 +456,40 @@ func (c *conn) redeclare(sess *session) error {
 	}
 	for _, b := range bindings {
 		if err := do(fmt.Sprintf("binding %q→%q key %q", b.Exchange, b.Queue, b.Key), func(ch *amqp.Channel) error {
-			return rabbitmq.Bind(ch, b)
+			err := rabbitmq.Bind(ch, b)
+			if !errors.Is(rabbitmq.MapError(err), driver.ErrNotFound) {
+				return err
+			}
+			// The channel is closed: declare what is missing on a new one,
+			// and try the binding again.
+			return c.declareBound(sess, b, err)
 		}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// declareBound declares again the recorded exchange and queue of b, which
+// the broker said were missing (notFound), and returns notFound so that
+// the binding is tried again; an error declaring them is returned instead.
+func (c *conn) declareBound(sess *session, b driver.Binding, notFound error) error {
+	ch, err := sess.topologyChannel()
+	if err != nil {
+		return err
+	}
+	exchanges, _, _ := c.topo.snapshot()
+	for _, ex := range exchanges {
+		if ex.Name == b.Exchange {
+			if err := rabbitmq.DeclareExchange(ch, ex); err != nil {
+				return err
+			}
+		}
+	}
+	if rq, ok := c.topo.queue(b.Queue); ok {
+		if err := rq.decl.Declare(ch); err != nil {
+			return err
+		}
+	}
+	return notFound
 }
