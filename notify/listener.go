@@ -259,7 +259,7 @@ func (l *Listener) Start(ctx context.Context) error {
 		// time, so that a repeat is checked only once the one before is
 		// settled and remembered.
 		Accept:   func(d *transport.Delivery) (*transport.Delivery, bool) { return d, true },
-		Stopping: r.stopping, Logger: l.logger, What: "notifications",
+		Stopping: r.stopping, Resume: l.resume, Logger: l.logger, What: "notifications",
 	})
 	l.cur, l.last = r, r
 	go l.dispatchLoop(r)
@@ -291,6 +291,43 @@ func (l *Listener) declare(ctx context.Context) ([]string, error) {
 		}
 	}
 	return queues, nil
+}
+
+// resume consumes queue again after its consumer ended unasked (the
+// broker cancelled it, the queue was deleted): it declares the listener's
+// topology again, as Start did, first.
+func (l *Listener) resume(ctx context.Context, queue string) (*transport.Consumer, error) {
+	if _, err := l.declare(ctx); err != nil {
+		return nil, err
+	}
+	consumers, err := l.consume(ctx, []string{queue})
+	if err != nil {
+		return nil, err
+	}
+	return consumers[0], nil
+}
+
+// ListenerStats are a listener's counters, for its current run.
+type ListenerStats struct {
+	// ConsumersLost counts the consumers that ended while the listener
+	// ran (the broker cancelled one, a queue was deleted): each is
+	// consumed again, its topology declared first.
+	ConsumersLost uint64
+	// Unconsumed is how many of the listener's queues are not consumed
+	// right now, waiting to be consumed again.
+	Unconsumed int
+}
+
+// Stats returns the counters of the listener's current run (zero when
+// it is stopped).
+func (l *Listener) Stats() ListenerStats {
+	l.mu.Lock()
+	r := l.cur
+	l.mu.Unlock()
+	if r == nil {
+		return ListenerStats{}
+	}
+	return ListenerStats{ConsumersLost: r.deliveries.Lost(), Unconsumed: r.deliveries.Unconsumed()}
 }
 
 // consume starts a consumer on each queue; on error it returns those

@@ -342,3 +342,43 @@ func openMemory(t *testing.T) *transport.Transport {
 	t.Cleanup(func() { tr.Close() })
 	return tr
 }
+
+// TestListenerQueueDeleted: a listener whose queue is deleted under it
+// declares it again and consumes it again, counting it in its stats:
+// notifications sent after that reach it.
+func TestListenerQueueDeleted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tr := openMemory(t)
+	got := make(chan string, 8)
+	l := startListener(t, tr, func(ctx context.Context, n *notify.Notification) error {
+		got <- n.EventType
+		return nil
+	}, notify.Info)
+	operator := openMemory(t)
+	if _, err := operator.DeleteQueue(ctx, "notifications.info"); err != nil {
+		t.Fatal(err)
+	}
+	for l.Stats().ConsumersLost == 0 || l.Stats().Unconsumed != 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the listener did not consume its queue again: %+v", l.Stats())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	n, err := notify.NewNotifier(tr, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Info(ctx, "after.delete", nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-got:
+		if e != "after.delete" {
+			t.Errorf("handled %q, want after.delete", e)
+		}
+	case <-ctx.Done():
+		t.Fatal("a notification sent after the queue came back was not handled")
+	}
+}

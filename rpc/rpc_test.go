@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -140,5 +141,54 @@ func TestConstructorsRefuseNilTransport(t *testing.T) {
 		if err := tt.err(); !errors.Is(err, transport.ErrInvalid) {
 			t.Errorf("%s(nil): %v, want an ErrInvalid", tt.name, err)
 		}
+	}
+}
+
+// TestServerQueueDeleted: a server whose queue is deleted under it (by an
+// operator, another service, a broker node's loss) is not left deaf: it
+// says so at error level, declares its topology again, consumes again,
+// and counts it; calls succeed again.
+func TestServerQueueDeleted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tr, logs := openLogged(t, slog.LevelInfo)
+	srv := startCalc(t, tr)
+	client, err := rpc.NewClient(tr, rpc.WithTimeout(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	target := transport.Target{Topic: "calc"}
+	var sum int
+	if err := client.Call(ctx, target, "add", addArgs{1, 2}, &sum); err != nil {
+		t.Fatal(err)
+	}
+
+	operator, err := transport.Open(ctx, "memory://"+t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer operator.Close()
+	if _, err := operator.DeleteQueue(ctx, "calc"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		err := client.Call(ctx, target, "add", addArgs{2, 2}, &sum)
+		if err == nil && sum == 4 {
+			break
+		}
+		if !errors.Is(err, transport.ErrTimeout) && !errors.Is(err, transport.ErrUnroutable) {
+			t.Fatalf("call after the queue was deleted: %v", err)
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the server never consumed its queue again")
+		}
+	}
+	st := srv.Stats()
+	if st.ConsumersLost != 1 || st.Unconsumed != 0 {
+		t.Errorf("stats: %d consumers lost, %d queues unconsumed; want 1 and 0", st.ConsumersLost, st.Unconsumed)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "consuming it again") {
+		t.Errorf("the lost consumer was not logged at error level:\n%s", logs)
 	}
 }

@@ -42,6 +42,14 @@ type ServerStats struct {
 	Failed     uint64 // of those, calls answered with a failure
 	Rejected   uint64 // undecodable requests rejected to the broker
 	Duplicates uint64 // repeats of a recent _unique_id, dropped
+	// ConsumersLost counts the consumers that ended while the server ran
+	// (the broker cancelled one, a queue was deleted): each is consumed
+	// again, its topology declared first.
+	ConsumersLost uint64
+	// Unconsumed is how many of the server's queues are not consumed
+	// right now, waiting to be consumed again: a server with some is
+	// deaf to part of its requests.
+	Unconsumed int
 }
 
 // Server consumes RPC requests for one target and runs them on its
@@ -64,10 +72,16 @@ type Server struct {
 	state       serverState
 	requests    *messaging.FanIn[job] // from the server's queues, for the workers
 	fanoutQueue string                // the server's own fanout queue, deleted at Stop; "" for a shared stream
-	stopCtx     context.Context       // cancelled when Stop gives up waiting
-	stopCancel  context.CancelFunc
-	stopping    chan struct{} // closed when Stop begins
-	drained     chan struct{} // closed when the handlers have all returned after Stop
+	// fanoutDecl is the fanout queue as declared (with its name), and
+	// fanoutShared whether other servers consume it too; resumeMu
+	// serialises the declarations of consumers that resume at once.
+	fanoutDecl   *transport.Queue
+	fanoutShared bool
+	resumeMu     sync.Mutex
+	stopCtx      context.Context // cancelled when Stop gives up waiting
+	stopCancel   context.CancelFunc
+	stopping     chan struct{} // closed when Stop begins
+	drained      chan struct{} // closed when the handlers have all returned after Stop
 	// backgroundReplies holds a token per reply retried in the background.
 	backgroundReplies chan struct{}
 	handlers          sync.WaitGroup            // workers, replies to malformed calls and replies retried in the background
@@ -153,7 +167,7 @@ func (s *Server) Start(ctx context.Context) error {
 	// (and the consumer's prefetch), where other servers on the topic can
 	// take them.
 	s.requests = messaging.NewFanIn(consumers, messaging.FanInConfig[job]{
-		Accept: s.accept, Stopping: s.stopping, Logger: s.logger, What: "requests",
+		Accept: s.accept, Stopping: s.stopping, Resume: s.resume, Logger: s.logger, What: "requests",
 	})
 	for range s.maxConcurrency {
 		s.handlers.Go(s.worker)
@@ -166,12 +180,33 @@ func (s *Server) Start(ctx context.Context) error {
 // and consumes its three queues; on error it returns the consumers it
 // started, for the caller to close.
 func (s *Server) declareAndConsume(ctx context.Context) ([]*transport.Consumer, error) {
+	queues, err := s.declare(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var consumers []*transport.Consumer
+	for _, name := range queues {
+		c, err := s.consume(ctx, name)
+		if err != nil {
+			return consumers, err
+		}
+		consumers = append(consumers, c)
+	}
+	return consumers, nil
+}
+
+// declare declares the server's exchanges, its topic, server and fanout
+// queues and their bindings, and returns the queues' names. The fanout
+// queue's declaration is chosen once (its name may be unique to the
+// server), and declared the same again when a consumer resumes.
+func (s *Server) declare(ctx context.Context) ([]string, error) {
 	t := s.target
 	exchange := s.topo.ExchangeName(t)
 	if err := s.topo.DeclareExchange(ctx, s.tr, s.topo.Exchange(exchange)); err != nil {
 		return nil, err
 	}
-	for _, name := range []string{oslo.TopicQueue(t.Topic), oslo.ServerQueue(t.Topic, t.Server)} {
+	queues := []string{oslo.TopicQueue(t.Topic), oslo.ServerQueue(t.Topic, t.Server)}
+	for _, name := range queues {
 		if _, err := s.topo.DeclareQueue(ctx, s.tr, s.topo.SharedQueue(name)); err != nil {
 			return nil, err
 		}
@@ -183,29 +218,42 @@ func (s *Server) declareAndConsume(ctx context.Context) ([]*transport.Consumer, 
 	if err := s.topo.DeclareExchange(ctx, s.tr, fanout); err != nil {
 		return nil, err
 	}
-	q, shared, err := s.topo.FanoutQueue(t.Topic)
+	if s.fanoutDecl == nil {
+		q, shared, err := s.topo.FanoutQueue(t.Topic)
+		if err != nil {
+			return nil, err
+		}
+		s.fanoutDecl, s.fanoutShared = &q, shared
+	}
+	fanoutQueue, err := s.topo.DeclareQueue(ctx, s.tr, *s.fanoutDecl)
 	if err != nil {
 		return nil, err
 	}
-	fanoutQueue, err := s.topo.DeclareQueue(ctx, s.tr, q)
-	if err != nil {
-		return nil, err
-	}
-	if !shared {
+	s.fanoutDecl.Name = fanoutQueue
+	if !s.fanoutShared {
 		s.fanoutQueue = fanoutQueue // the server's own: deleted when it stops
 	}
 	if err := s.tr.Bind(ctx, transport.Binding{Exchange: fanout.Name, Queue: fanoutQueue, Key: t.Topic}); err != nil {
 		return nil, err
 	}
-	var consumers []*transport.Consumer
-	for _, name := range []string{oslo.TopicQueue(t.Topic), oslo.ServerQueue(t.Topic, t.Server), fanoutQueue} {
-		c, err := s.tr.Consume(ctx, name, transport.ConsumeOptions{Prefetch: s.maxConcurrency})
-		if err != nil {
-			return consumers, err
-		}
-		consumers = append(consumers, c)
+	return append(queues, fanoutQueue), nil
+}
+
+func (s *Server) consume(ctx context.Context, queue string) (*transport.Consumer, error) {
+	return s.tr.Consume(ctx, queue, transport.ConsumeOptions{Prefetch: s.maxConcurrency})
+}
+
+// resume consumes queue again after its consumer ended unasked (the
+// broker cancelled it, the queue was deleted): it declares the server's
+// topology again, as Start did, first.
+func (s *Server) resume(ctx context.Context, queue string) (*transport.Consumer, error) {
+	s.resumeMu.Lock()
+	_, err := s.declare(ctx)
+	s.resumeMu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	return consumers, nil
+	return s.consume(ctx, queue)
 }
 
 func queueNames(consumers []*transport.Consumer) []string {
@@ -571,8 +619,15 @@ func (s *Server) waitDrained(ctx context.Context) error {
 
 // Stats returns the server's counters so far.
 func (s *Server) Stats() ServerStats {
-	return ServerStats{
+	st := ServerStats{
 		Received: s.stats.received.Load(), Handled: s.stats.handled.Load(), Failed: s.stats.failed.Load(),
 		Rejected: s.stats.rejected.Load(), Duplicates: s.stats.duplicates.Load(),
 	}
+	s.mu.Lock()
+	requests := s.requests
+	s.mu.Unlock()
+	if requests != nil {
+		st.ConsumersLost, st.Unconsumed = requests.Lost(), requests.Unconsumed()
+	}
+	return st
 }
