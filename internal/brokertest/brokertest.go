@@ -52,6 +52,10 @@ type Broker struct {
 	// Ctl is the command that runs rabbitmqctl for the node (its
 	// arguments follow); nil means the system's rabbitmqctl.
 	Ctl []string
+	// NoManagement says the node has no management API (a node of
+	// internal/rabbitnode): NewVHost uses Ctl, and what needs the API
+	// skips the test (or fails it, for SetPolicy).
+	NoManagement bool
 }
 
 // The RabbitMQ 4.3 node of .ci/sid-stack (see .ci/sid-env).

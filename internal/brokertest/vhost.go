@@ -269,6 +269,9 @@ func (v *RabbitVHost) get(path string, out any) (int, error) {
 }
 
 func (v *RabbitVHost) call(method, path, body string) (*http.Response, error) {
+	if v.broker.NoManagement {
+		return nil, fmt.Errorf("%s has no management API", v.broker.Name)
+	}
 	if len(v.cfg.Hosts) == 0 {
 		return nil, fmt.Errorf("no host in the broker URL")
 	}
