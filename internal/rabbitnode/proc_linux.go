@@ -44,3 +44,21 @@ func tryLock(f *os.File) (bool, error) {
 	}
 	return err == nil, err
 }
+
+// reap reaps the child process pid if it has exited, without waiting.
+func reap(pid int) (bool, syscall.WaitStatus) {
+	var status syscall.WaitStatus
+	for {
+		got, err := syscall.Wait4(pid, &status, syscall.WNOHANG, nil)
+		switch {
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case errors.Is(err, syscall.ECHILD): // not a child, or reaped already
+			return true, status
+		}
+		return err == nil && got == pid, status
+	}
+}
+
+// gone reports whether no process has the id pid.
+func gone(pid int) bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) }

@@ -28,3 +28,10 @@ var (
 )
 
 func tryLock(*os.File) (bool, error) { return false, errors.ErrUnsupported }
+
+func reap(int) (bool, syscall.WaitStatus) {
+	var status syscall.WaitStatus
+	return true, status
+}
+
+func gone(int) bool { return true }

@@ -125,8 +125,7 @@ type Cluster struct {
 	lease    *portLease
 	nodes    []*Node
 
-	epmd     *exec.Cmd
-	epmdDone chan struct{}
+	epmd *process
 }
 
 // Node is one RabbitMQ node of a Cluster: a child process of the test
@@ -141,13 +140,6 @@ type Node struct {
 	mu     sync.Mutex
 	proc   *process // nil when not running
 	frozen bool
-}
-
-// process is a running node's Erlang VM.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed once the process has exited and been reaped
-	err  error         // cmd.Wait's, once done is closed
 }
 
 // StartNode starts a single RabbitMQ node of t's own and returns it once
@@ -271,18 +263,12 @@ func (c *Cluster) startEpmd() error {
 	}
 	defer log.Close() // the child has its own descriptor
 	cmd.Stdout, cmd.Stderr = log, log
-	ownProcess(cmd)
-	if err := cmd.Start(); err != nil {
+	if c.epmd, err = spawnProcess(cmd); err != nil {
 		return fmt.Errorf("start epmd: %w", err)
 	}
-	c.epmd, c.epmdDone = cmd, make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(c.epmdDone)
-	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return pollUntil(ctx, c.epmdDone, "epmd listening on "+strconv.Itoa(c.epmdPort), func() error {
+	return pollUntil(ctx, c.epmd.exited, "epmd listening on "+strconv.Itoa(c.epmdPort), func() error {
 		if portFree(c.epmdPort) {
 			return errors.New("not listening")
 		}
@@ -337,13 +323,8 @@ func (c *Cluster) cleanup(t testing.TB) {
 		}
 	}
 	if c.epmd != nil {
-		if err := signalGroup(c.epmd.Process.Pid, syscall.SIGKILL); err != nil {
+		if err := c.epmd.kill(ctx); err != nil {
 			t.Errorf("rabbitnode: cleanup: kill epmd: %v", err)
-		}
-		select {
-		case <-c.epmdDone:
-		case <-ctx.Done():
-			t.Errorf("rabbitnode: cleanup: epmd (pid %d) still there after SIGKILL", c.epmd.Process.Pid)
 		}
 	}
 	if c.lease != nil {
@@ -401,7 +382,7 @@ func (n *Node) Pid() int {
 	if n.proc == nil {
 		return 0
 	}
-	return n.proc.cmd.Process.Pid
+	return n.proc.pid()
 }
 
 // Running reports whether the node's process runs (frozen or not).
@@ -478,7 +459,7 @@ func (n *Node) spawn() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.proc != nil {
-		return fmt.Errorf("start %s: it is running (pid %d)", n.name, n.proc.cmd.Process.Pid)
+		return fmt.Errorf("start %s: it is running (%v)", n.name, n.proc)
 	}
 	console, err := os.OpenFile(filepath.Join(n.dir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -488,15 +469,10 @@ func (n *Node) spawn() error {
 	cmd := exec.Command(serverScript)
 	cmd.Env, cmd.Dir = n.env(), n.dir
 	cmd.Stdout, cmd.Stderr = console, console
-	ownProcess(cmd)
-	if err := cmd.Start(); err != nil {
+	p, err := spawnProcess(cmd)
+	if err != nil {
 		return fmt.Errorf("start %s: %w", n.name, err)
 	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
 	n.proc, n.frozen = p, false
 	return nil
 }
@@ -514,21 +490,19 @@ func (n *Node) awaitStartup(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, bootTimeout)
 	defer cancel()
-	err := pollUntil(ctx, p.done, n.name+" started", func() error {
+	err := pollUntil(ctx, p.exited, n.name+" started", func() error {
 		_, err := n.Ctl(ctx, "await_startup")
 		return err
 	})
-	select {
-	case <-p.done:
-		return fmt.Errorf("%s exited while starting (%v); last lines of its log:\n%s", n.name, p.err, n.logTail(20))
-	default:
+	if p.exited() {
+		return fmt.Errorf("%s exited while starting (%v); last lines of its log:\n%s", n.name, p, n.logTail(20))
 	}
 	return err
 }
 
-// pollUntil calls try every 200 ms until it succeeds, ctx ends or stop is
-// closed, and returns try's last error with ctx's if it never succeeded.
-func pollUntil(ctx context.Context, stop <-chan struct{}, what string, try func() error) error {
+// pollUntil calls try every 200 ms until it succeeds, ctx ends or stop
+// reports true, and returns try's last error if it never succeeded.
+func pollUntil(ctx context.Context, stop func() bool, what string, try func() error) error {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -536,10 +510,11 @@ func pollUntil(ctx context.Context, stop <-chan struct{}, what string, try func(
 		if err == nil {
 			return nil
 		}
+		if stop() {
+			return fmt.Errorf("%s: gave up: %w", what, err)
+		}
 		select {
 		case <-tick.C:
-		case <-stop:
-			return fmt.Errorf("%s: gave up: %w", what, err)
 		case <-ctx.Done():
 			return fmt.Errorf("%s: %w (last: %w)", what, ctx.Err(), err)
 		}
@@ -558,20 +533,10 @@ func (n *Node) Kill(ctx context.Context) error {
 	if p == nil {
 		return fmt.Errorf("kill %s: %w", n.name, ErrNotRunning)
 	}
-	select {
-	case <-p.done: // died on its own: its pid may be another's by now
-		return nil
-	default:
+	if err := p.kill(ctx); err != nil {
+		return fmt.Errorf("kill %s: %w", n.name, err)
 	}
-	if err := signalGroup(p.cmd.Process.Pid, sigKill); err != nil {
-		return fmt.Errorf("kill %s (pid %d): %w", n.name, p.cmd.Process.Pid, err)
-	}
-	select {
-	case <-p.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("kill %s (pid %d): still there: %w", n.name, p.cmd.Process.Pid, ctx.Err())
-	}
+	return nil
 }
 
 // Freeze stops the node's Erlang VM with SIGSTOP: it holds its sockets
@@ -588,13 +553,8 @@ func (n *Node) signal(what string, sig syscall.Signal, frozen bool) error {
 	if n.proc == nil {
 		return fmt.Errorf("%s %s: %w", what, n.name, ErrNotRunning)
 	}
-	select {
-	case <-n.proc.done:
-		return fmt.Errorf("%s %s: it exited (%v): %w", what, n.name, n.proc.err, ErrNotRunning)
-	default:
-	}
-	if err := signalGroup(n.proc.cmd.Process.Pid, sig); err != nil {
-		return fmt.Errorf("%s %s (pid %d): %w", what, n.name, n.proc.cmd.Process.Pid, err)
+	if err := n.proc.signal(sig); err != nil {
+		return fmt.Errorf("%s %s (%v): %w", what, n.name, n.proc, err)
 	}
 	n.frozen = frozen
 	return nil

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -104,9 +103,6 @@ func dial(n *Node, within time.Duration) (*amqp.Connection, error) {
 	return amqp.DialConfig(amqpURL(n), amqp.Config{Dial: amqp.DefaultDial(within)})
 }
 
-// gone reports whether no process has pid any more.
-func gone(pid int) bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) }
-
 // notifyClose tells of conn's closing, by the broker or a reset.
 func notifyClose(conn *amqp.Connection) <-chan *amqp.Error {
 	return conn.NotifyClose(make(chan *amqp.Error, 1))
@@ -135,7 +131,7 @@ func TestNode(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 		defer cancel()
 		n := StartNode(t)
-		dir, epmdPid = n.c.dir, n.c.epmd.Process.Pid
+		dir, epmdPid = n.c.dir, n.c.epmd.pid()
 		pids = append(pids, n.Pid())
 		conn, err := dial(n, 5*time.Second)
 		if err != nil {
