@@ -186,7 +186,8 @@ func newCluster(n int) (*Cluster, error) {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	c := &Cluster{id: "sy" + hex.EncodeToString(b[:])}
-	dir, err := os.MkdirTemp("", "switchyard-rabbitnode-"+c.id+"-")
+	removeStale()
+	dir, err := os.MkdirTemp("", dirPrefix+strconv.Itoa(os.Getpid())+"-"+c.id+"-")
 	if err != nil {
 		return nil, fmt.Errorf("cluster directory: %w", err)
 	}
@@ -246,6 +247,22 @@ func newCluster(n int) (*Cluster, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+// dirPrefix begins the name of a cluster's directory under os.TempDir(),
+// followed by the test process's pid, the cluster's id and a random suffix.
+const dirPrefix = "switchyard-rabbitnode-"
+
+// removeStale removes the directories of clusters whose test process died
+// before its cleanup ran (the kernel killed their nodes with it).
+func removeStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*-sy*"))
+	for _, dir := range dirs {
+		pid, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(dir), dirPrefix), "-")
+		if n, err := strconv.Atoi(pid); err == nil && n > 0 && n != os.Getpid() && gone(n) {
+			_ = os.RemoveAll(dir)
+		}
+	}
 }
 
 // startEpmd runs the cluster's epmd in the foreground, as a child process

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -392,5 +393,47 @@ func poll(ctx context.Context, t *testing.T, what string, cond func() bool) {
 		case <-ctx.Done():
 			t.Fatalf("%s: not before %v", what, ctx.Err())
 		}
+	}
+}
+
+// TestRemoveStale: a cluster directory whose test process is gone is
+// removed; this process's stays.
+func TestRemoveStale(t *testing.T) {
+	if err := supported(); err != nil {
+		t.Skip(err)
+	}
+	done := exec.Command("true")
+	if err := done.Run(); err != nil {
+		t.Skip(err)
+	}
+	dead, err := os.MkdirTemp("", dirPrefix+strconv.Itoa(done.Process.Pid)+"-sytest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := os.MkdirTemp("", dirPrefix+strconv.Itoa(os.Getpid())+"-sytest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dead); _ = os.RemoveAll(mine) })
+	removeStale()
+	if _, err := os.Stat(dead); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s, of a dead process, is still there: %v", dead, err)
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Errorf("%s, of this process: %v", mine, err)
+	}
+}
+
+// TestAvailableWithoutRabbitMQ: without RabbitMQ's scripts, Available says
+// so (and StartNode would skip, or fail under SWITCHYARD_BROKERS=required).
+func TestAvailableWithoutRabbitMQ(t *testing.T) {
+	if err := supported(); err != nil {
+		t.Skip(err)
+	}
+	saved := serverScript
+	t.Cleanup(func() { serverScript = saved })
+	serverScript = filepath.Join(t.TempDir(), "rabbitmq-server")
+	if err := Available(); err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Available() = %v, want an error wrapping os.ErrNotExist", err)
 	}
 }
