@@ -338,6 +338,29 @@ func TestCluster(t *testing.T) {
 		return err == nil && slices.Contains(running, leader) && len(running) == 3
 	})
 	t.Logf("the killed node rejoined in %v", time.Since(began).Round(100*time.Millisecond))
+
+	// close_all_connections acts on every node; the connection to the
+	// killed node is gone already.
+	var closing []<-chan *amqp.Error
+	for i, conn := range conns {
+		if nodes[i] != leader {
+			closing = append(closing, notifyClose(conn))
+		}
+	}
+	if err := c.CloseAllConnections(ctx, vhost, "rabbitnode test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, closed := range closing {
+		if e := awaitClose(t, closed, 10*time.Second); e == nil || e.Code != amqp.ConnectionForced {
+			t.Errorf("closed with %v, want connection-forced (320)", e)
+		}
+	}
+	if err := c.DeleteVHost(ctx, vhost); err != nil {
+		t.Fatal(err)
+	}
+	if conns, err := c.Connections(ctx, ""); err != nil || len(conns) != 0 {
+		t.Errorf("connections left: %v, %v", conns, err)
+	}
 }
 
 // publish publishes a persistent message to queue and waits for its
