@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchyard-mq/switchyard/internal/brokertest"
 	"github.com/switchyard-mq/switchyard/internal/faultproxy"
+	"github.com/switchyard-mq/switchyard/internal/rabbitnode"
 	"github.com/switchyard-mq/switchyard/transport"
 )
 
@@ -302,42 +303,52 @@ func TestFaultProxyCuts(t *testing.T) {
 	}
 }
 
-// TestFaultBrokerRestart: the broker application stops and starts again
-// in the middle of a stream. It holds the exclusive lock, since stopping
-// the broker breaks every other test using it.
+// TestFaultBrokerRestart: the broker stops and starts again in the middle
+// of a stream, cleanly (stop_app and start_app: it closes its connections)
+// or by a crash (kill -9 of its Erlang VM, and a restart on its data). The
+// broker is a RabbitMQ node of the test's own (rabbitnode), so that no
+// other test sees it go.
 func TestFaultBrokerRestart(t *testing.T) {
 	if testing.Short() {
-		t.Skip("restarts the broker")
+		t.Skip("restarts a broker")
 	}
-	const n = 2000
-	x := setupTester(t, brokertest.DebianStack(), brokertest.NewExclusiveRabbitVHost(t))
-	tr := x.open(fastRetry)
-	s := newStream(x, tr)
-	stop := s.consume(100, 0, nil)
-	defer stop()
-	trigger := make(chan struct{})
-	published := make(chan struct{})
-	go func() {
-		defer close(published)
-		s.publish(n, 16, 0, n/2, trigger)
-	}()
-	wait(t, trigger, "half the stream confirmed")
-	restarted := false
-	t.Cleanup(func() { // the broker comes back even if the test fails
-		if !restarted {
-			brokertest.RabbitCtl(t, "start_app")
-			brokertest.RabbitCtl(t, "await_startup")
-		}
-	})
-	brokertest.RabbitCtl(t, "stop_app")
-	poll(t, 10*time.Second, "the transport notices the broker is gone", func() bool { return tr.Healthy(x.ctx) != nil })
-	brokertest.RabbitCtl(t, "start_app")
-	brokertest.RabbitCtl(t, "await_startup")
-	restarted = true
-	<-published
-	s.waitReceived(30 * time.Second)
-	stop()
-	s.check(n)
+	node := rabbitnode.StartNode(t)
+	stack := brokertest.DebianStack()
+	stack.Broker = node.Broker()
+	for _, tc := range []struct {
+		name        string
+		stop, start func(context.Context) error
+	}{
+		{"stop_app", node.StopApp, node.StartApp},
+		{"kill -9", node.Kill, node.Restart},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const n = 2000
+			x := setupTester(t, stack, stack.NewVHost(t))
+			tr := x.open(fastRetry)
+			s := newStream(x, tr)
+			stop := s.consume(100, 0, nil)
+			defer stop()
+			trigger := make(chan struct{})
+			published := make(chan struct{})
+			go func() {
+				defer close(published)
+				s.publish(n, 16, 0, n/2, trigger)
+			}()
+			wait(t, trigger, "half the stream confirmed")
+			if err := tc.stop(x.ctx); err != nil {
+				t.Fatal(err)
+			}
+			poll(t, 10*time.Second, "the transport notices the broker is gone", func() bool { return tr.Healthy(x.ctx) != nil })
+			if err := tc.start(x.ctx); err != nil {
+				t.Fatal(err)
+			}
+			<-published
+			s.waitReceived(30 * time.Second)
+			stop()
+			s.check(n)
+		})
+	}
 }
 
 // TestFaultHeartbeat: a connection that goes silent (nothing flows,

@@ -13,6 +13,7 @@ import (
 	"github.com/switchyard-mq/switchyard/internal/brokertest"
 	"github.com/switchyard-mq/switchyard/internal/faultproxy"
 	"github.com/switchyard-mq/switchyard/internal/oslo"
+	"github.com/switchyard-mq/switchyard/internal/rabbitnode"
 	"github.com/switchyard-mq/switchyard/rpc"
 	"github.com/switchyard-mq/switchyard/transport"
 )
@@ -486,37 +487,45 @@ func TestRPCFault(t *testing.T) {
 	}
 }
 
-// TestRPCFaultBrokerRestart: calls and casts while the broker application
-// stops and starts again (under the exclusive lock: it breaks every other
-// test using the broker). The queues are durable (amqp_durable_queues), as
-// a deployment that must keep its casts through a broker restart has
-// them: oslo's default transient queues, and the casts waiting in them,
-// do not survive a restart.
+// TestRPCFaultBrokerRestart: calls and casts while the broker stops and
+// starts again, cleanly (stop_app, start_app) or by a crash (kill -9 of
+// its Erlang VM, and a restart on its data), on a RabbitMQ node of the
+// test's own (rabbitnode), so that no other test sees it go. The queues
+// are durable (amqp_durable_queues), as a deployment that must keep its
+// casts through a broker restart has them: oslo's default transient
+// queues, and the casts waiting in them, do not survive a restart.
 func TestRPCFaultBrokerRestart(t *testing.T) {
 	if testing.Short() {
-		t.Skip("restarts the broker")
+		t.Skip("restarts a broker")
 	}
-	x := setupTester(t, brokertest.DebianStack(), brokertest.NewExclusiveRabbitVHost(t))
-	url := withQuery(x.vh.URL, fastRetry+"&amqp_durable_queues=true")
-	f := newRPCFaultSetup(x, url, url)
-	restarted := true
-	t.Cleanup(func() { // the broker comes back even if the test fails
-		if !restarted {
-			brokertest.RabbitCtl(t, "start_app")
-			brokertest.RabbitCtl(t, "await_startup")
-		}
-	})
-	f.run(func() {
-		restarted = false
-		brokertest.RabbitCtl(t, "stop_app")
-		poll(t, 10*time.Second, "both transports notice the broker is gone", func() bool {
-			return f.srvTr.Healthy(x.ctx) != nil && f.clientTr.Healthy(x.ctx) != nil
+	node := rabbitnode.StartNode(t)
+	stack := brokertest.DebianStack()
+	stack.Broker = node.Broker()
+	for _, tc := range []struct {
+		name        string
+		stop, start func(context.Context) error
+	}{
+		{"stop_app", node.StopApp, node.StartApp},
+		{"kill -9", node.Kill, node.Restart},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := setupTester(t, stack, stack.NewVHost(t))
+			url := withQuery(x.vh.URL, fastRetry+"&amqp_durable_queues=true")
+			f := newRPCFaultSetup(x, url, url)
+			f.run(func() {
+				if err := tc.stop(x.ctx); err != nil {
+					t.Fatal(err)
+				}
+				poll(t, 10*time.Second, "both transports notice the broker is gone", func() bool {
+					return f.srvTr.Healthy(x.ctx) != nil && f.clientTr.Healthy(x.ctx) != nil
+				})
+				if err := tc.start(x.ctx); err != nil {
+					t.Fatal(err)
+				}
+			})
+			poll(t, 10*time.Second, "both transports reconnected", func() bool { return x.reconnections() >= 2 })
 		})
-		brokertest.RabbitCtl(t, "start_app")
-		brokertest.RabbitCtl(t, "await_startup")
-		restarted = true
-	})
-	poll(t, 10*time.Second, "both transports reconnected", func() bool { return x.reconnections() >= 2 })
+	}
 }
 
 // TestRPCFaultTimeoutCoversOutage: a call's timeout (WithTimeout) bounds

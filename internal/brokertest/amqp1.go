@@ -1,17 +1,14 @@
 package brokertest
 
 // AMQP1RabbitMQ is RabbitMQ's AMQP 1.0 plugin, which shares port 5672
-// (and the broker) with AMQP 0-9-1, and so its lock file: a test that
-// restarts RabbitMQ waits for these tests, and they for it. Tests that need
-// a virtual host of their own create it (with rabbitmqctl) and put it in
-// the URL's path.
+// (and the broker) with AMQP 0-9-1. Tests that need a virtual host of
+// their own create it (with rabbitmqctl) and put it in the URL's path.
 func AMQP1RabbitMQ() Broker {
 	return Broker{
 		Name: "RabbitMQ (AMQP 1.0 plugin)", EnvVar: "SWITCHYARD_AMQP1_RABBIT_URL",
 		DefaultURL: "amqp://guest:guest@127.0.0.1:5672/",
 		HowToStart: "run .ci/run, or: apt-get install rabbitmq-server && rabbitmq-server -detached && " +
 			"rabbitmq-plugins enable rabbitmq_amqp1_0 rabbitmq_management",
-		LockFile: RabbitMQ().LockFile,
 	}
 }
 

@@ -10,13 +10,13 @@
 // a broker and the Python oslo.messaging that goes with it; Stacks lists
 // them, so that a test runs one body against each.
 //
-// The RabbitMQ broker is shared by the tests of every package, which
-// `go test ./...` runs in parallel processes. Its URL takes a lock file in
-// shared mode for the rest of the test; a test that stops or restarts the
-// broker takes it exclusively (ExclusiveURL, LockExclusive), so that it
-// never overlaps another. NewRabbitVHost gives a test a virtual host of its
-// own, deleted when the test ends, so that its queues and connections (and
-// rabbitmqctl close_all_connections) touch nothing else.
+// The RabbitMQ brokers are shared by the tests of every package, which
+// `go test ./...` runs in parallel processes: no test stops, restarts or
+// reconfigures them. Tests that kill or restart a broker start RabbitMQ
+// nodes of their own (internal/rabbitnode). NewRabbitVHost gives a test a
+// virtual host of its own, deleted when the test ends, so that its queues
+// and connections (and rabbitmqctl close_all_connections) touch nothing
+// else.
 package brokertest
 
 import (
@@ -39,11 +39,6 @@ type Broker struct {
 	EnvVar     string // overrides DefaultURL
 	DefaultURL string
 	HowToStart string // shown when it is not reachable
-	// LockFile, when set, names the file under os.TempDir() whose lock
-	// keeps tests that stop the broker apart from tests that use it, across
-	// test processes (see LockShared and LockExclusive).
-	LockFile string
-
 	// For RabbitMQ brokers only:
 
 	// ManagementPort is where the node's management API listens, on the
@@ -52,6 +47,10 @@ type Broker struct {
 	// Ctl is the command that runs rabbitmqctl for the node (its
 	// arguments follow); nil means the system's rabbitmqctl.
 	Ctl []string
+	// NoManagement says the node has no management API (a node of
+	// internal/rabbitnode): NewVHost uses Ctl, and what needs the API
+	// skips the test (or fails it, for SetPolicy).
+	NoManagement bool
 }
 
 // The RabbitMQ 4.3 node of .ci/sid-stack (see .ci/sid-env).
@@ -63,19 +62,17 @@ const (
 // RabbitMQ is the AMQP 0-9-1 broker: the system's RabbitMQ (3.10 on Debian
 // 12) unless SWITCHYARD_RABBIT_URL points elsewhere. When that URL names the
 // address of RabbitMQ4's node, the broker is that node, with its management
-// port, rabbitmqctl and lock file, so that the tests written for RabbitMQ
-// run against RabbitMQ 4.3 with nothing else changed (and a test that
-// restarts the broker restarts that node, never the system's).
+// port and rabbitmqctl, so that the tests written for RabbitMQ run against
+// RabbitMQ 4.3 with nothing else changed.
 func RabbitMQ() Broker {
 	b := Broker{
 		Name: "RabbitMQ", EnvVar: "SWITCHYARD_RABBIT_URL",
 		DefaultURL: "rabbit://guest:guest@127.0.0.1:5672/",
 		HowToStart: "run .ci/run, or: apt-get install rabbitmq-server && rabbitmq-server -detached",
-		LockFile:   "switchyard-rabbitmq.lock",
 	}
 	if r4 := RabbitMQ4(); sameAddress(b.rawURL(), r4.rawURL()) {
 		b.Name = "RabbitMQ (the RabbitMQ 4.3 node, by " + b.EnvVar + ")"
-		b.HowToStart, b.LockFile, b.ManagementPort, b.Ctl = r4.HowToStart, r4.LockFile, r4.ManagementPort, r4.Ctl
+		b.HowToStart, b.ManagementPort, b.Ctl = r4.HowToStart, r4.ManagementPort, r4.Ctl
 	}
 	return b
 }
@@ -90,7 +87,6 @@ func RabbitMQ4() Broker {
 		Name: "RabbitMQ 4.3", EnvVar: "SWITCHYARD_RABBIT4_URL",
 		DefaultURL: rabbit4DefaultURL,
 		HowToStart: "run .ci/sid-stack as root (it builds a Debian sid chroot once and starts RabbitMQ 4.3 there; .ci/run does too)",
-		LockFile:   "switchyard-rabbitmq4.lock",
 
 		ManagementPort: rabbit4ManagementPort,
 		Ctl:            []string{repoFile(".ci/sid-rabbitmqctl")},
@@ -108,21 +104,9 @@ func Redis() Broker {
 
 // URL returns the broker's URL, from its environment variable or the
 // default, after checking that its first host accepts TCP connections. If
-// it does not, the test is skipped, or fails when Required. For a broker
-// with a LockFile it also takes the shared lock for the rest of the test,
-// so that no test stops the broker meanwhile.
+// it does not, the test is skipped, or fails when Required.
 func (b Broker) URL(t testing.TB) string {
 	t.Helper()
-	b.LockShared(t) // first: the broker may be restarting until then
-	return b.reachable(t)
-}
-
-// ExclusiveURL is URL for a test that stops or restarts the broker: it
-// takes the exclusive lock instead of the shared one, waiting until no
-// other test, in any process, uses the broker.
-func (b Broker) ExclusiveURL(t testing.TB) string {
-	t.Helper()
-	b.LockExclusive(t)
 	return b.reachable(t)
 }
 

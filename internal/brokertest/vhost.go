@@ -38,35 +38,21 @@ type RabbitVHost struct {
 }
 
 // NewRabbitVHost creates a fresh virtual host on the RabbitMQ broker that
-// RabbitMQ().URL finds (taking the shared lock), grants the URL's user
+// RabbitMQ().URL finds, grants the URL's user
 // every permission on it, and deletes it when t ends: RabbitMQ().NewVHost.
 func NewRabbitVHost(t testing.TB) *RabbitVHost {
 	t.Helper()
 	return RabbitMQ().NewVHost(t)
 }
 
-// NewExclusiveRabbitVHost is NewRabbitVHost for a test that stops or
-// restarts the broker: it takes the exclusive lock (ExclusiveURL).
-func NewExclusiveRabbitVHost(t testing.TB) *RabbitVHost {
-	t.Helper()
-	return RabbitMQ().NewExclusiveVHost(t)
-}
-
-// NewVHost creates a fresh virtual host on the RabbitMQ broker b (RabbitMQ
-// or RabbitMQ4) that b.URL finds (taking the shared lock, and skipping or
-// failing t as URL does), grants the URL's user every permission on it,
-// and deletes it when t ends. It uses the broker's management API when it
-// answers, and its rabbitmqctl otherwise.
+// NewVHost creates a fresh virtual host on the RabbitMQ broker b
+// (RabbitMQ, RabbitMQ4, or a node of internal/rabbitnode) that b.URL
+// finds (skipping or failing t as URL does), grants the URL's user every
+// permission on it, and deletes it when t ends. It uses the broker's
+// management API when it answers, and its rabbitmqctl otherwise.
 func (b Broker) NewVHost(t testing.TB) *RabbitVHost {
 	t.Helper()
 	return newRabbitVHost(t, b, b.URL(t))
-}
-
-// NewExclusiveVHost is NewVHost for a test that stops or restarts the
-// broker: it takes the exclusive lock (ExclusiveURL).
-func (b Broker) NewExclusiveVHost(t testing.TB) *RabbitVHost {
-	t.Helper()
-	return newRabbitVHost(t, b, b.ExclusiveURL(t))
 }
 
 func newRabbitVHost(t testing.TB, b Broker, base string) *RabbitVHost {
@@ -215,6 +201,10 @@ func (v *RabbitVHost) ctl(t testing.TB, args ...string) {
 // RabbitCtl runs rabbitmqctl with args for the node of RabbitMQ() (the
 // system's, or the 4.3 node when SWITCHYARD_RABBIT_URL names it) and
 // returns its output, failing t if it fails or takes longer than a minute.
+// It is for what leaves the broker as it was for other tests (listing,
+// closing a test's own connections): the broker is shared, so no test
+// stops, restarts or reconfigures it (internal/rabbitnode starts nodes
+// that a test may).
 func RabbitCtl(t testing.TB, args ...string) string {
 	t.Helper()
 	return RabbitMQ().Rabbitmqctl(t, args...)
@@ -269,6 +259,9 @@ func (v *RabbitVHost) get(path string, out any) (int, error) {
 }
 
 func (v *RabbitVHost) call(method, path, body string) (*http.Response, error) {
+	if v.broker.NoManagement {
+		return nil, fmt.Errorf("%s has no management API", v.broker.Name)
+	}
 	if len(v.cfg.Hosts) == 0 {
 		return nil, fmt.Errorf("no host in the broker URL")
 	}
