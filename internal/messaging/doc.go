@@ -12,7 +12,7 @@
 //     ([DecodeJSON]).
 //   - [Publisher]: the publish retry rule, 100 ms doubling to 2 s, for
 //     failures that may heal ([Permanent] tells those that cannot).
-//   - [DuplicateFilter]: the last 16 _unique_ids, by which oslo's servers
+//   - [DuplicateFilter]: the last DuplicateWindow (4096) _unique_ids, by which oslo's servers
 //     and listeners drop a message delivered twice.
 //   - [FanIn]: the receive loops that take deliveries from several
 //     consumers into one stream, owned and stopped by the FanIn.

@@ -1,14 +1,18 @@
 package messaging
 
-import (
-	"slices"
-	"sync"
-)
+import "sync"
 
-// DuplicateFilter remembers the last 16 _unique_ids, as oslo's RPC servers
-// and notification listeners do, to drop a message delivered twice. An
-// empty id is never a repeat and never remembered. The zero value is
-// ready; it is safe for concurrent use.
+// DuplicateWindow is how many of the latest _unique_ids a DuplicateFilter
+// remembers. oslo.messaging remembers 16; a failover retries more than
+// that at once (a notification routed to two queues is nacked for the
+// one whose leader died and enqueued in the other, so each retry adds a
+// copy), and 4096 ids cost about 300 KB.
+const DuplicateWindow = 4096
+
+// DuplicateFilter remembers the last DuplicateWindow _unique_ids, as
+// oslo's RPC servers and notification listeners remember theirs, to drop
+// a message delivered twice. An empty id is never a repeat and never
+// remembered. The zero value is ready; it is safe for concurrent use.
 //
 // The two sides differ on when an id counts as seen. An RPC server drops a
 // repeat before handling: Admit checks and remembers in one step, so that
@@ -17,8 +21,9 @@ import (
 // one can come back: Seen, then Remember after the ack.
 type DuplicateFilter struct {
 	mu   sync.Mutex
-	ids  [16]string
-	next int // where the next id goes, over the oldest
+	ring []string            // the ids remembered, oldest at next once full
+	set  map[string]struct{} // the same ids, for lookup
+	next int                 // where the next id goes once the ring is full
 }
 
 // Admit reports whether id is new, remembering it; false is a repeat, to
@@ -29,7 +34,7 @@ func (f *DuplicateFilter) Admit(id string) bool {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if slices.Contains(f.ids[:], id) {
+	if _, ok := f.set[id]; ok {
 		return false
 	}
 	f.rememberLocked(id)
@@ -43,10 +48,12 @@ func (f *DuplicateFilter) Seen(id string) bool {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return slices.Contains(f.ids[:], id)
+	_, ok := f.set[id]
+	return ok
 }
 
-// Remember records id, forgetting the oldest of the 16.
+// Remember records id, forgetting the oldest once DuplicateWindow are
+// remembered.
 func (f *DuplicateFilter) Remember(id string) {
 	if id == "" {
 		return
@@ -57,6 +64,18 @@ func (f *DuplicateFilter) Remember(id string) {
 }
 
 func (f *DuplicateFilter) rememberLocked(id string) {
-	f.ids[f.next] = id
-	f.next = (f.next + 1) % len(f.ids)
+	if _, ok := f.set[id]; ok {
+		return
+	}
+	if f.set == nil {
+		f.set = make(map[string]struct{})
+	}
+	if len(f.ring) < DuplicateWindow {
+		f.ring = append(f.ring, id)
+	} else {
+		delete(f.set, f.ring[f.next])
+		f.ring[f.next] = id
+		f.next = (f.next + 1) % DuplicateWindow
+	}
+	f.set[id] = struct{}{}
 }

@@ -11,7 +11,7 @@ import (
 
 // TestDuplicateFilter runs a sequence of steps on one filter each. The
 // step "admit x" expects Admit("x") to report want; "seen x" Seen("x");
-// "remember x" records x. "fill" remembers 16 ids of its own.
+// "remember x" records x. "fill" remembers DuplicateWindow ids of its own.
 func TestDuplicateFilter(t *testing.T) {
 	type step struct {
 		op, id string
@@ -25,7 +25,7 @@ func TestDuplicateFilter(t *testing.T) {
 			[]step{{"admit", "a", true}, {"admit", "b", true}, {"admit", "a", false}, {"admit", "a", false}}},
 		{"rpc: an empty id is never a repeat",
 			[]step{{"admit", "", true}, {"admit", "", true}, {"seen", "", false}}},
-		{"rpc: the 17th id pushes out the first",
+		{"rpc: the id after the window pushes out the first",
 			[]step{{"admit", "a", true}, {"fill", "", false}, {"admit", "a", true}, {"admit", "a", false}}},
 		{"notify: seen does not remember",
 			[]step{{"seen", "a", false}, {"seen", "a", false}, {"admit", "a", true}}},
@@ -35,6 +35,8 @@ func TestDuplicateFilter(t *testing.T) {
 			[]step{{"remember", "", false}, {"seen", "", false}}},
 		{"notify: the oldest is forgotten",
 			[]step{{"remember", "a", false}, {"fill", "", false}, {"seen", "a", false}}},
+		{"notify: remembering an id twice takes one place",
+			[]step{{"remember", "a", false}, {"remember", "b", false}, {"remember", "a", false}, {"seen", "b", true}, {"seen", "a", true}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,7 +52,7 @@ func TestDuplicateFilter(t *testing.T) {
 					f.Remember(s.id)
 					continue
 				case "fill":
-					for j := range 16 {
+					for j := range messaging.DuplicateWindow {
 						f.Remember("fill-" + strconv.Itoa(j))
 					}
 					continue
