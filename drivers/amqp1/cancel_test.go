@@ -18,7 +18,7 @@ func TestCancelledPublishesLeaveTheConnectionWhole(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 		defer cancel()
 		tr := openT(t, ctx, url)
-		q, err := tr.DeclareQueue(ctx, orDurable(t, transport.Queue{Name: "cancelled." + randomHex(4)}))
+		q, err := tr.DeclareQueue(ctx, orDurable(t, url, transport.Queue{Name: "cancelled." + randomHex(4)}))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-mq/switchyard/internal/brokertest"
 	"github.com/switchyard-mq/switchyard/internal/faultproxy"
 	"github.com/switchyard-mq/switchyard/transport"
 )
@@ -94,55 +93,61 @@ func stream(t *testing.T, ctx context.Context, pub, sub *transport.Transport, qu
 // or session is lost, re-attaching their links, and lose no message the
 // broker confirmed.
 func TestReconnect(t *testing.T) {
-	t.Run("rabbitmq-connection-cut", func(t *testing.T) {
-		checkLeaks(t)
-		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-		defer cancel()
-		raw := rabbitURL(t)
-		cfg, err := transport.ParseURL(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		proxy, err := faultproxy.New(cfg.Hosts[0].String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer proxy.Close()
-		viaProxy := strings.Replace(raw, cfg.Hosts[0].String(), proxy.Addr(), 1) + "?" + fastRetry
-		pub, sub := openT(t, ctx, viaProxy), openT(t, ctx, viaProxy)
-		q, err := pub.DeclareQueue(ctx, transport.Queue{Name: "fault." + randomHex(4)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _, _ = pub.DeleteQueue(context.Background(), q) }()
-		stream(t, ctx, pub, sub, q, 3000, 500, func() {
-			if n := proxy.CutAll(); n == 0 {
-				t.Error("the proxy had no connection to cut")
+	t.Run("connection-cut", func(t *testing.T) {
+		eachRabbit(t, func(t *testing.T, raw string) {
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			cfg, err := transport.ParseURL(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			proxy, err := faultproxy.New(cfg.Hosts[0].String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer proxy.Close()
+			viaProxy := strings.Replace(raw, cfg.Hosts[0].String(), proxy.Addr(), 1) + "?" + fastRetry
+			pub, sub := openT(t, ctx, viaProxy), openT(t, ctx, viaProxy)
+			q, err := pub.DeclareQueue(ctx, orDurable(t, raw, transport.Queue{Name: "fault." + randomHex(4)}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _, _ = pub.DeleteQueue(context.Background(), q) }()
+			stream(t, ctx, pub, sub, q, 3000, 500, func() {
+				if n := proxy.CutAll(); n == 0 {
+					t.Error("the proxy had no connection to cut")
+				}
+			})
+			if err := sub.Healthy(ctx); err != nil {
+				t.Errorf("after reconnecting: %v", err)
 			}
 		})
-		if err := sub.Healthy(ctx); err != nil {
-			t.Errorf("after reconnecting: %v", err)
-		}
 	})
 
-	t.Run("rabbitmq-sessions-ended", func(t *testing.T) {
-		// close_all_connections closes the plugin's internal connections,
-		// one per AMQP 1.0 session (and the 0-9-1 side connection): every
-		// session ends while the AMQP 1.0 connection stays up.
-		checkLeaks(t)
-		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-		defer cancel()
-		raw := rabbitURL(t)
-		pub, sub := openT(t, ctx, raw+"?"+fastRetry), openT(t, ctx, raw+"?"+fastRetry)
-		q, err := pub.DeclareQueue(ctx, transport.Queue{Name: "fault." + randomHex(4)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _, _ = pub.DeleteQueue(context.Background(), q) }()
-		stream(t, ctx, pub, sub, q, 3000, 500, func() {
-			out := brokertest.RabbitCtl(t, "close_all_connections", "-p", runVhost.name, "switchyard amqp1 fault test")
-			if strings.Contains(out, "Closed 0 connections") {
-				t.Errorf("rabbitmqctl closed no connection: %s", out)
+	t.Run("broker-closes-connections", func(t *testing.T) {
+		// close_all_connections on the test's virtual host. On RabbitMQ
+		// 3.10 it closes the plugin's internal connections, one per AMQP
+		// 1.0 session (and the 0-9-1 side connection): every session ends
+		// while the AMQP 1.0 connection stays up. On RabbitMQ 4, where AMQP
+		// 1.0 is in the core, it closes the AMQP 1.0 connections
+		// themselves: a close frame with amqp:internal-error, "Connection
+		// forced".
+		eachRabbit(t, func(t *testing.T, raw string) {
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			pub, sub := openT(t, ctx, raw+"?"+fastRetry), openT(t, ctx, raw+"?"+fastRetry)
+			q, err := pub.DeclareQueue(ctx, orDurable(t, raw, transport.Queue{Name: "fault." + randomHex(4)}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _, _ = pub.DeleteQueue(context.Background(), q) }()
+			stream(t, ctx, pub, sub, q, 3000, 500, func() {
+				if out := closeConnections(t, raw); strings.Contains(out, "Closed 0 connections") {
+					t.Errorf("rabbitmqctl closed no connection: %s", out)
+				}
+			})
+			if err := sub.Healthy(ctx); err != nil {
+				t.Errorf("after reconnecting: %v", err)
 			}
 		})
 	})
@@ -268,67 +273,72 @@ func (b *protonBroker) restart(t *testing.T) {
 }
 
 // TestQueueDeletedElsewhere: when another connection deletes the queue a
-// consumer reads (RabbitMQ then drops the consumer's whole connection),
-// the consumer ends with ErrClosed saying the queue is gone, and the
-// consumer's transport carries on after reconnecting.
+// consumer reads, the consumer ends with ErrClosed saying the queue is
+// gone, and the consumer's transport carries on. RabbitMQ 3.10's plugin
+// drops the consumer's whole connection (or leaves its session silent,
+// which the consumer's idle check finds), so the transport reconnects;
+// RabbitMQ 4 detaches the consumer's link, the driver's attach of a new
+// one is refused with amqp:not-found, and the connection stays.
 func TestQueueDeletedElsewhere(t *testing.T) {
-	checkLeaks(t)
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	raw := rabbitURL(t) + "?" + fastRetry
-	owner, other := openT(t, ctx, raw), openT(t, ctx, raw)
-	q, err := owner.DeclareQueue(ctx, transport.Queue{Name: "deleted." + randomHex(4)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := owner.Consume(ctx, q, transport.ConsumeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := other.DeleteQueue(ctx, q); err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.Receive(ctx)
-	if !errors.Is(err, transport.ErrClosed) || !errors.Is(err, transport.ErrNotFound) {
-		t.Fatalf("Receive after the queue was deleted elsewhere: %v, want ErrClosed and ErrNotFound", err)
-	}
-	q2, err := owner.DeclareQueue(ctx, transport.Queue{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _, _ = owner.DeleteQueue(context.Background(), q2) }()
-	if err := owner.Publish(ctx, "", q2, transport.Message{Body: []byte("still works")}); err != nil {
-		t.Fatal(err)
-	}
-	c2, err := owner.Consume(ctx, q2, transport.ConsumeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	if d, err := c2.Receive(ctx); err != nil || string(d.Body) != "still works" {
-		t.Fatalf("after the loss: %v", err)
-	}
+	eachRabbit(t, func(t *testing.T, url string) {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		raw := url + "?" + fastRetry
+		owner, other := openT(t, ctx, raw), openT(t, ctx, raw)
+		q, err := owner.DeclareQueue(ctx, orDurable(t, url, transport.Queue{Name: "deleted." + randomHex(4)}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := owner.Consume(ctx, q, transport.ConsumeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := other.DeleteQueue(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Receive(ctx)
+		if !errors.Is(err, transport.ErrClosed) || !errors.Is(err, transport.ErrNotFound) {
+			t.Fatalf("Receive after the queue was deleted elsewhere: %v, want ErrClosed and ErrNotFound", err)
+		}
+		t.Logf("Receive after the queue was deleted elsewhere: %v", err)
+		q2, err := owner.DeclareQueue(ctx, orDurable(t, url, transport.Queue{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _, _ = owner.DeleteQueue(context.Background(), q2) }()
+		if err := owner.Publish(ctx, "", q2, transport.Message{Body: []byte("still works")}); err != nil {
+			t.Fatal(err)
+		}
+		c2, err := owner.Consume(ctx, q2, transport.ConsumeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c2.Close()
+		if d, err := c2.Receive(ctx); err != nil || string(d.Body) != "still works" {
+			t.Fatalf("after the loss: %v", err)
+		}
+	})
 }
 
 // TestFailover: a URL's hosts are tried in turn.
 func TestFailover(t *testing.T) {
-	checkLeaks(t)
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	raw := rabbitURL(t)
-	cfg, err := transport.ParseURL(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "127.0.0.1:" + closedPort(t)
-	tr := openT(t, ctx, strings.Replace(raw, cfg.Hosts[0].String(), dead+","+cfg.Hosts[0].String(), 1))
-	q, err := tr.DeclareQueue(ctx, transport.Queue{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _, _ = tr.DeleteQueue(context.Background(), q) }()
-	if err := tr.Publish(ctx, "", q, transport.Message{Body: []byte("via the second host")}); err != nil {
-		t.Fatal(err)
-	}
+	eachRabbit(t, func(t *testing.T, raw string) {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		cfg, err := transport.ParseURL(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead := "127.0.0.1:" + closedPort(t)
+		tr := openT(t, ctx, strings.Replace(raw, cfg.Hosts[0].String(), dead+","+cfg.Hosts[0].String(), 1))
+		q, err := tr.DeclareQueue(ctx, orDurable(t, raw, transport.Queue{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _, _ = tr.DeleteQueue(context.Background(), q) }()
+		if err := tr.Publish(ctx, "", q, transport.Message{Body: []byte("via the second host")}); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

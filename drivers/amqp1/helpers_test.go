@@ -116,7 +116,44 @@ func rabbit4URL(t testing.TB) string {
 	if !ok || scheme != "rabbit" {
 		t.Fatalf("RabbitMQ 4.3 URL %q: want rabbit://", v.URL)
 	}
+	rabbit4VHosts.Store(v.Name, v)
+	t.Cleanup(func() { rabbit4VHosts.Delete(v.Name) })
 	return "amqp://" + rest
+}
+
+// rabbit4VHosts holds the virtual hosts rabbit4URL made, by name, for
+// closeConnections.
+var rabbit4VHosts sync.Map // string -> *brokertest.RabbitVHost
+
+// closeConnections makes the RabbitMQ broker of url (one of rabbitURL's or
+// rabbit4URL's) close every client connection of url's virtual host, and
+// no other, with rabbitmqctl close_all_connections, and returns what
+// rabbitmqctl said.
+func closeConnections(t testing.TB, url string) string {
+	t.Helper()
+	cfg, err := transport.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"close_all_connections", "-p", cfg.VirtualHost, "switchyard amqp1 fault test"}
+	if v, ok := rabbit4VHosts.Load(cfg.VirtualHost); ok {
+		return v.(*brokertest.RabbitVHost).Broker().Rabbitmqctl(t, args...)
+	}
+	if cfg.VirtualHost != runVhost.name {
+		t.Fatalf("closeConnections: %s is not a virtual host of this run", cfg.VirtualHost)
+	}
+	return brokertest.RabbitCtl(t, args...)
+}
+
+// isRabbit4 reports whether url is one of rabbit4URL's.
+func isRabbit4(t testing.TB, url string) bool {
+	t.Helper()
+	cfg, err := transport.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ok := rabbit4VHosts.Load(cfg.VirtualHost)
+	return ok
 }
 
 // protonURL returns the URL of the Qpid Proton example broker, skipping
@@ -215,24 +252,51 @@ func (a admin) queues(vhost string) ([]string, error) {
 	return names, nil
 }
 
+// flavour is a broker the tests run on: the name of its subtests, and
+// how a test gets its URL.
+type flavour struct {
+	name string
+	url  func(testing.TB) string
+}
+
+var (
+	// RabbitMQ 3.10 with its AMQP 1.0 plugin (and the AMQP 0-9-1 side
+	// connection the driver opens for topology there).
+	flavourRabbitMQ = flavour{"rabbitmq", rabbitURL}
+	// RabbitMQ 4.3, AMQP 1.0 in the core: v2 addresses, the /management
+	// node, and no transient non-exclusive queues.
+	flavourRabbitMQ4 = flavour{"rabbitmq4", rabbit4URL}
+	// The Qpid Proton example broker.
+	flavourProton = flavour{"proton", protonURL}
+)
+
 // eachFlavour runs test once per broker flavour, as a subtest that checks
 // for leaked goroutines, with the broker's URL.
 func eachFlavour(t *testing.T, test func(t *testing.T, url string)) {
-	for _, flavour := range []struct {
-		name string
-		url  func(testing.TB) string
-	}{{"rabbitmq", rabbitURL}, {"rabbitmq4", rabbit4URL}, {"proton", protonURL}} {
-		t.Run(flavour.name, func(t *testing.T) {
+	forFlavours(t, []flavour{flavourRabbitMQ, flavourRabbitMQ4, flavourProton}, test)
+}
+
+// eachRabbit is eachFlavour over the RabbitMQ flavours only, for what
+// needs RabbitMQ (its topology, rabbitmqctl, the rabbit:// driver).
+func eachRabbit(t *testing.T, test func(t *testing.T, url string)) {
+	forFlavours(t, []flavour{flavourRabbitMQ, flavourRabbitMQ4}, test)
+}
+
+func forFlavours(t *testing.T, flavours []flavour, test func(t *testing.T, url string)) {
+	t.Helper()
+	for _, f := range flavours {
+		t.Run(f.name, func(t *testing.T) {
 			checkLeaks(t)
-			test(t, flavour.url(t))
+			test(t, f.url(t))
 		})
 	}
 }
 
-// orDurable is q, made durable in eachFlavour's rabbitmq4 subtests: the
-// RabbitMQ 4.3 node denies transient queues.
-func orDurable(t testing.TB, q transport.Queue) transport.Queue {
-	if strings.HasSuffix(t.Name(), "/rabbitmq4") && !q.Exclusive {
+// orDurable is q, made durable when url is RabbitMQ 4.3's (rabbit4URL's,
+// or one made from it): the node denies transient queues.
+func orDurable(t testing.TB, url string, q transport.Queue) transport.Queue {
+	t.Helper()
+	if isRabbit4(t, url) && !q.Exclusive {
 		q.Durable = true
 	}
 	return q
