@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	amqp "github.com/Azure/go-amqp"
@@ -249,8 +251,32 @@ func (c *conn) dial(ctx context.Context, h driver.Host) (*amqp.Conn, error) {
 			how = "give a user and password in the URL"
 		}
 		return nil, fmt.Errorf("%w: connect to %s: the broker does not accept this login (%w); %s", driver.ErrInvalid, h, err, how)
+	case c.s.vhost != "" && ctx.Err() == nil && droppedMidHandshake(err):
+		// RabbitMQ 3 opens the connection and refuses its first session
+		// (checkSession); RabbitMQ 4 checks the virtual host on the open
+		// frame and, refusing it, closes the socket after a delay without
+		// a close frame: the reason is only in its log.
+		return nil, fmt.Errorf("%w: connect to %s: the broker dropped the connection during the AMQP handshake without a reason; "+
+			"RabbitMQ 4 does so when virtual host %q does not exist or user %q may not use it (its log says which): %w",
+			driver.ErrNotFound, h, c.s.vhost, c.s.user, err)
 	}
 	return nil, fmt.Errorf("connect to %s: %w", h, mapError(err))
+}
+
+// droppedMidHandshake reports whether err, from amqp.Dial, is the peer
+// closing or resetting a TCP connection that was established (a failed
+// read or write, or EOF), as opposed to one that never was (a dial error)
+// or a refusal with a reason.
+func droppedMidHandshake(err error) bool {
+	var ae *amqp.Error
+	if errors.As(err, &ae) {
+		return false
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && (op.Op == "read" || op.Op == "write")
 }
 
 // checkSession begins and ends a session: RabbitMQ accepts a connection to

@@ -208,6 +208,13 @@
 // deprecated feature, ErrNotFound for a missing exchange or queue named in
 // a binding, and ErrInvalid otherwise.
 //
+// A virtual host that does not exist, or that the user may not use, fails
+// Open with ErrNotFound: RabbitMQ 3 refuses the connection's first session
+// (amqp:unauthorized-access), while RabbitMQ 4 drops the connection during
+// the AMQP handshake without a reason (after a delay of about 3 s; its log
+// says which), so a broker that drops a connection to a named virtual host
+// mid-handshake is read that way too.
+//
 // A refusal maps to the model's sentinel and keeps the client's own error
 // in its chain: go-amqp's *amqp.Error, with its condition and description
 // (and the *amqp.LinkError, *amqp.SessionError or *amqp.ConnError that
