@@ -45,6 +45,10 @@ func TestOpenErrors(t *testing.T) {
 		{"missing virtual host", func(t testing.TB, rabbit string) string { return withVhost(t, rabbit, "no-such-vhost-"+randomHex(4)) }, true, transport.ErrNotFound, []string{"virtual host", "no-such-vhost-"}},
 		{"login the broker does not take", func(t testing.TB, _ string) string { return withUser(t, protonURL(t), "guest", "guest") }, false, transport.ErrInvalid, []string{"anonymous"}},
 		{"virtual host on the Proton broker", func(t testing.TB, _ string) string { return withVhost(t, protonURL(t), "x") }, false, transport.ErrNotFound, []string{"virtual host", "proton"}},
+		// What RabbitMQ 4 does to a missing virtual host, by a peer that
+		// takes the connection and drops it unanswered.
+		{"dropped mid-handshake", func(t testing.TB, _ string) string { return "amqp://" + droppingPeer(t) + "/some-vhost" },
+			false, transport.ErrNotFound, []string{"virtual host", "some-vhost", "handshake"}},
 		{"nothing listens", func(t testing.TB, _ string) string { return "amqp://127.0.0.1:" + closedPort(t) }, false, nil, []string{"connect to 127.0.0.1"}},
 	}
 	for _, tt := range tests {
@@ -235,4 +239,32 @@ func closedPort(t testing.TB) string {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	_ = ln.Close()
 	return port
+}
+
+// droppingPeer returns the address of a peer that accepts connections,
+// reads the client's first bytes and closes them unanswered, until t ends.
+func droppingPeer(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = conn.SetDeadline(time.Now().Add(promptly))
+			_, _ = conn.Read(make([]byte, 8)) // the protocol header
+			_ = conn.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		<-done
+	})
+	return ln.Addr().String()
 }
