@@ -40,10 +40,6 @@ type stream struct {
 	retried     map[string]bool
 	pubErrs     []string
 	retriedDups int // duplicates of retried ids not marked redelivered
-	// unflaggedOK counts (in unflagged) instead of failing the duplicates
-	// not marked redelivered: a known limit that a test states.
-	unflaggedOK bool
-	unflagged   int
 
 	// faultAt is when the fault began (UnixNano, 0 before); pubResumed and
 	// recvResumed when the first publish started after it was confirmed,
@@ -199,8 +195,6 @@ func (s *stream) consume(prefetch, at int, trigger chan<- struct{}) (stop func()
 			}
 			if n > 0 && !d.Redelivered && s.retried[d.MessageID] {
 				s.retriedDups++
-			} else if n > 0 && !d.Redelivered && s.unflaggedOK {
-				s.unflagged++
 			} else if n > 0 && !d.Redelivered {
 				s.mu.Unlock()
 				s.problem("message %s received %d times, not marked redelivered", d.MessageID, n+1)
