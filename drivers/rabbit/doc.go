@@ -172,7 +172,13 @@
 // redelivery does not keep its place), a per-message TTL starts again
 // with the copy, and if the connection drops between the copy's confirm
 // and the original's ack both are delivered. Consumers with AutoAck, and
-// transports that did not declare the queue, do not count.
+// transports that did not declare the queue, do not count: on a classic
+// queue declared elsewhere, a message nacked with requeue comes back at
+// once, as often as it is nacked (thousands of times a second), with
+// DeliveryCount 1 and no limit. Declare the queue through the consuming
+// transport too (declaring it again with the same arguments changes
+// nothing on the broker), use a quorum queue, or nack without requeue
+// to a dead-letter exchange.
 //
 // Elsewhere DeliveryCount is 1 for a broker redelivery and 0 otherwise.
 //
