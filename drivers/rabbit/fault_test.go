@@ -280,11 +280,12 @@ func TestFaultCloseAllConnections(t *testing.T) {
 	stop := s.consume(100, 0, nil)
 	defer stop()
 	published := make(chan struct{})
-	// Paced to 5 000 a second so that the stream outlasts rabbitmqctl's
-	// start-up, and the connections close in its middle.
+	// Paced to 2 000 a second so that the stream (5 s) outlasts
+	// rabbitmqctl's start-up, which takes 2 s and more on a loaded 2-core
+	// machine, and the connections close in its middle.
 	go func() {
 		defer close(published)
-		s.publish(n, 16, 5000, n/5, trigger)
+		s.publish(n, 16, 2000, n/5, trigger)
 	}()
 	wait(t, trigger, "a fifth of the stream confirmed")
 	x.vh.CloseConnections(t)
