@@ -77,6 +77,11 @@ type consumer struct {
 	stream     bool
 	nextOffset atomic.Int64 // -1: none seen yet
 
+	// resent remembers the message ids of the last resentMemory
+	// deliveries handed out marked resent, so that a copy of one of them
+	// that comes after it, unmarked, is marked redelivered too.
+	resent resentIDs
+
 	cur     atomic.Pointer[incarnation]
 	done    chan struct{} // closed when the consumer ends
 	startMu sync.Mutex    // serialises restarts
@@ -455,6 +460,7 @@ func (cons *consumer) delivery(inc *incarnation, d *amqp.Delivery) driver.Delive
 		}
 		if o.resent {
 			out.Redelivered = true
+			cons.resent.add(d.MessageId)
 		}
 		if o.marked {
 			stripDriverHeaders(d.Headers)
@@ -463,11 +469,61 @@ func (cons *consumer) delivery(inc *incarnation, d *amqp.Delivery) driver.Delive
 			out.Headers = fromTable(d.Headers)
 		}
 	}
+	if !out.Redelivered && cons.resent.has(d.MessageId) {
+		// The first copy of a message published again, after the second:
+		// a frozen node reads the publishes of a connection the driver
+		// gave up on once it resumes, after their copies sent again.
+		out.Redelivered = true
+	}
 	if !cons.opts.AutoAck {
 		out.Settler = inc
 		out.Tag = d.DeliveryTag
 	}
 	return out
+}
+
+// resentMemory is how many message ids of resent deliveries a consumer
+// remembers.
+const resentMemory = 4096
+
+// resentIDs is a bounded set of message ids, the oldest forgotten first.
+type resentIDs struct {
+	mu    sync.Mutex
+	ids   map[string]struct{}
+	order []string // ring of ids, next is the oldest once full
+	next  int
+}
+
+func (r *resentIDs) add(id string) {
+	if id == "" {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.ids[id]; ok {
+		return
+	}
+	if r.ids == nil {
+		r.ids = map[string]struct{}{}
+	}
+	if len(r.order) < resentMemory {
+		r.order = append(r.order, id)
+	} else {
+		delete(r.ids, r.order[r.next])
+		r.order[r.next] = id
+		r.next = (r.next + 1) % resentMemory
+	}
+	r.ids[id] = struct{}{}
+}
+
+func (r *resentIDs) has(id string) bool {
+	if id == "" {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.ids[id]
+	return ok
 }
 
 func hasInt(t amqp.Table, key string) bool {

@@ -172,7 +172,13 @@
 // redelivery does not keep its place), a per-message TTL starts again
 // with the copy, and if the connection drops between the copy's confirm
 // and the original's ack both are delivered. Consumers with AutoAck, and
-// transports that did not declare the queue, do not count.
+// transports that did not declare the queue, do not count: on a classic
+// queue declared elsewhere, a message nacked with requeue comes back at
+// once, as often as it is nacked (thousands of times a second), with
+// DeliveryCount 1 and no limit. Declare the queue through the consuming
+// transport too (declaring it again with the same arguments changes
+// nothing on the broker), use a quorum queue, or nack without requeue
+// to a dead-letter exchange.
 //
 // Elsewhere DeliveryCount is 1 for a broker redelivery and 0 otherwise.
 //
@@ -187,7 +193,15 @@
 // declared through this transport (in that order; not those deleted
 // through it, nor auto-delete queues whose consumers it closed), then
 // starts every consumer again on its queue. Each reconnection is logged
-// with slog, without the password.
+// with slog, without the password. The re-declaration and the consumers'
+// starts are given 5 s: on a cluster, a node frozen (a stalled VM or host)
+// but not yet given up by its peers (net_ticktime, 60 s by default) holds
+// every declaration and consume that touches it until it resumes. What
+// has not answered by then goes on in the background and the connection
+// is used at once: publishes, and consumers of queues the healthy nodes
+// serve, resume after the heartbeat timeout and those 5 s; a consumer
+// still starting is reported by Healthy, and further declarations through
+// the transport wait for the background re-declaration to end.
 //
 // A consumer is never left deaf. When the broker cancels it (its queue
 // was deleted by someone else, or the queue's node went away), or it
@@ -211,6 +225,13 @@
 //     (x-switchyard-resent) that makes its consumers see it as
 //     redelivered, since the broker may have taken the first copy: a
 //     message that arrives twice is marked redelivered the second time.
+//     The first copy may also come after the one sent again (a frozen
+//     node reads a connection's last publishes once it resumes, after the
+//     driver gave that connection up): a consumer remembers the message
+//     ids of the last 4096 copies it handed out marked resent, and marks a
+//     later copy with the same id redelivered. A message without a
+//     MessageID, or whose copies go to different consumers, is not
+//     covered.
 //     A confirmed message is never lost (in a durable queue, as
 //     persistent, it also survives a broker restart).
 //   - A publish the broker nacks fails, and its channel is replaced:
@@ -221,6 +242,24 @@
 //   - Close ends the consumers (the broker requeues their unsettled
 //     deliveries), closes the connection with a bounded handshake and
 //     waits for the driver's goroutines.
+//
+// On a RabbitMQ cluster (3.10, quorum queues; see TestClusterFaults and
+// the README's "Running on a RabbitMQ cluster"), what a fault costs:
+//
+//   - A node killed: its connections move to another node in well under a
+//     second; a quorum queue whose leader died elects another, and may
+//     nack publishes in the meantime (each fails, its channel replaced;
+//     publishing again is the application's choice, and the copy it
+//     publishes is a new message to the broker, not marked redelivered).
+//   - A node frozen: its connections are found dead after the heartbeat
+//     timeout, then the 5 s above. A transport's publishes share a
+//     channel, and RabbitMQ stalls a channel (confirms and all) that
+//     routes a message to a queue on the frozen node: keep publishes to
+//     queues on different nodes on different transports where that
+//     matters. Calls to a server whose queue is on the frozen node fail
+//     with their timeout.
+//   - A queue deleted by someone else: what is routed to it until its
+//     consumer declares it again (casts, which are not mandatory) is lost.
 //
 // Things the driver does not change: an exclusive queue, an auto-delete
 // queue and its messages are lost with the connection (the broker deletes

@@ -26,12 +26,32 @@ type stream struct {
 	x  *tester
 	tr *transport.Transport
 	q  string
+	// ctr, when set, is the consumer's transport (tr publishes).
+	ctr *transport.Transport
+	// retry makes a failed publish try again (counted in pubFailed) until
+	// it is confirmed or the test's context ends, as an application
+	// would: a publish the broker nacks fails.
+	retry     bool
+	pubFailed atomic.Int64
+	// retried are the ids published again after a failed publish, and
+	// pubErrs the first errors: the broker may have taken the failed copy
+	// (a quorum queue may nack what it enqueued), and the copy published
+	// again is a new message, not marked redelivered.
+	retried     map[string]bool
+	pubErrs     []string
+	retriedDups int // duplicates of retried ids not marked redelivered
+
+	// faultAt is when the fault began (UnixNano, 0 before); pubResumed and
+	// recvResumed when the first publish started after it was confirmed,
+	// and when the first such message was received.
+	faultAt, pubResumed, recvResumed atomic.Int64
 
 	confirmed atomic.Int64 // publishes confirmed
 	received  atomic.Int64 // distinct messages received
 
 	mu        sync.Mutex
 	ok        map[string]bool // confirmed message ids
+	after     map[string]bool // ids of confirmed publishes started after faultAt
 	seen      map[string]int  // received message ids, with how often
 	problems  []string
 	ackClosed int // acks refused because the delivery's channel was gone
@@ -42,10 +62,21 @@ type stream struct {
 func newStream(x *tester, tr *transport.Transport) *stream {
 	return &stream{
 		x: x, tr: tr,
-		q:    x.queue(tr, transport.Queue{Name: uniq("stream"), Durable: true}),
-		ok:   map[string]bool{},
-		seen: map[string]int{},
+		q:     x.queue(tr, transport.Queue{Name: uniq("stream"), Durable: true}),
+		ok:    map[string]bool{},
+		after: map[string]bool{},
+		seen:  map[string]int{},
 	}
+}
+
+// resumed is how long after the fault both a publish started after it was
+// confirmed and such a message received; 0 while not both happened.
+func (s *stream) resumed() time.Duration {
+	at, p, r := s.faultAt.Load(), s.pubResumed.Load(), s.recvResumed.Load()
+	if at == 0 || p == 0 || r == 0 {
+		return 0
+	}
+	return time.Duration(max(p, r) - at)
 }
 
 func (s *stream) problem(format string, args ...any) {
@@ -83,15 +114,37 @@ func (s *stream) publish(n, parallel, perSecond, at int, trigger chan<- struct{}
 					return
 				}
 				id := strconv.FormatInt(i, 10)
+				start := time.Now().UnixNano()
 				ctx, cancel := context.WithTimeout(s.x.ctx, 30*time.Second)
 				err := s.tr.Publish(ctx, "", s.q, transport.Message{Body: []byte("message " + id), MessageID: id, Persistent: true})
+				for err != nil && s.retry && s.x.ctx.Err() == nil && ctx.Err() == nil {
+					s.pubFailed.Add(1)
+					s.mu.Lock()
+					if s.retried == nil {
+						s.retried = map[string]bool{}
+					}
+					s.retried[id] = true
+					if len(s.pubErrs) < 3 {
+						s.pubErrs = append(s.pubErrs, err.Error())
+					}
+					s.mu.Unlock()
+					err = s.tr.Publish(ctx, "", s.q, transport.Message{Body: []byte("message " + id), MessageID: id, Persistent: true})
+				}
 				cancel()
 				if err != nil {
 					s.problem("publish %s: %v", id, err)
 					continue
 				}
+				fault := s.faultAt.Load()
+				after := fault != 0 && start > fault
+				if after {
+					s.pubResumed.CompareAndSwap(0, time.Now().UnixNano())
+				}
 				s.mu.Lock()
 				s.ok[id] = true
+				if after {
+					s.after[id] = true
+				}
 				s.mu.Unlock()
 				if s.confirmed.Add(1) >= int64(at) && trigger != nil {
 					once.Do(func() { close(trigger) })
@@ -110,7 +163,11 @@ func (s *stream) publish(n, parallel, perSecond, at int, trigger chan<- struct{}
 // consume runs a consumer until the test's context ends or stop is
 // called; at closes trigger once that many distinct messages arrived.
 func (s *stream) consume(prefetch, at int, trigger chan<- struct{}) (stop func()) {
-	c, err := s.tr.Consume(s.x.ctx, s.q, transport.ConsumeOptions{Prefetch: prefetch})
+	tr := s.tr
+	if s.ctr != nil {
+		tr = s.ctr
+	}
+	c, err := tr.Consume(s.x.ctx, s.q, transport.ConsumeOptions{Prefetch: prefetch})
 	if err != nil {
 		s.x.t.Fatalf("consume: %v", err)
 	}
@@ -133,7 +190,12 @@ func (s *stream) consume(prefetch, at int, trigger chan<- struct{}) (stop func()
 			s.mu.Lock()
 			n := s.seen[d.MessageID]
 			s.seen[d.MessageID] = n + 1
-			if n > 0 && !d.Redelivered {
+			if n == 0 && s.after[d.MessageID] {
+				s.recvResumed.CompareAndSwap(0, time.Now().UnixNano())
+			}
+			if n > 0 && !d.Redelivered && s.retried[d.MessageID] {
+				s.retriedDups++
+			} else if n > 0 && !d.Redelivered {
 				s.mu.Unlock()
 				s.problem("message %s received %d times, not marked redelivered", d.MessageID, n+1)
 				s.mu.Lock()
@@ -218,11 +280,12 @@ func TestFaultCloseAllConnections(t *testing.T) {
 	stop := s.consume(100, 0, nil)
 	defer stop()
 	published := make(chan struct{})
-	// Paced to 5 000 a second so that the stream outlasts rabbitmqctl's
-	// start-up, and the connections close in its middle.
+	// Paced to 2 000 a second so that the stream (5 s) outlasts
+	// rabbitmqctl's start-up, which takes 2 s and more on a loaded 2-core
+	// machine, and the connections close in its middle.
 	go func() {
 		defer close(published)
-		s.publish(n, 16, 5000, n/5, trigger)
+		s.publish(n, 16, 2000, n/5, trigger)
 	}()
 	wait(t, trigger, "a fifth of the stream confirmed")
 	x.vh.CloseConnections(t)

@@ -44,6 +44,11 @@ const (
 	// closeTimeout bounds the closing handshakes of Close, so that a dead
 	// peer cannot make Close hang.
 	closeTimeout = 5 * time.Second
+	// restoreBudget bounds how long a reconnection waits for the broker to
+	// answer the re-declaration of the topology and the consumers' starts
+	// before it installs the new connection and lets the rest go on in the
+	// background (see restore).
+	restoreBudget = 5 * time.Second
 )
 
 // conn is one transport's link to RabbitMQ: one AMQP connection at a time,
@@ -408,16 +413,51 @@ func (c *conn) reconnect() *session {
 // restore re-declares the recorded topology on a new session and resumes
 // every consumer on it. It fails only when the new connection fails; an
 // entity or consumer the broker refuses is logged and left out.
+//
+// It is bounded by restoreBudget: on a cluster, a node that is frozen (a
+// stalled VM or host) but not yet seen down by its peers holds every
+// declaration and consume that touches it (a queue whose leader it is, a
+// metadata transaction) until it resumes or its peers give it up, which
+// can take minutes. What has not answered by then goes on in the
+// background, and the session is installed: publishing, and consumers the
+// healthy nodes serve, resume at once. A consumer still starting is
+// reported by Healthy until it consumes (if its start fails, its Receive
+// tries again with backoff); the topology still being declared holds
+// further declarations through this transport off until it is done.
 func (c *conn) restore(sess *session) error {
+	deadline := time.Now().Add(restoreBudget)
+	budget := time.NewTimer(restoreBudget)
+	defer budget.Stop()
 	select {
 	case c.topoSem <- struct{}{}:
 	case <-c.ctx.Done():
 		return driver.ErrClosed
 	}
-	err := c.redeclare(sess)
-	<-c.topoSem
-	if err != nil {
-		return err
+	var late atomic.Bool
+	redeclared := make(chan error, 1)
+	start := time.Now()
+	if !c.spawn(func() {
+		defer func() { <-c.topoSem }()
+		err := c.redeclare(sess)
+		redeclared <- err
+		if late.Load() && c.ctx.Err() == nil {
+			c.logger.Info("rabbit: the topology re-declared in the background", "host", sess.host.String(), "took", time.Since(start).Round(time.Millisecond), "err", err)
+		}
+	}) {
+		<-c.topoSem
+		return driver.ErrClosed
+	}
+	select {
+	case err := <-redeclared:
+		if err != nil {
+			return err
+		}
+	case <-budget.C:
+		late.Store(true)
+		c.logger.Warn("rabbit: the broker has not answered the re-declaration of the topology in time (a node does not answer?); going on, the rest is declared in the background",
+			"host", sess.host.String(), "waited", restoreBudget)
+	case <-c.ctx.Done():
+		return driver.ErrClosed
 	}
 	c.mu.Lock()
 	consumers := make([]*consumer, 0, len(c.consumers))
@@ -425,17 +465,66 @@ func (c *conn) restore(sess *session) error {
 		consumers = append(consumers, cons)
 	}
 	c.mu.Unlock()
+	// Consumers on healthy nodes start in milliseconds: they get a second
+	// even when the topology took the whole budget.
+	return c.restartConsumers(sess, consumers, max(time.Until(deadline), time.Second))
+}
+
+// restartConsumers starts the consumers again on sess, each on a goroutine
+// of its own, and waits for them for budget: a consumer whose
+// start has not answered by then is reported stalled (Healthy says so)
+// and goes on starting in the background. It returns the error of a start
+// that failed because the connection did.
+func (c *conn) restartConsumers(sess *session, consumers []*consumer, budget time.Duration) error {
+	timer := time.NewTimer(budget)
+	defer timer.Stop()
+	var mu sync.Mutex // orders a late start's outcome after the stall of a consumer still starting
+	pastBudget := false
+	finished := make(map[*consumer]bool, len(consumers))
+	errs := make(chan error, len(consumers))
 	for _, cons := range consumers {
-		if err := cons.restart(sess); err != nil {
-			if c.ctx.Err() != nil || connectionFailing(sess, err) {
+		if !c.spawn(func() {
+			err := cons.restart(sess)
+			mu.Lock()
+			finished[cons] = true
+			late := pastBudget
+			mu.Unlock()
+			switch {
+			case err == nil:
+				cons.resumed(c.ctx)
+			case c.ctx.Err() != nil || connectionFailing(sess, err):
+			default:
+				// Not ended: its Receive tries again with backoff (lost),
+				// and Healthy reports it meanwhile.
+				cons.stall(c.ctx, fmt.Errorf("the consumer of queue %q could not resume after reconnecting: %w", cons.queue, rabbitmq.MapError(err)))
+			}
+			if late && err == nil {
+				c.logger.Info("rabbit: a consumer started late after reconnecting", "queue", cons.queue)
+			}
+			errs <- err
+		}) {
+			return driver.ErrClosed
+		}
+	}
+	for range consumers {
+		select {
+		case err := <-errs:
+			if err != nil && (c.ctx.Err() != nil || connectionFailing(sess, err)) {
 				return err
 			}
-			// Not ended: its Receive tries again with backoff (lost), and
-			// Healthy reports it meanwhile.
-			cons.stall(c.ctx, fmt.Errorf("the consumer of queue %q could not resume after reconnecting: %w", cons.queue, rabbitmq.MapError(err)))
-			continue
+		case <-timer.C:
+			mu.Lock()
+			pastBudget = true
+			for _, cons := range consumers {
+				if !finished[cons] {
+					cons.stall(c.ctx, fmt.Errorf("the consumer of queue %q has not started again: the broker has not answered within %v after reconnecting; still trying", cons.queue, budget))
+				}
+			}
+			mu.Unlock()
+			return nil
+		case <-c.ctx.Done():
+			return driver.ErrClosed
 		}
-		cons.resumed(c.ctx)
 	}
 	return nil
 }

@@ -729,3 +729,35 @@ func TestNackedChannelReplaced(t *testing.T) {
 		})
 	}
 }
+
+// TestResentFirstCopyLate: a message the driver published again (marked
+// resent) may have its first copy arrive after it, unmarked: a frozen
+// node reads the publishes of a connection the driver gave up on once it
+// resumes. The consumer marks that later copy redelivered too, by its
+// message id; a message without an id, or with another, is not marked.
+func TestResentFirstCopyLate(t *testing.T) {
+	x := newTester(t)
+	tr := x.open("")
+	q := x.queue(tr, transport.Queue{Name: uniq("late")})
+	c := x.consume(tr, q, transport.ConsumeOptions{})
+	// The copy sent again, as the driver marks it, then the first one.
+	x.publish(tr, "", q, transport.Message{Body: []byte("m"), MessageID: "id-1", Headers: map[string]any{headerResent: true}})
+	x.publish(tr, "", q, transport.Message{Body: []byte("m"), MessageID: "id-1"})
+	x.publish(tr, "", q, transport.Message{Body: []byte("other"), MessageID: "id-2"})
+	x.publish(tr, "", q, transport.Message{Body: []byte("no id")})
+	for i, want := range []struct {
+		body        string
+		redelivered bool
+	}{{"m", true}, {"m", true}, {"other", false}, {"no id", false}} {
+		d := x.receive(c)
+		if string(d.Body) != want.body || d.Redelivered != want.redelivered {
+			t.Errorf("delivery %d: %q redelivered %v, want %q redelivered %v", i, d.Body, d.Redelivered, want.body, want.redelivered)
+		}
+		if _, ok := d.Headers[headerResent]; ok {
+			t.Errorf("delivery %d carries the driver's header: %v", i, d.Headers)
+		}
+		if err := d.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

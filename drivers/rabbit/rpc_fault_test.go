@@ -105,10 +105,15 @@ type rpcStream struct {
 
 // startRPCStream starts the callers and casters.
 func startRPCStream(t *testing.T, client *rpc.Client, target transport.Target, svc *faultService) *rpcStream {
+	return startRPCStreamN(t, client, target, svc, rpcFaultCallers, rpcFaultCasters)
+}
+
+// startRPCStreamN starts callers and casters goroutines.
+func startRPCStreamN(t *testing.T, client *rpc.Client, target transport.Target, svc *faultService, callers, casters int) *rpcStream {
 	s := &rpcStream{t: t, svc: svc, stopCh: make(chan struct{}), done: make(chan struct{})}
 	pad := strings.Repeat("p", 60) // with the token, about 100 bytes of arguments
 	var wg sync.WaitGroup
-	for c := range rpcFaultCallers {
+	for c := range callers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -129,7 +134,7 @@ func startRPCStream(t *testing.T, client *rpc.Client, target transport.Target, s
 			}
 		}()
 	}
-	for c := range rpcFaultCasters {
+	for c := range casters {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -252,6 +257,29 @@ func (s *rpcStream) stop() {
 	}
 }
 
+// figures counts the calls that succeeded, failed, and took longer than
+// their timeout and its margin (hung), and the casts that failed.
+func (s *rpcStream) figures() (ok, failed, hung, castsFailed int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.calls {
+		switch {
+		case r.took > rpcCallTimeout+rpcTimeoutMargin:
+			hung++
+		case r.err == nil:
+			ok++
+		default:
+			failed++
+		}
+	}
+	for _, r := range s.casts {
+		if r.err != nil {
+			castsFailed++
+		}
+	}
+	return ok, failed, hung, castsFailed
+}
+
 // check verifies every outcome: successes, or errors that say what ran
 // out, each within the timeout and its margin.
 func (s *rpcStream) check() {
@@ -303,6 +331,15 @@ func (s *rpcStream) check() {
 // checkCasts waits until every cast reported sent reached the server.
 func (s *rpcStream) checkCasts(within time.Duration) {
 	s.t.Helper()
+	if m := s.missingCasts(within); len(m) > 0 {
+		s.t.Fatalf("%d casts that Cast reported sent never reached the server, e.g. %v", len(m), m[:min(len(m), 5)])
+	}
+}
+
+// missingCasts waits until every cast reported sent reached the server,
+// or within passed, and returns those that did not.
+func (s *rpcStream) missingCasts(within time.Duration) []string {
+	s.t.Helper()
 	s.mu.Lock()
 	sent := append([]string(nil), s.castsSent...)
 	s.mu.Unlock()
@@ -324,7 +361,8 @@ func (s *rpcStream) checkCasts(within time.Duration) {
 			break
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("%d of %d casts that Cast reported sent never reached the server, e.g. %v", len(m), len(sent), m[:min(len(m), 5)])
+			s.t.Logf("%d of %d casts that Cast reported sent never reached the server, e.g. %v", len(m), len(sent), m[:min(len(m), 5)])
+			return m
 		}
 		<-tick.C
 	}
@@ -335,6 +373,7 @@ func (s *rpcStream) checkCasts(within time.Duration) {
 		}
 	}
 	s.t.Logf("all %d casts reported sent reached the server (%d of them more than once)", len(sent), twice)
+	return nil
 }
 
 // rpcFaultSetup is an RPC server and a client, each on a transport of its
