@@ -129,7 +129,14 @@ func (c *conn) Consume(ctx context.Context, queue string, opts driver.ConsumeOpt
 		changed:  make(chan struct{}),
 	}
 	cons.nextOffset.Store(-1)
-	if rq, ok := c.topo.queue(queue); ok {
+	rq, declared := c.topo.queue(queue)
+	if !declared && !opts.AutoAck {
+		// Said at Consume, not found out after thousands of requeues.
+		c.logger.WarnContext(ctx, "rabbit: consuming a queue this transport did not declare: if it is a classic queue with a delivery limit, "+
+			"the driver cannot enforce the limit nor count returns (DeliveryCount is 1 for any redelivery); declare the queue through this transport too, or make it a quorum queue",
+			"queue", queue)
+	}
+	if declared {
 		cons.declared = true
 		if !opts.AutoAck {
 			cons.limit = rq.decl.countedLimit

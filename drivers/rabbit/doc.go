@@ -178,7 +178,9 @@
 // DeliveryCount 1 and no limit. Declare the queue through the consuming
 // transport too (declaring it again with the same arguments changes
 // nothing on the broker), use a quorum queue, or nack without requeue
-// to a dead-letter exchange.
+// to a dead-letter exchange. Consume says so, with a warning, when it
+// starts a consumer (without AutoAck) on a queue the transport did not
+// declare.
 //
 // Elsewhere DeliveryCount is 1 for a broker redelivery and 0 otherwise.
 //

@@ -761,3 +761,31 @@ func TestResentFirstCopyLate(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumeWarnsOfUncountedLimit: a consumer of a queue its transport
+// did not declare is told, at Consume, that a classic queue's delivery
+// limit cannot be enforced there; a consumer of a queue it declared, or
+// with AutoAck, is not.
+func TestConsumeWarnsOfUncountedLimit(t *testing.T) {
+	x := newTester(t)
+	declarer := x.open("")
+	elsewhere := x.queue(declarer, transport.Queue{Name: uniq("elsewhere"), DeliveryLimit: 3})
+	tr := x.open("")
+	here := x.queue(tr, transport.Queue{Name: uniq("here"), DeliveryLimit: 3})
+	const warning = "cannot enforce the limit"
+	for _, tc := range []struct {
+		queue string
+		opts  transport.ConsumeOptions
+		warns bool
+	}{
+		{here, transport.ConsumeOptions{}, false},
+		{elsewhere, transport.ConsumeOptions{AutoAck: true}, false},
+		{elsewhere, transport.ConsumeOptions{}, true},
+	} {
+		before := strings.Count(x.logs.String(), warning)
+		x.consume(tr, tc.queue, tc.opts)
+		if warned := strings.Count(x.logs.String(), warning) > before; warned != tc.warns {
+			t.Errorf("consume %s (AutoAck %v): warned %v, want %v", tc.queue, tc.opts.AutoAck, warned, tc.warns)
+		}
+	}
+}
