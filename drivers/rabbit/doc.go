@@ -236,11 +236,14 @@
 //     covered.
 //     A confirmed message is never lost (in a durable queue, as
 //     persistent, it also survives a broker restart).
-//   - A publish the broker nacks fails, and its channel is replaced:
-//     after a quorum queue's leader moved, RabbitMQ may nack everything
-//     on a channel opened during the election until the old leader's
-//     node returns, while a new channel is acked. The publishes still in
-//     flight on the old channel are sent again, marked resent.
+//   - A publish the broker nacks is sent again on a new channel, marked
+//     resent, up to six times over about 3 s (50 ms doubling to 1 s), and
+//     only then fails: after a quorum queue's leader moved, RabbitMQ may
+//     nack everything on a channel opened during the election until the
+//     old leader's node returns, while a new channel is acked, and a
+//     nacked message may still have reached some of its queues. The
+//     publishes still in flight on the old channel are sent again, marked
+//     resent, too.
 //   - Close ends the consumers (the broker requeues their unsettled
 //     deliveries), closes the connection with a bounded handshake and
 //     waits for the driver's goroutines.

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/switchyard-mq/switchyard/internal/backoff"
 	"github.com/switchyard-mq/switchyard/internal/rabbitmq"
 	"github.com/switchyard-mq/switchyard/transport/driver"
 )
@@ -274,7 +276,16 @@ const (
 	published      publishOutcome = iota // done: the error, if any, is final
 	retryNow                             // another publish's error closed the shared channel
 	retryReconnect                       // the connection dropped: again on the next one
+	retryNacked                          // the broker nacked it: again on a new channel, after a pause
 )
+
+// maxNackRetries bounds how often a nacked publish is sent again, on a
+// new channel and marked resent (the broker may have taken it on some
+// queues), waiting 50 ms doubling to 1 s between tries (about 3 s in
+// all): a quorum queue's leader election nacks for a moment, and the
+// caller should not see it. Past the bound the nack is the publish's
+// error: a queue that rejects publishes when full says no for longer.
+const maxNackRetries = 6
 
 // Publish sends msg and, with confirms (or when mandatory), returns once
 // the broker confirmed it. A publish whose connection drops before the
@@ -333,7 +344,7 @@ func (c *conn) publish(ctx context.Context, exchange, key string, flags publishF
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	misattributed := 0
+	misattributed, nacks := 0, 0
 	mandatory := flags&publishMandatory != 0
 	for attempt := 0; ; attempt++ {
 		if attempt == 1 {
@@ -356,6 +367,21 @@ func (c *conn) publish(ctx context.Context, exchange, key string, flags publishF
 			if misattributed++; misattributed > maxMisattributedRetries {
 				return fmt.Errorf("not sent after %d attempts: other publishes' errors kept closing the shared channel; last: %w",
 					misattributed, rabbitmq.MapError(err))
+			}
+		case retryNacked:
+			if nacks++; nacks > maxNackRetries {
+				return err
+			}
+			pause := backoff.Backoff{Initial: 50 * time.Millisecond, Multiplier: 2, Max: time.Second}
+			t := time.NewTimer(pause.Delay(nacks - 1))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("%w (waiting to publish again: %w)", err, ctx.Err())
+			case <-c.ctx.Done():
+				t.Stop()
+				return fmt.Errorf("%w: the transport closed; the broker had nacked the message", driver.ErrClosed)
 			}
 		case retryReconnect:
 			// Wait until the supervisor has seen the loss, so that the
@@ -396,7 +422,7 @@ func (c *conn) publishShared(ctx context.Context, sess *session, exchange, key s
 		return c.failed(sess, pc, exchange)
 	}
 	sess.pub.retire(c, pc)
-	return published, errNack
+	return retryNacked, errNack
 }
 
 // publishTracked makes one attempt on the session's tracked channel and
@@ -436,7 +462,7 @@ func (c *conn) publishTracked(ctx context.Context, sess *session, exchange, key 
 		return c.failed(sess, pc, exchange)
 	}
 	sess.tracked.retire(c, pc)
-	return published, errNack
+	return retryNacked, errNack
 }
 
 // errNack is a broker's basic.nack: it could not take the message.

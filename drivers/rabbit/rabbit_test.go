@@ -694,7 +694,7 @@ func TestNackedChannelReplaced(t *testing.T) {
 	t.Cleanup(func() { _ = c.Close() })
 	const full = "full"
 	if err := c.topoOp(x.ctx, func(ch *amqp.Channel) error {
-		_, err := ch.QueueDeclare(full, false, true, false, false, amqp.Table{"x-max-length": int64(1), "x-overflow": "reject-publish"})
+		_, err := ch.QueueDeclare(full, false, false, true, false, amqp.Table{"x-max-length": int64(1), "x-overflow": "reject-publish"})
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -726,6 +726,35 @@ func TestNackedChannelReplaced(t *testing.T) {
 				t.Errorf("the nacked channel is still in use")
 			}
 			poll(t, 5*time.Second, "the nacked channel closed", before.ch.IsClosed)
+
+			// A nack that passes (the queue has room again) is not the
+			// caller's error: the publish goes again on a new channel,
+			// and its copy is marked redelivered.
+			nacked := tc.channel(c.cur.Load()).cur.Load()
+			done := make(chan error, 1)
+			go func() { done <- c.Publish(x.ctx, "", full, driver.Message{Body: []byte("again"), Mandatory: tc.mandatory}) }()
+			poll(t, 5*time.Second, "a nack and a new channel", func() bool {
+				cur := tc.channel(c.cur.Load()).cur.Load()
+				return cur != nacked
+			})
+			if _, err := c.PurgeQueue(x.ctx, full); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("a publish nacked while the queue was full, then room made: %v", err)
+			}
+			cons, err := c.Consume(x.ctx, full, driver.ConsumeOptions{AutoAck: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cons.Close()
+			d, err := cons.Receive(x.ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(d.Body) != "again" || !d.Redelivered {
+				t.Errorf("got %q redelivered %v, want the retried copy marked redelivered", d.Body, d.Redelivered)
+			}
 		})
 	}
 }
