@@ -732,7 +732,9 @@ func TestNackedChannelReplaced(t *testing.T) {
 			// and its copy is marked redelivered.
 			nacked := tc.channel(c.cur.Load()).cur.Load()
 			done := make(chan error, 1)
-			go func() { done <- c.Publish(x.ctx, "", full, driver.Message{Body: []byte("again"), Mandatory: tc.mandatory}) }()
+			go func() {
+				done <- c.Publish(x.ctx, "", full, driver.Message{Body: []byte("again"), Mandatory: tc.mandatory})
+			}()
 			poll(t, 5*time.Second, "a nack and a new channel", func() bool {
 				cur := tc.channel(c.cur.Load()).cur.Load()
 				return cur != nacked
