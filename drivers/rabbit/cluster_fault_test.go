@@ -631,6 +631,7 @@ func TestClusterFaults(t *testing.T) {
 			nSent, nReceived, nLost, nDups := cs.checkNotes(30 * time.Second)
 			cs.s.check(clusterStreamLen)
 			cs.checkAlive()
+			cs.checkNoChannelLeak(t)
 
 			s := cs.s
 			s.mu.Lock()
@@ -674,4 +675,64 @@ func TestClusterFaults(t *testing.T) {
 		}
 	}
 	t.Logf("| fault | messages sent / confirmed / received | publishes failed, sent again | lost | duplicates | resumed in | RPC calls ok / failed / hung | casts failed / lost | notifications sent / lost / duplicates |\n|---|---|---|---|---|---|---|---|---|\n%s\nin %v", strings.Join(table, "\n"), time.Since(start).Round(time.Second))
+}
+
+// checkNoChannelLeak checks, once the traffic is over, that the virtual
+// host's connections hold no more channels than the driver uses: one for
+// each consumer, and at most three of its own per connection (topology,
+// publishing, and confirmed publishing). A channel left open across the
+// fault's reconnections, or a retired publishing channel never closed,
+// would show here. Channels still closing are waited for, up to 20 s.
+func (cs *clusterSetup) checkNoChannelLeak(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var channels, consumers, connections int
+	count := func() bool {
+		var err error
+		if channels, err = cs.countRows(ctx, "list_channels"); err == nil {
+			if consumers, err = cs.countRows(ctx, "list_consumers"); err == nil {
+				connections, err = cs.countRows(ctx, "list_connections")
+			}
+		}
+		if err != nil {
+			t.Fatalf("counting channels: %v", err)
+		}
+		return channels <= consumers+3*connections
+	}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(20 * time.Second)
+	for !count() {
+		if time.Now().After(deadline) {
+			t.Errorf("%d channels in virtual host %s for %d consumers on %d connections: channels leak", channels, cs.vh.Name, consumers, connections)
+			return
+		}
+		<-tick.C
+	}
+}
+
+// countRows counts the rows rabbitmqctl's list command (list_channels,
+// list_consumers, list_connections) shows for the virtual host.
+func (cs *clusterSetup) countRows(ctx context.Context, list string) (int, error) {
+	args := []string{list, "--quiet", "--no-table-headers"}
+	if list == "list_connections" { // no -p: filtered by its vhost column
+		args = append(args, "vhost")
+	} else {
+		args = append(args, "-p", cs.vh.Name)
+	}
+	out, err := cs.cl.Ctl(ctx, args...)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		switch {
+		case strings.TrimSpace(line) == "":
+		case list == "list_connections" && strings.TrimSpace(line) != cs.vh.Name:
+		default:
+			n++
+		}
+	}
+	return n, nil
 }
