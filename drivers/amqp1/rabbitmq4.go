@@ -30,25 +30,8 @@ type rabbit4Flavour struct {
 // for what is not there). Transient queues are declared as the model asks,
 // as RabbitMQ 4 permits by default; a node that denies them (deprecated
 // feature transient_nonexcl_queues) refuses each with ErrUnsupported.
-const rabbit4Capabilities = driver.Capabilities(
-	driver.CapDirect |
-		driver.CapFanout |
-		driver.CapTopic |
-		driver.CapQueueBinding |
-		driver.CapServerNamedQueue |
-		driver.CapExclusiveQueue |
-		driver.CapAutoDelete |
-		driver.CapMessageTTL |
-		driver.CapQueueExpiry |
-		driver.CapMaxLength |
-		driver.CapPrefetch |
-		driver.CapHeaders |
-		driver.CapDurable |
-		driver.CapCrossProcess |
-		driver.CapDeliveryCount |
-		driver.CapQueueExistence |
-		driver.CapQuorumQueue |
-		driver.CapTransientQueue)
+const rabbit4Capabilities = rabbitCapabilities |
+	driver.Capabilities(driver.CapExclusiveQueue|driver.CapDeliveryCount|driver.CapQuorumQueue)
 
 func newRabbit4Flavour(c *conn, version string) *rabbit4Flavour {
 	return &rabbit4Flavour{c: c, version: version, mgmt: newManagement(c)}

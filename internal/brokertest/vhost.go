@@ -157,14 +157,25 @@ func (v *RabbitVHost) Exchanges(t testing.TB) map[string]map[string]any {
 }
 
 // list reads a management API listing, by name.
+// noManagement skips t, or fails it under SWITCHYARD_BROKERS=required,
+// when the broker's management API does not answer.
+func (v *RabbitVHost) noManagement(t testing.TB, err error) {
+	t.Helper()
+	msg := fmt.Sprintf("brokertest: the %s management API is not available (%v); enable it with rabbitmq-plugins enable rabbitmq_management (%s)",
+		v.broker.Name, err, v.broker.HowToStart)
+	if Required() {
+		t.Fatal(msg + " [SWITCHYARD_BROKERS=required]")
+	}
+	t.Skip(msg)
+}
+
 func (v *RabbitVHost) list(t testing.TB, path string) map[string]map[string]any {
 	t.Helper()
 	var rows []map[string]any
 	status, err := v.get(path, &rows)
 	switch {
 	case err != nil:
-		t.Skipf("brokertest: the %s management API is not available (%v); enable it with rabbitmq-plugins enable rabbitmq_management (%s)",
-			v.broker.Name, err, v.broker.HowToStart)
+		v.noManagement(t, err)
 	case status != http.StatusOK:
 		t.Fatalf("brokertest: GET %s: status %d", path, status)
 	}
@@ -182,8 +193,7 @@ func (v *RabbitVHost) entity(t testing.TB, path string) map[string]any {
 	status, err := v.get(path, &out)
 	switch {
 	case err != nil:
-		t.Skipf("brokertest: the %s management API is not available (%v); enable it with rabbitmq-plugins enable rabbitmq_management (%s)",
-			v.broker.Name, err, v.broker.HowToStart)
+		v.noManagement(t, err)
 	case status == http.StatusNotFound:
 		return nil
 	case status != http.StatusOK:
