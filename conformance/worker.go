@@ -200,7 +200,6 @@ func workerRetry(e *env) {
 // that fails (a missing exchange) requeues the message instead of losing
 // it.
 func workerPoison(e *env) {
-	require(e.t, e.caps, transport.CapDirect, transport.CapQueueBinding)
 	// Without a delivery count, Poison poisons at the first failure.
 	maxDeliveries := 1
 	if e.caps.Has(transport.CapDeliveryCount) {
@@ -223,12 +222,18 @@ func workerPoison(e *env) {
 	} {
 		e.run(row.name, func(e *env) {
 			tr := e.open()
-			poison := uniqueName("missing-poison")
+			poison, key := uniqueName("missing-poison"), "poisoned"
 			var poisoned *transport.Consumer
 			if row.exchangeOK {
-				poison = e.declareExchange(tr, "poison", transport.Direct)
 				pq := e.simpleQueue(tr, "poisoned")
-				e.bind(tr, poison, pq, "poisoned")
+				if e.caps.Has(transport.CapDirect) && e.caps.Has(transport.CapQueueBinding) {
+					poison = e.declareExchange(tr, "poison", transport.Direct)
+					e.bind(tr, poison, pq, key)
+				} else {
+					// A bare queue store: the default exchange and the
+					// poison queue's name.
+					poison, key = "", pq
+				}
 				poisoned = e.consume(tr, pq, transport.ConsumeOptions{})
 			}
 			q := e.simpleQueue(tr, "work")
@@ -236,7 +241,7 @@ func workerPoison(e *env) {
 			w := newWorkerRun(e)
 			// Outside Poison, record sees what the worker settles by.
 			w.start(tr, q, row.handle, worker.WithMiddleware(w.record,
-				worker.Poison(tr, worker.PoisonOptions{Exchange: poison, RoutingKey: "poisoned", MaxDeliveries: maxDeliveries})))
+				worker.Poison(tr, worker.PoisonOptions{Exchange: poison, RoutingKey: key, MaxDeliveries: maxDeliveries})))
 			calls := w.waitCalls(len(row.redelivered))
 			w.stopped()
 			e.wantCalls(calls, row.redelivered, row.errs)
