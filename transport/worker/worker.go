@@ -54,6 +54,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-mq/switchyard/transport"
@@ -183,6 +184,8 @@ type run struct {
 	// base is the handlers' context: Run's values without its end, which
 	// comes to it a grace period later.
 	base context.Context
+	// inFlight counts the deliveries being handled, for the stop's log.
+	inFlight atomic.Int32
 }
 
 // runInfo is what a worker puts in its handlers' context for middleware.
@@ -253,8 +256,10 @@ func (r *run) serve(ctx context.Context, c *transport.Consumer) error {
 		select {
 		case <-loopsDone:
 		case <-grace.C:
-			r.cfg.logger.WarnContext(ctx, "worker stopping: grace period over, cancelling the handlers still running",
-				"queue", r.queue, "grace", r.cfg.grace)
+			if n := r.inFlight.Load(); n > 0 {
+				r.cfg.logger.WarnContext(ctx, "worker stopping: grace period over, cancelling the handlers still running",
+					"queue", r.queue, "grace", r.cfg.grace, "handlers", n)
+			}
 			cutOff()
 			<-loopsDone
 		}
@@ -286,6 +291,8 @@ func (r *run) loop(ctx context.Context, c *transport.Consumer) error {
 
 // handleOne runs the handler on d and settles d by its result.
 func (r *run) handleOne(d *transport.Delivery) {
+	r.inFlight.Add(1)
+	defer r.inFlight.Add(-1)
 	ctx := d.TraceContext(r.base)
 	if err := r.base.Err(); err != nil {
 		// Received as the worker was cut off: back to the queue unhandled.
