@@ -54,10 +54,10 @@ func Example() {
 		done <- worker.Run(runCtx, tr, "tasks", resize,
 			worker.WithConcurrency(1),
 			worker.WithMiddleware(
-				worker.Recover(),
 				worker.Poison(tr, worker.PoisonOptions{Exchange: "poison", RoutingKey: "tasks", MaxDeliveries: 3}),
 				worker.Retry(worker.RetryOptions{MaxAttempts: 3}),
 				worker.Timeout(time.Minute),
+				worker.Recover(), // innermost: Retry and Poison see a panic as an error
 			))
 	}()
 

@@ -185,7 +185,9 @@ func publishPoison(ctx context.Context, pub Publisher, opts PoisonOptions, msg t
 
 // Recover turns a panic of the handler into a *PanicError carrying the
 // stack, logged with the context at error level, which the worker settles
-// as any error. Place it outermost, to catch what other middleware does.
+// as any error. Place it innermost (last in WithMiddleware), so that Retry
+// and Poison see a panic as the error it now is: a panic that no Recover
+// catches ends the program, as any goroutine's does.
 func Recover() Middleware {
 	return func(next Handler) Handler {
 		return func(ctx context.Context, d *transport.Delivery) (err error) {

@@ -322,3 +322,24 @@ func TestDeduplicate(t *testing.T) {
 		e.empty(q)
 	})
 }
+
+// TestPanicIsPoisoned: with Recover innermost, a message whose handler
+// panics is poisoned like one whose handler fails, not requeued forever.
+func TestPanicIsPoisoned(t *testing.T) {
+	e := newEnv(t)
+	q := e.workQueue(transport.Message{Body: []byte("task")})
+	w := e.start(q, func(context.Context, *transport.Delivery) error { panic("nil map") },
+		worker.WithLogger(slog.New(&records{})),
+		worker.WithMiddleware(
+			worker.Poison(e.tr, worker.PoisonOptions{RoutingKey: "dead"}),
+			fastRetry(2),
+			worker.Recover()))
+	d := e.receive("dead")
+	if err := w.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Headers[worker.HeaderPoisonError]; got != "handler panicked: nil map" {
+		t.Errorf("poison error header %q, want the panic", got)
+	}
+	e.empty(q)
+}

@@ -5,10 +5,10 @@
 //	err := worker.Run(ctx, tr, "tasks", handle,
 //		worker.WithConcurrency(4),
 //		worker.WithMiddleware(
-//			worker.Recover(),
 //			worker.Poison(tr, worker.PoisonOptions{Exchange: "poison", RoutingKey: "tasks"}),
 //			worker.Retry(worker.RetryOptions{MaxAttempts: 3}),
 //			worker.Timeout(30*time.Second),
+//			worker.Recover(),
 //		))
 //
 // # Settling
@@ -111,7 +111,8 @@ func WithGracePeriod(d time.Duration) Option { return func(c *config) { c.grace 
 func WithRequeue(requeue bool) Option { return func(c *config) { c.requeue = requeue } }
 
 // WithMiddleware wraps the handler in mw, the first outermost: in
-// WithMiddleware(Recover(), Retry(...)), Recover sees what Retry returns.
+// WithMiddleware(Poison(...), Retry(...)), Poison sees what Retry returns
+// once its attempts are spent.
 // It may be given several times; later middleware goes inside earlier.
 func WithMiddleware(mw ...Middleware) Option {
 	return func(c *config) { c.middleware = append(c.middleware, mw...) }
@@ -133,6 +134,9 @@ func WithReady(ready func()) Option { return func(c *config) { c.ready = ready }
 // transport closed): then Run stops as it does at ctx's end, and returns
 // the consumer's error.
 func Run(ctx context.Context, tr *transport.Transport, queue string, handle Handler, opts ...Option) error {
+	if tr == nil {
+		return fmt.Errorf("worker on queue %q: %w: nil transport", queue, transport.ErrInvalid)
+	}
 	cfg := config{concurrency: 1, grace: DefaultGracePeriod, requeue: true, logger: tr.Logger()}
 	for _, opt := range opts {
 		opt(&cfg)

@@ -341,6 +341,11 @@ func TestRunRefuses(t *testing.T) {
 			}
 		})
 	}
+	t.Run("nil transport", func(t *testing.T) {
+		if err := worker.Run(e.ctx, nil, q, ok); !errors.Is(err, transport.ErrInvalid) {
+			t.Errorf("got %v, want ErrInvalid", err)
+		}
+	})
 }
 
 // TestRunEndsWithItsConsumer: a queue deleted under the worker ends Run
