@@ -59,6 +59,7 @@ type PanicError struct {
 	Stack []byte
 }
 
+// Error says the handler panicked, and with what.
 func (e *PanicError) Error() string { return fmt.Sprintf("handler panicked: %v", e.Value) }
 
 // Unwrap is the panic's value when it is an error.

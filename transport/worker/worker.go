@@ -28,10 +28,11 @@
 //
 // Run returns when its context ends: it stops receiving, lets the handlers
 // in flight finish within the grace period (WithGracePeriod, 10 s by
-// default), then cancels their context. A delivery whose handler was cut
-// off by the worker's stop goes back to its queue, whatever the handler
-// returned; so do the deliveries received but not yet handled, when Run
-// closes its consumer. A handler must honour its context's end.
+// default), then cancels their context. A handler that fails once the
+// stop cut it off has its delivery go back to the queue, whatever the
+// error and the requeue policy; so do the deliveries received but not yet
+// handled, when Run closes its consumer. A handler must honour its
+// context's end: Run waits for every handler to return.
 //
 // # Poison messages: Poison or the queue's dead-lettering
 //
