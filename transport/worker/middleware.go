@@ -270,7 +270,10 @@ func Deduplicate(window int) Middleware {
 }
 
 // idWindow remembers the ids handled successfully, the last size of them,
-// and the ids being handled.
+// and the ids being handled. It is not internal/messaging's
+// DuplicateFilter: that one stands a floor above (with the oslo layer),
+// has oslo's fixed window, and cannot make a copy wait for the one in
+// flight.
 type idWindow struct {
 	mu       sync.Mutex
 	size     int
