@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/switchyard-mq/switchyard/transport"
+	"github.com/switchyard-mq/switchyard/transport/worker"
 )
 
 // The queues and exchanges the tutorials use, named as in the originals.
@@ -65,7 +66,8 @@ type RunOptions struct {
 	// arrives, before the receiver handles it.
 	Received func(routingKey string, body []byte)
 	// Handled is called with each message's routing key and body once the
-	// receiver has handled it (and acknowledged it, where it acks).
+	// receiver has handled it (the worker acknowledges it as its handler
+	// returns).
 	Handled func(routingKey string, body []byte)
 	// Limit stops the receiver after it has handled this many messages;
 	// zero means no limit.
@@ -143,6 +145,10 @@ func NewTask(ctx context.Context, tr *transport.Transport, w io.Writer, body str
 // second), and acknowledges the task once done. A task interrupted by the
 // context's end is not acknowledged: it returns to the queue for another
 // worker, so nothing is lost.
+//
+// It is a handler for worker.Run (package transport/worker), which does
+// the original's basic_qos, basic_consume and basic_ack: the handler
+// returns nil once the task is done, and the worker acknowledges it.
 func Worker(ctx context.Context, tr *transport.Transport, w io.Writer, workPerDot time.Duration, opts RunOptions) error {
 	if workPerDot < 0 {
 		return fmt.Errorf("%w: negative work per dot %v", transport.ErrInvalid, workPerDot)
@@ -150,19 +156,36 @@ func Worker(ctx context.Context, tr *transport.Transport, w io.Writer, workPerDo
 	if _, err := tr.DeclareQueue(ctx, taskQueue(tr)); err != nil {
 		return err
 	}
-	return consume(ctx, tr, TaskQueue, transport.ConsumeOptions{Prefetch: 1}, opts,
-		func(ctx context.Context, d *transport.Delivery) error {
-			fmt.Fprintf(w, " [x] Received %s\n", d.Body)
-			work := time.NewTimer(time.Duration(bytes.Count(d.Body, []byte("."))) * workPerDot)
-			defer work.Stop()
-			select {
-			case <-work.C:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			fmt.Fprintln(w, " [x] Done")
-			return d.Ack()
-		})
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	handled := 0 // one handler at a time: no lock
+	doTask := func(ctx context.Context, d *transport.Delivery) error {
+		if opts.Received != nil {
+			opts.Received(d.RoutingKey, d.Body)
+		}
+		fmt.Fprintf(w, " [x] Received %s\n", d.Body)
+		work := time.NewTimer(time.Duration(bytes.Count(d.Body, []byte("."))) * workPerDot)
+		defer work.Stop()
+		select {
+		case <-work.C:
+		case <-ctx.Done():
+			return ctx.Err() // not done: the worker requeues the task
+		}
+		fmt.Fprintln(w, " [x] Done")
+		if opts.Handled != nil {
+			opts.Handled(d.RoutingKey, d.Body)
+		}
+		if handled++; handled == opts.Limit {
+			stop() // the worker acknowledges this task, then returns
+		}
+		return nil
+	}
+	return worker.Run(runCtx, tr, TaskQueue, doTask,
+		worker.WithConsumeOptions(transport.ConsumeOptions{Prefetch: 1}),
+		// Stopped, the worker drops its task at once, as worker.py does on
+		// Ctrl+C: the task goes back to the queue.
+		worker.WithGracePeriod(0),
+		worker.WithReady(opts.Ready))
 }
 
 // EmitLog is tutorial 3's emit_log.py: it publishes body to the fanout

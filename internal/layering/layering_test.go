@@ -25,7 +25,7 @@ var floors = []struct {
 	{2, []string{"transport/driver"}},
 	{3, []string{"transport/driver/option"}},
 	{4, []string{"transport", "internal/tlsfiles"}},
-	{5, []string{"internal/rabbitmq"}},
+	{5, []string{"internal/rabbitmq", "transport/worker"}},
 	{6, []string{"drivers", "internal/messaging"}},
 	{7, []string{"drivers/all", "rpc", "notify"}},
 	{8, []string{"config", "conformance"}},
