@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"go/token"
 	"reflect"
 	"runtime"
 	"slices"
@@ -170,7 +169,7 @@ func newEndpoint(ep Endpoint, allowed AccessPolicy) (*endpoint, []unexposed, err
 		why := "which is not an exported method"
 		if i := slices.IndexFunc(rejected, func(u unexposed) bool { return u.method == goName }); i >= 0 {
 			why = "which cannot be exposed: " + rejected[i].reason
-		} else if _, ok := v.Type().MethodByName(goName); ok && token.IsExported(goName) {
+		} else if _, ok := v.Type().MethodByName(goName); ok {
 			why = "which the access policy does not allow"
 		}
 		return nil, nil, fmt.Errorf("%w: endpoint %T: Names maps %q to %s, %s", transport.ErrInvalid, ep.Receiver, wire, goName, why)
@@ -267,7 +266,7 @@ func encodable(t reflect.Type) bool {
 // t, a Receiver that is not a pointer, which its method set lacks: those
 // of an exposable shape would be exposed by registering a pointer.
 func pointerMethods(t reflect.Type, ep Endpoint, allowed AccessPolicy) []unexposed {
-	if t.Kind() == reflect.Pointer || t.Kind() == reflect.Interface {
+	if t.Kind() == reflect.Pointer {
 		return nil
 	}
 	pt := reflect.PointerTo(t)
