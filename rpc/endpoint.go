@@ -27,15 +27,16 @@ import (
 //	func (e *Compute) Reset(ctx context.Context) error
 //
 // A method without Args ignores the request's keyword arguments, as an
-// Args struct ignores those it has no field for. Note that this exposes
-// methods such as Close(ctx) error: restrict what is exposed with
-// WithAccessPolicy, or give the endpoint a type of its own.
+// Args struct ignores those it has no field for. Every method of these
+// shapes is exposed, a Close(ctx) error as well: restrict what is exposed
+// with WithAccessPolicy, or give the endpoint a type of its own.
 //
 // NewServer checks every exported method the access policy allows, and
 // logs a warning for each that cannot be exposed, saying why: another
 // shape (no context.Context first, more than one Args, no error last, an
-// Args JSON cannot decode an object into), or a method with a pointer
-// receiver on a Receiver that is not a pointer ("register a pointer").
+// Args JSON cannot decode an object into, a Result JSON cannot encode), or
+// a method with a pointer receiver on a Receiver that is not a pointer
+// ("register a pointer").
 // A warning rather than an error, because endpoint types often have
 // exported methods that are not RPC methods (String, helpers); NewServer
 // fails, listing the reasons, when an endpoint exposes no method at all or

@@ -106,7 +106,9 @@ const (
 )
 
 // NewServer returns a server for target (Topic and Server required) over
-// the given endpoints. It declares and consumes nothing until Start.
+// the given endpoints. It logs a warning for each exported method of an
+// endpoint that it cannot expose, and fails if an endpoint exposes none
+// (see Endpoint). It declares and consumes nothing until Start.
 func NewServer(tr *transport.Transport, target transport.Target, endpoints []Endpoint, opts ...ServerOption) (*Server, error) {
 	if tr == nil {
 		return nil, fmt.Errorf("rpc server: %w: no transport", transport.ErrInvalid)
