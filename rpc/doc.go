@@ -114,7 +114,11 @@
 // and everything a client without a registry gets, are a plain
 // *RemoteError. The registry is a value built once and passed to each
 // side, rather than names registered globally: the package keeps no
-// mutable state, and the errors a caller rebuilds are its own choice.
+// mutable state, and the errors a caller rebuilds are its own choice. It
+// is complete when NewErrorRegistry returns it, so that a mistake in it is
+// an error there rather than a surprise at the first failure, and it needs
+// no lock. The two options are two because a client's (Option, which
+// Prepare takes too) and a server's (ServerOption) are different types.
 //
 // A traceback has the shape of the one a Python server sends
 // (traceback.format_exception's lines), so that Python's tools and people

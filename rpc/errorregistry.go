@@ -25,8 +25,8 @@ import (
 // to the sentinel, or to a new value of the type decoded from the kwargs
 // with encoding/json, so that errors.Is and errors.As find them while
 // errors.As still finds the *RemoteError, with its traceback. Give both
-// sides the same registry (a package of errors shared by the server and
-// its callers can build it once). Failures whose module and class are not
+// sides the same registry (the package declaring the errors can offer a
+// function that builds it). Failures whose module and class are not
 // registered, and everything a client without a registry receives, stay a
 // plain *RemoteError.
 //
