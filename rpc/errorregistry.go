@@ -287,8 +287,11 @@ func (r *ErrorRegistry) find(err error) (*ErrorEntry, error) {
 
 // exceptionLine is the traceback line of one error of a chain (not what
 // it wraps) that an entry matches, named by its module and class; "" if
-// none does.
+// none does (or r is nil).
 func (r *ErrorRegistry) exceptionLine(node error) string {
+	if r == nil {
+		return ""
+	}
 	for _, e := range r.entries {
 		if _, ok := e.match(node); ok {
 			return oslo.ExceptionLine(e.name.module, e.name.class, node.Error())

@@ -148,10 +148,7 @@ func failureFromError(err error, frame string, errs *ErrorRegistry) *oslo.Failur
 	var tb []string
 	chain := wrapped(errors.Unwrap(err))
 	for i := len(chain) - 1; i >= 0; i-- {
-		line := ""
-		if errs != nil {
-			line = errs.exceptionLine(chain[i])
-		}
+		line := errs.exceptionLine(chain[i])
 		if line == "" {
 			line = goExceptionLine(chain[i])
 		}
