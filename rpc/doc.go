@@ -75,6 +75,30 @@
 // package's (class QuotaError, module the Go package path), or class
 // "Error" of module "go"; its message is the error's.
 //
+// A traceback has the shape of the one a Python server sends
+// (traceback.format_exception's lines), so that Python's tools and people
+// read it alike: "Traceback (most recent call last):", one frame, and the
+// exception's line "<module>.<class>: <message>" last. Go errors carry no
+// stack, so the frame is the endpoint method's (its file, the line where
+// its code begins, its function name), and each error the returned one
+// wraps (errors.Unwrap) comes first as a cause, innermost first, each on
+// its line "<package path>.<type>: <message>" (or its registered
+// "<module>.<class>: <message>"), joined by Python's "The above
+// exception was the direct cause of the following exception:". A method
+// that panics fails as class "Panic" of module "go", its traceback the
+// goroutine's frames down to the function that panicked. A *RemoteError
+// with a Traceback of its own sends that one.
+//
+// A result that is null (a Python method's None, a Go method's nil, or a
+// method returning only an error) decodes as encoding/json decodes null:
+// it sets an interface, map, slice or pointer result to nil and leaves
+// other types as they are.
+//
+// Delivery guarantees follow oslo.messaging: a server acknowledges a
+// request when it takes it, before running it, so a request runs at most
+// once; a cast is never answered; a call that gets no reply in time fails
+// with transport.ErrTimeout and a late reply is dropped.
+//
 // # Typed errors between Go peers
 //
 // A Go caller matches a Go endpoint's errors with errors.Is and errors.As
@@ -119,28 +143,4 @@
 // an error there rather than a surprise at the first failure, and it needs
 // no lock. The two options are two because a client's (Option, which
 // Prepare takes too) and a server's (ServerOption) are different types.
-//
-// A traceback has the shape of the one a Python server sends
-// (traceback.format_exception's lines), so that Python's tools and people
-// read it alike: "Traceback (most recent call last):", one frame, and the
-// exception's line "<module>.<class>: <message>" last. Go errors carry no
-// stack, so the frame is the endpoint method's (its file, the line where
-// its code begins, its function name), and each error the returned one
-// wraps (errors.Unwrap) comes first as a cause, innermost first, each on
-// its line "<package path>.<type>: <message>" (or its registered
-// "<module>.<class>: <message>"), joined by Python's "The above
-// exception was the direct cause of the following exception:". A method
-// that panics fails as class "Panic" of module "go", its traceback the
-// goroutine's frames down to the function that panicked. A *RemoteError
-// with a Traceback of its own sends that one.
-//
-// A result that is null (a Python method's None, a Go method's nil, or a
-// method returning only an error) decodes as encoding/json decodes null:
-// it sets an interface, map, slice or pointer result to nil and leaves
-// other types as they are.
-//
-// Delivery guarantees follow oslo.messaging: a server acknowledges a
-// request when it takes it, before running it, so a request runs at most
-// once; a cast is never answered; a call that gets no reply in time fails
-// with transport.ErrTimeout and a late reply is dropped.
 package rpc
