@@ -104,9 +104,17 @@ func (r *rpcEnv) server(host string, eps ...rpc.Endpoint) *rpcService {
 	if len(eps) == 0 {
 		eps = []rpc.Endpoint{{Receiver: svc}}
 	}
+	r.serve(host, eps)
+	return svc
+}
+
+// serve starts a server named host on the case's topic over eps, with
+// opts, stopped when the case ends.
+func (r *rpcEnv) serve(host string, eps []rpc.Endpoint, opts ...rpc.ServerOption) {
+	r.t.Helper()
 	target := r.target
 	target.Server = host
-	srv, err := rpc.NewServer(r.tr, target, eps)
+	srv, err := rpc.NewServer(r.tr, target, eps, opts...)
 	if err != nil {
 		r.t.Fatalf("new server: %v", err)
 	}
@@ -120,7 +128,6 @@ func (r *rpcEnv) server(host string, eps ...rpc.Endpoint) *rpcService {
 			r.t.Errorf("stop server %s: %v", host, err)
 		}
 	})
-	return svc
 }
 
 func (r *rpcEnv) client(opts ...rpc.Option) *rpc.Client {
@@ -163,6 +170,7 @@ func rpcCases() []testCase {
 		{"call-one-server", rpcCallServer},
 		{"timeout", rpcTimeout},
 		{"remote-error", rpcRemoteError},
+		{"typed-errors", rpcTypedErrors},
 		{"unknown-method", rpcUnknownMethod},
 		{"version-negotiation", rpcVersions},
 		{"request-context", rpcRequestContext},

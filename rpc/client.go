@@ -128,8 +128,10 @@ func (c *Client) Cast(ctx context.Context, target transport.Target, method strin
 // If no reply arrives within the timeout (WithTimeout, or ctx's deadline if
 // sooner) the error wraps transport.ErrTimeout; if ctx is cancelled the
 // call is abandoned and a late reply dropped. If the server's method
-// failed, the error is a *RemoteError (errors.As); an unknown method or
-// version also matches ErrNoSuchMethod or ErrUnsupportedVersion.
+// failed, the error is a *RemoteError (errors.As), which unwraps to the Go
+// error registered for its module and class in the client's ErrorRegistry
+// (WithErrors); an unknown method or version also matches ErrNoSuchMethod
+// or ErrUnsupportedVersion.
 func (c *Client) Call(ctx context.Context, target transport.Target, method string, args any, result any) error {
 	target = c.set.apply(target)
 	ctx, end := c.shared.inst.start(ctx, trace.SpanKindClient, target, method)
@@ -200,7 +202,11 @@ func (c *Client) call(ctx context.Context, target transport.Target, method strin
 		return timedOut("no reply to message ID "+msgID, err)
 	}
 	if reply.Failure != nil {
-		return remoteErrorFromFailure(reply.Failure)
+		re := remoteErrorFromFailure(reply.Failure)
+		if err := c.set.errors.rebuild(re, reply.Failure.Kwargs); err != nil {
+			c.shared.logger.WarnContext(ctx, "remote error left unregistered", "msg_id", msgID, "err", err)
+		}
+		return re
 	}
 	if result == nil {
 		return nil

@@ -31,6 +31,22 @@
 //	var x int
 //	err = client.Call(ctx, transport.Target{Topic: "compute"}, "echo", map[string]any{"x": 1}, &x)
 //
+// # Endpoints
+//
+// A server exposes every exported method of an Endpoint's Receiver that
+// has one of these shapes (Args: a struct, a map or json.RawMessage the
+// request's keyword arguments decode into; Result: anything JSON encodes):
+//
+//	func (c *Compute) Start(ctx context.Context, args StartArgs) (Result, error)
+//	func (c *Compute) Stop(ctx context.Context, args StopArgs) error
+//	func (c *Compute) Ping(ctx context.Context) (Result, error)
+//	func (c *Compute) Reset(ctx context.Context) error
+//
+// NewServer logs a warning for each other exported method, saying why it
+// is not exposed (such as "register a pointer" for a pointer-receiver
+// method of a Receiver given as a value), and fails if an endpoint exposes
+// none: see Endpoint.
+//
 // oslo.messaging's request context travels with every request: make a
 // context with WithRequestContext and the calls and casts made with it
 // send it; a handler finds its caller's with RequestContextFrom.
@@ -54,7 +70,8 @@
 //
 // which a Python caller listing "nova.exception" in allowed_remote_exmods
 // rebuilds as InstanceNotFound(instance_id="i-1"). Any other error is
-// named by the first type in its chain that is not the errors or fmt
+// named by its server's ErrorRegistry (see below) if it is registered
+// there, else by the first type in its chain that is not the errors or fmt
 // package's (class QuotaError, module the Go package path), or class
 // "Error" of module "go"; its message is the error's.
 //
@@ -65,7 +82,8 @@
 // stack, so the frame is the endpoint method's (its file, the line where
 // its code begins, its function name), and each error the returned one
 // wraps (errors.Unwrap) comes first as a cause, innermost first, each on
-// its line "<package path>.<type>: <message>", joined by Python's "The above
+// its line "<package path>.<type>: <message>" (or its registered
+// "<module>.<class>: <message>"), joined by Python's "The above
 // exception was the direct cause of the following exception:". A method
 // that panics fails as class "Panic" of module "go", its traceback the
 // goroutine's frames down to the function that panicked. A *RemoteError
@@ -80,4 +98,49 @@
 // request when it takes it, before running it, so a request runs at most
 // once; a cast is never answered; a call that gets no reply in time fails
 // with transport.ErrTimeout and a late reply is dropped.
+//
+// # Typed errors between Go peers
+//
+// A Go caller matches a Go endpoint's errors with errors.Is and errors.As
+// when both sides register them in an ErrorRegistry: the server with
+// WithServerErrors, the client with WithErrors (each client chooses, as
+// oslo.messaging's allowed_remote_exmods is per transport):
+//
+//	var ErrNotFound = errors.New("order not found")
+//
+//	type ShippedError struct {
+//		Order   string `json:"order"`
+//		Carrier string `json:"carrier"`
+//	}
+//
+//	func (e *ShippedError) Error() string { return "order " + e.Order + " has shipped" }
+//
+//	reg, err := rpc.NewErrorRegistry(
+//		rpc.ErrorValue("orders", "NotFound", ErrNotFound),
+//		rpc.ErrorType[*ShippedError]("orders", "Shipped"),
+//	)
+//	srv, err := rpc.NewServer(tr, target, endpoints, rpc.WithServerErrors(reg))
+//	client, err := rpc.NewClient(tr, rpc.WithErrors(reg))
+//
+//	err = client.Call(ctx, target, "cancel", args, nil)
+//	var shipped *ShippedError
+//	switch {
+//	case errors.Is(err, ErrNotFound): // the endpoint returned fmt.Errorf("...: %w", ErrNotFound)
+//	case errors.As(err, &shipped): // shipped.Carrier is the endpoint's
+//	}
+//
+// The registered module and class are what a Python peer sees: the error
+// travels as a Python exception orders.NotFound with args [message], a
+// type's JSON fields as its kwargs (orders.Shipped(order=..., carrier=...)),
+// and a Python exception of a registered module and class reaches a Go
+// client as the registered error (see ErrorRegistry). The *RemoteError
+// stays in the chain, with the remote traceback. Errors not registered,
+// and everything a client without a registry gets, are a plain
+// *RemoteError. The registry is a value built once and passed to each
+// side, rather than names registered globally: the package keeps no
+// mutable state, and the errors a caller rebuilds are its own choice. It
+// is complete when NewErrorRegistry returns it, so that a mistake in it is
+// an error there rather than a surprise at the first failure, and it needs
+// no lock. The two options are two because a client's (Option, which
+// Prepare takes too) and a server's (ServerOption) are different types.
 package rpc

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/switchyard-mq/switchyard/internal/oslo"
@@ -14,13 +15,32 @@ import (
 
 // Endpoint is a Go value whose methods a Server exposes as RPC methods.
 //
-// A method is exposed when it is exported and has this shape, where Args is
-// any type JSON can decode the request's keyword arguments into (a struct
-// with json tags, a map, or json.RawMessage) and Result any type JSON can
-// encode:
+// Every exported method of Receiver's method set is exposed when it has
+// one of these shapes, where Args is a type JSON can decode the request's
+// keyword arguments (a JSON object) into: a struct with json tags, a map,
+// json.RawMessage, any, a pointer to one of them, or a json.Unmarshaler;
+// and Result any type JSON can encode:
 //
 //	func (e *Compute) Start(ctx context.Context, args StartArgs) (Result, error)
 //	func (e *Compute) Stop(ctx context.Context, args StopArgs) error   // replies null
+//	func (e *Compute) Ping(ctx context.Context) (Result, error)        // takes no arguments
+//	func (e *Compute) Reset(ctx context.Context) error
+//
+// A method without Args ignores the request's keyword arguments, as an
+// Args struct ignores those it has no field for. Every method of these
+// shapes is exposed, a Close(ctx) error as well: restrict what is exposed
+// with WithAccessPolicy, or give the endpoint a type of its own.
+//
+// NewServer checks every exported method the access policy allows, and
+// logs a warning for each that cannot be exposed, saying why: another
+// shape (no context.Context first, more than one Args, no error last, an
+// Args JSON cannot decode an object into, a Result JSON cannot encode), or
+// a method with a pointer receiver on a Receiver that is not a pointer
+// ("register a pointer").
+// A warning rather than an error, because endpoint types often have
+// exported methods that are not RPC methods (String, helpers); NewServer
+// fails, listing the reasons, when an endpoint exposes no method at all or
+// Names maps to a method that is not exposed.
 //
 // Requests name methods the oslo.messaging way, in snake_case
 // ("start_instance"); a request matches the Go method whose name equals it
@@ -42,7 +62,9 @@ type Endpoint struct {
 }
 
 // AccessPolicy decides which of an endpoint's methods may be called, by Go
-// method name. The default allows every exported method of the right shape.
+// method name. The default allows every exported method of a shape an
+// Endpoint exposes. NewServer does not report the methods a policy
+// excludes.
 type AccessPolicy func(ep Endpoint, goMethod string) bool
 
 // ExposeOnly is an AccessPolicy allowing only the named Go methods, like
@@ -72,7 +94,7 @@ type method struct {
 	// fn is the method's function, called with recv as its first
 	// argument: calling a bound method value would allocate per call.
 	fn, recv  reflect.Value
-	args      reflect.Type
+	args      reflect.Type // nil for a method that takes none
 	hasResult bool
 	// frame is the method's frame in the traceback of the errors it
 	// returns (Go errors carry no stack): its file, the line where its
@@ -91,9 +113,17 @@ func normalize(name string) string {
 	return strings.ToLower(strings.ReplaceAll(name, "_", ""))
 }
 
-func newEndpoint(ep Endpoint, allowed AccessPolicy) (*endpoint, error) {
+// unexposed is an exported method of an endpoint that cannot be exposed,
+// and why.
+type unexposed struct {
+	method, reason string
+}
+
+// newEndpoint prepares ep for dispatch, and returns the exported methods
+// allowed by the policy that cannot be exposed.
+func newEndpoint(ep Endpoint, allowed AccessPolicy) (*endpoint, []unexposed, error) {
 	if ep.Receiver == nil {
-		return nil, fmt.Errorf("%w: endpoint with a nil receiver", transport.ErrInvalid)
+		return nil, nil, fmt.Errorf("%w: endpoint with a nil receiver", transport.ErrInvalid)
 	}
 	e := &endpoint{Endpoint: ep, methods: map[string]*method{}, explicit: map[string]*method{}, exact: map[string]*method{}}
 	version := ep.Version
@@ -102,34 +132,27 @@ func newEndpoint(ep Endpoint, allowed AccessPolicy) (*endpoint, error) {
 	}
 	var err error
 	if e.major, e.minor, e.rev, err = parseVersion(version); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	v := reflect.ValueOf(ep.Receiver)
 	byGoName := map[string]*method{}
+	var rejected []unexposed
 	for i := range v.NumMethod() {
 		m := v.Type().Method(i)
 		if allowed != nil && !allowed(ep, m.Name) {
 			continue
 		}
-		fn := v.Method(i)
-		t := fn.Type()
-		if t.NumIn() != 2 || t.In(0) != ctxType || t.IsVariadic() {
+		args, hasResult, reason := methodShape(m.Type)
+		if reason != "" {
+			rejected = append(rejected, unexposed{m.Name, reason})
 			continue
 		}
-		var hasResult bool
-		switch {
-		case t.NumOut() == 1 && t.Out(0) == errorType:
-		case t.NumOut() == 2 && t.Out(1) == errorType:
-			hasResult = true
-		default:
-			continue
-		}
-		md := &method{name: m.Name, fn: m.Func, recv: v, args: t.In(1), hasResult: hasResult,
+		md := &method{name: m.Name, fn: m.Func, recv: v, args: args, hasResult: hasResult,
 			frame: methodFrame(v.Type(), m.Name)}
 		byGoName[m.Name] = md
 		key := normalize(m.Name)
 		if other, dup := e.methods[key]; dup {
-			return nil, fmt.Errorf("%w: endpoint %T: methods %s and %s match the same request names; map one with Names",
+			return nil, nil, fmt.Errorf("%w: endpoint %T: methods %s and %s match the same request names; map one with Names",
 				transport.ErrInvalid, ep.Receiver, other.name, m.Name)
 		}
 		e.methods[key] = md
@@ -138,18 +161,129 @@ func newEndpoint(ep Endpoint, allowed AccessPolicy) (*endpoint, error) {
 			e.exact[name] = md
 		}
 	}
+	rejected = append(rejected, pointerMethods(v.Type(), ep, allowed)...)
+	slices.SortFunc(rejected, func(a, b unexposed) int { return strings.Compare(a.method, b.method) })
 	for wire, goName := range ep.Names {
-		md, ok := byGoName[goName]
-		if !ok {
-			return nil, fmt.Errorf("%w: endpoint %T: Names maps %q to %s, which is not an exposed method of the shape func(context.Context, Args) (Result, error)",
-				transport.ErrInvalid, ep.Receiver, wire, goName)
+		if _, ok := byGoName[goName]; ok {
+			continue
 		}
-		e.explicit[wire] = md
+		why := "which is not an exported method"
+		if i := slices.IndexFunc(rejected, func(u unexposed) bool { return u.method == goName }); i >= 0 {
+			why = "which cannot be exposed: " + rejected[i].reason
+		} else if _, ok := v.Type().MethodByName(goName); ok {
+			why = "which the access policy does not allow"
+		}
+		return nil, nil, fmt.Errorf("%w: endpoint %T: Names maps %q to %s, %s", transport.ErrInvalid, ep.Receiver, wire, goName, why)
+	}
+	for wire, goName := range ep.Names {
+		e.explicit[wire] = byGoName[goName]
 	}
 	if len(byGoName) == 0 {
-		return nil, fmt.Errorf("%w: endpoint %T has no method of the shape func(context.Context, Args) (Result, error)", transport.ErrInvalid, ep.Receiver)
+		return nil, nil, noMethodError(ep, rejected)
 	}
-	return e, nil
+	return e, rejected, nil
+}
+
+// noMethodError says why ep exposes no method.
+func noMethodError(ep Endpoint, rejected []unexposed) error {
+	if len(rejected) == 0 {
+		return fmt.Errorf("%w: endpoint %T exposes no method: it has no exported method the access policy allows", transport.ErrInvalid, ep.Receiver)
+	}
+	reasons := make([]string, len(rejected))
+	for i, u := range rejected {
+		reasons[i] = u.method + ": " + u.reason
+	}
+	return fmt.Errorf("%w: endpoint %T exposes no method (%s)", transport.ErrInvalid, ep.Receiver, strings.Join(reasons, "; "))
+}
+
+// shapes lists the method shapes an endpoint exposes, for messages.
+const shapes = "func(context.Context[, Args]) ([Result, ]error)"
+
+// methodShape checks a method's type (its receiver first) against the
+// shapes an endpoint exposes: it returns the method's Args (nil if it has
+// none) and whether it returns a result, or why it cannot be exposed.
+func methodShape(t reflect.Type) (args reflect.Type, hasResult bool, reason string) {
+	params := t.NumIn() - 1
+	switch {
+	case t.IsVariadic():
+		return nil, false, "it is variadic; want " + shapes
+	case params == 0 || t.In(1) != ctxType:
+		return nil, false, "its first parameter is not a context.Context; want " + shapes
+	case params > 2:
+		return nil, false, fmt.Sprintf("it takes %d parameters after the context; put the arguments in one struct: want %s", params-1, shapes)
+	case params == 2:
+		args = t.In(2)
+		if !decodesObject(args) {
+			return nil, false, fmt.Sprintf("its arguments type %s cannot hold keyword arguments, a JSON object: use a struct, a map or json.RawMessage", args)
+		}
+	}
+	switch {
+	case t.NumOut() == 0 || t.Out(t.NumOut()-1) != errorType:
+		return nil, false, "it does not return an error last; want " + shapes
+	case t.NumOut() > 2:
+		return nil, false, fmt.Sprintf("it returns %d results; want %s", t.NumOut(), shapes)
+	case t.NumOut() == 2 && !encodable(t.Out(0)):
+		return nil, false, fmt.Sprintf("its result type %s does not encode as JSON", t.Out(0))
+	}
+	return args, t.NumOut() == 2, ""
+}
+
+var (
+	jsonUnmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+	jsonMarshalerType   = reflect.TypeFor[json.Marshaler]()
+)
+
+// decodesObject reports whether encoding/json can decode a JSON object
+// into a value of type t.
+func decodesObject(t reflect.Type) bool {
+	if reflect.PointerTo(t).Implements(jsonUnmarshalerType) {
+		return true
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return true
+	case reflect.Interface:
+		return t.NumMethod() == 0
+	case reflect.Pointer:
+		return decodesObject(t.Elem())
+	}
+	return false
+}
+
+// encodable reports whether encoding/json can encode a value of type t,
+// as far as its kind tells.
+func encodable(t reflect.Type) bool {
+	if t.Implements(jsonMarshalerType) || reflect.PointerTo(t).Implements(jsonMarshalerType) {
+		return true
+	}
+	switch t.Kind() {
+	case reflect.Chan, reflect.Func, reflect.Complex64, reflect.Complex128, reflect.UnsafePointer:
+		return false
+	}
+	return true
+}
+
+// pointerMethods returns the exported methods with a pointer receiver of
+// t, a Receiver that is not a pointer, which its method set lacks: those
+// of an exposable shape would be exposed by registering a pointer.
+func pointerMethods(t reflect.Type, ep Endpoint, allowed AccessPolicy) []unexposed {
+	if t.Kind() == reflect.Pointer {
+		return nil
+	}
+	pt := reflect.PointerTo(t)
+	var found []unexposed
+	for i := range pt.NumMethod() {
+		m := pt.Method(i)
+		if _, inSet := t.MethodByName(m.Name); inSet || allowed != nil && !allowed(ep, m.Name) {
+			continue
+		}
+		reason := fmt.Sprintf("it has a pointer receiver and the endpoint's Receiver is a %s value: register a pointer (&%s{})", t, t)
+		if _, _, shape := methodShape(m.Type); shape != "" {
+			reason = shape
+		}
+		found = append(found, unexposed{m.Name, reason})
+	}
+	return found
 }
 
 // methodFrame returns the traceback frame of t's method name: the file
@@ -266,6 +400,7 @@ func parseVersion(v string) (major, minor, rev int, err error) {
 // dispatcher finds the method a request names, by oslo's rules.
 type dispatcher struct {
 	endpoints []*endpoint
+	errors    *ErrorRegistry // names the errors methods return; nil for none
 }
 
 // find returns the method for req, or the failure oslo would send.
@@ -298,21 +433,28 @@ func (d *dispatcher) find(req *oslo.Request) (*method, *oslo.Failure) {
 }
 
 // invoke decodes the arguments and runs the method; a panic becomes a
-// failure rather than a crash.
-func (m *method) invoke(ctx context.Context, rawArgs json.RawMessage) (result json.RawMessage, failure *oslo.Failure) {
-	args := reflect.New(m.args)
-	if err := decodeInto(rawArgs, args.Interface()); err != nil {
-		return nil, oslo.NewFailure("builtins", "TypeError",
-			fmt.Sprintf("%s() arguments %s do not decode into %s: %v", m.name, truncate(rawArgs, 200), m.args, err))
+// failure rather than a crash. errs names the errors it returns (nil:
+// by their Go types).
+func (m *method) invoke(ctx context.Context, rawArgs json.RawMessage, errs *ErrorRegistry) (result json.RawMessage, failure *oslo.Failure) {
+	in := [3]reflect.Value{m.recv, reflect.ValueOf(ctx)}
+	n := 2
+	if m.args != nil {
+		args := reflect.New(m.args)
+		if err := decodeInto(rawArgs, args.Interface()); err != nil {
+			return nil, oslo.NewFailure("builtins", "TypeError",
+				fmt.Sprintf("%s() arguments %s do not decode into %s: %v", m.name, truncate(rawArgs, 200), m.args, err))
+		}
+		in[n] = args.Elem()
+		n++
 	}
 	defer func() {
 		if p := recover(); p != nil {
 			result, failure = nil, panicFailure(m.name, p)
 		}
 	}()
-	out := m.fn.Call([]reflect.Value{m.recv, reflect.ValueOf(ctx), args.Elem()})
+	out := m.fn.Call(in[:n])
 	if errV := out[len(out)-1]; !errV.IsNil() {
-		return nil, failureFromError(errV.Interface().(error), m.frame)
+		return nil, failureFromError(errV.Interface().(error), m.frame, errs)
 	}
 	if !m.hasResult {
 		return nil, nil

@@ -58,6 +58,10 @@ type RemoteError struct {
 	// oslo.messaging's exceptions keep), decoded and encoded as Args; nil
 	// when there are none.
 	Kwargs map[string]any
+
+	// local is the Go error a client's ErrorRegistry rebuilt from
+	// Module and Class, what Unwrap returns.
+	local error
 }
 
 // Error reads like oslo.messaging's RemoteError: "Remote error: <class> <message>".
@@ -75,6 +79,11 @@ func (e *RemoteError) Is(target error) bool {
 	}
 	return false
 }
+
+// Unwrap returns the Go error registered under Module and Class in the
+// ErrorRegistry of the client that received e (see WithErrors), so that
+// errors.Is and errors.As find it; nil without one.
+func (e *RemoteError) Unwrap() error { return e.local }
 
 const dispatcherModule = "oslo_messaging.rpc.dispatcher"
 
@@ -110,20 +119,40 @@ func decodeValue(raw json.RawMessage) any {
 
 // failureFromError turns what an endpoint returned into the failure sent to
 // the caller; frame is the traceback frame of the endpoint's method ("" if
-// unknown). A *RemoteError in the chain names the class; any other error
-// is named by its Go type, and its chain of wrapped errors becomes the
-// chain of causes of a Python traceback.
-func failureFromError(err error, frame string) *oslo.Failure {
+// unknown). A *RemoteError in the chain names the class; then an error
+// registered in errs (nil for none), with a type's fields as kwargs; any
+// other error is named by its Go type. The chain of wrapped errors becomes
+// the chain of causes of a Python traceback, each named as the failure
+// would be.
+func failureFromError(err error, frame string, errs *ErrorRegistry) *oslo.Failure {
 	var re *RemoteError
 	if errors.As(err, &re) {
 		return re.failure(frame)
 	}
-	class, module := goErrorClass(err)
+	var class, module string
+	var kwargs map[string]json.RawMessage
+	if entry, matched := errs.find(err); entry != nil {
+		class, module = entry.name.class, entry.name.module
+		var kerr error
+		if kwargs, kerr = entry.kwargs(matched); kerr != nil {
+			f := oslo.NewFailure("builtins", "TypeError",
+				fmt.Sprintf("%s.%s %q does not encode as JSON: %v", module, class, err.Error(), kerr))
+			f.Traceback = raisedTraceback(nil, frame, f)
+			return f
+		}
+	} else {
+		class, module = goErrorClass(err)
+	}
 	f := oslo.NewFailure(module, class, err.Error())
+	f.Kwargs = kwargs
 	var tb []string
 	chain := wrapped(errors.Unwrap(err))
 	for i := len(chain) - 1; i >= 0; i-- {
-		tb = append(tb, goExceptionLine(chain[i]), oslo.CauseSeparator)
+		line := errs.exceptionLine(chain[i])
+		if line == "" {
+			line = goExceptionLine(chain[i])
+		}
+		tb = append(tb, line, oslo.CauseSeparator)
 	}
 	f.Traceback = raisedTraceback(tb, frame, f)
 	return f

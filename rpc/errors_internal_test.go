@@ -33,7 +33,7 @@ func TestFailureWire(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := oslo.EncodeFailure(failureFromError(tt.raise, frame))
+			got, err := oslo.EncodeFailure(failureFromError(tt.raise, frame, nil))
 			if err != nil {
 				t.Fatal(err)
 			}

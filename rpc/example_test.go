@@ -105,3 +105,79 @@ func ExampleRemoteError() {
 	// nova.exception.InstanceNotFound i-1
 	// nova.exception.InstanceNotFound: Instance i-1 could not be found.
 }
+
+// The errors of an orders service: a sentinel and a type with fields.
+var ErrOrderNotFound = errors.New("order not found")
+
+// ShippedError says an order has left the warehouse.
+type ShippedError struct {
+	Order   string `json:"order"`
+	Carrier string `json:"carrier"`
+}
+
+func (e *ShippedError) Error() string { return "order " + e.Order + " has shipped with " + e.Carrier }
+
+// Orders is an endpoint that fails with the orders service's errors.
+type Orders struct{}
+
+// Cancel cancels an order, unless it is unknown or has shipped.
+func (Orders) Cancel(ctx context.Context, args struct {
+	Order string `json:"order"`
+}) error {
+	if args.Order == "o-1" {
+		return &ShippedError{Order: args.Order, Carrier: "dhl"}
+	}
+	return fmt.Errorf("cancel %s: %w", args.Order, ErrOrderNotFound)
+}
+
+// A Go caller matches a Go endpoint's errors with errors.Is and errors.As
+// when the server and the client register them.
+func ExampleErrorRegistry() {
+	ctx := context.Background()
+	tr, err := transport.Open(ctx, "memory://example-error-registry")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tr.Close()
+	reg, err := rpc.NewErrorRegistry(
+		rpc.ErrorValue("orders", "NotFound", ErrOrderNotFound),
+		rpc.ErrorType[*ShippedError]("orders", "Shipped"),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	server, err := rpc.NewServer(tr, transport.Target{Topic: "orders", Server: "host1"},
+		[]rpc.Endpoint{{Receiver: Orders{}}}, rpc.WithServerErrors(reg))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := server.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer server.Stop(ctx)
+	client, err := rpc.NewClient(tr, rpc.WithErrors(reg))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+
+	for _, order := range []string{"o-1", "o-2"} {
+		err := client.Call(ctx, transport.Target{Topic: "orders"}, "cancel", map[string]string{"order": order}, nil)
+		var shipped *ShippedError
+		var re *rpc.RemoteError
+		switch {
+		case errors.As(err, &shipped):
+			fmt.Println("shipped with", shipped.Carrier)
+		case errors.Is(err, ErrOrderNotFound):
+			fmt.Println("not found")
+		}
+		if errors.As(err, &re) {
+			fmt.Print(re.Traceback[len(re.Traceback)-1])
+		}
+	}
+	// Output:
+	// shipped with dhl
+	// orders.Shipped: order o-1 has shipped with dhl
+	// not found
+	// orders.NotFound: cancel o-2: order not found
+}

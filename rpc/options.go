@@ -25,6 +25,7 @@ type callSettings struct {
 	namespace          *string
 	version            *string
 	fanout             *bool
+	errors             *ErrorRegistry
 }
 
 // WithTimeout bounds how long Call waits for a reply (default
@@ -70,6 +71,14 @@ func WithVersion(v string) Option { return func(s *callSettings) { s.version = &
 // WithFanout makes a Cast reach every server on the topic (Call refuses
 // fanout).
 func WithFanout(fanout bool) Option { return func(s *callSettings) { s.fanout = &fanout } }
+
+// WithErrors makes Call return the Go errors registered in reg (see
+// ErrorRegistry) for failures of their module and class: errors.Is and
+// errors.As find them through the *RemoteError, which stays in the chain.
+// Each client has its own registry, or none (the default: every failure
+// is a plain *RemoteError), as oslo.messaging's allowed_remote_exmods is
+// its transport's. The server side is WithServerErrors.
+func WithErrors(reg *ErrorRegistry) Option { return func(s *callSettings) { s.errors = reg } }
 
 // apply returns the target with the overrides applied.
 func (s *callSettings) apply(t transport.Target) transport.Target {

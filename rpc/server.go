@@ -35,6 +35,14 @@ func WithMaxConcurrency(n int) ServerOption { return func(s *Server) { s.maxConc
 // WithAccessPolicy restricts which endpoint methods may be called.
 func WithAccessPolicy(p AccessPolicy) ServerOption { return func(s *Server) { s.policy = p } }
 
+// WithServerErrors makes the server send the errors registered in reg
+// (see ErrorRegistry) under their module and class, with an error type's
+// fields as kwargs, so that a client with the same registry (WithErrors)
+// rebuilds them. Without it, a Go error is named by its Go type.
+func WithServerErrors(reg *ErrorRegistry) ServerOption {
+	return func(s *Server) { s.dispatch.errors = reg }
+}
+
 // ServerStats counts what a server did with the requests it received.
 type ServerStats struct {
 	Received   uint64 // requests taken from the queues
@@ -98,7 +106,9 @@ const (
 )
 
 // NewServer returns a server for target (Topic and Server required) over
-// the given endpoints. It declares and consumes nothing until Start.
+// the given endpoints. It logs a warning for each exported method of an
+// endpoint that it cannot expose, and fails if an endpoint exposes none
+// (see Endpoint). It declares and consumes nothing until Start.
 func NewServer(tr *transport.Transport, target transport.Target, endpoints []Endpoint, opts ...ServerOption) (*Server, error) {
 	if tr == nil {
 		return nil, fmt.Errorf("rpc server: %w: no transport", transport.ErrInvalid)
@@ -128,9 +138,13 @@ func NewServer(tr *transport.Transport, target transport.Target, endpoints []End
 		return nil, fmt.Errorf("rpc server: %w: max concurrency %d", transport.ErrInvalid, s.maxConcurrency)
 	}
 	for _, ep := range endpoints {
-		e, err := newEndpoint(ep, s.policy)
+		e, rejected, err := newEndpoint(ep, s.policy)
 		if err != nil {
 			return nil, fmt.Errorf("rpc server: %w", err)
+		}
+		for _, u := range rejected {
+			s.logger.WarnContext(context.Background(), "endpoint method not exposed",
+				"endpoint", fmt.Sprintf("%T", ep.Receiver), "method", u.method, "reason", u.reason)
 		}
 		s.dispatch.endpoints = append(s.dispatch.endpoints, e)
 	}
@@ -433,7 +447,7 @@ func (s *Server) run(ctx context.Context, req *oslo.Request) (result []byte, fai
 	if !isJSONObject(req.Args) {
 		return nil, oslo.ArgsNotObject(req.Args)
 	}
-	return m.invoke(ctx, req.Args)
+	return m.invoke(ctx, req.Args, s.dispatch.errors)
 }
 
 // startHeartbeats sends call-monitor heartbeats while a call runs, only

@@ -157,6 +157,33 @@ func TestGoClientPythonServer(t *testing.T) {
 			}
 		})
 
+		t.Run("python_exception_registered", func(t *testing.T) {
+			// A client registering peer_errors' classes gets the Go errors
+			// back from the Python exceptions, the *RemoteError beside them.
+			regClient, err := rpc.NewClient(e.tr, rpc.WithTimeout(20*time.Second), rpc.WithErrors(peerErrors(t)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = regClient.Close() })
+			err = regClient.Call(testContext(t), target, "fail", map[string]any{"message": "over quota"}, nil)
+			var quota *quotaExceeded
+			if !errors.As(err, &quota) {
+				t.Fatalf("errors.As(%v, *quotaExceeded) is false", err)
+			}
+			wantLimits := map[string]json.Number{"cores": "8", "ram_gb": "2.5"}
+			if quota.Code != 42 || !reflect.DeepEqual(quota.Limits, wantLimits) {
+				t.Fatalf("rebuilt %+v, want code 42 and limits %v", *quota, wantLimits)
+			}
+			var re *rpc.RemoteError
+			if !errors.As(err, &re) || re.Module != "peer_errors" || re.Class != "QuotaExceeded" || pythonShapeError(re.Traceback) != nil {
+				t.Fatalf("error %v does not hold the remote peer_errors.QuotaExceeded with its Python traceback", err)
+			}
+			err = regClient.Call(testContext(t), target, "fail_not_found", map[string]any{"instance_id": "i-1"}, nil)
+			if !errors.Is(err, errInstanceNotFound) {
+				t.Fatalf("errors.Is(%v, errInstanceNotFound) is false", err)
+			}
+		})
+
 		t.Run("null_result_sets_nil", func(t *testing.T) {
 			// The Python method returns None: an any, a map or a pointer
 			// becomes nil, an int keeps its value, as encoding/json decodes

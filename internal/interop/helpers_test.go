@@ -220,11 +220,11 @@ type recorded struct {
 }
 
 // startGoServer starts a Go RPC server for topic as server name, with the
-// service at version 1.3, stopped when the test ends.
-func startGoServer(t testing.TB, tr *transport.Transport, topic, name string, events *eventLog) *rpc.Server {
+// service at version 1.3 and opts, stopped when the test ends.
+func startGoServer(t testing.TB, tr *transport.Transport, topic, name string, events *eventLog, opts ...rpc.ServerOption) *rpc.Server {
 	t.Helper()
 	srv, err := rpc.NewServer(tr, transport.Target{Topic: topic, Server: name},
-		[]rpc.Endpoint{{Receiver: &service{name: name, events: events}, Version: "1.3"}})
+		[]rpc.Endpoint{{Receiver: &service{name: name, events: events}, Version: "1.3"}}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/switchyard-mq/switchyard/internal/brokertest"
+	"github.com/switchyard-mq/switchyard/rpc"
 )
 
 // TestPythonClientGoServer: an oslo.messaging RPCClient calls and casts to
@@ -177,6 +178,35 @@ func TestPythonClientGoServer(t *testing.T) {
 					tt.check(t, e.call(testContext(t), t, topic, "raise", tt.raise, fields).mustRaise(t))
 				})
 			}
+		})
+
+		t.Run("go_registered_error", func(t *testing.T) {
+			// A Go server registering its error type as
+			// peer_errors.QuotaExceeded sends what a Python server raising
+			// QuotaExceeded(message, code=42, limits=...) sends.
+			regTopic := uniqueName("py_go_reg")
+			startGoServer(t, e.tr, regTopic, "r1", newEventLog(), rpc.WithServerErrors(peerErrors(t)))
+			const msg = "handling: over quota"
+			t.Run("rebuilt", func(t *testing.T) {
+				r := e.call(testContext(t), t, regTopic, "fail_registered", map[string]any{"message": "over quota"},
+					map[string]any{"allowed_remote_exmods": []string{"peer_errors"}}).mustRaise(t)
+				if r.Class != "QuotaExceeded_Remote" || !slices.Contains(r.MRO, "peer_errors.QuotaExceeded") {
+					t.Fatalf("raised %s.%s (%v), want a rebuilt peer_errors.QuotaExceeded", r.Module, r.Class, r.MRO)
+				}
+				checkJSON(t, "args", r.ArgsJSON, `["`+msg+`"]`)
+				checkJSON(t, "kwargs", r.Kwargs, `{"code": 42, "limits": {"cores": 8, "ram_gb": 2.5}}`)
+				// str() is the message, then the remote traceback naming
+				// the registered class.
+				if !strings.HasPrefix(r.Str, msg+"\n") || !strings.Contains(r.Str, "peer_errors.QuotaExceeded: "+msg+"\n") {
+					t.Fatalf("str() = %q, want the message, then the traceback", r.Str)
+				}
+			})
+			t.Run("module_not_allowed", func(t *testing.T) {
+				r := e.call(testContext(t), t, regTopic, "fail_registered", map[string]any{"message": "over quota"}, nil).mustRaise(t)
+				if !r.IsRemote || r.ExcType == nil || *r.ExcType != "QuotaExceeded" || r.Value == nil || *r.Value != msg {
+					t.Fatalf("raised %s.%s (exc_type %v, value %v), want RemoteError QuotaExceeded", r.Module, r.Class, r.ExcType, r.Value)
+				}
+			})
 		})
 
 		t.Run("go_panic_traceback", func(t *testing.T) {
