@@ -149,10 +149,15 @@ func (t *Transport) DeclareExchange(ctx context.Context, ex Exchange) error {
 		if !ex.Kind.Valid() {
 			return fmt.Errorf("%w: exchange kind %q (want direct, fanout or topic)", ErrInvalid, ex.Kind)
 		}
-		needed := []Capability{kindCapability(ex.Kind)}
+		// The kind last, so that a missing property is the one named.
+		var needed []Capability
 		if ex.AutoDelete {
 			needed = append(needed, CapAutoDelete)
 		}
+		if ex.Durable {
+			needed = append(needed, CapDurable)
+		}
+		needed = append(needed, kindCapability(ex.Kind))
 		if err := t.check(needed...); err != nil {
 			return err
 		}
@@ -208,12 +213,14 @@ func (t *Transport) DeclareQueue(ctx context.Context, q Queue) (string, error) {
 			set bool
 			c   Capability
 		}{
+			// Durable after the queue types, which must be durable, so
+			// that a missing type is the one named.
 			{q.Exclusive, CapExclusiveQueue}, {q.AutoDelete, CapAutoDelete},
 			{q.MessageTTL > 0, CapMessageTTL}, {q.Expires > 0, CapQueueExpiry},
 			{q.MaxLength > 0, CapMaxLength}, {q.DeadLetterExchange != "", CapDeadLetter},
 			{q.DeliveryLimit > 0, CapDeliveryLimit},
 			{q.Type == QuorumQueue, CapQuorumQueue}, {q.Type == StreamQueue, CapStreamQueue},
-			{!q.Durable && !q.Exclusive, CapTransientQueue},
+			{q.Durable, CapDurable}, {!q.Durable && !q.Exclusive, CapTransientQueue},
 		} {
 			if need.set {
 				needed = append(needed, need.c)
@@ -347,11 +354,21 @@ func (t *Transport) checkPublish(exchange, routingKey string, msg *Message) erro
 	if t.closed.Load() {
 		return ErrClosed
 	}
-	if msg.Mandatory && !t.caps.Has(CapMandatory) {
-		return t.check(CapMandatory)
-	}
 	if msg.Expiration < 0 {
 		return fmt.Errorf("%w: negative expiration %v", ErrInvalid, msg.Expiration)
+	}
+	// Each property the backend cannot honour fails rather than being
+	// dropped on the way (the README's capability matrix).
+	for _, need := range [...]struct {
+		set bool
+		c   Capability
+	}{
+		{msg.Mandatory, CapMandatory}, {msg.Persistent, CapDurable},
+		{msg.Expiration > 0, CapMessageTTL}, {len(msg.Headers) > 0, CapHeaders},
+	} {
+		if need.set && !t.caps.Has(need.c) {
+			return t.check(need.c)
+		}
 	}
 	if len(exchange) > driver.MaxNameLen || len(routingKey) > driver.MaxNameLen {
 		return fmt.Errorf("%w: exchange or routing key longer than %d bytes", ErrInvalid, driver.MaxNameLen)

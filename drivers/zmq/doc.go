@@ -99,8 +99,12 @@
 //     (one consuming the queue if any), which holds them from then on; only
 //     messages a consumer has but has not settled stay with it, and if that
 //     consumer then fails they are lost (Close logs what could not be handed
-//     off). There is no durability (no CapDurable): Durable and Persistent
-//     are recorded and carried, and mean nothing.
+//     off). There is no durability (no CapDurable): a durable exchange or
+//     queue and a persistent message are ErrUnsupported, so that code
+//     written for a broker's guarantees learns at once that it has none
+//     here. The rpc and notify layers ask for durability only where a
+//     backend has it (amqp_durable_queues=true declares transient here,
+//     with a warning).
 //   - A queue holds nothing by itself. Messages for a queue with no live
 //     consumer wait in their sender, at most buffer_size per queue and
 //     sender (then Publish fails with ErrBufferFull, which also matches
