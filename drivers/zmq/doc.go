@@ -111,6 +111,10 @@
 //     ErrUnroutable) and at most buffer_time if set (then they are dropped
 //     with a logged warning). PurgeQueue and DeleteQueue count only what
 //     this node holds; other senders drop theirs when they see the deletion.
+//     So a notifier's "<topic>.<priority>" queue, which it declares as
+//     oslo's does, fills its buffer when nobody listens, and Notify then
+//     fails: notify.QueuePolicy's PublishOnly holds nothing for an absent
+//     listener, and its MessageTTL drops what waited too long.
 //   - Delivery is at least once: a consumer that dies, or takes longer
 //     than ack_timeout, may have handled a message that is delivered again.
 //   - Declarations, liveness and consumers propagate through the
