@@ -125,6 +125,11 @@ func (t *Transport) check(capsNeeded ...Capability) error {
 	}
 	for _, c := range capsNeeded {
 		if !t.caps.Has(c) {
+			if a, ok := t.conn.(driver.CapabilityAdviser); ok {
+				if advice := a.AdviseCapability(c); advice != "" {
+					return fmt.Errorf("%w: %s:// lacks the %q capability; %s", ErrUnsupported, t.url.Scheme, c, advice)
+				}
+			}
 			return fmt.Errorf("%w: %s:// lacks the %q capability", ErrUnsupported, t.url.Scheme, c)
 		}
 	}
