@@ -145,7 +145,8 @@ func wrap(err error, format string, args ...any) error {
 }
 
 // DeclareExchange creates an exchange, or checks that an existing one has
-// the same properties (ErrPrecondition if not).
+// the same properties (ErrPrecondition if not). A kind, Durable or
+// AutoDelete the backend lacks the capability of is ErrUnsupported.
 func (t *Transport) DeclareExchange(ctx context.Context, ex Exchange) error {
 	err := func() error {
 		if err := validDeclaredName("exchange name", ex.Name); err != nil {
@@ -337,7 +338,10 @@ func (t *Transport) Unbind(ctx context.Context, b Binding) error {
 // once the backend has taken responsibility for the message (after the
 // broker's confirm, where there is one) or ctx ends. A missing exchange is
 // ErrNotFound. A message that reaches no queue is dropped, unless
-// msg.Mandatory is set: then Publish fails with ErrUnroutable.
+// msg.Mandatory is set: then Publish fails with ErrUnroutable. A property
+// the backend cannot honour (Mandatory, Persistent, Expiration, Headers
+// without CapMandatory, CapDurable, CapMessageTTL, CapHeaders) is
+// ErrUnsupported, never silently dropped.
 func (t *Transport) Publish(ctx context.Context, exchange, routingKey string, msg Message) error {
 	if err := t.checkPublish(exchange, routingKey, &msg); err != nil {
 		return wrap(err, "publish to exchange %q with key %q", exchange, routingKey)
