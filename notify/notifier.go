@@ -8,7 +8,12 @@
 // topic N at priority P goes to the control exchange with routing key
 // "N.p" (the lower-case priority), wrapped in the 2.0 envelope by the
 // messagingv2 driver or bare by the messaging driver. On RabbitMQ, Python
-// notifiers and listeners interoperate with Go ones.
+// notifiers and listeners interoperate with Go ones. Like oslo's, a
+// notifier declares the queue "N.p" so that notifications wait for a
+// listener to come; QueuePolicy bounds that queue or declares none, for
+// deployments where only listener pools consume. The noop driver, the
+// configuration's default, drops notifications, and says so once when
+// the notifier is made.
 //
 // A notification carries the request context of the context.Context it is
 // published with (rpc.WithRequestContext makes one: RequestContext is the
