@@ -66,6 +66,12 @@ type Notifications struct {
 	// Retry bounds how many times a failed publish is retried (retry):
 	// -1, the default, retries until it succeeds.
 	Retry int
+	// Queues is what notifiers declare for each "<topic>.<priority>", and
+	// the bounds listeners declare those queues with: Switchyard's own
+	// declare_queues, queue_max_length and queue_message_ttl, which
+	// oslo.messaging does not have (and ignores in a shared file). The
+	// zero value, the default, is oslo's queue, unbounded.
+	Queues notify.QueuePolicy
 }
 
 // Default returns oslo.messaging's defaults, with the in-process broker
@@ -140,6 +146,11 @@ func (c Config) Validate() error {
 		}
 	}
 	check("Notifications.Retry", notificationRetry, strconv.Itoa(n.Retry))
+	check("Notifications.Queues.MaxLength", notificationQueueMaxLength, strconv.Itoa(n.Queues.MaxLength))
+	check("Notifications.Queues.MessageTTL", notificationQueueMessageTTL, n.Queues.MessageTTL.String())
+	if n.Queues.PublishOnly && (n.Queues.MaxLength > 0 || n.Queues.MessageTTL > 0) {
+		bad("Notifications.Queues", errors.New("queues not declared (declare_queues=false) cannot be bounded"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -229,13 +240,21 @@ func (c Config) RPCServerOptions() []rpc.ServerOption {
 }
 
 // NotifierOptions are the notify.NewNotifier options the configuration
-// sets: driver, topics and retry.
+// sets: driver, topics, retry and the queues notifiers declare.
 func (c Config) NotifierOptions() []notify.NotifierOption {
 	return []notify.NotifierOption{
 		notify.WithDriver(c.Notifications.Driver),
 		notify.WithTopics(slices.Clone(c.Notifications.Topics)...),
 		notify.WithRetry(c.Notifications.Retry),
+		notify.WithQueues(c.Notifications.Queues),
 	}
+}
+
+// ListenerOptions are the notify.NewListener options the configuration
+// sets: the bounds of the "<topic>.<priority>" queues, which a listener
+// must declare as the notifiers do.
+func (c Config) ListenerOptions() []notify.ListenerOption {
+	return []notify.ListenerOption{notify.WithQueueBounds(c.Notifications.Queues)}
 }
 
 // String shows the configuration as oslo options, with passwords hidden:
@@ -253,6 +272,8 @@ func (c Config) String() string {
 		fmt.Fprintf(&b, " notifications.transport_url=%s", redactURL(n.TransportURL))
 	}
 	fmt.Fprintf(&b, " notifications.topics=%s notifications.retry=%d", strings.Join(n.Topics, ","), n.Retry)
+	fmt.Fprintf(&b, " notifications.declare_queues=%t notifications.queue_max_length=%d notifications.queue_message_ttl=%v",
+		!n.Queues.PublishOnly, n.Queues.MaxLength, n.Queues.MessageTTL)
 	return b.String()
 }
 
@@ -273,7 +294,8 @@ func (c Config) LogValue() slog.Value {
 	}
 	n := c.Notifications
 	attrs = append(attrs, slog.Group("notifications", "driver", string(n.Driver),
-		"transport_url", redactURL(n.TransportURL), "topics", strings.Join(n.Topics, ","), "retry", n.Retry))
+		"transport_url", redactURL(n.TransportURL), "topics", strings.Join(n.Topics, ","), "retry", n.Retry,
+		"declare_queues", !n.Queues.PublishOnly, "queue_max_length", n.Queues.MaxLength, "queue_message_ttl", n.Queues.MessageTTL))
 	return slog.GroupValue(attrs...)
 }
 

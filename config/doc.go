@@ -85,6 +85,9 @@
 //	transport_url =
 //	topics = notifications
 //	retry = -1
+//	declare_queues = true             # Switchyard's own three (oslo.messaging ignores them):
+//	queue_max_length = 0              # the <topic>.<priority> queues notifiers declare,
+//	queue_message_ttl = 0             # unbounded by default as oslo's (notify.QueuePolicy)
 //
 // (Trailing "#" comments are shown for explanation only; in a real file
 // they would be part of the value.) oslo's deprecated names and places are

@@ -44,6 +44,14 @@ var (
 		Check:   option.CheckName, Doc: "comma-separated notification `topics` (default notifications)"})
 	notificationRetry = option.Int(option.Spec{Name: "retry", Min: -1, Group: option.GroupNotifications,
 		Doc: "`times` a failed notification publish is retried (default -1: until it succeeds)"})
+	// Switchyard's own: oslo.messaging declares the notification queues
+	// unbounded and has no option about them.
+	notificationDeclareQueues = option.Bool(option.Spec{Name: "declare_queues", Default: "true", Group: option.GroupNotifications,
+		Doc: "notifiers declare the <topic>.<priority> queue, as oslo does (Switchyard's; false: publish to the exchange only, for listener pools)"})
+	notificationQueueMaxLength = option.Int(option.Spec{Name: "queue_max_length", Group: option.GroupNotifications,
+		Doc: "bound the <topic>.<priority> queues to this many `notifications`, the oldest dropped (Switchyard's; default 0: unbounded)"})
+	notificationQueueMessageTTL = option.Duration(option.Spec{Name: "queue_message_ttl", Group: option.GroupNotifications,
+		Doc: "drop notifications older than this many `seconds` from the <topic>.<priority> queues (Switchyard's; default 0: never)"})
 )
 
 // scope says which transport URLs an option travels in.
@@ -152,6 +160,15 @@ func newCatalog() catalog {
 		&entry{opt: notificationURL, url: true, apply: func(c *Config, v string) { c.Notifications.TransportURL = v }},
 		&entry{opt: notificationTopics, apply: func(c *Config, v string) { c.Notifications.Topics = notificationTopics.Value(v) }},
 		&entry{opt: notificationRetry, apply: func(c *Config, v string) { c.Notifications.Retry = notificationRetry.Value(v) }},
+		&entry{opt: notificationDeclareQueues, apply: func(c *Config, v string) {
+			c.Notifications.Queues.PublishOnly = !notificationDeclareQueues.Value(v)
+		}},
+		&entry{opt: notificationQueueMaxLength, apply: func(c *Config, v string) {
+			c.Notifications.Queues.MaxLength = notificationQueueMaxLength.Value(v)
+		}},
+		&entry{opt: notificationQueueMessageTTL, apply: func(c *Config, v string) {
+			c.Notifications.Queues.MessageTTL = notificationQueueMessageTTL.Value(v)
+		}},
 	)
 	for _, e := range c {
 		e.spec = e.opt.Spec()

@@ -221,7 +221,7 @@ func redeclarePrecondition(e *env) {
 		needs         []transport.Capability
 		first, second transport.Queue
 	}{
-		{"queue durable", []transport.Capability{transport.CapTransientQueue}, transport.Queue{}, transport.Queue{Durable: true}},
+		{"queue durable", []transport.Capability{transport.CapTransientQueue, transport.CapDurable}, transport.Queue{}, transport.Queue{Durable: true}},
 		{"queue auto-delete", []transport.Capability{transport.CapAutoDelete}, transport.Queue{}, transport.Queue{AutoDelete: true}},
 		{"queue max length", []transport.Capability{transport.CapMaxLength}, transport.Queue{MaxLength: 10}, transport.Queue{MaxLength: 20}},
 		{"queue message TTL", []transport.Capability{transport.CapMessageTTL}, transport.Queue{MessageTTL: time.Minute}, transport.Queue{}},
@@ -250,7 +250,7 @@ func redeclarePrecondition(e *env) {
 	}{
 		{"exchange kind", []transport.Capability{transport.CapDirect, transport.CapFanout},
 			transport.Exchange{Kind: transport.Direct}, transport.Exchange{Kind: transport.Fanout}},
-		{"exchange durable", []transport.Capability{transport.CapDirect},
+		{"exchange durable", []transport.Capability{transport.CapDirect, transport.CapDurable},
 			transport.Exchange{Kind: transport.Direct}, transport.Exchange{Kind: transport.Direct, Durable: true}},
 	}
 	for _, row := range exchangeRows {

@@ -128,6 +128,50 @@ func notifyCases() []testCase {
 		{"filters", notifyFilters},
 		{"batch", notifyBatch},
 		{"requeue", notifyRequeue},
+		{"publish-only", notifyPublishOnly},
+		{"bounded-queues", notifyBoundedQueues},
+	}
+}
+
+// notifyPublishOnly: a notifier that declares no queue still reaches the
+// pools listening, and leaves no "<topic>.<priority>" queue behind.
+func notifyPublishOnly(e *env) {
+	require(e.t, e.caps, transport.CapQueueExistence)
+	n := newNotifyEnv(e)
+	c := newCollector()
+	n.listener([]notify.Endpoint{{Handle: c.handle}}, n.pool(uniqueName("pool")))
+	nt := n.notifier(notify.WithQueues(notify.QueuePolicy{PublishOnly: true}))
+	for i := range 3 {
+		if err := nt.Info(n.ctx, fmt.Sprintf("e-%d", i), nil); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	c.wait(e, 3)
+	if got, want := c.eventTypes(), []string{"e-0", "e-1", "e-2"}; !slices.Equal(got, want) {
+		e.t.Errorf("the pool got %q, want %q", got, want)
+	}
+	_, err := n.tr.PurgeQueue(n.ctx, n.topic+".info")
+	e.wantErr("the notifier's own queue", err, transport.ErrNotFound)
+}
+
+// notifyBoundedQueues: a notifier's queue bounded to two notifications
+// keeps the newest two for a listener that starts later and declares the
+// queue with the same bounds.
+func notifyBoundedQueues(e *env) {
+	require(e.t, e.caps, transport.CapMaxLength, transport.CapMessageTTL)
+	n := newNotifyEnv(e)
+	bounds := notify.QueuePolicy{MaxLength: 2, MessageTTL: time.Hour}
+	nt := n.notifier(notify.WithQueues(bounds))
+	for i := range 4 {
+		if err := nt.Info(n.ctx, fmt.Sprintf("e-%d", i), nil); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	c := newCollector()
+	n.listener([]notify.Endpoint{{Handle: c.handle, Priorities: []notify.Priority{notify.Info}}}, notify.WithQueueBounds(bounds))
+	c.wait(e, 2)
+	if got, want := c.eventTypes(), []string{"e-2", "e-3"}; !slices.Equal(got, want) {
+		e.t.Errorf("the listener got %q, want %q (the oldest dropped)", got, want)
 	}
 }
 

@@ -122,6 +122,18 @@ type ListenerOption func(*Listener)
 // queue the notifier declares, and so compete for its messages.
 func WithPool(name string) ListenerOption { return func(l *Listener) { l.pool = name } }
 
+// WithQueueBounds declares the "N.p" queues the listener shares with
+// notifiers bounded as p says (MaxLength, MessageTTL; PublishOnly is the
+// notifiers' concern and ignored here), as notifiers with WithQueues(p)
+// declare them: every service that declares a queue must declare it alike
+// (otherwise ErrPrecondition, RabbitMQ's 406). A pool's queue is the
+// pool's own and stays unbounded. Python listeners declare those queues
+// unbounded: where they share them, bound the queues with a RabbitMQ
+// policy instead.
+func WithQueueBounds(p QueuePolicy) ListenerOption {
+	return func(l *Listener) { l.bounds = QueuePolicy{MaxLength: p.MaxLength, MessageTTL: p.MessageTTL} }
+}
+
 // WithBatch hands notifications to HandleBatch in batches of up to size,
 // or what arrived within timeout of a batch's first notification.
 func WithBatch(size int, timeout time.Duration) ListenerOption {
@@ -142,6 +154,7 @@ type Listener struct {
 	topo         messaging.Topology
 	logger       *slog.Logger
 	pool         string
+	bounds       QueuePolicy
 	batchSize    int
 	batchTimeout time.Duration
 	allowRequeue bool
@@ -182,6 +195,9 @@ func NewListener(tr *transport.Transport, targets []transport.Target, endpoints 
 		if err := t.Validate(); err != nil {
 			return nil, fmt.Errorf("listener: %w", err)
 		}
+	}
+	if err := l.bounds.validate(tr.Capabilities()); err != nil {
+		return nil, fmt.Errorf("listener on %s: %w", tr, err)
 	}
 	batch := l.batchSize > 0
 	if l.batchSize < 0 || (batch && l.batchTimeout <= 0) {
@@ -275,11 +291,13 @@ func (l *Listener) declare(ctx context.Context) ([]string, error) {
 		}
 		for _, p := range l.priorities() {
 			key := oslo.NotificationKey(t.Topic, oslo.Priority(p))
-			queue := key
+			q := l.topo.SharedQueue(key)
+			q.MaxLength, q.MessageTTL = l.bounds.MaxLength, l.bounds.MessageTTL
 			if l.pool != "" {
-				queue = l.pool
+				q = l.topo.SharedQueue(l.pool)
 			}
-			if _, err := l.topo.DeclareQueue(ctx, l.tr, l.topo.SharedQueue(queue)); err != nil {
+			queue := q.Name
+			if _, err := l.topo.DeclareQueue(ctx, l.tr, q); err != nil {
 				return nil, err
 			}
 			if err := l.tr.Bind(ctx, transport.Binding{Exchange: exchange, Queue: queue, Key: key}); err != nil {

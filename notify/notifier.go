@@ -8,7 +8,12 @@
 // topic N at priority P goes to the control exchange with routing key
 // "N.p" (the lower-case priority), wrapped in the 2.0 envelope by the
 // messagingv2 driver or bare by the messaging driver. On RabbitMQ, Python
-// notifiers and listeners interoperate with Go ones.
+// notifiers and listeners interoperate with Go ones. Like oslo's, a
+// notifier declares the queue "N.p" so that notifications wait for a
+// listener to come; QueuePolicy bounds that queue or declares none, for
+// deployments where only listener pools consume. The noop driver, the
+// configuration's default, drops notifications, and says so once when
+// the notifier is made.
 //
 // A notification carries the request context of the context.Context it is
 // published with (rpc.WithRequestContext makes one: RequestContext is the
@@ -61,7 +66,9 @@ const (
 	Messaging Driver = "messaging"
 	// Log writes each notification to the logger instead.
 	Log Driver = "log"
-	// Noop drops notifications.
+	// Noop drops notifications, as oslo's noop driver does; it is the
+	// configuration's default (config: no [oslo_messaging_notifications]
+	// driver), and NewNotifier warns that notifications are dropped.
 	Noop Driver = "noop"
 )
 
@@ -76,6 +83,51 @@ type notifierSettings struct {
 	driver Driver
 	retry  int
 	logger *slog.Logger
+	queues QueuePolicy
+}
+
+// QueuePolicy says what a Notifier declares for each "<topic>.<priority>"
+// it publishes to. The zero value is oslo.messaging's behaviour: its
+// rabbit driver declares, before the first notification to a routing key
+// (once per connection), a queue named after the key and bound to the
+// control exchange with it, durable and auto-delete as the control
+// exchange (amqp_durable_queues, amqp_auto_delete), a quorum queue with
+// rabbit_quorum_queue, and with no length limit or TTL: oslo.messaging 14
+// to 18 have no option to skip or bound it (operators bound it with a
+// RabbitMQ policy). Such a queue keeps notifications for a listener that
+// has not started yet, and grows for ever where none ever reads it, as
+// where only listener pools (each with its own queue) consume.
+type QueuePolicy struct {
+	// PublishOnly declares no queue: notifications go to the control
+	// exchange only, to whatever queues listeners bound there, and one
+	// sent while none is bound is dropped. On zmq:// nothing is then held
+	// in the sender for an absent listener (no buffer to fill, no
+	// ErrBufferFull).
+	PublishOnly bool
+	// MaxLength bounds each declared queue's ready notifications, the
+	// oldest dropped first (x-max-length; needs CapMaxLength, which
+	// zmq:// lacks); 0 is no bound.
+	MaxLength int
+	// MessageTTL drops a notification that waited this long in a
+	// declared queue (x-message-ttl; CapMessageTTL; on zmq:// in the
+	// sender's buffer); 0 is none.
+	MessageTTL time.Duration
+}
+
+// validate checks p against the backend's capabilities: a bound the
+// backend cannot enforce is ErrUnsupported, at NewNotifier.
+func (p QueuePolicy) validate(caps transport.Capabilities) error {
+	switch {
+	case p.MaxLength < 0 || p.MessageTTL < 0:
+		return fmt.Errorf("%w: negative notification queue bound %+v", transport.ErrInvalid, p)
+	case p.PublishOnly && (p.MaxLength > 0 || p.MessageTTL > 0):
+		return fmt.Errorf("%w: notification queues both not declared and bounded (%+v)", transport.ErrInvalid, p)
+	case p.MaxLength > 0 && !caps.Has(transport.CapMaxLength):
+		return fmt.Errorf("%w: bounding notification queues by length needs the %q capability", transport.ErrUnsupported, transport.CapMaxLength)
+	case p.MessageTTL > 0 && !caps.Has(transport.CapMessageTTL):
+		return fmt.Errorf("%w: bounding notification queues by age needs the %q capability", transport.ErrUnsupported, transport.CapMessageTTL)
+	}
+	return nil
 }
 
 // WithTopics sets the topics each notification is published to (default
@@ -90,6 +142,10 @@ func WithDriver(d Driver) NotifierOption { return func(s *notifierSettings) { s.
 // WithRetry bounds how many times a failed publish is retried (0: never;
 // -1, the default: until the context ends).
 func WithRetry(n int) NotifierOption { return func(s *notifierSettings) { s.retry = n } }
+
+// WithQueues sets what the notifier declares for each topic and
+// priority (default: oslo's queue, unbounded; see QueuePolicy).
+func WithQueues(p QueuePolicy) NotifierOption { return func(s *notifierSettings) { s.queues = p } }
 
 // WithLogger is where the Log driver writes (default the transport's
 // logger, or slog.Default() without a transport).
@@ -107,15 +163,20 @@ type notifierShared struct {
 	topo      messaging.Topology
 	publisher messaging.Publisher
 
+	queues QueuePolicy
+
 	mu       sync.Mutex
 	declared map[string]bool // routing keys whose queue is declared
 }
 
 // NewNotifier returns a notifier publishing as publisherID (e.g.
 // "compute.host1") through tr. tr may be nil for the Log and Noop drivers.
+// With the Noop driver it logs a warning, once (Prepare's notifiers share
+// it), that notifications are dropped and how to send them.
 // Like oslo's, the notifier declares the queue "N.p" for each topic and
 // priority before its first publish there, so that notifications sent
-// before any listener exists wait for one.
+// before any listener exists wait for one; WithQueues bounds those queues
+// or declares none.
 func NewNotifier(tr *transport.Transport, publisherID string, opts ...NotifierOption) (*Notifier, error) {
 	n := &Notifier{publisherID: publisherID, set: notifierSettings{topics: []string{DefaultTopic}, driver: MessagingV2, retry: -1}}
 	for _, opt := range opts {
@@ -140,6 +201,10 @@ func NewNotifier(tr *transport.Transport, publisherID string, opts ...NotifierOp
 			return nil, fmt.Errorf("notifier on %s: %w", tr, err)
 		}
 		n.shared.topo = topo
+		if err := n.set.queues.validate(tr.Capabilities()); err != nil {
+			return nil, fmt.Errorf("notifier on %s: %w", tr, err)
+		}
+		n.shared.queues = n.set.queues
 		if n.set.logger == nil {
 			n.set.logger = tr.Logger()
 		}
@@ -147,6 +212,14 @@ func NewNotifier(tr *transport.Transport, publisherID string, opts ...NotifierOp
 	}
 	if n.set.logger == nil {
 		n.set.logger = slog.Default()
+	}
+	if n.set.driver == Noop {
+		// oslo drops them without a word; a service that meant to notify
+		// should learn it at start, not from a listener that gets nothing.
+		n.set.logger.WarnContext(context.Background(), "notifications are dropped: the notification driver is noop, "+
+			"the default when [oslo_messaging_notifications] driver is not set; to send them, set driver = messagingv2 there "+
+			"(or -notifications-driver, SWITCHYARD_NOTIFICATIONS_DRIVER, notify.WithDriver(notify.MessagingV2))",
+			"publisher_id", publisherID)
 	}
 	for _, topic := range n.set.topics {
 		if err := (transport.Target{Topic: topic}).Validate(); err != nil {
@@ -250,7 +323,7 @@ func (n *Notifier) notify(ctx context.Context, priority Priority, eventType stri
 		if err != nil {
 			return fmt.Errorf("%w: %v", transport.ErrInvalid, err)
 		}
-		msg := transport.Message{Body: body, ContentType: "application/json", ContentEncoding: "utf-8", Persistent: true}
+		msg := transport.Message{Body: body, ContentType: "application/json", ContentEncoding: "utf-8", Persistent: n.shared.topo.Persistent()}
 		if err := n.shared.publisher.Publish(ctx, exchange, key, msg, n.set.retry); err != nil {
 			return err
 		}
@@ -258,7 +331,8 @@ func (n *Notifier) notify(ctx context.Context, priority Priority, eventType stri
 	return nil
 }
 
-// declare creates the control exchange and the queue key, bound with key,
+// declare creates the control exchange and, unless the policy is
+// PublishOnly, the queue key (bounded as the policy says), bound with key,
 // once per key.
 func (s *notifierShared) declare(ctx context.Context, exchange, key string) error {
 	s.mu.Lock()
@@ -269,11 +343,15 @@ func (s *notifierShared) declare(ctx context.Context, exchange, key string) erro
 	if err := s.topo.DeclareExchange(ctx, s.tr, s.topo.Exchange(exchange)); err != nil {
 		return err
 	}
-	if _, err := s.topo.DeclareQueue(ctx, s.tr, s.topo.SharedQueue(key)); err != nil {
-		return err
-	}
-	if err := s.tr.Bind(ctx, transport.Binding{Exchange: exchange, Queue: key, Key: key}); err != nil {
-		return err
+	if !s.queues.PublishOnly {
+		q := s.topo.SharedQueue(key)
+		q.MaxLength, q.MessageTTL = s.queues.MaxLength, s.queues.MessageTTL
+		if _, err := s.topo.DeclareQueue(ctx, s.tr, q); err != nil {
+			return err
+		}
+		if err := s.tr.Bind(ctx, transport.Binding{Exchange: exchange, Queue: key, Key: key}); err != nil {
+			return err
+		}
 	}
 	s.declared[key] = true
 	return nil

@@ -251,7 +251,7 @@ func (c *Client) send(ctx context.Context, target transport.Target, method strin
 		Method: method, Args: argsJSON, Namespace: target.Namespace, Version: target.Version,
 		UniqueID: oslo.NewID(), Context: rc,
 	}
-	msg := transport.Message{ContentType: contentType, ContentEncoding: contentEncoding, Persistent: true}
+	msg := transport.Message{ContentType: contentType, ContentEncoding: contentEncoding, Persistent: c.shared.topo.Persistent()}
 	if call != nil {
 		req.MsgID, req.ReplyQ = call.msgID, call.replyQ
 		if m := c.set.callMonitorTimeout; m > 0 {

@@ -515,7 +515,7 @@ func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Re
 			r = &oslo.Reply{Failure: oslo.NewFailure("builtins", "TypeError", err.Error()), Ending: r.Ending, MsgID: req.MsgID}
 			continue
 		}
-		msg := transport.Message{Body: body, ContentType: contentType, ContentEncoding: contentEncoding, Persistent: true,
+		msg := transport.Message{Body: body, ContentType: contentType, ContentEncoding: contentEncoding, Persistent: s.topo.Persistent(),
 			Mandatory: s.tr.Capabilities().Has(transport.CapMandatory)}
 		err = s.tr.Publish(ctx, "", req.ReplyQ, msg)
 		if err == nil {

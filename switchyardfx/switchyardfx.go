@@ -213,13 +213,17 @@ func runRPCServers(in serversIn) error {
 type listenersIn struct {
 	fx.In
 	Lifecycle fx.Lifecycle
+	Config    config.Config
 	Transport NotificationTransport
 	Listeners []Listener `group:"switchyard.listeners"`
 }
 
 func runListeners(in listenersIn) error {
 	for _, l := range in.Listeners {
-		listener, err := notify.NewListener(in.Transport.Transport, l.Targets, l.Endpoints, l.Options...)
+		// The configuration's first (queue bounds alike with the
+		// notifiers'), then the listener's own.
+		opts := append(in.Config.ListenerOptions(), l.Options...)
+		listener, err := notify.NewListener(in.Transport.Transport, l.Targets, l.Endpoints, opts...)
 		if err != nil {
 			return fmt.Errorf("switchyardfx: %w", err)
 		}

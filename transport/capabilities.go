@@ -46,8 +46,13 @@ const (
 	CapPrefetch = driver.CapPrefetch
 	// CapHeaders: Message.Headers reach the consumer.
 	CapHeaders = driver.CapHeaders
-	// CapDurable: durable queues and persistent messages survive a broker
-	// restart.
+	// CapDurable: Exchange.Durable, Queue.Durable and Message.Persistent
+	// are honoured: durable exchanges and queues, and the persistent
+	// messages in durable queues, outlive what holds them. On a broker
+	// (rabbit://, amqp://) that is a broker restart. On memory://, whose
+	// broker is the process, it is every transport closing and new ones
+	// opening: they last as long as the process, not past it. A backend
+	// where a message lives with its sender (zmq://) lacks it.
 	CapDurable = driver.CapDurable
 	// CapCrossProcess: separate OS processes share queues and exchanges.
 	CapCrossProcess = driver.CapCrossProcess

@@ -35,19 +35,28 @@ type Exchange struct {
 	Name string
 	// Kind is direct, fanout or topic.
 	Kind ExchangeKind
-	// Durable exchanges survive a broker restart.
+	// Durable exchanges survive a broker restart (CapDurable: what that
+	// means on each backend is said there).
 	Durable bool
-	// AutoDelete exchanges are deleted when their last binding goes away.
+	// AutoDelete exchanges are deleted when their last binding goes away
+	// (CapAutoDelete).
 	AutoDelete bool
 }
 
 // Queue describes a queue to declare. Zero values mean "not set": no TTL,
-// no expiry, no length limit, no dead-lettering.
+// no expiry, no length limit, no dead-lettering. Each property set needs
+// the capability named beside it (or in Capability's list: Exclusive
+// CapExclusiveQueue, AutoDelete CapAutoDelete, MessageTTL CapMessageTTL,
+// Expires CapQueueExpiry, MaxLength CapMaxLength, DeadLetterExchange
+// CapDeadLetter, DeliveryLimit CapDeliveryLimit, a queue neither durable
+// nor exclusive CapTransientQueue); DeclareQueue fails with ErrUnsupported
+// on a backend that lacks it rather than drop the property.
 type Queue struct {
 	// Name is the queue's name. Empty asks the broker to choose a unique
 	// name, which DeclareQueue returns.
 	Name string
-	// Durable queues survive a broker restart.
+	// Durable queues survive a broker restart (CapDurable: what that
+	// means on each backend is said there).
 	Durable bool
 	// Exclusive queues belong to the connection that declared them: only
 	// it may consume, and the queue is deleted when it closes.
@@ -123,7 +132,7 @@ type Message struct {
 	// Body is the payload; it may be empty. Publish copies it, so the
 	// caller may reuse its buffer once Publish returns.
 	Body []byte
-	// Headers are application headers.
+	// Headers are application headers (CapHeaders).
 	Headers Headers
 	// ContentType is the MIME type of Body, e.g. "application/json".
 	ContentType string
@@ -135,16 +144,17 @@ type Message struct {
 	CorrelationID string
 	// ReplyTo names the queue a reply should be sent to.
 	ReplyTo string
-	// Expiration is the message's time to live in the queue; zero is none.
+	// Expiration is the message's time to live in the queue; zero is none
+	// (CapMessageTTL).
 	Expiration time.Duration
-	// Persistent messages are written to disk by brokers that can, and
-	// survive a restart in durable queues.
+	// Persistent messages survive a broker restart in durable queues
+	// (CapDurable): brokers write them to disk.
 	Persistent bool
 	// Timestamp is when the message was created; zero is unset.
 	Timestamp time.Time
 	// Mandatory is a publish flag, not a property: a mandatory message that
 	// reaches no queue fails Publish with ErrUnroutable instead of being
-	// dropped. It is always false on deliveries.
+	// dropped (CapMandatory). It is always false on deliveries.
 	Mandatory bool
 }
 

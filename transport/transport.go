@@ -125,6 +125,11 @@ func (t *Transport) check(capsNeeded ...Capability) error {
 	}
 	for _, c := range capsNeeded {
 		if !t.caps.Has(c) {
+			if a, ok := t.conn.(driver.CapabilityAdviser); ok {
+				if advice := a.AdviseCapability(c); advice != "" {
+					return fmt.Errorf("%w: %s:// lacks the %q capability; %s", ErrUnsupported, t.url.Scheme, c, advice)
+				}
+			}
 			return fmt.Errorf("%w: %s:// lacks the %q capability", ErrUnsupported, t.url.Scheme, c)
 		}
 	}
@@ -140,7 +145,8 @@ func wrap(err error, format string, args ...any) error {
 }
 
 // DeclareExchange creates an exchange, or checks that an existing one has
-// the same properties (ErrPrecondition if not).
+// the same properties (ErrPrecondition if not). A kind, Durable or
+// AutoDelete the backend lacks the capability of is ErrUnsupported.
 func (t *Transport) DeclareExchange(ctx context.Context, ex Exchange) error {
 	err := func() error {
 		if err := validDeclaredName("exchange name", ex.Name); err != nil {
@@ -149,10 +155,15 @@ func (t *Transport) DeclareExchange(ctx context.Context, ex Exchange) error {
 		if !ex.Kind.Valid() {
 			return fmt.Errorf("%w: exchange kind %q (want direct, fanout or topic)", ErrInvalid, ex.Kind)
 		}
-		needed := []Capability{kindCapability(ex.Kind)}
+		// The kind last, so that a missing property is the one named.
+		var needed []Capability
 		if ex.AutoDelete {
 			needed = append(needed, CapAutoDelete)
 		}
+		if ex.Durable {
+			needed = append(needed, CapDurable)
+		}
+		needed = append(needed, kindCapability(ex.Kind))
 		if err := t.check(needed...); err != nil {
 			return err
 		}
@@ -208,12 +219,14 @@ func (t *Transport) DeclareQueue(ctx context.Context, q Queue) (string, error) {
 			set bool
 			c   Capability
 		}{
+			// Durable after the queue types, which must be durable, so
+			// that a missing type is the one named.
 			{q.Exclusive, CapExclusiveQueue}, {q.AutoDelete, CapAutoDelete},
 			{q.MessageTTL > 0, CapMessageTTL}, {q.Expires > 0, CapQueueExpiry},
 			{q.MaxLength > 0, CapMaxLength}, {q.DeadLetterExchange != "", CapDeadLetter},
 			{q.DeliveryLimit > 0, CapDeliveryLimit},
 			{q.Type == QuorumQueue, CapQuorumQueue}, {q.Type == StreamQueue, CapStreamQueue},
-			{!q.Durable && !q.Exclusive, CapTransientQueue},
+			{q.Durable, CapDurable}, {!q.Durable && !q.Exclusive, CapTransientQueue},
 		} {
 			if need.set {
 				needed = append(needed, need.c)
@@ -325,7 +338,10 @@ func (t *Transport) Unbind(ctx context.Context, b Binding) error {
 // once the backend has taken responsibility for the message (after the
 // broker's confirm, where there is one) or ctx ends. A missing exchange is
 // ErrNotFound. A message that reaches no queue is dropped, unless
-// msg.Mandatory is set: then Publish fails with ErrUnroutable.
+// msg.Mandatory is set: then Publish fails with ErrUnroutable. A property
+// the backend cannot honour (Mandatory, Persistent, Expiration, Headers
+// without CapMandatory, CapDurable, CapMessageTTL, CapHeaders) is
+// ErrUnsupported, never silently dropped.
 func (t *Transport) Publish(ctx context.Context, exchange, routingKey string, msg Message) error {
 	if err := t.checkPublish(exchange, routingKey, &msg); err != nil {
 		return wrap(err, "publish to exchange %q with key %q", exchange, routingKey)
@@ -347,11 +363,21 @@ func (t *Transport) checkPublish(exchange, routingKey string, msg *Message) erro
 	if t.closed.Load() {
 		return ErrClosed
 	}
-	if msg.Mandatory && !t.caps.Has(CapMandatory) {
-		return t.check(CapMandatory)
-	}
 	if msg.Expiration < 0 {
 		return fmt.Errorf("%w: negative expiration %v", ErrInvalid, msg.Expiration)
+	}
+	// Each property the backend cannot honour fails rather than being
+	// dropped on the way (the README's capability matrix).
+	for _, need := range [...]struct {
+		set bool
+		c   Capability
+	}{
+		{msg.Mandatory, CapMandatory}, {msg.Persistent, CapDurable},
+		{msg.Expiration > 0, CapMessageTTL}, {len(msg.Headers) > 0, CapHeaders},
+	} {
+		if need.set && !t.caps.Has(need.c) {
+			return t.check(need.c)
+		}
 	}
 	if len(exchange) > driver.MaxNameLen || len(routingKey) > driver.MaxNameLen {
 		return fmt.Errorf("%w: exchange or routing key longer than %d bytes", ErrInvalid, driver.MaxNameLen)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -243,6 +244,12 @@ func (c *conn) dial(ctx context.Context, h driver.Host) (*amqp.Conn, error) {
 	}
 	msg := err.Error()
 	switch {
+	case strings.Contains(msg, "unexpected protocol version 0.9.1"):
+		// An AMQP 0-9-1 broker answers a protocol header it does not
+		// speak with its own, "AMQP\x00\x00\x09\x01", and closes: RabbitMQ
+		// without its AMQP 1.0 plugin (or before 4, on a port without it).
+		return nil, fmt.Errorf("%w: connect to %s: the server speaks AMQP 0-9-1, not AMQP 1.0, which amqp:// means here "+
+			"(amqp091-go's amqp:// is Switchyard's rabbit://): did you mean %s? (%w)", driver.ErrUnsupported, h, c.rabbitURLHint(), err)
 	case strings.Contains(msg, "SASL") && strings.Contains(msg, "auth failed"):
 		return nil, fmt.Errorf("%w: connect to %s: the broker refused the credentials of user %q: %w", driver.ErrInvalid, h, c.s.user, err)
 	case strings.Contains(msg, "no supported auth mechanism"):
@@ -447,6 +454,29 @@ func isLinkGone(err error) bool {
 
 // Capabilities implements driver.Conn.
 func (c *conn) Capabilities() driver.Capabilities { return c.fl.capabilities() }
+
+// AdviseCapability implements driver.CapabilityAdviser: on RabbitMQ every
+// capability is rabbit://'s, and amqp:// is what Go users of amqp091-go
+// write for it.
+func (c *conn) AdviseCapability(driver.Capability) string {
+	if !c.fl.rabbit() {
+		return ""
+	}
+	return "the broker is RabbitMQ, whose AMQP 0-9-1 (rabbit://, which amqp091-go users write amqp://) has it: did you mean " + c.rabbitURLHint() + "?"
+}
+
+// rabbitURLHint is the rabbit:// URL of the first host, without
+// credentials or options: what the user may have meant.
+func (c *conn) rabbitURLHint() string {
+	scheme := "rabbit"
+	if c.s.tls != nil {
+		scheme = "rabbits"
+	}
+	if len(c.s.hosts) == 0 {
+		return scheme + "://"
+	}
+	return scheme + "://" + c.s.hosts[0].String() + "/" + url.PathEscape(c.s.vhost)
+}
 
 // DeclareExchange implements driver.Conn.
 func (c *conn) DeclareExchange(ctx context.Context, ex driver.Exchange) error {

@@ -5,6 +5,14 @@
 //
 //	tr, err := transport.Open(ctx, "amqp://guest:guest@127.0.0.1:5672/myvhost")
 //
+// amqp:// is AMQP 1.0 here. Go users of amqp091-go write amqp:// for
+// RabbitMQ's AMQP 0-9-1, which is Switchyard's rabbit://, so the driver
+// says "did you mean rabbit://...?" where that is the likely mistake: when
+// the server answers the AMQP 1.0 protocol header with AMQP 0-9-1's (a
+// broker without AMQP 1.0, such as RabbitMQ 3 without its plugin; the error
+// is ErrUnsupported), and, on RabbitMQ, in the ErrUnsupported of every
+// capability amqp:// lacks there and rabbit:// has.
+//
 // # URL
 //
 //	amqp://user:pass@host1:port,host2:port/vhost?option=value

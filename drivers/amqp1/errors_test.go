@@ -49,6 +49,10 @@ func TestOpenErrors(t *testing.T) {
 		// takes the connection and drops it unanswered.
 		{"dropped mid-handshake", func(t testing.TB, _ string) string { return "amqp://" + droppingPeer(t) + "/some-vhost" },
 			false, transport.ErrNotFound, []string{"virtual host", "some-vhost", "handshake"}},
+		// amqp:// is AMQP 1.0 here; amqp091-go users write it for
+		// RabbitMQ's AMQP 0-9-1, whose brokers answer so.
+		{"AMQP 0-9-1 broker", func(t testing.TB, _ string) string { return "amqp://" + answeringPeer(t, amqp091Header) + "/vh" },
+			false, transport.ErrUnsupported, []string{"speaks AMQP 0-9-1", "did you mean rabbit://127.0.0.1:", "/vh?"}},
 		{"nothing listens", func(t testing.TB, _ string) string { return "amqp://127.0.0.1:" + closedPort(t) }, false, nil, []string{"connect to 127.0.0.1"}},
 	}
 	for _, tt := range tests {
@@ -241,9 +245,19 @@ func closedPort(t testing.TB) string {
 	return port
 }
 
+// amqp091Header is what an AMQP 0-9-1 broker (RabbitMQ without its AMQP
+// 1.0 plugin) answers to a protocol header it does not speak, before it
+// closes the connection.
+const amqp091Header = "AMQP\x00\x00\x09\x01"
+
 // droppingPeer returns the address of a peer that accepts connections,
 // reads the client's first bytes and closes them unanswered, until t ends.
-func droppingPeer(t testing.TB) string {
+func droppingPeer(t testing.TB) string { return answeringPeer(t, "") }
+
+// answeringPeer returns the address of a peer that accepts connections,
+// reads the client's protocol header, writes answer and closes them, until
+// t ends.
+func answeringPeer(t testing.TB, answer string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -259,6 +273,7 @@ func droppingPeer(t testing.TB) string {
 			}
 			_ = conn.SetDeadline(time.Now().Add(promptly))
 			_, _ = conn.Read(make([]byte, 8)) // the protocol header
+			_, _ = conn.Write([]byte(answer))
 			_ = conn.Close()
 		}
 	}()
@@ -267,4 +282,34 @@ func droppingPeer(t testing.TB) string {
 		<-done
 	})
 	return ln.Addr().String()
+}
+
+// TestMissingCapabilityAdvisesRabbit: on RabbitMQ, a capability amqp://
+// lacks (a mandatory publish, dead-lettering) is rabbit://'s, and the
+// ErrUnsupported says "did you mean rabbit://"; on another broker it does
+// not.
+func TestMissingCapabilityAdvisesRabbit(t *testing.T) {
+	checkLeaks(t)
+	forFlavours(t, []flavour{flavourRabbitMQ, flavourRabbitMQ4, flavourProton}, func(t *testing.T, u string) {
+		ctx, cancel := context.WithTimeout(t.Context(), promptly)
+		defer cancel()
+		tr, err := transport.Open(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		wantAdvice := !strings.HasSuffix(t.Name(), "/proton") // RabbitMQ 3 and 4
+		_, declareErr := tr.DeclareQueue(ctx, transport.Queue{Name: "advice-" + randomHex(4), Durable: true, DeadLetterExchange: "dlx"})
+		for what, err := range map[string]error{
+			"a mandatory publish":    tr.Publish(ctx, "", "advice", transport.Message{Mandatory: true}),
+			"a dead-letter exchange": declareErr,
+		} {
+			if !errors.Is(err, transport.ErrUnsupported) {
+				t.Fatalf("%s: %v, want ErrUnsupported", what, err)
+			}
+			if got := strings.Contains(err.Error(), "did you mean rabbit://"); got != wantAdvice {
+				t.Errorf("%s: %q: advises rabbit:// %v, want %v", what, err, got, wantAdvice)
+			}
+		}
+	})
 }

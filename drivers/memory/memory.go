@@ -18,6 +18,13 @@
 // one transport waits in its queue for a transport opened later. Nothing
 // survives the process, and other processes cannot reach it.
 //
+// Durable here means what it can mean for a broker that is the process
+// (transport.CapDurable): durable exchanges and queues, and the persistent
+// messages in them, survive every transport closing and new ones opening,
+// as they survive a broker restart on RabbitMQ; they do not survive the
+// process. A queue that is not durable, exclusive nor auto-delete lives as
+// long, since this broker never restarts while its process runs.
+//
 // Import it for its side effect:
 //
 //	import _ "github.com/switchyard-mq/switchyard/drivers/memory"
@@ -351,9 +358,11 @@ type conn struct {
 	exclusive []*queue
 }
 
-// Capabilities: everything but what needs a process boundary.
+// Capabilities: everything but what needs a process boundary (durable
+// means as long as the process; see the package documentation) and
+// RabbitMQ's replicated queue types.
 func (c *conn) Capabilities() driver.Capabilities {
-	return driver.NewCapabilities(driver.AllCapabilities()...).Without(driver.CapDurable, driver.CapCrossProcess, driver.CapQuorumQueue, driver.CapStreamQueue)
+	return driver.NewCapabilities(driver.AllCapabilities()...).Without(driver.CapCrossProcess, driver.CapQuorumQueue, driver.CapStreamQueue)
 }
 
 func (c *conn) check(ctx context.Context) error {

@@ -36,7 +36,7 @@ func TestCapabilities(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tr.Close()
-	want := driver.NewCapabilities(driver.AllCapabilities()...).Without(driver.CapDurable, driver.CapCrossProcess, driver.CapQuorumQueue, driver.CapStreamQueue)
+	want := driver.NewCapabilities(driver.AllCapabilities()...).Without(driver.CapCrossProcess, driver.CapQuorumQueue, driver.CapStreamQueue)
 	if got := tr.Capabilities(); got != want {
 		t.Errorf("capabilities: got %s, want %s", got, want)
 	}

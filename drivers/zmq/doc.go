@@ -99,14 +99,22 @@
 //     (one consuming the queue if any), which holds them from then on; only
 //     messages a consumer has but has not settled stay with it, and if that
 //     consumer then fails they are lost (Close logs what could not be handed
-//     off). There is no durability (no CapDurable): Durable and Persistent
-//     are recorded and carried, and mean nothing.
+//     off). There is no durability (no CapDurable): a durable exchange or
+//     queue and a persistent message are ErrUnsupported, so that code
+//     written for a broker's guarantees learns at once that it has none
+//     here. The rpc and notify layers ask for durability only where a
+//     backend has it (amqp_durable_queues=true declares transient here,
+//     with a warning).
 //   - A queue holds nothing by itself. Messages for a queue with no live
 //     consumer wait in their sender, at most buffer_size per queue and
 //     sender (then Publish fails with ErrBufferFull, which also matches
 //     ErrUnroutable) and at most buffer_time if set (then they are dropped
 //     with a logged warning). PurgeQueue and DeleteQueue count only what
 //     this node holds; other senders drop theirs when they see the deletion.
+//     So a notifier's "<topic>.<priority>" queue, which it declares as
+//     oslo's does, fills its buffer when nobody listens, and Notify then
+//     fails: notify.QueuePolicy's PublishOnly holds nothing for an absent
+//     listener, and its MessageTTL drops what waited too long.
 //   - Delivery is at least once: a consumer that dies, or takes longer
 //     than ack_timeout, may have handled a message that is delivered again.
 //   - Declarations, liveness and consumers propagate through the

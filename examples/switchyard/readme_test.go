@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -140,5 +141,89 @@ func TestReadmeCapabilityMatrix(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// backquoted returns the `words` of s, in order.
+func backquoted(s string) []string {
+	var words []string
+	for i, part := range strings.Split(s, "`") {
+		if i%2 == 1 {
+			words = append(words, part)
+		}
+	}
+	return words
+}
+
+// TestReadmePropertyTable holds README.md's table of which property needs
+// which capability to the model: each property it names is a field of
+// transport's types, each capability a capability, and every capability
+// is in the table or among the behaviours the README says no property
+// asks for, never both.
+func TestReadmePropertyTable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\nWhat needs which capability:\n")
+	if !ok {
+		t.Fatal(`README.md has no "What needs which capability:" table`)
+	}
+	types := map[string]reflect.Type{
+		"Exchange": reflect.TypeFor[transport.Exchange](), "Queue": reflect.TypeFor[transport.Queue](),
+		"Message": reflect.TypeFor[transport.Message](), "ConsumeOptions": reflect.TypeFor[transport.ConsumeOptions](),
+	}
+	names := map[string]transport.Capability{}
+	for _, c := range transport.AllCapabilities() {
+		names[c.String()] = c
+	}
+	inTable := map[transport.Capability]bool{}
+	lines := strings.Split(section, "\n")
+	i := 0
+	for ; i < len(lines) && !strings.HasPrefix(lines[i], "|"); i++ {
+	}
+	for i += 2; i < len(lines) && strings.HasPrefix(lines[i], "|"); i++ {
+		cells := strings.Split(strings.Trim(lines[i], "|"), "|")
+		if len(cells) != 2 {
+			t.Fatalf("property table row %q: want two cells", lines[i])
+		}
+		for _, p := range backquoted(cells[0]) {
+			typ, field, isField := strings.Cut(p, ".")
+			if _, known := types[typ]; !known && p != "Bind" {
+				t.Errorf("property table row %q: %q is not one of transport's types", lines[i], p)
+			}
+			if isField {
+				if _, ok := types[typ].FieldByName(field); !ok {
+					t.Errorf("property table row %q: transport.%s has no field %s", lines[i], typ, field)
+				}
+			}
+		}
+		for _, name := range backquoted(cells[1]) {
+			c, ok := names[name]
+			if !ok {
+				t.Errorf("property table row %q: %q is not a capability", lines[i], name)
+			}
+			inTable[c] = true
+		}
+	}
+	behaviours, _, ok := strings.Cut(strings.Join(lines[i:], "\n"), " are behaviours no property asks for")
+	if !ok {
+		t.Fatal(`README.md does not say which capabilities "are behaviours no property asks for" after the table`)
+	}
+	behaviours = behaviours[strings.LastIndex(behaviours, "\n\n")+1:]
+	for _, name := range backquoted(behaviours) {
+		c, ok := names[name]
+		switch {
+		case !ok:
+			t.Errorf("behaviour %q is not a capability", name)
+		case inTable[c]:
+			t.Errorf("capability %s is both a property's and a behaviour", name)
+		}
+		inTable[c] = true
+	}
+	for _, c := range transport.AllCapabilities() {
+		if !inTable[c] {
+			t.Errorf("capability %s is neither in README.md's property table nor among its behaviours", c)
+		}
 	}
 }

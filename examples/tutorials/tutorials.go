@@ -11,7 +11,10 @@
 // both ways; TestCrossLanguage runs each tutorial across the two
 // languages. The originals' "hello" and "task_queue" are durable quorum
 // queues: so are these where the backend has quorum queues
-// (transport.CapQuorumQueue), and plain durable queues elsewhere. Their
+// (transport.CapQuorumQueue), plain durable queues where it has durability
+// (transport.CapDurable), and plain queues on zmq://, which keeps nothing
+// past a message's sender (there new_task's messages are not persistent
+// either: the transport refuses what it cannot honour). Their
 // exchanges have pika's defaults: not
 // durable, not auto-delete. Their server-named queues are exclusive and
 // classic, as here, where the rabbit driver names them switchyard.gen-...
@@ -81,7 +84,8 @@ func helloQueue(tr *transport.Transport) transport.Queue { return namedQueue(tr,
 
 // taskQueue is tutorial 2's declaration: a durable quorum queue, as the
 // original declares it, on a backend that has quorum queues, so that
-// queued tasks survive a broker restart; durable elsewhere.
+// queued tasks survive a broker restart; durable, or plain where the
+// backend keeps nothing durable, elsewhere.
 func taskQueue(tr *transport.Transport) transport.Queue { return namedQueue(tr, TaskQueue) }
 
 // namedQueue is the originals' declaration of "hello" and "task_queue":
@@ -89,7 +93,7 @@ func taskQueue(tr *transport.Transport) transport.Queue { return namedQueue(tr, 
 // pika program and a Go one share the queue (a classic queue of the same
 // name would be refused, 406).
 func namedQueue(tr *transport.Transport, name string) transport.Queue {
-	q := transport.Queue{Name: name, Durable: true}
+	q := transport.Queue{Name: name, Durable: tr.Capabilities().Has(transport.CapDurable)}
 	if tr.Capabilities().Has(transport.CapQuorumQueue) {
 		q.Type = transport.QuorumQueue
 	}
@@ -125,13 +129,13 @@ func Receive(ctx context.Context, tr *transport.Transport, w io.Writer, opts Run
 }
 
 // NewTask is tutorial 2's new_task.py: it publishes body as a persistent
-// message to the durable queue "task_queue". Each dot in body stands for a
-// unit of work.
+// message (where the backend keeps messages: transport.CapDurable) to the
+// durable queue "task_queue". Each dot in body stands for a unit of work.
 func NewTask(ctx context.Context, tr *transport.Transport, w io.Writer, body string) error {
 	if _, err := tr.DeclareQueue(ctx, taskQueue(tr)); err != nil {
 		return err
 	}
-	err := tr.Publish(ctx, "", TaskQueue, transport.Message{Persistent: true, Body: []byte(body)})
+	err := tr.Publish(ctx, "", TaskQueue, transport.Message{Persistent: tr.Capabilities().Has(transport.CapDurable), Body: []byte(body)})
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,10 @@ var optionsOf = map[string][]string{
 	"x-max-age":        {option.TransientQueuesTTL.Spec().Name},
 	"x-delivery-limit": {rabbitmq.QuorumDeliveryLimit.Spec().Name},
 	"x-ha-policy":      {rabbitmq.HAQueues.Spec().Name},
+	// The notification queues' bounds (notify.QueuePolicy), options of
+	// package config's [oslo_messaging_notifications].
+	"x-max-length":  {"queue_max_length"},
+	"x-message-ttl": {"queue_message_ttl"},
 }
 
 // explain adds to a broker's refusal of a declaration the options to set,

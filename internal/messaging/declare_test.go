@@ -25,8 +25,11 @@ func TestExplain(t *testing.T) {
 		{"an exchange of another durability",
 			fmt.Errorf("%w: PRECONDITION_FAILED - inequivalent arg 'durable' for exchange 'openstack' (AMQP reply 406)", transport.ErrPrecondition),
 			transport.ErrPrecondition, []string{"amqp_durable_queues"}},
-		{"an argument no option sets",
+		{"a notification queue of other bounds",
 			fmt.Errorf("%w: PRECONDITION_FAILED - inequivalent arg 'x-max-length' (AMQP reply 406)", transport.ErrPrecondition),
+			transport.ErrPrecondition, []string{"queue_max_length"}},
+		{"an argument no option sets",
+			fmt.Errorf("%w: PRECONDITION_FAILED - inequivalent arg 'x-dead-letter-exchange' (AMQP reply 406)", transport.ErrPrecondition),
 			transport.ErrPrecondition, nil},
 		{"anything else", fmt.Errorf("%w: connection lost", transport.ErrClosed), transport.ErrClosed, nil},
 	} {

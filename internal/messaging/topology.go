@@ -1,6 +1,7 @@
 package messaging
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -21,12 +22,18 @@ import (
 // rabbit_transient_quorum_queue, rabbit_stream_fanout and use_queue_manager
 // (with hostname and processname), which other drivers refuse at Open.
 // Where a backend lacks a capability that only tidies up (auto-delete,
-// queue expiry) the flag is left out rather than failing.
+// queue expiry) the flag is left out rather than failing. So is durability
+// where the backend has none (no CapDurable: zmq://, where a message lives
+// with its sender): amqp_durable_queues=true then declares nothing durable
+// and says so in a warning, and messages are published persistent only
+// where the backend keeps them, so that the same options run on every
+// backend and the transport never sees a property it would refuse.
 type Topology struct {
 	// ControlExchange is the exchange of targets that name none.
 	ControlExchange string
 	// Durable and AutoDelete flag the control exchange and the shared
-	// (topic and notification) queues.
+	// (topic and notification) queues; Durable only where the backend
+	// has CapDurable.
 	Durable, AutoDelete bool
 	// TransientTTL expires reply and fanout queues left unused, and is a
 	// fanout stream's retention; 0 is for ever.
@@ -56,17 +63,24 @@ func NewTopology(tr *transport.Transport) (Topology, error) {
 	if err != nil {
 		return Topology{}, err
 	}
+	caps := tr.Capabilities()
+	durable := option.DurableQueues.Get(v)
+	if durable && !caps.Has(transport.CapDurable) {
+		tr.Logger().WarnContext(context.Background(), "amqp_durable_queues=true has no effect on this backend: it keeps nothing durable, so the control exchange and shared queues are declared transient",
+			"transport", tr.String(), "capability", transport.CapDurable.String())
+		durable = false
+	}
 	t := Topology{
 		ControlExchange: option.ControlExchange.Get(v),
 		// oslo makes the control exchange and shared queues durable for
 		// quorum queues too.
-		Durable:         option.DurableQueues.Get(v) || rabbitmq.QuorumQueue.Get(v),
+		Durable:         durable || rabbitmq.QuorumQueue.Get(v),
 		AutoDelete:      option.AutoDelete.Get(v),
 		TransientTTL:    option.TransientQueuesTTL.Get(v),
 		Quorum:          rabbitmq.QuorumQueue.Get(v),
 		TransientQuorum: rabbitmq.TransientQuorumQueue.Get(v),
 		StreamFanout:    rabbitmq.StreamFanout.Get(v),
-		caps:            tr.Capabilities(),
+		caps:            caps,
 	}
 	switch {
 	case t.ControlExchange == "":
@@ -164,5 +178,10 @@ func (t Topology) transientQueue(name string) transport.Queue {
 func (t Topology) FanoutExchange(topic string) transport.Exchange {
 	return transport.Exchange{Name: oslo.FanoutExchange(topic), Kind: transport.Fanout, Durable: t.TransientQuorum, AutoDelete: t.autoDelete(true)}
 }
+
+// Persistent is whether rpc and notify publish messages persistent: as
+// oslo's rabbit driver does (kombu's default delivery mode), where the
+// backend keeps them (CapDurable).
+func (t Topology) Persistent() bool { return t.caps.Has(transport.CapDurable) }
 
 func (t Topology) autoDelete(want bool) bool { return want && t.caps.Has(transport.CapAutoDelete) }

@@ -3,12 +3,14 @@ package messaging_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	_ "github.com/switchyard-mq/switchyard/drivers/memory"
+	_ "github.com/switchyard-mq/switchyard/drivers/zmq"
 	"github.com/switchyard-mq/switchyard/internal/messaging"
 	"github.com/switchyard-mq/switchyard/transport"
 )
@@ -101,6 +103,54 @@ func TestTopologyDeclarations(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if !reflect.DeepEqual(tt.got, tt.want) {
 				t.Errorf("got %+v, want %+v", tt.got, tt.want)
+			}
+		})
+	}
+}
+
+// TestTopologyDurableOnlyWhereKept: amqp_durable_queues=true makes the
+// control exchange and shared queues durable, and messages persistent,
+// only where the backend keeps anything (CapDurable); on zmq:// it declares
+// them transient and warns, so that the same options run there instead of
+// failing with ErrUnsupported.
+func TestTopologyDurableOnlyWhereKept(t *testing.T) {
+	for _, tt := range []struct {
+		scheme      string
+		wantDurable bool
+		wantWarning bool
+	}{
+		{"memory", true, false},
+		{"zmq", false, true},
+	} {
+		t.Run(tt.scheme, func(t *testing.T) {
+			var logs strings.Builder
+			logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			tr, err := transport.Open(t.Context(), tt.scheme+"://"+strings.ReplaceAll(t.Name(), "/", ".")+"?amqp_durable_queues=true", transport.WithLogger(logger))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			topo, err := messaging.NewTopology(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if topo.Durable != tt.wantDurable || topo.Persistent() != tt.wantDurable ||
+				topo.Exchange("x").Durable != tt.wantDurable || topo.SharedQueue("q").Durable != tt.wantDurable {
+				t.Errorf("Durable %v, Persistent %v, exchange %+v, queue %+v: want durable %v",
+					topo.Durable, topo.Persistent(), topo.Exchange("x"), topo.SharedQueue("q"), tt.wantDurable)
+			}
+			if got := strings.Contains(logs.String(), "amqp_durable_queues=true has no effect"); got != tt.wantWarning {
+				t.Errorf("warning logged: %v, want %v; logs:\n%s", got, tt.wantWarning, logs.String())
+			}
+			// What the topology asks for, the transport takes.
+			if err := tr.DeclareExchange(t.Context(), topo.Exchange("x")); err != nil {
+				t.Error(err)
+			}
+			if _, err := tr.DeclareQueue(t.Context(), topo.SharedQueue("q")); err != nil {
+				t.Error(err)
+			}
+			if err := tr.Publish(t.Context(), "", "q", transport.Message{Persistent: topo.Persistent()}); err != nil {
+				t.Error(err)
 			}
 		})
 	}

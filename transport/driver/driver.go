@@ -77,6 +77,14 @@ type HealthChecker interface {
 	Healthy(ctx context.Context) error
 }
 
+// CapabilityAdviser is implemented by connections that can say where a
+// capability they lack is found, such as another scheme for the same
+// broker; the transport adds the advice to its ErrUnsupported.
+type CapabilityAdviser interface {
+	// AdviseCapability is a short sentence for c, or "" for none.
+	AdviseCapability(c Capability) string
+}
+
 // Opener opens connections for one URL scheme.
 type Opener interface {
 	Open(ctx context.Context, u *URL) (Conn, error)

@@ -28,7 +28,7 @@ var (
 	// DurableQueues flags the control exchange and the shared (topic and
 	// notification) queues durable.
 	DurableQueues = Bool(Spec{Name: "amqp_durable_queues", Default: "false", Group: GroupRabbit,
-		Doc: "declare the control exchange and the topic and notification queues durable"})
+		Doc: "declare the control exchange and the topic and notification queues durable (where the backend has durability)"})
 	// AutoDelete flags the control exchange and the shared queues
 	// auto-delete.
 	AutoDelete = Bool(Spec{Name: "amqp_auto_delete", Default: "false", Group: GroupRabbit,
