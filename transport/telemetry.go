@@ -112,7 +112,7 @@ type telemetry struct {
 	tracer         trace.Tracer
 	propagator     propagation.TextMapPropagator
 	system         attribute.KeyValue
-	rabbitmq       bool                 // messaging.rabbitmq.* attributes apply
+	deliveryTags   bool                 // messaging.rabbitmq.message.delivery_tag applies
 	server         []attribute.KeyValue // server.address and .port, when one host
 
 	published, delivered, redelivered, acked, requeued, rejected metric.Int64Counter
@@ -125,6 +125,9 @@ func newTelemetry(o openOptions, u *URL) (*telemetry, error) {
 	}
 	t := &telemetry{tracerProvider: o.tracerProvider, meterProvider: o.meterProvider, propagator: o.propagator}
 	t.setSystem(MessagingSystem(u.Scheme))
+	// RabbitMQ's delivery tags are AMQP 0-9-1's: an AMQP 1.0 driver's
+	// tags are its own, even on RabbitMQ.
+	t.deliveryTags = u.Scheme == "rabbit" || u.Scheme == "rabbits"
 	if len(u.Hosts) == 1 && u.Scheme != "memory" {
 		// With several hosts the one connected to is the driver's secret.
 		t.server = append(t.server, semconv.ServerAddress(u.Hosts[0].Name))
@@ -163,7 +166,6 @@ func newTelemetry(o openOptions, u *URL) (*telemetry, error) {
 // setSystem sets messaging.system; called before the transport is shared.
 func (t *telemetry) setSystem(system string) {
 	t.system = semconv.MessagingSystemKey.String(system)
-	t.rabbitmq = system == "rabbitmq"
 }
 
 // destination returns the measurement attributes of a queue or exchange,
@@ -234,7 +236,7 @@ func (t *telemetry) endPublish(span trace.Span, exchange string, err error) {
 // queue share its messages, as a group does), and RabbitMQ's delivery tag.
 func (t *telemetry) consumerAttributes(op string, opType attribute.KeyValue, d *Delivery, extra ...attribute.KeyValue) []attribute.KeyValue {
 	extra = append(extra, semconv.MessagingConsumerGroupName(d.queue))
-	if t.rabbitmq {
+	if t.deliveryTags {
 		extra = append(extra, semconv.MessagingRabbitMQMessageDeliveryTag(int(d.tag)))
 	}
 	return t.attributes(op, opType, d.Exchange, d.RoutingKey, &d.Message, extra...)
