@@ -86,7 +86,7 @@ func TestNotificationProcessAndSettleSpans(t *testing.T) {
 	}
 	attrs := map[string]string{}
 	for _, kv := range ack.Attributes() {
-		attrs[string(kv.Key)] = kv.Value.Emit()
+		attrs[string(kv.Key)] = kv.Value.String()
 	}
 	if attrs["messaging.message.id"] != inHandler.messageID || inHandler.messageID == "" || attrs["messaging.operation.type"] != "settle" {
 		t.Errorf("ack span attributes %v: want the notification's message_id %q and operation type settle", attrs, inHandler.messageID)
