@@ -395,8 +395,10 @@ func (s *Server) handle(parent context.Context, d *transport.Delivery, req *oslo
 	if req.IsCall() {
 		kind = "call"
 	}
-	logger.DebugContext(ctx, "request", "kind", kind, "method", req.Method, "msg_id", req.MsgID,
-		"unique_id", req.UniqueID, "reply_queue", req.ReplyQ, "namespace", req.Namespace, "version", req.Version)
+	if logger.Enabled(ctx, slog.LevelDebug) { // spares the hot path the arguments' allocations
+		logger.DebugContext(ctx, "request", "kind", kind, "method", req.Method, "msg_id", req.MsgID,
+			"unique_id", req.UniqueID, "reply_queue", req.ReplyQ, "namespace", req.Namespace, "version", req.Version)
+	}
 	var stopHeartbeats func()
 	if req.IsCall() {
 		stopHeartbeats = s.startHeartbeats(ctx, req, logger)
