@@ -17,11 +17,13 @@ import (
 // instrumentationName names Switchyard's tracers and meters.
 const instrumentationName = "github.com/switchyard-mq/switchyard"
 
-// WithTracerProvider traces publishing and consuming with tp: a producer
-// span per publish, whose context travels in the message's headers (W3C
-// trace context unless WithPropagator says otherwise), and a consumer span
-// per delivery, its child. Pass otel.GetTracerProvider() for the global
-// one. Without it nothing is traced and no header is added.
+// WithTracerProvider traces publishing and consuming with tp, by
+// OpenTelemetry's messaging conventions: a producer span per publish,
+// whose context travels in the message's headers (W3C trace context
+// unless WithPropagator says otherwise); a consumer span per delivery
+// received, its child; a process span from Delivery.StartProcess; and a
+// span per settlement (ack, nack, reject). Pass otel.GetTracerProvider()
+// for the global one. Without it nothing is traced and no header is added.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(o *openOptions) { o.tracerProvider = tp }
 }
