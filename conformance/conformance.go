@@ -17,8 +17,9 @@
 //
 // Run runs one subtest per case, grouped by area: queue (tutorials 1 and
 // 2), pubsub, routing, topic (tutorials 3 to 5), errors, features (queue
-// properties), bodies, poison (dead-lettering), worker (the handler loop of package
-// transport/worker and its middleware) and cross-transport; for
+// properties), bodies, poison (dead-lettering), worker (the handler loop of
+// package transport/worker and its middleware), cross-transport, rpc,
+// notify and telemetry (spans by the messaging conventions); for
 // example TestConformance/topic/tutorial. Each case opens its own
 // transports with transport.Open, uses unique queue and exchange names and
 // deletes what it declared, is bounded in time (it fails with a message
@@ -85,6 +86,7 @@ func areas() []area {
 		{"cross-transport", crossTransportCases()},
 		{"rpc", rpcCases()},
 		{"notify", notifyCases()},
+		{"telemetry", telemetryCases()},
 	}
 }
 

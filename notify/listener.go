@@ -424,9 +424,10 @@ func (l *Listener) dispatchLoop(r *run) {
 // decode turns a delivery into a notification, rejecting what cannot be
 // decoded and dropping unknown priorities and repeats, as oslo does.
 func (l *Listener) decode(d *transport.Delivery) (received, bool) {
+	ctx := d.TraceContext(context.Background())
 	body, err := oslo.Decompress(d.Headers, d.Body)
 	if err != nil {
-		l.logger.Error("malformed notification rejected", "routing_key", d.RoutingKey, "err", err)
+		l.logger.ErrorContext(ctx, "malformed notification rejected", "routing_key", d.RoutingKey, "err", err)
 		_ = d.Reject()
 		return received{}, false
 	}
@@ -434,24 +435,29 @@ func (l *Listener) decode(d *transport.Delivery) (received, bool) {
 	if on != nil && !on.Priority.Valid() {
 		// As a Python listener does: logged, acked and dropped, whatever
 		// else is wrong with it.
-		l.logger.Warn("notification with an unknown or missing priority dropped", "priority", on.Priority,
+		l.logger.WarnContext(ctx, "notification with an unknown or missing priority dropped", "priority", on.Priority,
 			"event_type", on.EventType, "routing_key", d.RoutingKey)
 		_ = d.Ack()
 		return received{}, false
 	}
 	if err != nil {
-		l.logger.Error("malformed notification rejected", "routing_key", d.RoutingKey, "err", err, "body", string(d.Body[:min(len(d.Body), 200)]))
+		l.logger.ErrorContext(ctx, "malformed notification rejected", "routing_key", d.RoutingKey, "err", err, "body", string(d.Body[:min(len(d.Body), 200)]))
 		_ = d.Reject()
 		return received{}, false
 	}
+	if d.MessageID == "" {
+		// oslo sends the id in the body: the delivery's process and
+		// settle spans name it as messaging.message.id.
+		d.MessageID = on.MessageID
+	}
 	if l.recent.Seen(on.UniqueID) {
-		l.logger.Debug("duplicate notification dropped", "unique_id", on.UniqueID)
+		l.logger.DebugContext(ctx, "duplicate notification dropped", "message_id", on.MessageID, "unique_id", on.UniqueID)
 		_ = d.Ack()
 		return received{}, false
 	}
 	rc, err := messaging.DecodeRequestContext(on.Context)
 	if err != nil {
-		l.logger.Warn("notification context dropped", "err", err)
+		l.logger.WarnContext(ctx, "notification context dropped", "message_id", on.MessageID, "err", err)
 	}
 	return received{d: d, uniqueID: on.UniqueID, n: &Notification{
 		Context: rc, PublisherID: on.PublisherID, EventType: on.EventType, Priority: Priority(on.Priority),
@@ -462,18 +468,20 @@ func (l *Listener) decode(d *transport.Delivery) (received, bool) {
 // handle runs every endpoint the notification is for; the first error
 // decides its fate.
 func (l *Listener) handle(r received) error {
+	// The handler's context carries the sender's trace, when traced, in
+	// the delivery's process span.
+	ctx, end := r.d.StartProcess(context.Background())
 	var first error
 	for i := range l.endpoints {
 		e := &l.endpoints[i]
 		if !e.handles(r.n.Priority) || !e.Filter.match(r.n) {
 			continue
 		}
-		// The handler's context carries the sender's trace, when traced.
-		ctx := r.d.TraceContext(context.Background())
 		if err := l.call(func() error { return e.Handle(ctx, r.n) }); err != nil && first == nil {
 			first = err
 		}
 	}
+	end(first)
 	return first
 }
 
@@ -512,7 +520,11 @@ func (l *Listener) call(f func() error) (err error) {
 func (l *Listener) settle(rs []received, err error) {
 	requeue := err != nil && l.allowRequeue
 	if err != nil {
-		l.logger.Warn("notification handler failed", "err", err, "requeued", requeue, "count", len(rs))
+		ctx := context.Background()
+		if len(rs) == 1 {
+			ctx = rs[0].d.TraceContext(ctx)
+		}
+		l.logger.WarnContext(ctx, "notification handler failed", "err", err, "requeued", requeue, "count", len(rs))
 	}
 	for _, r := range rs {
 		var serr error
@@ -525,7 +537,7 @@ func (l *Listener) settle(rs []received, err error) {
 			l.recent.Remember(r.uniqueID)
 		}
 		if serr != nil {
-			l.logger.Warn("settling a notification failed", "err", serr)
+			l.logger.WarnContext(r.d.TraceContext(context.Background()), "settling a notification failed", "message_id", r.n.MessageID, "err", serr)
 		}
 	}
 }

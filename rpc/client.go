@@ -260,6 +260,7 @@ func (c *Client) send(ctx context.Context, target transport.Target, method strin
 		}
 		msg.Expiration = call.timeout
 	}
+	annotate(ctx, req.UniqueID, req.MsgID)
 	if msg.Body, err = oslo.WrapRequest(&req); err != nil {
 		return fmt.Errorf("%w: %v", transport.ErrInvalid, err)
 	}
@@ -477,14 +478,15 @@ func (s *clientShared) receiveReplies(consumer *transport.Consumer) {
 			s.replyConsumerEnded(consumer, err)
 			return
 		}
+		ctx := d.TraceContext(context.Background())
 		body, err := oslo.Decompress(d.Headers, d.Body)
 		if err != nil {
-			s.logger.Warn("malformed reply dropped", "queue", consumer.Queue(), "err", err)
+			s.logger.WarnContext(ctx, "malformed reply dropped", "queue", consumer.Queue(), "err", err)
 			continue
 		}
 		reply, err := oslo.UnwrapReply(body)
 		if err != nil && reply == nil {
-			s.logger.Warn("malformed reply dropped", "queue", consumer.Queue(), "err", err)
+			s.logger.WarnContext(ctx, "malformed reply dropped", "queue", consumer.Queue(), "err", err)
 			continue
 		}
 		s.mu.Lock()
@@ -501,9 +503,9 @@ func (s *clientShared) receiveReplies(consumer *transport.Consumer) {
 		s.mu.Unlock()
 		switch {
 		case err != nil:
-			s.logger.Warn("malformed reply", "msg_id", reply.MsgID, "err", err)
+			s.logger.WarnContext(ctx, "malformed reply", "msg_id", reply.MsgID, "err", err)
 		case !delivered:
-			s.logger.Debug("reply for no waiting call dropped", "msg_id", reply.MsgID, "ending", reply.Ending)
+			s.logger.DebugContext(ctx, "reply for no waiting call dropped", "msg_id", reply.MsgID, "ending", reply.Ending)
 		}
 	}
 }
@@ -526,12 +528,13 @@ func (s *clientShared) replyConsumerEnded(consumer *transport.Consumer, err erro
 	if closed {
 		return
 	}
-	s.logger.Error("reply consumer ended; waiting calls fail and the next call declares a new reply queue", "queue", consumer.Queue(), "err", err)
+	ctx := context.Background()
+	s.logger.ErrorContext(ctx, "reply consumer ended; waiting calls fail and the next call declares a new reply queue", "queue", consumer.Queue(), "err", err)
 	_ = consumer.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if _, derr := s.tr.DeleteQueue(ctx, consumer.Queue()); derr != nil && !errors.Is(derr, transport.ErrNotFound) && !errors.Is(derr, transport.ErrClosed) {
-		s.logger.Warn("deleting the ended reply queue failed", "queue", consumer.Queue(), "err", derr)
+		s.logger.WarnContext(ctx, "deleting the ended reply queue failed", "queue", consumer.Queue(), "err", derr)
 	}
 }
 

@@ -186,7 +186,7 @@ func (s *Server) Start(ctx context.Context) error {
 	for range s.maxConcurrency {
 		s.handlers.Go(s.worker)
 	}
-	s.logger.Info("rpc server started", "queues", queueNames(consumers))
+	s.logger.InfoContext(ctx, "rpc server started", "queues", queueNames(consumers))
 	return nil
 }
 
@@ -299,18 +299,19 @@ func (s *Server) worker() {
 // oslo does) and reports whether to run it: not if the broker already
 // took it back with its consumer, nor if it repeats a recent _unique_id.
 func (s *Server) take(d *transport.Delivery, req *oslo.Request) bool {
+	ctx := d.TraceContext(context.Background())
 	if err := d.Ack(); err != nil {
 		if errors.Is(err, transport.ErrClosed) {
 			// Its consumer closed (the server is stopping, or the
 			// connection dropped): the broker gives it to a server again.
-			s.logger.Debug("request returned to its queue before it ran", "method", req.Method, "err", err)
+			s.logger.DebugContext(ctx, "request returned to its queue before it ran", "method", req.Method, "msg_id", req.MsgID, "unique_id", req.UniqueID, "err", err)
 			return false
 		}
-		s.logger.Warn("acknowledging a request failed; it may be delivered again", "method", req.Method, "err", err)
+		s.logger.WarnContext(ctx, "acknowledging a request failed; it may be delivered again", "method", req.Method, "msg_id", req.MsgID, "unique_id", req.UniqueID, "err", err)
 	}
 	if !s.recent.Admit(req.UniqueID) {
 		s.stats.duplicates.Add(1)
-		s.logger.Debug("duplicate request dropped", "method", req.Method, "unique_id", req.UniqueID)
+		s.logger.DebugContext(ctx, "duplicate request dropped", "method", req.Method, "msg_id", req.MsgID, "unique_id", req.UniqueID)
 		return false
 	}
 	return true
@@ -323,7 +324,11 @@ func (s *Server) take(d *transport.Delivery, req *oslo.Request) bool {
 // sends.
 func (s *Server) accept(d *transport.Delivery) (job, bool) {
 	s.stats.received.Add(1)
+	ctx := d.TraceContext(context.Background())
 	req, err := decodeRequest(d)
+	if req != nil {
+		identify(d, req)
+	}
 	if errors.Is(err, oslo.ErrArgsNotObject) && req.Method != "" {
 		// Python dispatches first and fails on the args after: an unknown
 		// method or version wins. run sees the args are not an object.
@@ -334,10 +339,10 @@ func (s *Server) accept(d *transport.Delivery) (job, bool) {
 	}
 	if req == nil || !req.IsCall() || req.ReplyQ == "" {
 		s.stats.rejected.Add(1)
-		s.logger.Error("malformed request rejected", "exchange", d.Exchange, "routing_key", d.RoutingKey,
+		s.logger.ErrorContext(ctx, "malformed request rejected", "exchange", d.Exchange, "routing_key", d.RoutingKey,
 			"content_type", d.ContentType, "err", err, "body", truncate(d.Body, 200))
 		if rerr := d.Reject(); rerr != nil {
-			s.logger.Error("rejecting a malformed request failed", "err", rerr)
+			s.logger.ErrorContext(ctx, "rejecting a malformed request failed", "err", rerr)
 		}
 		return job{}, false
 	}
@@ -345,20 +350,35 @@ func (s *Server) accept(d *transport.Delivery) (job, bool) {
 		return job{}, false
 	}
 	s.stats.rejected.Add(1)
-	s.logger.Error("malformed call answered with a failure", "msg_id", req.MsgID, "err", err)
-	s.answerMalformed(req, err)
+	s.logger.ErrorContext(ctx, "malformed call answered with a failure", "method", req.Method, "msg_id", req.MsgID, "reply_queue", req.ReplyQ, "err", err)
+	s.answerMalformed(ctx, req, err)
 	return job{}, false
 }
 
 // answerMalformed sends the failure for a call too malformed to run. (A
 // function of its own so that accept's variables stay on its stack.)
-func (s *Server) answerMalformed(req *oslo.Request, err error) {
+// ctx carries the request's trace, for the reply's.
+func (s *Server) answerMalformed(ctx context.Context, req *oslo.Request, err error) {
+	replyCtx := trace.ContextWithSpanContext(s.stopCtx, trace.SpanContextFromContext(ctx))
 	s.handlers.Add(1)
 	go func() {
 		defer s.handlers.Done()
 		failure := oslo.NewFailure("builtins", "ValueError", "malformed request: "+err.Error())
-		s.reply(s.stopCtx, req, &oslo.Reply{Failure: failure, Ending: true}, s.logger)
+		s.reply(replyCtx, req, &oslo.Reply{Failure: failure, Ending: true}, s.logger)
 	}()
+}
+
+// identify gives a delivery the ids of the request it carries, where its
+// properties name none (oslo sends its ids in the body): its settle and
+// process spans then name them as messaging.message.id (_unique_id) and
+// messaging.message.conversation_id (_msg_id).
+func identify(d *transport.Delivery, req *oslo.Request) {
+	if d.MessageID == "" {
+		d.MessageID = req.UniqueID
+	}
+	if d.CorrelationID == "" {
+		d.CorrelationID = req.MsgID
+	}
 }
 
 // decodeRequest decodes a delivery's body; on error the request may still
@@ -374,31 +394,43 @@ func decodeRequest(d *transport.Delivery) (*oslo.Request, error) {
 	return oslo.UnwrapRequest(body)
 }
 
-// handle runs one request and answers it if it is a call.
+// handle runs one request and answers it if it is a call. It logs the
+// request at debug level and a failure at error level, with the request's
+// ids and, through the context, its trace.
 func (s *Server) handle(parent context.Context, d *transport.Delivery, req *oslo.Request) {
 	handlerCtx := s.handlerContext(parent, d, req)
 	defer handlerCtx.end()
 	logger := s.logger
 
-	ctx, end := s.inst.start(d.TraceContext(handlerCtx), trace.SpanKindServer, s.target, req.Method)
+	processCtx, endProcess := d.StartProcess(handlerCtx)
+	ctx, end := s.inst.start(processCtx, trace.SpanKindServer, s.target, req.Method)
+	annotate(ctx, req.UniqueID, req.MsgID)
+	kind := "cast"
+	if req.IsCall() {
+		kind = "call"
+	}
+	if logger.Enabled(ctx, slog.LevelDebug) { // spares the hot path the arguments' allocations
+		logger.DebugContext(ctx, "request", "kind", kind, "method", req.Method, "msg_id", req.MsgID,
+			"unique_id", req.UniqueID, "reply_queue", req.ReplyQ, "namespace", req.Namespace, "version", req.Version)
+	}
 	var stopHeartbeats func()
 	if req.IsCall() {
 		stopHeartbeats = s.startHeartbeats(ctx, req, logger)
 	}
 	result, failure := s.run(ctx, req)
+	var err error
 	if failure != nil {
-		end(&RemoteError{Class: failure.Class, Module: failure.Module, Message: failure.Message})
-	} else {
-		end(nil)
+		err = &RemoteError{Class: failure.Class, Module: failure.Module, Message: failure.Message}
+		logger.ErrorContext(ctx, kind+" failed", "method", req.Method, "msg_id", req.MsgID, "unique_id", req.UniqueID,
+			"class", failure.Class, "module", failure.Module, "err", failure.Message)
 	}
+	end(err)
+	endProcess(err)
 	s.stats.handled.Add(1)
 	if stopHeartbeats != nil {
 		stopHeartbeats()
 	}
 	if !req.IsCall() {
-		if failure != nil {
-			logger.Warn("cast failed", "method", req.Method, "class", failure.Class, "message", failure.Message)
-		}
 		return
 	}
 	if failure != nil {
@@ -407,7 +439,7 @@ func (s *Server) handle(parent context.Context, d *transport.Delivery, req *oslo
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		// The call's timeout has passed since the request arrived, so the
 		// caller stopped waiting: a reply would only be dropped.
-		logger.Debug("call outlived its timeout; no reply sent", "method", req.Method, "msg_id", req.MsgID)
+		logger.DebugContext(ctx, "call outlived its timeout; no reply sent", "method", req.Method, "msg_id", req.MsgID)
 		return
 	}
 	replyCtx := parent
@@ -423,7 +455,7 @@ func (s *Server) handle(parent context.Context, d *transport.Delivery, req *oslo
 func (s *Server) handlerContext(ctx context.Context, d *transport.Delivery, req *oslo.Request) *lazyContext {
 	rc, err := messaging.DecodeRequestContext(req.Context)
 	if err != nil {
-		s.logger.Warn("request context dropped", "method", req.Method, "err", err)
+		s.logger.WarnContext(d.TraceContext(ctx), "request context dropped", "method", req.Method, "msg_id", req.MsgID, "err", err)
 	}
 	var deadline time.Time
 	if d.Expiration > 0 {
@@ -461,7 +493,7 @@ func (s *Server) startHeartbeats(ctx context.Context, req *oslo.Request, logger 
 	// Python server does.
 	interval := time.Duration(int64(*req.Timeout)) * time.Second / 2
 	if *req.Timeout >= 1<<31 || interval < time.Second {
-		logger.Warn("call monitor timeout out of range (under 2 s); no heartbeats sent", "timeout_s", *req.Timeout)
+		logger.WarnContext(ctx, "call monitor timeout out of range (under 2 s); no heartbeats sent", "timeout_s", *req.Timeout)
 		return func() {}
 	}
 	// Stopping cancels a heartbeat in flight too (one waiting for a
@@ -511,7 +543,7 @@ func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Re
 		r.UniqueID = oslo.NewID()
 		body, err := oslo.WrapReply(r)
 		if err != nil {
-			logger.Error("encoding a reply failed", "err", err)
+			logger.ErrorContext(ctx, "encoding a reply failed", "method", req.Method, "msg_id", req.MsgID, "err", err)
 			r = &oslo.Reply{Failure: oslo.NewFailure("builtins", "TypeError", err.Error()), Ending: r.Ending, MsgID: req.MsgID}
 			continue
 		}
@@ -524,7 +556,7 @@ func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Re
 		if !r.Ending && errors.Is(err, transport.ErrUnroutable) {
 			// A heartbeat is not retried: the next one replaces it, and
 			// retrying would hold the call for a caller gone away.
-			logger.Debug("heartbeat not delivered: the reply queue is missing", "reply_queue", req.ReplyQ, "msg_id", req.MsgID)
+			logger.DebugContext(ctx, "heartbeat not delivered: the reply queue is missing", "reply_queue", req.ReplyQ, "msg_id", req.MsgID)
 			return
 		}
 		if !errors.Is(err, transport.ErrUnroutable) || ctx.Err() != nil {
@@ -534,7 +566,7 @@ func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Re
 				// waits for it any more.
 				level = slog.LevelDebug
 			}
-			logger.Log(context.Background(), level, "reply not sent", "reply_queue", req.ReplyQ, "msg_id", req.MsgID, "heartbeat", !r.Ending, "err", err)
+			logger.Log(ctx, level, "reply not sent", "reply_queue", req.ReplyQ, "msg_id", req.MsgID, "heartbeat", !r.Ending, "err", err)
 			return
 		}
 		if background {
@@ -556,16 +588,16 @@ func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Re
 		select {
 		case <-time.After(250 * time.Millisecond):
 		case <-retryUntil:
-			logger.Warn("reply queue missing; reply abandoned", "reply_queue", req.ReplyQ, "msg_id", req.MsgID)
+			logger.WarnContext(ctx, "reply queue missing; reply abandoned", "reply_queue", req.ReplyQ, "msg_id", req.MsgID)
 			return
 		case <-s.stopping:
 			// Waiting up to a minute for a caller's queue to come back
 			// would hold up Stop; the caller times out as it would if
 			// this server had died.
-			logger.Warn("reply queue missing and the server is stopping; reply abandoned", "reply_queue", req.ReplyQ, "msg_id", req.MsgID)
+			logger.WarnContext(ctx, "reply queue missing and the server is stopping; reply abandoned", "reply_queue", req.ReplyQ, "msg_id", req.MsgID)
 			return
 		case <-ctx.Done():
-			logger.Warn("server stopping; reply abandoned", "reply_queue", req.ReplyQ, "msg_id", req.MsgID)
+			logger.WarnContext(ctx, "server stopping; reply abandoned", "reply_queue", req.ReplyQ, "msg_id", req.MsgID)
 			return
 		}
 	}
@@ -612,7 +644,7 @@ func (s *Server) Stop(ctx context.Context) error {
 			err = errors.Join(err, fmt.Errorf("rpc server %s: delete fanout queue: %w", s.target, derr))
 		}
 	}
-	s.logger.Info("rpc server stopped")
+	s.logger.InfoContext(ctx, "rpc server stopped")
 	return err
 }
 

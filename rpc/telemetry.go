@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -52,6 +53,7 @@ func (in instruments) start(ctx context.Context, kind trace.SpanKind, target tra
 	return ctx, func(err error) {
 		if span != nil {
 			if err != nil {
+				span.SetAttributes(attribute.String("error.type", spanErrorType(err)))
 				span.RecordError(err)
 				span.SetStatus(codes.Error, err.Error())
 			}
@@ -66,4 +68,32 @@ func (in instruments) start(ctx context.Context, kind trace.SpanKind, target tra
 				metric.WithAttributes(append(attrs, attribute.String("outcome", outcome))...))
 		}
 	}
+}
+
+// annotate names a request's ids on the RPC span in ctx (a no-op without
+// one), by the messaging conventions: messaging.message.id is oslo's
+// _unique_id, messaging.message.conversation_id a call's _msg_id, the id
+// a reply answers and a timeout names ("no reply to message ID ...").
+func annotate(ctx context.Context, uniqueID, msgID string) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(attribute.String("messaging.message.id", uniqueID))
+	if msgID != "" {
+		span.SetAttributes(attribute.String("messaging.message.conversation_id", msgID))
+	}
+}
+
+// spanErrorType is an RPC span's error.type: a remote failure's Python-style
+// class (module.Class), else the transport's class of the error.
+func spanErrorType(err error) string {
+	var re *RemoteError
+	if errors.As(err, &re) {
+		if re.Module == "" {
+			return re.Class
+		}
+		return re.Module + "." + re.Class
+	}
+	return transport.ErrorType(err)
 }

@@ -70,7 +70,7 @@ func OpenURL(ctx context.Context, u *URL, opts ...Option) (*Transport, error) {
 	}
 	u = u.Clone()
 	u.Logger = o.logger.With("transport", u.String())
-	tel, err := newTelemetry(o, u.Scheme)
+	tel, err := newTelemetry(o, u)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: telemetry: %w", u, err)
 	}
@@ -83,6 +83,9 @@ func OpenURL(ctx context.Context, u *URL, opts ...Option) (*Transport, error) {
 			return nil, fmt.Errorf("open %s: %w: %w", u, ErrClosed, err)
 		}
 		return nil, fmt.Errorf("open %s: %w", u, err)
+	}
+	if sn, ok := conn.(driver.SystemNamer); ok && tel != nil {
+		tel.setSystem(sn.MessagingSystem())
 	}
 	return &Transport{
 		conn:      conn,
@@ -521,12 +524,13 @@ type Delivery struct {
 	// (CapDeliveryCount).
 	DeliveryCount int
 
-	settler  driver.Settler // nil for auto-ack deliveries
-	tag      uint64
-	settled  atomic.Bool
-	tel      *telemetry      // nil without telemetry
-	queue    string          // for metrics
-	traceCtx context.Context // the receipt's span, for TraceContext
+	settler     driver.Settler // nil for auto-ack deliveries
+	tag         uint64
+	settled     atomic.Bool
+	tel         *telemetry                        // nil without telemetry
+	queue       string                            // for metrics and span names
+	traceCtx    context.Context                   // the receipt's span, for TraceContext
+	processSpan atomic.Pointer[trace.SpanContext] // set by StartProcess
 }
 
 // settle claims the delivery's one settlement.
@@ -545,10 +549,12 @@ func (d *Delivery) Ack() error {
 	if err := d.settle(); err != nil {
 		return err
 	}
-	err := d.settler.Ack(d.tag)
-	if d.tel != nil && err == nil {
-		d.tel.settled(d.queue, d.tel.acked)
+	if d.tel == nil {
+		return d.settler.Ack(d.tag)
 	}
+	span := d.tel.startSettle(d, opAck)
+	err := d.settler.Ack(d.tag)
+	d.endSettle(span, d.tel.acked, err)
 	return err
 }
 
@@ -559,15 +565,28 @@ func (d *Delivery) Nack(requeue bool) error {
 	if err := d.settle(); err != nil {
 		return err
 	}
-	err := d.settler.Nack(d.tag, requeue)
-	if d.tel != nil && err == nil {
-		if requeue {
-			d.tel.settled(d.queue, d.tel.requeued)
-		} else {
-			d.tel.settled(d.queue, d.tel.rejected)
-		}
+	if d.tel == nil {
+		return d.settler.Nack(d.tag, requeue)
 	}
+	op, counter := opReject, d.tel.rejected
+	if requeue {
+		op, counter = opNack, d.tel.requeued
+	}
+	span := d.tel.startSettle(d, op)
+	err := d.settler.Nack(d.tag, requeue)
+	d.endSettle(span, counter, err)
 	return err
+}
+
+// endSettle ends a settlement's span (nil without tracing) and counts it
+// if it succeeded.
+func (d *Delivery) endSettle(span trace.Span, counter metric.Int64Counter, err error) {
+	if span != nil {
+		endSpan(span, err)
+	}
+	if err == nil {
+		d.tel.settled(d.queue, counter)
+	}
 }
 
 // Reject refuses a message that cannot be handled (a poison message): it

@@ -33,6 +33,16 @@ func init() {
 	transport.Register(TLSScheme, driver.OpenerFunc(open))
 }
 
+// MessagingSystem is the broker's OpenTelemetry messaging.system value:
+// "rabbitmq" for RabbitMQ, else "amqp1" (a broker the conventions do not
+// list, or one not told apart).
+func (c *conn) MessagingSystem() string {
+	if c.fl.name() == flavourRabbitMQ {
+		return "rabbitmq"
+	}
+	return "amqp1"
+}
+
 // closeTimeout bounds the closing of a session or link. RabbitMQ 3.10's
 // plugin never completes a link detach that go-amqp accepts (it answers a
 // closing detach with a non-closing one), so links are never closed one by
@@ -165,7 +175,7 @@ func open(ctx context.Context, cfg *driver.URL) (driver.Conn, error) {
 	if name == flavourAuto {
 		name = detected
 	} else if name != detected {
-		c.logger.Warn("amqp1: flavour forced by the URL differs from the broker's", "forced", name, "detected", detected, "product", product)
+		c.logger.WarnContext(ctx, "amqp1: flavour forced by the URL differs from the broker's", "forced", name, "detected", detected, "product", product)
 	}
 	switch {
 	case name == flavourRabbitMQ && rabbitMajor(version) >= 4:
@@ -182,7 +192,7 @@ func open(ctx context.Context, cfg *driver.URL) (driver.Conn, error) {
 		return nil, err
 	}
 	c.replace(ac, host)
-	c.logger.Debug("amqp1: connected", "flavour", name, "product", product, "version", version, "host", s.hosts[host])
+	c.logger.DebugContext(ctx, "amqp1: connected", "flavour", name, "product", product, "version", version, "host", s.hosts[host])
 	c.wg.Add(1)
 	go c.supervise(ac)
 	return c, nil
@@ -320,7 +330,7 @@ func (c *conn) supervise(ac *amqp.Conn) {
 		if c.ctx.Err() != nil {
 			return
 		}
-		c.logger.Warn("amqp1: connection lost; reconnecting", "err", ac.Err())
+		c.logger.WarnContext(c.ctx, "amqp1: connection lost; reconnecting", "err", ac.Err())
 		next, host := c.redial()
 		if next == nil {
 			return
@@ -333,7 +343,7 @@ func (c *conn) supervise(ac *amqp.Conn) {
 			return
 		}
 		c.replace(next, host)
-		c.logger.Info("amqp1: reconnected", "host", c.s.hosts[host])
+		c.logger.InfoContext(c.ctx, "amqp1: reconnected", "host", c.s.hosts[host])
 		ac = next
 	}
 }
@@ -351,7 +361,7 @@ func (c *conn) redial() (*amqp.Conn, int) {
 		if err == nil {
 			return ac, host
 		}
-		c.logger.Warn("amqp1: reconnect failed", "err", err, "retry_in", c.s.retry.Delay(attempt))
+		c.logger.WarnContext(c.ctx, "amqp1: reconnect failed", "err", err, "retry_in", c.s.retry.Delay(attempt))
 		if c.s.retry.Wait(c.ctx, attempt) != nil {
 			return nil, 0
 		}

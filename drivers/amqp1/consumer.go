@@ -190,7 +190,7 @@ func (k *consumer) lost(l *recvLink, err error) {
 		}
 	}
 	k.mu.Unlock()
-	k.c.logger.Debug("amqp1: receiving link lost; attaching a new one", "queue", k.queue, "err", err)
+	k.c.logger.DebugContext(k.c.ctx, "amqp1: receiving link lost; attaching a new one", "queue", k.queue, "err", err)
 	k.c.endLink(l.sess, l.rcv)
 }
 

@@ -72,7 +72,7 @@ func (c *conn) send(ctx context.Context, address string, m *amqp.Message) error 
 		if isRemoteRefusal(err) || attempt > 0 {
 			return fmt.Errorf("send to %s: %w", address, mapError(err))
 		}
-		c.logger.Debug("amqp1: sending link lost; sending again on a new one", "address", address, "err", err)
+		c.logger.DebugContext(ctx, "amqp1: sending link lost; sending again on a new one", "address", address, "err", err)
 	}
 }
 

@@ -279,7 +279,7 @@ func (f *rabbitFlavour) close() error {
 	// An error here means the connection was already broken (a cut
 	// socket answers the close with a frame error): either way it is gone.
 	if err := f.side.Close(); err != nil {
-		f.c.logger.Debug("amqp1: closing the AMQP 0-9-1 side connection", "err", err)
+		f.c.logger.DebugContext(context.Background(), "amqp1: closing the AMQP 0-9-1 side connection", "err", err)
 	}
 	f.side, f.ch = nil, nil
 	return nil

@@ -421,7 +421,7 @@ func (m *management) attach(ctx context.Context) error {
 		if !errors.As(err, &ae) || !strings.Contains(ae.Description, "insufficient credit") || attempt == pingAttempts {
 			return fmt.Errorf("open the link pair to RabbitMQ's management node (attempt %d): %w", attempt, mapError(err))
 		}
-		m.c.logger.Debug("amqp1: management link pair refused for want of credit; attaching another", "attempt", attempt, "err", err)
+		m.c.logger.DebugContext(ctx, "amqp1: management link pair refused for want of credit; attaching another", "attempt", attempt, "err", err)
 	}
 }
 

@@ -316,7 +316,7 @@ func (b *broker) publish(exchange, key string, m *message) (int, error) {
 	delivered := 0
 	for _, q := range targets {
 		if q.isDeadLetterCycle(m) {
-			b.logger.Debug("dead-letter cycle: message dropped", "queue", q.decl.Name)
+			b.logger.DebugContext(context.Background(), "dead-letter cycle: message dropped", "queue", q.decl.Name)
 			continue
 		}
 		if q.enqueue(m) {
@@ -334,7 +334,7 @@ func (b *broker) deadLetter(dead []deadLetter) {
 			continue
 		}
 		if _, err := b.publish(d.exchange, d.key, d.msg); err != nil {
-			b.logger.Warn("dead-lettering failed; message dropped", "queue", d.queue, "reason", d.reason, "err", err)
+			b.logger.WarnContext(context.Background(), "dead-lettering failed; message dropped", "queue", d.queue, "reason", d.reason, "err", err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -247,7 +248,7 @@ func (q *queue) reject(e entry) {
 // exchange, adding the x-death history as RabbitMQ does.
 func (q *queue) appendDeadLocked(dead []deadLetter, e entry, reason string) []deadLetter {
 	if q.decl.DeadLetterExchange == "" {
-		q.b.logger.Debug("message dropped", "queue", q.decl.Name, "reason", reason)
+		q.b.logger.DebugContext(context.Background(), "message dropped", "queue", q.decl.Name, "reason", reason)
 		return dead
 	}
 	key := e.m.key
@@ -371,7 +372,7 @@ func (q *queue) expireIdle() {
 		return q.unusedLocked() && q.b.now()-q.idleSince >= int64(q.decl.Expires)
 	})
 	if deleted {
-		q.b.logger.Debug("queue expired unused", "queue", q.decl.Name, "expires", q.decl.Expires)
+		q.b.logger.DebugContext(context.Background(), "queue expired unused", "queue", q.decl.Name, "expires", q.decl.Expires)
 	}
 }
 

@@ -597,7 +597,7 @@ func (cons *consumer) counted(inc *incarnation, d amqp.Delivery) bool {
 			_ = inc.ch.Ack(d.DeliveryTag, false)
 			return true
 		}
-		cons.c.logger.Warn("rabbit: could not count a returned message; handing it out as it is", "queue", cons.queue, "err", err)
+		cons.c.logger.WarnContext(cons.c.ctx, "rabbit: could not count a returned message; handing it out as it is", "queue", cons.queue, "err", err)
 	}
 	inc.mu.Lock()
 	inc.pending[d.DeliveryTag] = p
@@ -662,7 +662,7 @@ func (cons *consumer) republish(ctx context.Context, p pendingDelivery, returns 
 // rejected message would say "rejected".
 func (cons *consumer) deadLetter(ctx context.Context, p pendingDelivery) error {
 	if cons.dlx == "" {
-		cons.c.logger.Debug("rabbit: delivery limit reached; message dropped", "queue", cons.queue)
+		cons.c.logger.DebugContext(ctx, "rabbit: delivery limit reached; message dropped", "queue", cons.queue)
 		return nil
 	}
 	headers, err := copyHeaders(p.d.Headers, 4)
@@ -679,7 +679,7 @@ func (cons *consumer) deadLetter(ctx context.Context, p pendingDelivery) error {
 	err = cons.c.publish(ctx, cons.dlx, key, publishConfirmed, &pub)
 	if errors.Is(err, driver.ErrNotFound) {
 		// The broker drops dead letters to a missing exchange too.
-		cons.c.logger.Warn("rabbit: dead-letter exchange missing; message dropped", "queue", cons.queue, "exchange", cons.dlx)
+		cons.c.logger.WarnContext(ctx, "rabbit: dead-letter exchange missing; message dropped", "queue", cons.queue, "exchange", cons.dlx)
 		return nil
 	}
 	return err
@@ -847,7 +847,7 @@ func (inc *incarnation) Nack(tag uint64, requeue bool) error {
 	if err != nil {
 		// Not counted: let the broker requeue it; the redelivered flag
 		// counts this return when it comes back.
-		inc.cons.c.logger.Warn("rabbit: could not count a returned message; requeued as it is", "queue", inc.cons.queue, "err", err)
+		inc.cons.c.logger.WarnContext(inc.cons.c.ctx, "rabbit: could not count a returned message; requeued as it is", "queue", inc.cons.queue, "err", err)
 		return inc.settled(inc.ch.Reject(tag, true))
 	}
 	return inc.settled(inc.ch.Ack(tag, false))

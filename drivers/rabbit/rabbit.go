@@ -343,7 +343,7 @@ func (c *conn) supervise(sess *session) {
 		if c.ctx.Err() != nil {
 			return
 		}
-		c.logger.Warn("rabbit: connection lost; reconnecting", "host", sess.host.String(), "err", cause)
+		c.logger.WarnContext(c.ctx, "rabbit: connection lost; reconnecting", "host", sess.host.String(), "err", cause)
 		c.mu.Lock()
 		c.cur.Store(nil)
 		c.ready = make(chan struct{})
@@ -389,7 +389,7 @@ func (c *conn) reconnect() *session {
 				if c.ctx.Err() != nil {
 					return nil
 				}
-				c.logger.Info("rabbit: reconnection attempt failed", "host", host.String(), "attempt", attempts, "err", err)
+				c.logger.InfoContext(c.ctx, "rabbit: reconnection attempt failed", "host", host.String(), "attempt", attempts, "err", err)
 				continue
 			}
 			sess := c.newSession(ac, host)
@@ -398,13 +398,13 @@ func (c *conn) reconnect() *session {
 				if c.ctx.Err() != nil {
 					return nil
 				}
-				c.logger.Info("rabbit: reconnected but could not restore; retrying", "host", host.String(), "attempt", attempts, "err", err)
+				c.logger.InfoContext(c.ctx, "rabbit: reconnected but could not restore; retrying", "host", host.String(), "attempt", attempts, "err", err)
 				continue
 			}
 			if !c.install(sess) {
 				return nil
 			}
-			c.logger.Info("rabbit: reconnected", "host", host.String(), "attempts", attempts, "down", time.Since(start).Round(time.Millisecond))
+			c.logger.InfoContext(c.ctx, "rabbit: reconnected", "host", host.String(), "attempts", attempts, "down", time.Since(start).Round(time.Millisecond))
 			return sess
 		}
 	}
@@ -441,7 +441,7 @@ func (c *conn) restore(sess *session) error {
 		err := c.redeclare(sess)
 		redeclared <- err
 		if late.Load() && c.ctx.Err() == nil {
-			c.logger.Info("rabbit: the topology re-declared in the background", "host", sess.host.String(), "took", time.Since(start).Round(time.Millisecond), "err", err)
+			c.logger.InfoContext(c.ctx, "rabbit: the topology re-declared in the background", "host", sess.host.String(), "took", time.Since(start).Round(time.Millisecond), "err", err)
 		}
 	}) {
 		<-c.topoSem
@@ -454,7 +454,7 @@ func (c *conn) restore(sess *session) error {
 		}
 	case <-budget.C:
 		late.Store(true)
-		c.logger.Warn("rabbit: the broker has not answered the re-declaration of the topology in time (a node does not answer?); going on, the rest is declared in the background",
+		c.logger.WarnContext(c.ctx, "rabbit: the broker has not answered the re-declaration of the topology in time (a node does not answer?); going on, the rest is declared in the background",
 			"host", sess.host.String(), "waited", restoreBudget)
 	case <-c.ctx.Done():
 		return driver.ErrClosed
@@ -499,7 +499,7 @@ func (c *conn) restartConsumers(sess *session, consumers []*consumer, budget tim
 				cons.stall(c.ctx, fmt.Errorf("the consumer of queue %q could not resume after reconnecting: %w", cons.queue, rabbitmq.MapError(err)))
 			}
 			if late && err == nil {
-				c.logger.Info("rabbit: a consumer started late after reconnecting", "queue", cons.queue)
+				c.logger.InfoContext(c.ctx, "rabbit: a consumer started late after reconnecting", "queue", cons.queue)
 			}
 			errs <- err
 		}) {

@@ -438,7 +438,7 @@ func (c *conn) redeclare(sess *session) error {
 					return driver.ErrClosed
 				}
 			}
-			c.logger.Error("rabbit: could not re-declare after reconnecting; skipped", "entity", what, "err", mapped)
+			c.logger.ErrorContext(c.ctx, "rabbit: could not re-declare after reconnecting; skipped", "entity", what, "err", mapped)
 			return nil
 		}
 	}

@@ -178,7 +178,7 @@ func (c *conn) Consume(ctx context.Context, queue string, opts driver.ConsumeOpt
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.sendTimeout)
 		defer cancel()
 		if rerr := c.mm.RemoveConsumer(rctx, cons.rec); rerr != nil {
-			c.logger.Warn("zmq: removing the record of a consumer that failed to start failed", "queue", queue, "err", rerr)
+			c.logger.WarnContext(ctx, "zmq: removing the record of a consumer that failed to start failed", "queue", queue, "err", rerr)
 		}
 		return nil, err
 	}
@@ -343,7 +343,7 @@ func (cons *consumer) end(returns bool) bool {
 		ctx, cancel := context.WithTimeout(context.Background(), c.opts.sendTimeout)
 		defer cancel()
 		if err := c.mm.RemoveConsumer(ctx, cons.rec); err != nil {
-			c.logger.Warn("zmq: removing a consumer from the matchmaker failed; it expires with this node", "queue", cons.queue, "err", err)
+			c.logger.WarnContext(context.Background(), "zmq: removing a consumer from the matchmaker failed; it expires with this node", "queue", cons.queue, "err", err)
 		}
 	}
 	return true

@@ -1,6 +1,7 @@
 package zmq
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"time"
@@ -22,17 +23,17 @@ func (s *sender) deadLetterLocked(h *held, reason string) {
 	s.finishLocked(h)
 	decl := h.q.decl
 	if decl.DeadLetterExchange == "" {
-		s.logger.Debug("zmq: message dropped", "queue", h.q.name, "reason", reason)
+		s.logger.DebugContext(context.Background(), "zmq: message dropped", "queue", h.q.name, "reason", reason)
 		return
 	}
 	var msg driver.Message
 	exchange, key, err := decodeProps(h.props, &msg)
 	if err != nil {
-		s.logger.Error("zmq: cannot dead-letter a message whose properties do not decode", "queue", h.q.name, "err", err)
+		s.logger.ErrorContext(context.Background(), "zmq: cannot dead-letter a message whose properties do not decode", "queue", h.q.name, "err", err)
 		return
 	}
 	if deadLetterCycle(msg.Headers, h.q.name) {
-		s.logger.Debug("zmq: dead-letter cycle: message dropped", "queue", h.q.name)
+		s.logger.DebugContext(context.Background(), "zmq: dead-letter cycle: message dropped", "queue", h.q.name)
 		return
 	}
 	msg.Headers = deathHeaders(msg.Headers, h.q.name, reason, exchange, key, msg.Expiration)
@@ -43,12 +44,12 @@ func (s *sender) deadLetterLocked(h *held, reason string) {
 	}
 	props, err := encodeProps(decl.DeadLetterExchange, dlKey, &msg)
 	if err != nil {
-		s.logger.Error("zmq: cannot encode a dead letter", "queue", h.q.name, "err", err)
+		s.logger.ErrorContext(context.Background(), "zmq: cannot encode a dead letter", "queue", h.q.name, "err", err)
 		return
 	}
 	queues, err := s.view.route(decl.DeadLetterExchange, dlKey, nil)
 	if err != nil {
-		s.logger.Warn("zmq: dead-lettering failed; message dropped", "queue", h.q.name, "reason", reason, "err", err)
+		s.logger.WarnContext(context.Background(), "zmq: dead-lettering failed; message dropped", "queue", h.q.name, "reason", reason, "err", err)
 		return
 	}
 	now := time.Now()

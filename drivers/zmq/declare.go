@@ -159,7 +159,7 @@ func (c *conn) autoDeleteExchange(ctx context.Context, name string) {
 		return
 	}
 	if err := c.mm.DeleteExchange(ctx, name); err != nil {
-		c.logger.Warn("zmq: deleting an unbound auto-delete exchange failed", "exchange", name, "err", err)
+		c.logger.WarnContext(ctx, "zmq: deleting an unbound auto-delete exchange failed", "exchange", name, "err", err)
 		return
 	}
 	_ = c.registry.sync(ctx)
@@ -176,6 +176,6 @@ func (c *conn) autoDeleteQueue(ctx context.Context, name string) {
 		return
 	}
 	if _, err := c.deleteQueue(ctx, name); err != nil {
-		c.logger.Warn("zmq: deleting an auto-delete queue without consumers failed", "queue", name, "err", err)
+		c.logger.WarnContext(ctx, "zmq: deleting an auto-delete queue without consumers failed", "queue", name, "err", err)
 	}
 }

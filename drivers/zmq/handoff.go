@@ -22,7 +22,7 @@ import (
 func (c *conn) handOff(ctx context.Context) int {
 	reg, err := c.mm.Refresh(ctx)
 	if err != nil {
-		c.logger.Warn("zmq: cannot read the matchmaker to hand off held messages", "err", err)
+		c.logger.WarnContext(ctx, "zmq: cannot read the matchmaker to hand off held messages", "err", err)
 		return 0
 	}
 	passed := 0
@@ -41,7 +41,7 @@ func (c *conn) handOff(ctx context.Context) int {
 		p := links[dest.ID]
 		if p == nil {
 			if p, err = c.dial(ctx, dest.ID, dest.Endpoint); err != nil {
-				c.logger.Warn("zmq: cannot hand off held messages", "queue", queue, "node", dest.ID, "err", err)
+				c.logger.WarnContext(ctx, "zmq: cannot hand off held messages", "queue", queue, "node", dest.ID, "err", err)
 				continue
 			}
 			links[dest.ID] = p
@@ -120,7 +120,7 @@ func (c *conn) onHandoff(h handoffHeader, props, body []byte) {
 	_, _ = c.registry.load(ctx, true) // the queue may be newer than this node's view
 	cancel()
 	if c.life.closing.Load() || !c.sender.takeOver(h, props, body) {
-		c.logger.Warn("zmq: dropped a handed-off message for a queue that does not exist", "queue", h.queue)
+		c.logger.WarnContext(context.Background(), "zmq: dropped a handed-off message for a queue that does not exist", "queue", h.queue)
 	}
 }
 

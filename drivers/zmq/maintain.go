@@ -53,7 +53,7 @@ func (c *conn) watchRegistry() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.opts.sendTimeout)
 		if _, err := c.registry.load(ctx, false); err != nil && !c.isClosing() {
-			c.logger.Warn("zmq: reading the matchmaker failed", "err", err)
+			c.logger.WarnContext(context.Background(), "zmq: reading the matchmaker failed", "err", err)
 		}
 		cancel()
 	}
@@ -68,18 +68,18 @@ func (c *conn) heartbeat() {
 	err := c.mm.Heartbeat(ctx, c.id, c.opts.livenessTTL)
 	expired := errors.Is(err, matchmaker.ErrExpired)
 	if expired {
-		c.logger.Warn("zmq: this node had expired from the matchmaker; joining again")
+		c.logger.WarnContext(ctx, "zmq: this node had expired from the matchmaker; joining again")
 	}
 	if (expired || c.rejoinPending) && !c.isClosing() {
 		err = c.rejoin()
 		c.rejoinPending = err != nil
 	}
 	if err != nil && !c.isClosing() {
-		c.logger.Warn("zmq: liveness heartbeat failed", "err", err)
+		c.logger.WarnContext(ctx, "zmq: liveness heartbeat failed", "err", err)
 	}
 	// Reading the registry lets the in-process matchmaker expire dead nodes.
 	if _, err := c.registry.load(ctx, false); err != nil && !c.isClosing() {
-		c.logger.Warn("zmq: reading the matchmaker failed", "err", err)
+		c.logger.WarnContext(ctx, "zmq: reading the matchmaker failed", "err", err)
 	}
 }
 

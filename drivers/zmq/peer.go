@@ -2,6 +2,7 @@ package zmq
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -229,7 +230,7 @@ func (p *peer) flush() {
 			p.flushing = false
 			p.mu.Unlock()
 			if !p.c.isClosing() {
-				p.c.logger.Warn("zmq: writing to peer failed; closing the connection, its unsettled messages go to other consumers",
+				p.c.logger.WarnContext(context.Background(), "zmq: writing to peer failed; closing the connection, its unsettled messages go to other consumers",
 					"node", p.id, "remote", p.nc.RemoteAddr().String(), "err", err)
 			}
 			p.fail()
@@ -281,9 +282,9 @@ func (p *peer) readLoop() {
 			switch {
 			case closedByUs || c.isClosing():
 			case errors.Is(err, io.EOF):
-				c.logger.Debug("zmq: peer disconnected", "node", p.id)
+				c.logger.DebugContext(context.Background(), "zmq: peer disconnected", "node", p.id)
 			default:
-				c.logger.Warn("zmq: connection to peer failed; closing it", "node", p.id, "remote", p.nc.RemoteAddr().String(), "err", err)
+				c.logger.WarnContext(context.Background(), "zmq: connection to peer failed; closing it", "node", p.id, "remote", p.nc.RemoteAddr().String(), "err", err)
 			}
 			p.fail()
 			c.peerDown(p)

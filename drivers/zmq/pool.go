@@ -166,7 +166,7 @@ func (c *conn) connect(node matchmaker.Node) {
 			c.pool.dialFailed(node.ID)
 			c.sender.dispatchAll()
 			if !c.isClosing() {
-				c.logger.Warn("zmq: cannot reach node; its consumers get nothing until it answers or expires", "node", node.ID, "endpoint", node.Endpoint, "err", err)
+				c.logger.WarnContext(context.Background(), "zmq: cannot reach node; its consumers get nothing until it answers or expires", "node", node.ID, "endpoint", node.Endpoint, "err", err)
 			}
 			return
 		}
@@ -239,7 +239,7 @@ func (c *conn) acceptLoop() {
 		nc, err := c.ln.Accept()
 		if err != nil {
 			if !c.isClosing() {
-				c.logger.Error("zmq: accepting connections failed; this node receives nothing more", "endpoint", c.endpoint, "err", err)
+				c.logger.ErrorContext(context.Background(), "zmq: accepting connections failed; this node receives nothing more", "endpoint", c.endpoint, "err", err)
 			}
 			return
 		}
@@ -255,7 +255,7 @@ func (c *conn) accepted(nc net.Conn) {
 	id, r, err := handshake(nc, zmq4.Router, c.id, true, c.opts.sendTimeout)
 	if err != nil {
 		if !c.isClosing() {
-			c.logger.Warn("zmq: inbound ZMTP handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
+			c.logger.WarnContext(context.Background(), "zmq: inbound ZMTP handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
 		}
 		_ = nc.Close()
 		return

@@ -651,10 +651,10 @@ func (s *sender) sweep(now time.Time, scanInflight bool) {
 	s.dispatchAllLocked()
 	s.unlock()
 	if timedOut > 0 {
-		s.logger.Warn("zmq: messages not settled within ack_timeout; sending them to another consumer", "messages", timedOut, "ack_timeout", s.ackTimeout)
+		s.logger.WarnContext(context.Background(), "zmq: messages not settled within ack_timeout; sending them to another consumer", "messages", timedOut, "ack_timeout", s.ackTimeout)
 	}
 	if dropped > 0 {
-		s.logger.Warn("zmq: messages waited longer than buffer_time for a consumer; dropped", "messages", dropped, "buffer_time", s.bufferTime)
+		s.logger.WarnContext(context.Background(), "zmq: messages waited longer than buffer_time for a consumer; dropped", "messages", dropped, "buffer_time", s.bufferTime)
 	}
 }
 

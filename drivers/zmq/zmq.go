@@ -256,7 +256,7 @@ func open(ctx context.Context, logger *slog.Logger, opts options, mm matchmaker.
 	for _, loop := range []func(){c.acceptLoop, c.watchRegistry, c.maintain, c.flushSettlements} {
 		c.life.goTracked(loop)
 	}
-	c.logger.Debug("zmq: node up", "endpoint", c.endpoint, "matchmaker", redactMatchmaker(opts.matchmaker))
+	c.logger.DebugContext(ctx, "zmq: node up", "endpoint", c.endpoint, "matchmaker", redactMatchmaker(opts.matchmaker))
 	return c, nil
 }
 
@@ -333,7 +333,7 @@ func (c *conn) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.sendTimeout)
 	defer cancel()
 	if n := c.handOff(ctx); n > 0 {
-		c.logger.Debug("zmq: handed off held messages to another node", "messages", n)
+		c.logger.DebugContext(context.Background(), "zmq: handed off held messages to another node", "messages", n)
 	}
 	var errs []error
 	if err := c.mm.Leave(ctx, c.id); err != nil {
@@ -353,10 +353,10 @@ func (c *conn) Close() error {
 	}
 	c.life.wait()
 	if pending > 0 {
-		c.logger.Warn("zmq: closed while holding messages no consumer had, and no other node could take them; they are lost", "messages", pending)
+		c.logger.WarnContext(ctx, "zmq: closed while holding messages no consumer had, and no other node could take them; they are lost", "messages", pending)
 	}
 	if unsettled > 0 {
-		c.logger.Debug("zmq: closed before consumers settled messages they had; they will not be redelivered", "messages", unsettled)
+		c.logger.DebugContext(ctx, "zmq: closed before consumers settled messages they had; they will not be redelivered", "messages", unsettled)
 	}
 	errs = append(errs, c.mm.Close())
 	return errors.Join(errs...)

@@ -92,24 +92,24 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), lo
 		options(cfg, svc, logger),
 	)
 	if err := app.Err(); err != nil {
-		logger.Error("fxservice cannot start", "err", err)
+		logger.ErrorContext(ctx, "fxservice cannot start", "err", err)
 		return 1
 	}
 	startCtx, cancel := context.WithTimeout(ctx, app.StartTimeout())
 	defer cancel()
 	if err := app.Start(startCtx); err != nil {
-		logger.Error("fxservice cannot start", "err", err)
+		logger.ErrorContext(ctx, "fxservice cannot start", "err", err)
 		return 1
 	}
-	logger.Info("fxservice ready", "config", cfg, "topic", svc.topic, "server", svc.server)
+	logger.InfoContext(ctx, "fxservice ready", "config", cfg, "topic", svc.topic, "server", svc.server)
 	<-ctx.Done()
-	logger.Info("fxservice stopping")
+	logger.InfoContext(ctx, "fxservice stopping")
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), app.StopTimeout())
 	defer cancelStop()
 	if err := app.Stop(stopCtx); err != nil {
-		logger.Error("fxservice did not stop cleanly", "err", err)
+		logger.ErrorContext(ctx, "fxservice did not stop cleanly", "err", err)
 		return 1
 	}
-	logger.Info("fxservice stopped")
+	logger.InfoContext(ctx, "fxservice stopped")
 	return 0
 }

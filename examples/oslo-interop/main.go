@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 		return callHello(ctx, cfg, *name, stdout)
 	default:
 		return serve(ctx, cfg, *host, logger, func() {
-			logger.Info("serving oslo.messaging clients", "topic", ServeTopic, "version", ServeVersion, "server", *host, "config", cfg)
+			logger.InfoContext(ctx, "serving oslo.messaging clients", "topic", ServeTopic, "version", ServeVersion, "server", *host, "config", cfg)
 			if ready != nil {
 				ready()
 			}

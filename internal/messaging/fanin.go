@@ -104,7 +104,7 @@ func (f *FanIn[T]) receive(i int, cfg FanInConfig[T]) {
 			// Not taken: back to the queue for another consumer (closing
 			// the consumer returns it too, if that came first).
 			if err := d.Nack(true); err != nil && !errors.Is(err, transport.ErrClosed) {
-				cfg.Logger.Warn("returning a delivery to its queue failed; the broker will redeliver it", "queue", c.Queue(), "err", err)
+				cfg.Logger.WarnContext(d.TraceContext(context.Background()), "returning a delivery to its queue failed; the broker will redeliver it", "queue", c.Queue(), "err", err)
 			}
 			return
 		}

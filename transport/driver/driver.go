@@ -85,6 +85,14 @@ type CapabilityAdviser interface {
 	AdviseCapability(c Capability) string
 }
 
+// SystemNamer is implemented by a connection that knows which messaging
+// system it reached, where its scheme does not tell (an AMQP 1.0 broker):
+// MessagingSystem returns OpenTelemetry's messaging.system value for it
+// ("rabbitmq", "activemq").
+type SystemNamer interface {
+	MessagingSystem() string
+}
+
 // Opener opens connections for one URL scheme.
 type Opener interface {
 	Open(ctx context.Context, u *URL) (Conn, error)

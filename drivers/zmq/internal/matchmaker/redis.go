@@ -115,7 +115,7 @@ func (r *Redis) watch(ctx context.Context, reload time.Duration) {
 		}
 		var netErr interface{ Timeout() bool }
 		if err != nil && !(errors.As(err, &netErr) && netErr.Timeout()) {
-			r.logger.Warn("matchmaker: redis change notifications failed; reloading periodically", "err", err)
+			r.logger.WarnContext(ctx, "matchmaker: redis change notifications failed; reloading periodically", "err", err)
 			timer := time.NewTimer(reload)
 			select {
 			case <-ctx.Done():
@@ -126,7 +126,7 @@ func (r *Redis) watch(ctx context.Context, reload time.Duration) {
 		}
 		rctx, cancel := context.WithTimeout(ctx, reload+5*time.Second)
 		if _, err := r.Refresh(rctx); err != nil && ctx.Err() == nil {
-			r.logger.Warn("matchmaker: redis reload failed", "err", err)
+			r.logger.WarnContext(ctx, "matchmaker: redis reload failed", "err", err)
 		}
 		cancel()
 	}
@@ -177,7 +177,7 @@ func (r *Redis) awaitLoaded(ctx context.Context, v int64, nodes map[string]Node)
 	for attempt := 0; len(ids) > 0; attempt++ {
 		seen, err := r.client.HMGet(ctx, r.key("seen"), ids...).Result()
 		if err != nil {
-			r.logger.Debug("matchmaker: redis: cannot tell which nodes loaded a change; not waiting for them", "version", v, "err", err)
+			r.logger.DebugContext(ctx, "matchmaker: redis: cannot tell which nodes loaded a change; not waiting for them", "version", v, "err", err)
 			return
 		}
 		behind := ids[:0]
@@ -203,7 +203,7 @@ func (r *Redis) awaitLoaded(ctx context.Context, v int64, nodes map[string]Node)
 			for _, id := range behind {
 				r.laggards[id] = v
 			}
-			r.logger.Debug("matchmaker: redis: nodes did not load a change in time; not waiting for them until they do",
+			r.logger.DebugContext(ctx, "matchmaker: redis: nodes did not load a change in time; not waiting for them until they do",
 				"version", v, "nodes", behind, "waited", r.maxAwait)
 			behind = nil
 		}
@@ -502,7 +502,7 @@ func (r *Redis) Refresh(ctx context.Context) (*Registry, error) {
 		pipe.SRem(ctx, r.key("nodes"), dead)
 		pipe.HDel(ctx, r.key("seen"), dead...)
 		if _, err := pipe.Exec(ctx); err != nil {
-			r.logger.Debug("matchmaker: redis: could not drop dead nodes from the index", "err", err)
+			r.logger.DebugContext(ctx, "matchmaker: redis: could not drop dead nodes from the index", "err", err)
 		}
 	}
 	return r.install(ctx, reg, recs.version, strings.Join(live, ",")), nil
@@ -558,7 +558,7 @@ func (r *Redis) decode(recs redisRecords) (reg *Registry, live, dead []string) {
 	for name, data := range recs.exchanges {
 		var x Exchange
 		if err := json.Unmarshal([]byte(data), &x); err != nil {
-			r.logger.Warn("matchmaker: redis: bad exchange record ignored", "name", name, "err", err)
+			r.logger.WarnContext(context.Background(), "matchmaker: redis: bad exchange record ignored", "name", name, "err", err)
 			continue
 		}
 		reg.Exchanges[name] = x
@@ -566,7 +566,7 @@ func (r *Redis) decode(recs redisRecords) (reg *Registry, live, dead []string) {
 	for name, data := range recs.queues {
 		var q Queue
 		if err := json.Unmarshal([]byte(data), &q); err != nil {
-			r.logger.Warn("matchmaker: redis: bad queue record ignored", "name", name, "err", err)
+			r.logger.WarnContext(context.Background(), "matchmaker: redis: bad queue record ignored", "name", name, "err", err)
 			continue
 		}
 		reg.Queues[name] = q
@@ -574,7 +574,7 @@ func (r *Redis) decode(recs redisRecords) (reg *Registry, live, dead []string) {
 	for _, f := range recs.bindings {
 		var b Binding
 		if err := json.Unmarshal([]byte(f), &b); err != nil {
-			r.logger.Warn("matchmaker: redis: bad binding record ignored", "record", f, "err", err)
+			r.logger.WarnContext(context.Background(), "matchmaker: redis: bad binding record ignored", "record", f, "err", err)
 			continue
 		}
 		reg.Bindings = append(reg.Bindings, b)
@@ -594,7 +594,7 @@ func (r *Redis) decode(recs redisRecords) (reg *Registry, live, dead []string) {
 			}
 			var c Consumer
 			if err := json.Unmarshal([]byte(data), &c); err != nil {
-				r.logger.Warn("matchmaker: redis: bad consumer record ignored", "node", id, "err", err)
+				r.logger.WarnContext(context.Background(), "matchmaker: redis: bad consumer record ignored", "node", id, "err", err)
 				continue
 			}
 			reg.Consumers[c.Queue] = append(reg.Consumers[c.Queue], c)
@@ -624,7 +624,7 @@ func (r *Redis) install(ctx context.Context, reg *Registry, version, liveKey str
 			seen = append(seen, id, version)
 		}
 		if err := r.client.HSet(ctx, r.key("seen"), seen...).Err(); err != nil {
-			r.logger.Debug("matchmaker: redis: could not record the loaded version", "err", err)
+			r.logger.DebugContext(ctx, "matchmaker: redis: could not record the loaded version", "err", err)
 		}
 	}
 	return reg
