@@ -113,7 +113,7 @@ func runCase(ctx context.Context, c Case, cl client, lim Limits, m *meter) error
 		if !ok {
 			return fmt.Errorf("%s: no notifications", cl.name())
 		}
-		return n.notify(ctx, lim, lim.callers(c), m)
+		return runNotify(ctx, n, lim, lim.callers(c), m)
 	}
 	if c.RPC {
 		return cl.rpc(ctx, lim, lim.callers(c), m)

@@ -61,116 +61,145 @@ const notifyEventType = "switchyard.bench"
 // cannot (no raw notifications for their scheme) leave the case to
 // Switchyard alone.
 type notifier interface {
-	// notify runs the notify case with publishers publishing at once.
-	notify(ctx context.Context, lim Limits, publishers int, m *meter) error
+	// notifyRig sets up the case's notifiers and listener; the caller
+	// closes the rig.
+	notifyRig(ctx context.Context, lim Limits) (*notifyRig, error)
 }
 
 // notifyPayload is the payload of the benchmark's notifications:
 // {"data": "xxx…"} with size bytes of data, as the RPC cases' arguments.
 func notifyPayload(size int) json.RawMessage { return echoArgs(size) }
 
-// notifyFlow counts what the listener handles and keeps the publishers
-// at most streamWindow notifications ahead of it. Any number of
-// publishers and one listener use it.
-type notifyFlow struct {
-	m       *meter
+// notifyRig is one side of the notify case set up: its listener
+// consuming, its notifiers ready. It passes notifications in rounds
+// (pass), so that two sides can take turns in one run. Its listener's
+// handler calls received; publishers stay at most streamWindow
+// notifications ahead of it.
+type notifyRig struct {
+	send  func(ctx context.Context) error // one notification
+	close func() error                    // stops the listener, deletes what the rig declared
+
 	credits chan struct{} // one per notification published and not yet handled
-	total   int64         // notifications of the measured part
-	handled atomic.Int64  // warm-up included
-	warmed  chan struct{} // closed when the warm-up notification is handled
-	all     chan struct{} // closed when the last notification is handled
+	handled atomic.Int64
+	meter   atomic.Pointer[meter] // the pass being measured, if any
+
+	mu      sync.Mutex
+	target  int64         // handled at which the pass in progress ends
+	reached chan struct{} // closed when handled reaches target
 
 	failOnce sync.Once
 	failed   chan struct{} // closed with err when the listener fails
 	err      error
 }
 
-func newNotifyFlow(m *meter, total int) *notifyFlow {
-	return &notifyFlow{m: m, credits: make(chan struct{}, streamWindow), total: int64(total),
-		warmed: make(chan struct{}), all: make(chan struct{}), failed: make(chan struct{})}
+func newNotifyRig() *notifyRig {
+	return &notifyRig{credits: make(chan struct{}, streamWindow), failed: make(chan struct{})}
+}
+
+// fail ends the rig's passes with the listener's failure err.
+func (r *notifyRig) fail(err error) {
+	r.failOnce.Do(func() { r.err = fmt.Errorf("listener: %w", err); close(r.failed) })
+}
+
+// received counts a notification the listener handled.
+func (r *notifyRig) received() {
+	select {
+	case <-r.credits:
+	default: // a redelivery: its credit was returned with its first delivery
+	}
+	n := r.handled.Add(1)
+	if m := r.meter.Load(); m != nil {
+		m.done(1)
+	}
+	r.mu.Lock()
+	if r.reached != nil && n >= r.target {
+		close(r.reached)
+		r.reached = nil
+	}
+	r.mu.Unlock()
 }
 
 // publish publishes one notification once the window has room for it.
-func (f *notifyFlow) publish(ctx context.Context, publish func(ctx context.Context) error) error {
+func (r *notifyRig) publish(ctx context.Context) error {
 	select {
-	case f.credits <- struct{}{}:
-	case <-f.failed:
-		return f.err
+	case r.credits <- struct{}{}:
+	case <-r.failed:
+		return r.err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return publish(ctx)
+	return r.send(ctx)
 }
 
-// fail ends the run with the listener's failure err.
-func (f *notifyFlow) fail(err error) {
-	f.failOnce.Do(func() { f.err = fmt.Errorf("listener: %w", err); close(f.failed) })
-}
-
-// received counts a handled notification; the listener's handler calls
-// it. The first is the warm-up's, which the meter does not count.
-func (f *notifyFlow) received() {
-	select {
-	case <-f.credits:
-	default: // a redelivery: its credit was returned with its first delivery
-	}
-	switch n := f.handled.Add(1); {
-	case n == 1:
-		close(f.warmed)
-	case n <= f.total+1:
-		f.m.done(1)
-		if n == f.total+1 {
-			close(f.all)
-		}
-	}
-}
-
-// measureNotifications passes one notification to warm up (it makes the
-// connections, the channels and the routes), then measures publishers
-// publishing f.total notifications between them until the listener has
-// handled them all.
-func measureNotifications(ctx context.Context, lim Limits, publishers int, f *notifyFlow, publish func(ctx context.Context) error) error {
-	if err := f.publish(ctx, publish); err != nil {
-		return fmt.Errorf("warm-up notification: %w", err)
-	}
-	select {
-	case <-f.warmed:
-	case <-f.failed:
-		return f.err
-	case <-ctx.Done():
-		return fmt.Errorf("warm-up notification: not received: %w", ctx.Err())
-	}
-	return f.m.measure(ctx, lim.Duration, func(ctx context.Context) error {
-		var tickets atomic.Int64
-		fns := make([]func(context.Context) error, 0, publishers+1)
-		for range publishers {
-			fns = append(fns, func(ctx context.Context) error {
-				for ctx.Err() == nil && tickets.Add(1) <= f.total {
-					if err := f.publish(ctx, publish); err != nil {
-						return stopped(ctx, fmt.Errorf("notify: %w", err))
-					}
-				}
-				return nil
-			})
-		}
+// pass has publishers publish n notifications between them and returns
+// once the listener has handled them, or when ctx ends (nil: the run's
+// bound; what was handled counts). m, if not nil, counts each.
+func (r *notifyRig) pass(ctx context.Context, n, publishers int, m *meter) error {
+	r.mu.Lock()
+	r.target = r.handled.Load() + int64(n)
+	reached := make(chan struct{})
+	r.reached = reached
+	r.mu.Unlock()
+	r.meter.Store(m)
+	defer r.meter.Store(nil)
+	var tickets atomic.Int64
+	fns := make([]func(context.Context) error, 0, publishers+1)
+	for range publishers {
 		fns = append(fns, func(ctx context.Context) error {
-			select {
-			case <-f.all:
-			case <-f.failed:
-				return f.err
-			case <-ctx.Done(): // the run's bound: what was handled counts
+			for ctx.Err() == nil && tickets.Add(1) <= int64(n) {
+				if err := r.publish(ctx); err != nil {
+					return stopped(ctx, fmt.Errorf("notify: %w", err))
+				}
 			}
 			return nil
 		})
-		return runAll(ctx, fns...)
+	}
+	fns = append(fns, func(ctx context.Context) error {
+		select {
+		case <-reached:
+		case <-r.failed:
+			return r.err
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	return runAll(ctx, fns...)
+}
+
+// warm passes one notification, which makes the connections, the
+// channels and the routes.
+func (r *notifyRig) warm(ctx context.Context) error {
+	if err := r.pass(ctx, 1, 1, nil); err != nil {
+		return fmt.Errorf("warm-up notification: %w", err)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("warm-up notification: %w", ctx.Err())
+	}
+	return nil
+}
+
+// runNotify runs the notify case on cl: sets it up, warms it up, and
+// measures publishers passing lim.Messages notifications.
+func runNotify(ctx context.Context, cl notifier, lim Limits, publishers int, m *meter) (err error) {
+	r, err := cl.notifyRig(ctx, lim)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, r.close()) }()
+	if err := r.warm(ctx); err != nil {
+		return err
+	}
+	return m.measure(ctx, lim.Duration, func(ctx context.Context) error {
+		return r.pass(ctx, lim.Messages, publishers, m)
 	})
 }
 
-// notify runs the notify case through notify.Notifier and notify.Listener,
-// each on a transport of its own, with a control exchange of the run's
-// own (the URL's control_exchange option, overridden) so that the
-// exchange can be deleted afterwards with the queues.
-func (s *switchyardClient) notify(ctx context.Context, lim Limits, publishers int, m *meter) (err error) {
+// notifyRig sets up the notify case on notify.Notifier and
+// notify.Listener, each on a transport of its own, with a control
+// exchange of the rig's own (the URL's control_exchange option,
+// overridden) so that the exchange can be deleted afterwards with the
+// queues.
+func (s *switchyardClient) notifyRig(ctx context.Context, lim Limits) (_ *notifyRig, err error) {
 	exchange, topic := uniqueName("notify"), uniqueName("notify")
 	pool := topic + "-pool"
 	u := s.url.Clone()
@@ -181,106 +210,126 @@ func (s *switchyardClient) notify(ctx context.Context, lim Limits, publishers in
 	sides := &switchyardClient{url: u, opts: s.opts}
 	pubTr, subTr, closeBoth, err := sides.openPair(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() { err = errors.Join(err, closeBoth()) }()
-	defer func() {
+	r := newNotifyRig()
+	cleanups := []func() error{closeBoth, func() error {
 		cctx, cancel := cleanupContext(ctx)
 		defer cancel()
-		errs := []error{err}
+		var errs []error
 		for _, q := range []string{pool, oslo.NotificationKey(topic, oslo.PriorityInfo)} {
 			_, derr := subTr.DeleteQueue(cctx, q)
 			errs = append(errs, derr)
 		}
-		err = errors.Join(append(errs, subTr.DeleteExchange(cctx, exchange))...)
-	}()
-
-	f := newNotifyFlow(m, lim.Messages)
-	listener, err := notify.NewListener(subTr, []transport.Target{{Topic: topic}}, []notify.Endpoint{{
-		Priorities: []notify.Priority{notify.Info},
-		Handle:     func(context.Context, *notify.Notification) error { f.received(); return nil },
-	}}, notify.WithPool(pool))
-	if err != nil {
-		return err
-	}
-	if err := listener.Start(ctx); err != nil {
-		return err
+		return errors.Join(append(errs, subTr.DeleteExchange(cctx, exchange))...)
+	}}
+	r.close = func() error {
+		var errs []error
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			errs = append(errs, cleanups[i]())
+		}
+		return errors.Join(errs...)
 	}
 	defer func() {
+		if err != nil {
+			err = errors.Join(err, r.close())
+		}
+	}()
+	listener, err := notify.NewListener(subTr, []transport.Target{{Topic: topic}}, []notify.Endpoint{{
+		Priorities: []notify.Priority{notify.Info},
+		Handle:     func(context.Context, *notify.Notification) error { r.received(); return nil },
+	}}, notify.WithPool(pool))
+	if err != nil {
+		return nil, err
+	}
+	if err := listener.Start(ctx); err != nil {
+		return nil, err
+	}
+	cleanups = append(cleanups, func() error {
 		cctx, cancel := cleanupContext(ctx)
 		defer cancel()
-		err = errors.Join(err, listener.Stop(cctx))
-	}()
+		return listener.Stop(cctx)
+	})
 	n, err := notify.NewNotifier(pubTr, "bench.switchyard", notify.WithTopics(topic))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	payload := notifyPayload(lim.Size)
-	return measureNotifications(ctx, lim, publishers, f, func(ctx context.Context) error {
-		return n.Info(ctx, notifyEventType, payload)
-	})
+	r.send = func(ctx context.Context) error { return n.Info(ctx, notifyEventType, payload) }
+	return r, nil
 }
 
-// notify runs the notify case on amqp091-go as a careful user writes
-// it with the guarantees of Switchyard's notifier and listener (see the
-// case's description above): the publishers share one channel in
-// confirm mode (when r confirms), each waiting for its publish's
+// notifyRig sets up the notify case on amqp091-go as a careful user
+// writes it with the guarantees of Switchyard's notifier and listener
+// (see the case's description above): the publishers share one channel
+// in confirm mode (when r confirms), each waiting for its publish's
 // deferred confirm; the listener acks each delivery on a channel with
 // prefetch 2.
-func (r *rabbitClient) notify(ctx context.Context, lim Limits, publishers int, m *meter) (err error) {
+func (r *rabbitClient) notifyRig(ctx context.Context, lim Limits) (_ *notifyRig, err error) {
 	pubConn, subConn, closeBoth, err := r.dialPair()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() { err = errors.Join(err, closeBoth()) }()
+	rig := newNotifyRig()
+	cleanups := []func() error{closeBoth}
+	rig.close = func() error {
+		var errs []error
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			errs = append(errs, cleanups[i]())
+		}
+		return errors.Join(errs...)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, rig.close())
+		}
+	}()
 	exchange, topic := uniqueName("raw-notify"), uniqueName("raw-notify")
 	key := oslo.NotificationKey(topic, oslo.PriorityInfo)
 	pool := topic + "-pool"
 	deleteAll, err := declareNotifyTopology(subConn, exchange, key, pool)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() { err = errors.Join(err, deleteAll()) }()
+	cleanups = append(cleanups, deleteAll)
 	deliveries, err := consume(subConn, pool, false, false, notifyPrefetch)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	send, err := r.publisher(pubConn, exchange)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	body, err := oslo.WrapNotification(&oslo.Notification{
 		MessageID: oslo.NewDashedID(), UniqueID: oslo.NewID(), PublisherID: "bench.raw", EventType: notifyEventType,
 		Priority: oslo.PriorityInfo, Payload: notifyPayload(lim.Size), Timestamp: oslo.FormatTimestamp(time.Now()),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	msg := amqp.Publishing{ContentType: "application/json", ContentEncoding: "utf-8", DeliveryMode: amqp.Persistent, Body: body}
+	rig.send = func(ctx context.Context) error { return send(ctx, key, msg) }
 
-	f := newNotifyFlow(m, lim.Messages)
-	lctx, stopListener := context.WithCancel(ctx)
+	lctx, stopListener := context.WithCancel(context.WithoutCancel(ctx))
 	listening := make(chan struct{})
-	defer func() { stopListener(); <-listening }()
+	cleanups = append(cleanups, func() error { stopListener(); <-listening; return nil })
 	go func() {
 		defer close(listening)
 		for {
 			d, err := next(lctx, deliveries)
 			if err == nil {
-				f.received()
+				rig.received()
 				err = d.Ack(false)
 			}
 			if err != nil {
 				if lctx.Err() == nil {
-					f.fail(err)
+					rig.fail(err)
 				}
 				return
 			}
 		}
 	}()
-	return measureNotifications(ctx, lim, publishers, f, func(ctx context.Context) error {
-		return send(ctx, key, msg)
-	})
+	return rig, nil
 }
 
 // declareNotifyTopology declares, on a channel of conn, what a notifier

@@ -1,9 +1,11 @@
 package interop
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os/exec"
 	"strconv"
 	"testing"
@@ -16,6 +18,13 @@ import (
 // notifyBenchPublishers is how many notifiers publish at once on every
 // side of BenchmarkNotify: the benchmark harness's default -inflight.
 const notifyBenchPublishers = 16
+
+// notifyBenchMaxSeconds bounds one pass of the Python side.
+const notifyBenchMaxSeconds = 60
+
+// notifyBenchChunk is how many notifications each side passes in turn
+// in BenchmarkNotify/interleaved.
+const notifyBenchChunk = 500
 
 // BenchmarkNotify measures notifications on one RabbitMQ virtual host,
 // in one run, three ways, each b.N notifications of 100-byte payloads
@@ -38,8 +47,10 @@ const notifyBenchPublishers = 16
 // The first two are the switchyard bench command's notify case, under
 // the same names as in the drivers' BenchmarkBackend. Every side has
 // connections of its own; every side's publishers stay at most 1024
-// notifications ahead of its listener. Measure in alternated turns from
-// a test binary built once (see BENCHMARKS.md):
+// notifications ahead of its listener. interleaved runs the three in
+// ABBA turns of 500 notifications (bench.RunNotifyInterleaved), so that
+// load from elsewhere weighs on each alike, and reports Switchyard's
+// ratio to the raw loop and to Python:
 //
 //	SWITCHYARD_BROKERS=required go test -run '^$' -bench BenchmarkNotify -benchtime 5000x ./internal/interop/
 func BenchmarkNotify(b *testing.B) {
@@ -47,32 +58,111 @@ func BenchmarkNotify(b *testing.B) {
 	vhost := brokertest.NewRabbitVHost(b)
 	bench.RunBenchmarks(b, vhost.URL, "notify")
 	b.Run("python", func(b *testing.B) {
-		const maxSeconds = 60
-		ctx, cancel := context.WithTimeout(context.Background(), (maxSeconds+30)*time.Second)
+		py := startNotifyBench(b, python, vhost.URL, "bench_notify_py")
+		ctx, cancel := context.WithTimeout(context.Background(), (notifyBenchMaxSeconds+30)*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, python, script("notify_bench.py"), "--url", vhost.URL,
-			"--topic", "bench_notify_py", "--pool", "bench_notify_py_pool", "--n", strconv.Itoa(b.N),
-			"--publishers", strconv.Itoa(notifyBenchPublishers), "--size", "100", "--max-seconds", strconv.Itoa(maxSeconds))
-		cmd.Env = Env()
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
+		b.ResetTimer()
+		elapsed, err := py.pass(ctx, b.N)
+		b.StopTimer()
 		if err != nil {
-			b.Fatalf("notify_bench.py: %v\n%s", err, stderr.Bytes())
-		}
-		var res struct {
-			Count   int     `json:"count"`
-			Elapsed float64 `json:"elapsed"`
-		}
-		if err := json.Unmarshal(out, &res); err != nil {
-			b.Fatalf("notify_bench.py printed %q: %v\n%s", out, err, stderr.Bytes())
-		}
-		if res.Count < b.N || res.Elapsed <= 0 {
-			b.Fatalf("notify_bench.py: %d of %d notifications handled in %.1f s\n%s", res.Count, b.N, res.Elapsed, stderr.Bytes())
+			b.Fatal(err)
 		}
 		// Python's clock: ns/op is per notification, not per benchmark
 		// iteration of this process.
-		b.ReportMetric(res.Elapsed*1e9/float64(res.Count), "ns/op")
-		b.ReportMetric(float64(res.Count)/res.Elapsed, "msg/s")
+		b.ReportMetric(float64(elapsed.Nanoseconds())/float64(b.N), "ns/op")
+		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msg/s")
 	})
+	b.Run("interleaved", func(b *testing.B) {
+		py := startNotifyBench(b, python, vhost.URL, "bench_notify_py_interleaved")
+		bench.RunNotifyInterleaved(b, vhost.URL, notifyBenchChunk, bench.Turn{Name: "python", Pass: py.pass})
+	})
+}
+
+// notifyBench is a running testdata/notify_bench.py, warmed up: its
+// listener consumes, its notifiers are ready. It ends with the test.
+type notifyBench struct {
+	stdin io.WriteCloser
+	lines chan string // stdout, line by line; closed at its end
+	cmd   *exec.Cmd
+}
+
+// startNotifyBench starts notify_bench.py on url, with topic and a pool
+// of its own, and waits until it is warmed up.
+func startNotifyBench(b *testing.B, python, url, topic string) *notifyBench {
+	b.Helper()
+	cmd := exec.Command(python, script("notify_bench.py"), "--url", url, "--topic", topic, "--pool", topic+"_pool",
+		"--publishers", strconv.Itoa(notifyBenchPublishers), "--size", "100", "--max-seconds", strconv.Itoa(notifyBenchMaxSeconds))
+	cmd.Env = Env()
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	nb := &notifyBench{stdin: stdin, lines: make(chan string), cmd: cmd}
+	go func() {
+		defer close(nb.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			nb.lines <- sc.Text()
+		}
+	}()
+	b.Cleanup(func() {
+		_ = stdin.Close()
+		for range nb.lines { // until it exits, or is killed
+		}
+		if err := cmd.Wait(); err != nil {
+			b.Errorf("notify_bench.py: %v\n%s", err, stderr.String())
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), peerStartTimeout+notifyBenchMaxSeconds*time.Second)
+	defer cancel()
+	var ready struct {
+		Ready bool `json:"ready"`
+	}
+	if err := nb.read(ctx, &ready); err != nil || !ready.Ready {
+		_ = cmd.Process.Kill()
+		b.Fatalf("notify_bench.py did not get ready (%v)\n%s", err, stderr.String())
+	}
+	return nb
+}
+
+// read reads the next line of the script's output into v.
+func (nb *notifyBench) read(ctx context.Context, v any) error {
+	select {
+	case line, ok := <-nb.lines:
+		if !ok {
+			return fmt.Errorf("notify_bench.py exited")
+		}
+		return json.Unmarshal([]byte(line), v)
+	case <-ctx.Done():
+		_ = nb.cmd.Process.Kill()
+		return fmt.Errorf("notify_bench.py did not answer: %w", ctx.Err())
+	}
+}
+
+// pass has the script pass n notifications and returns the time they
+// took by its clock.
+func (nb *notifyBench) pass(ctx context.Context, n int) (time.Duration, error) {
+	if _, err := io.WriteString(nb.stdin, strconv.Itoa(n)+"\n"); err != nil {
+		return 0, fmt.Errorf("notify_bench.py: %w", err)
+	}
+	var res struct {
+		Count   int     `json:"count"`
+		Elapsed float64 `json:"elapsed"`
+	}
+	if err := nb.read(ctx, &res); err != nil {
+		return 0, err
+	}
+	if res.Count < n || res.Elapsed <= 0 {
+		return 0, fmt.Errorf("notify_bench.py: %d of %d notifications handled in %.1f s", res.Count, n, res.Elapsed)
+	}
+	return time.Duration(res.Elapsed * float64(time.Second)), nil
 }

@@ -4,19 +4,20 @@ of BenchmarkNotify (notify_bench_test.go).
 Run with Debian's python3-oslo.messaging 14 (/usr/bin/python3):
 
     /usr/bin/python3 notify_bench.py --url rabbit://guest:guest@127.0.0.1:5672/vhost \
-        --topic t --pool p --n 2000 --publishers 16 --size 100 --max-seconds 60
+        --topic t --pool p --publishers 16 --size 100 --max-seconds 60
 
 A notification listener with a pool (executor "threading", oslo's
 defaults otherwise: no prefetch limit, each message acked after its
 endpoint returns) consumes topic's "info" notifications; --publishers
 threads share one Notifier (driver messagingv2; oslo's rabbit driver
 publishes persistent messages with publisher confirms, from its pool of
-connections) and publish --n notifications between them, each payload
-{"data": "xxx..."} with --size bytes of data, at most 1024 ahead of the
-listener. After one notification to
-warm up, the time from the first publish until the listener has handled
-the last one (or --max-seconds) is printed as one JSON line:
-{"count": handled, "elapsed": seconds}.
+connections), each payload {"data": "xxx..."} with --size bytes of data,
+at most 1024 notifications ahead of the listener. After one notification
+to warm up it prints {"ready": true}; then for each line n it reads on
+stdin, the publishers publish n notifications between them, and it
+prints the time from the first publish until the listener has handled
+the last (or --max-seconds) as one JSON line: {"count": handled,
+"elapsed": seconds}. End of stdin stops it.
 
 It uses only oslo.messaging's public API: get_notification_transport,
 Notifier, get_notification_listener.
@@ -39,25 +40,62 @@ WINDOW = 1024
 class Counter(object):
     """An endpoint for "info" notifications that counts them."""
 
-    def __init__(self, expect):
+    def __init__(self):
         self.lock = threading.Lock()
         self.count = 0
-        self.expect = expect
-        self.warmed = threading.Event()
-        self.done = threading.Event()
+        self.target = None
+        self.reached = threading.Event()
         # Publishers stay at most WINDOW notifications ahead of the
         # listener, as the Go sides do.
-        self.window = threading.BoundedSemaphore(WINDOW)
+        self.window = threading.Semaphore(WINDOW)
+
+    def expect(self, n):
+        """Arms reached for when n more notifications are handled."""
+        with self.lock:
+            self.target = self.count + n
+            self.reached.clear()
 
     def info(self, ctxt, publisher_id, event_type, payload, metadata):
+        self.window.release()
         with self.lock:
             self.count += 1
-            count = self.count
-        self.window.release()
-        if count == 1:
-            self.warmed.set()
-        if count == self.expect:
-            self.done.set()
+            if self.target is not None and self.count >= self.target:
+                self.target = None
+                self.reached.set()
+
+
+def run_pass(notifier, counter, n, publishers, payload, max_seconds):
+    """Publishes n notifications from publishers threads; returns the
+    count handled and the seconds from the first publish until the last
+    was handled."""
+    with counter.lock:
+        before = counter.count
+    counter.expect(n)
+    tickets = iter(range(n))
+    tickets_lock = threading.Lock()
+
+    def publish():
+        while True:
+            with tickets_lock:
+                if next(tickets, None) is None:
+                    return
+            if not counter.window.acquire(timeout=max_seconds):
+                return
+            notifier.info({}, "switchyard.bench", payload)
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=publish, daemon=True) for _ in range(publishers)]
+    for t in threads:
+        t.start()
+    counter.reached.wait(max_seconds)
+    elapsed = time.monotonic() - start
+    with counter.lock:
+        return counter.count - before, elapsed
+
+
+def print_line(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
 
 
 def main():
@@ -65,7 +103,6 @@ def main():
     parser.add_argument("--url", required=True)
     parser.add_argument("--topic", required=True)
     parser.add_argument("--pool", required=True)
-    parser.add_argument("--n", type=int, required=True)
     parser.add_argument("--publishers", type=int, required=True)
     parser.add_argument("--size", type=int, required=True)
     parser.add_argument("--max-seconds", type=float, required=True)
@@ -74,7 +111,7 @@ def main():
     conf = cfg.CONF
     conf([], project="notify-bench")
     transport = oslo_messaging.get_notification_transport(conf, url=args.url)
-    counter = Counter(1 + args.n)
+    counter = Counter()
     listener = oslo_messaging.get_notification_listener(
         transport, [oslo_messaging.Target(topic=args.topic)], [counter],
         executor="threading", pool=args.pool)
@@ -83,33 +120,15 @@ def main():
                                        driver="messagingv2", topics=[args.topic])
     payload = {"data": "x" * args.size}
 
-    counter.window.acquire()
-    notifier.info({}, "switchyard.bench", payload)
-    if not counter.warmed.wait(args.max_seconds):
+    count, _ = run_pass(notifier, counter, 1, 1, payload, args.max_seconds)
+    if count < 1:
         raise SystemExit("the warm-up notification did not arrive")
-
-    tickets = iter(range(args.n))
-    tickets_lock = threading.Lock()
-
-    def publish():
-        while True:
-            with tickets_lock:
-                if next(tickets, None) is None:
-                    return
-            if not counter.window.acquire(timeout=args.max_seconds):
-                return
-            notifier.info({}, "switchyard.bench", payload)
-
-    start = time.monotonic()
-    threads = [threading.Thread(target=publish, daemon=True) for _ in range(args.publishers)]
-    for t in threads:
-        t.start()
-    counter.done.wait(args.max_seconds)
-    elapsed = time.monotonic() - start
-    with counter.lock:
-        handled = counter.count - 1
-    sys.stdout.write(json.dumps({"count": handled, "elapsed": elapsed}) + "\n")
-    sys.stdout.flush()
+    print_line({"ready": True})
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        count, elapsed = run_pass(notifier, counter, int(line), args.publishers, payload, args.max_seconds)
+        print_line({"count": count, "elapsed": elapsed})
 
     listener.stop()
     listener.wait()
