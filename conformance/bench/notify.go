@@ -23,7 +23,9 @@ import (
 // The same guarantees on both sides, which are what Switchyard's
 // Notifier and Listener give with the rabbit driver's defaults:
 //
-//   - Publishers: Limits.Inflight goroutines publish at once, each
+//   - Publishers: Limits.Inflight goroutines publish at once on one
+//     connection and one channel in confirm mode (the driver's shared
+//     publishing channel; amqp091-go's Channel on the raw side), each
 //     waiting for its publish to be confirmed by the broker before the
 //     next (Notifier.Info returns then), so that up to Inflight publishes
 //     are in flight. Every message is persistent (delivery mode 2), its
@@ -42,13 +44,16 @@ import (
 //     size of 1), acking each delivery after its handler returns; one
 //     handler runs at a time.
 //
-// A run ends when every published notification has been handled (or at
-// the run's time bound): msg/s is end to end, publish until received.
+// A measured pass ends when every notification it published has been
+// handled (or at the run's time bound): msg/s is end to end, from the
+// first publish until the last is handled.
 // Publishers stay at most streamWindow notifications ahead of the
-// listener. Switchyard's side also decodes each envelope and its
-// request context, checks the notification's unique id against the
-// recent ones, and runs the endpoint's filter: what a listener must do;
-// the raw side publishes one pre-encoded body and only acks.
+// listener. Switchyard's side also does what oslo's format asks of a
+// notifier and a listener: it encodes each notification with ids and a
+// timestamp of its own, and decodes each envelope and its request
+// context, checks its unique id against the recent ones and runs the
+// endpoint's filter; the raw side publishes one pre-encoded body and
+// only acks, the floor of the same frames.
 
 // notifyPrefetch is notify.Listener's prefetch for a listener without
 // batches, which the raw listener uses too.
