@@ -52,7 +52,7 @@ const notifyBenchChunk = 500
 // load from elsewhere weighs on each alike, and reports Switchyard's
 // ratio to the raw loop and to Python:
 //
-//	SWITCHYARD_BROKERS=required go test -run '^$' -bench BenchmarkNotify -benchtime 5000x ./internal/interop/
+//	SWITCHYARD_BROKERS=required go test -run '^$' -bench BenchmarkNotify -benchtime 4000x ./internal/interop/
 func BenchmarkNotify(b *testing.B) {
 	python := RequirePython(b)
 	vhost := brokertest.NewRabbitVHost(b)
