@@ -91,8 +91,30 @@ func rawClient(u *transport.URL) (client, string, error) {
 	return nil, fmt.Sprintf("no raw baseline for scheme %s (TLS and other schemes are measured without one)", u.Scheme), nil
 }
 
+// sidesFor returns the sides of b that run c: every side, but for the
+// notify case only those that can (Switchyard's always).
+func (b *Backend) sidesFor(c Case) []client {
+	if !c.Notify {
+		return b.sides
+	}
+	var cls []client
+	for _, cl := range b.sides {
+		if _, ok := cl.(notifier); ok {
+			cls = append(cls, cl)
+		}
+	}
+	return cls
+}
+
 // runCase runs c on cl within lim, measured by m.
 func runCase(ctx context.Context, c Case, cl client, lim Limits, m *meter) error {
+	if c.Notify {
+		n, ok := cl.(notifier)
+		if !ok {
+			return fmt.Errorf("%s: no notifications", cl.name())
+		}
+		return runNotify(ctx, n, lim, lim.callers(c), m)
+	}
 	if c.RPC {
 		return cl.rpc(ctx, lim, lim.callers(c), m)
 	}

@@ -23,8 +23,12 @@ type Case struct {
 	// Ack, for publish→consume, acknowledges each delivery by hand with
 	// prefetch AckPrefetch; otherwise deliveries are auto-acknowledged.
 	Ack bool
+	// Notify marks the notifications case: notifiers → a listener with
+	// a pool (see notify.go), Limits.Inflight notifiers at once.
+	Notify bool
 	// Concurrent, for calls, has Limits.Inflight callers calling at once;
-	// otherwise one caller makes one call at a time.
+	// otherwise one caller makes one call at a time. The notify case
+	// sets it: its notifiers are Limits.Inflight.
 	Concurrent bool
 }
 
@@ -38,6 +42,8 @@ func Cases() []Case {
 		{Name: "publish-ack", Title: fmt.Sprintf("publish→consume, manual ack, prefetch %d", AckPrefetch), Unit: "msg/s", Ack: true},
 		{Name: "rpc", Title: "RPC, sequential calls", Unit: "call/s", RPC: true},
 		{Name: "rpc-inflight", Title: "RPC, concurrent callers (-inflight)", Unit: "call/s", RPC: true, Concurrent: true},
+		{Name: "notify", Title: fmt.Sprintf("notifications: -inflight notifiers, confirmed → a listener with a pool, ack each, prefetch %d", notifyPrefetch),
+			Unit: "msg/s", Notify: true, Concurrent: true},
 	}
 }
 

@@ -128,23 +128,24 @@ func declareQueue(conn *amqp.Connection, name string, exclusive bool) (deleteQue
 	}, nil
 }
 
-// publisher returns a channel of conn and its publish function, which
-// waits for the broker's confirm when r confirms.
-func (r *rabbitClient) publisher(conn *amqp.Connection) (func(ctx context.Context, key string, p amqp.Publishing) error, error) {
+// publisher returns a channel of conn and its publish function to
+// exchange ("" for the default exchange), which waits for the broker's
+// confirm when r confirms.
+func (r *rabbitClient) publisher(conn *amqp.Connection, exchange string) (func(ctx context.Context, key string, p amqp.Publishing) error, error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil, err
 	}
 	if !r.confirms {
 		return func(ctx context.Context, key string, p amqp.Publishing) error {
-			return ch.PublishWithContext(ctx, "", key, false, false, p)
+			return ch.PublishWithContext(ctx, exchange, key, false, false, p)
 		}, nil
 	}
 	if err := ch.Confirm(false); err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context, key string, p amqp.Publishing) error {
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", key, false, false, p)
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, false, false, p)
 		if err != nil {
 			return err
 		}
@@ -203,7 +204,7 @@ func (r *rabbitClient) publish(ctx context.Context, lim Limits, ack bool, m *met
 	if err != nil {
 		return err
 	}
-	send, err := r.publisher(pubConn)
+	send, err := r.publisher(pubConn, "")
 	if err != nil {
 		return err
 	}
@@ -249,11 +250,11 @@ func (r *rabbitClient) rpc(ctx context.Context, lim Limits, callers int, m *mete
 	if err != nil {
 		return err
 	}
-	reply, err := r.publisher(serverConn)
+	reply, err := r.publisher(serverConn, "")
 	if err != nil {
 		return err
 	}
-	request, err := r.publisher(clientConn)
+	request, err := r.publisher(clientConn, "")
 	if err != nil {
 		return err
 	}

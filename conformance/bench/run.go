@@ -26,7 +26,7 @@ func Run(ctx context.Context, w io.Writer, backends []*Backend, cases []Case, li
 	for _, c := range cases {
 		for _, b := range backends {
 			line := p.line(c, b)
-			for _, cl := range b.sides {
+			for _, cl := range b.sidesFor(c) {
 				r := runOne(ctx, c, b, cl, lim, line)
 				results = append(results, r)
 				if r.Err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,19 +24,27 @@ const (
 	benchmarkBound = 2 * time.Minute
 )
 
-// RunBenchmarks runs every case on the backend of url as sub-benchmarks
-// of b named case/side (publish/switchyard, publish/raw, …,
-// rpc-inflight/raw), in the manner of go-cloud's drivertest.RunBenchmarks:
-// every driver's tests call it, so that every backend is measured by the
-// same workloads, under the same names and by the same code as the
-// switchyard bench command's. A side makes b.N messages or calls, of
-// 100-byte bodies, with 16 callers in rpc-inflight, and reports its rate
-// in the case's unit (msg/s, call/s) and, for calls, the p50-µs and
-// p99-µs latencies; allocs/op counts the whole process. The driver of
-// url's scheme must be registered; the raw side runs where the scheme
-// has a raw client.
-func RunBenchmarks(b *testing.B, url string) {
+// RunBenchmarks runs every case (or, given names, those cases) on the
+// backend of url as sub-benchmarks of b named case/side
+// (publish/switchyard, publish/raw, …, notify/raw), in the manner of
+// go-cloud's drivertest.RunBenchmarks: every driver's tests call it, so
+// that every backend is measured by the same workloads, under the same
+// names and by the same code as the switchyard bench command's. A side
+// makes b.N messages or calls, of 100-byte bodies, with 16 callers in
+// rpc-inflight and 16 notifiers in notify, and reports its rate in the
+// case's unit (msg/s, call/s) and, for calls, the p50-µs and p99-µs
+// latencies; allocs/op counts the whole process. The driver of url's
+// scheme must be registered; the raw side runs where the scheme has a
+// raw client (for notify, where it has raw notifications: rabbit://).
+func RunBenchmarks(b *testing.B, url string, names ...string) {
 	b.Helper()
+	cases := Cases()
+	if len(names) > 0 {
+		var err error
+		if cases, err = SelectCases(strings.Join(names, ",")); err != nil {
+			b.Fatal(err)
+		}
+	}
 	u, err := transport.ParseURL(url)
 	if err != nil {
 		b.Fatal(err)
@@ -45,9 +54,9 @@ func RunBenchmarks(b *testing.B, url string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, c := range Cases() {
+	for _, c := range cases {
 		b.Run(c.Name, func(b *testing.B) {
-			for _, cl := range backend.sides {
+			for _, cl := range backend.sidesFor(c) {
 				b.Run(sideName(cl), func(b *testing.B) { runBenchmark(b, c, cl) })
 			}
 		})

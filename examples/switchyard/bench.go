@@ -48,13 +48,20 @@ Workloads (-cases, comma-separated; default all):
   publish-ack    the same with manual ack of each delivery, prefetch 100
   rpc            sequential RPC calls: calls/s and latency p50/p99
   rpc-inflight   RPC calls from -inflight concurrent callers
+  notify         notifications: -inflight notifiers, each publish
+                 persistent and confirmed, to a listener with a pool that
+                 acks each one (prefetch 2), end to end; on rabbit://
+                 beside amqp091-go doing the same, elsewhere Switchyard
+                 alone (no raw notifications for that scheme)
 
 Raw baselines, by URL scheme:
   memory://   a buffered Go channel passing the same messages
   rabbit://   github.com/rabbitmq/amqp091-go on the same broker and virtual
               host, publishing with confirms when the driver does (its
               confirms option, default true); RPC as a reply_to and
-              correlation-id loop with an exclusive reply queue
+              correlation-id loop with an exclusive reply queue;
+              notifications as oslo's topology: a topic exchange bound to
+              the notifier's <topic>.info queue and the pool's
   zmq://      github.com/go-zeromq/zmq4: PUSH/PULL, DEALER/ROUTER round trips
   amqp://     github.com/Azure/go-amqp, when an AMQP 1.0 driver is registered
 
@@ -72,7 +79,7 @@ same workloads: go test -run='^$' -bench=Backend ./drivers/...
 			fs.DurationVar(&o.limits.Duration, "duration", 5*time.Second, "stop each run after this measured `time`")
 			fs.IntVar(&o.limits.Messages, "messages", 10_000_000, "stop each run after `count` messages or calls")
 			fs.IntVar(&o.limits.Size, "size", 100, "message body `bytes`")
-			fs.IntVar(&o.limits.Inflight, "inflight", 16, "concurrent `callers` of rpc-inflight")
+			fs.IntVar(&o.limits.Inflight, "inflight", 16, "concurrent `callers` of rpc-inflight, and notifiers of notify")
 			fs.StringVar(&o.svg, "svg", "", "also write a bar chart of the results to this SVG `file`")
 			fs.StringVar(&o.cases, "cases", strings.Join(bench.CaseNames(), ","), "the `workloads` to run, comma-separated")
 			return func(ctx context.Context, args []string, stdout io.Writer) error {
@@ -143,7 +150,7 @@ func runBench(ctx context.Context, stdout io.Writer, o benchOptions, cases []ben
 		fmt.Fprintf(stdout, "note: %s\n", n)
 	}
 	lim := o.limits
-	fmt.Fprintf(stdout, "switchyard bench: each run stops after %d messages or calls, or %v; %d-byte bodies; %d callers for rpc-inflight\n",
+	fmt.Fprintf(stdout, "switchyard bench: each run stops after %d messages or calls, or %v; %d-byte bodies; %d callers for rpc-inflight, notifiers for notify\n",
 		lim.Messages, lim.Duration, lim.Size, lim.Inflight)
 	results, failures := bench.Run(ctx, stdout, backends, cases, lim)
 	fmt.Fprintln(stdout)
