@@ -43,8 +43,12 @@ import (
 // Scheme is the URL scheme this driver registers.
 const Scheme = "memory"
 
+// brokers is the process's brokers, by name: the memory:// driver and
+// the AMQP server (Server) share them.
+var brokers = &opener{brokers: map[string]*broker{}}
+
 func init() {
-	transport.Register(Scheme, &opener{brokers: map[string]*broker{}})
+	transport.Register(Scheme, brokers)
 }
 
 // opener holds the process's brokers, by name; it lives in the transport
@@ -78,14 +82,23 @@ func (o *opener) Open(ctx context.Context, cfg *driver.URL) (driver.Conn, error)
 	case len(cfg.Hosts) == 1:
 		name = cfg.Hosts[0].Name
 	}
+	return newConn(o.broker(name, cfg.Logger)), nil
+}
+
+// broker returns the named broker, starting it if need be.
+func (o *opener) broker(name string, logger *slog.Logger) *broker {
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	b, ok := o.brokers[name]
 	if !ok {
-		b = newBroker(name, cfg.Logger)
+		b = newBroker(name, logger)
 		o.brokers[name] = b
 	}
-	o.mu.Unlock()
-	return &conn{b: b, consumers: map[*consumer]struct{}{}}, nil
+	return b
+}
+
+func newConn(b *broker) *conn {
+	return &conn{b: b, consumers: map[*consumer]struct{}{}}
 }
 
 // broker is one in-process message broker.

@@ -16,6 +16,9 @@ type message struct {
 	msg      driver.Message
 	exchange string
 	key      string
+	// amqp holds the AMQP properties the portable model lacks, for a
+	// message published over AMQP; nil otherwise.
+	amqp *amqpProperties
 }
 
 // smallBody is the largest body stored in its message's own allocation:
@@ -193,6 +196,43 @@ func (q *queue) take(c *consumer, n int, dst *ring[entry]) (dead []deadLetter, d
 	return dead, false
 }
 
+// get takes the next ready message for basic.get, dead-lettering expired
+// ones on the way, and reports how many remain ready.
+func (q *queue) get() (e entry, remaining int, ok bool) {
+	var dead []deadLetter
+	q.mu.Lock()
+	t := int64(0)
+	for !q.deleted && q.ready.len() > 0 {
+		e = q.ready.popFront()
+		if e.expiresAt != 0 {
+			if t == 0 {
+				t = q.b.now()
+			}
+			if e.expiresAt <= t {
+				dead = q.appendDeadLocked(dead, e, reasonExpired)
+				continue
+			}
+		}
+		ok = true
+		break
+	}
+	remaining = q.ready.len()
+	q.armIdleLocked()
+	q.mu.Unlock()
+	q.b.deadLetter(dead)
+	if !ok {
+		return entry{}, remaining, false
+	}
+	return e, remaining, true
+}
+
+// counts reports how many messages are ready and how many consumers q has.
+func (q *queue) counts() (ready, consumers int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.ready.len(), len(q.consumers)
+}
+
 // unwait removes c from the waiters, passing on a wake-up it may have
 // consumed so that no ready message is left without a woken consumer.
 func (q *queue) unwait(c *consumer) {
@@ -290,7 +330,7 @@ func (q *queue) appendDeadLocked(dead []deadLetter, e entry, reason string) []de
 	msg.Expiration = 0 // so it does not expire again where it lands
 	return append(dead, deadLetter{
 		queue: q.decl.Name, reason: reason, exchange: q.decl.DeadLetterExchange, key: key,
-		msg: &message{msg: msg, exchange: q.decl.DeadLetterExchange, key: key},
+		msg: &message{msg: msg, exchange: q.decl.DeadLetterExchange, key: key, amqp: e.m.amqp},
 	})
 }
 
