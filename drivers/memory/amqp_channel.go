@@ -45,12 +45,12 @@ type serverChannel struct {
 
 // serverConsumer is one basic.consume.
 type serverConsumer struct {
-	tag    string
-	cons   *consumer
-	noAck  bool
-	stop   context.CancelFunc
-	done   chan struct{} // closed when its goroutine ends
-	queue  string
+	tag   string
+	cons  *consumer
+	noAck bool
+	stop  context.CancelFunc
+	done  chan struct{} // closed when its goroutine ends
+	queue string
 }
 
 // pendingDelivery is an unacknowledged delivery of the channel: from a

@@ -479,4 +479,3 @@ func (c *serverConn) frame(ctx context.Context, f amqp091.Frame) (done bool, err
 	}
 	return false, err
 }
-

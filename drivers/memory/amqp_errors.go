@@ -37,10 +37,10 @@ var replyNames = map[uint16]string{
 // amqpError is an error the server reports to a client: a channel error
 // closes the channel, a connection error (hard) the connection.
 type amqpError struct {
-	code            uint16
-	text            string // with RabbitMQ's "NAME - " prefix
-	class, method   uint16 // of the method that failed, or zero
-	hard            bool
+	code          uint16
+	text          string // with RabbitMQ's "NAME - " prefix
+	class, method uint16 // of the method that failed, or zero
+	hard          bool
 }
 
 func (e *amqpError) Error() string { return fmt.Sprintf("%d %s", e.code, e.text) }

@@ -271,4 +271,3 @@ func serverProperties() amqp091.Table {
 // clients that need to know they talk to this broker rather than
 // RabbitMQ read it.
 const ServerProduct = "Switchyard"
-
