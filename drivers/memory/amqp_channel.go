@@ -68,7 +68,7 @@ func newServerChannel(c *serverConn, id uint16) *serverChannel {
 	return &serverChannel{c: c, id: id, consumers: map[string]*serverConsumer{}, credit: make(chan struct{})}
 }
 
-// vhostErr names where things are, as RabbitMQ's texts do.
+// vhost names where things are, as RabbitMQ's texts do.
 const vhost = "vhost '/'"
 
 // frame runs one frame on the channel and reports whether the channel is
@@ -518,9 +518,8 @@ func queueDeclFromAMQP(m *amqp091.QueueDeclare) (driver.Queue, error) {
 				if n > math.MaxInt32 {
 					n = math.MaxInt32
 				}
-				// 0 in RabbitMQ dead-letters at the first return; the
-				// model's zero is no limit, so the nearest is 1... but a
-				// return past 0 must dead-letter: refuse what differs.
+				// RabbitMQ's 0 dead-letters at the first return; the
+				// model's 0 is no limit.
 				if n == 0 {
 					err = channelError(replyNotImplemented, m, "x-delivery-limit 0 is not supported by this broker")
 				}
@@ -535,8 +534,12 @@ func queueDeclFromAMQP(m *amqp091.QueueDeclare) (driver.Queue, error) {
 			if t, err = str(arg); err == nil {
 				switch t {
 				case "classic":
-				case "quorum", "stream":
-					err = channelError(replyNotImplemented, m, "queue type '%s' is not supported by this broker: it has classic queues only", t)
+				case "quorum":
+					// Declared, as on RabbitMQ, and kept in memory like
+					// any other queue: this broker is one node.
+					decl.Type = driver.QuorumQueue
+				case "stream":
+					err = channelError(replyNotImplemented, m, "queue type 'stream' is not supported by this broker")
 				default:
 					err = invalid(arg, "unsupported_queue_type", t)
 				}
@@ -551,6 +554,16 @@ func queueDeclFromAMQP(m *amqp091.QueueDeclare) (driver.Queue, error) {
 		}
 		if err != nil {
 			return driver.Queue{}, err
+		}
+	}
+	if decl.Type == driver.QuorumQueue {
+		for _, p := range []struct {
+			bad  bool
+			name string
+		}{{!decl.Durable, "non-durable"}, {decl.Exclusive, "exclusive"}, {decl.AutoDelete, "auto-delete"}} {
+			if p.bad {
+				return driver.Queue{}, channelError(replyPrecondition, m, "invalid property '%s' for queue '%s' in %s", p.name, m.Queue, vhost)
+			}
 		}
 	}
 	if decl.DeadLetterRoutingKey != "" && decl.DeadLetterExchange == "" {
@@ -584,10 +597,19 @@ func inequivalentQueue(m amqp091.Method, cur, decl driver.Queue) error {
 		return diff("x-dead-letter-exchange", decl.DeadLetterExchange, cur.DeadLetterExchange)
 	case cur.DeadLetterRoutingKey != decl.DeadLetterRoutingKey:
 		return diff("x-dead-letter-routing-key", decl.DeadLetterRoutingKey, cur.DeadLetterRoutingKey)
+	case cur.Type != decl.Type:
+		return diff("x-queue-type", typeName(decl.Type), typeName(cur.Type))
 	case cur.DeliveryLimit != decl.DeliveryLimit:
 		return diff("x-delivery-limit", decl.DeliveryLimit, cur.DeliveryLimit)
 	}
 	return nil
+}
+
+func typeName(t driver.QueueType) driver.QueueType {
+	if t == "" {
+		return driver.ClassicQueue
+	}
+	return t
 }
 
 func (ch *serverChannel) queueBind(m *amqp091.QueueBind) error {

@@ -329,10 +329,21 @@ func TestAMQPChannelErrors(t *testing.T) {
 		{"bind to a missing exchange", func(ch *amqp.Channel) error {
 			return ch.QueueBind("existing", "k", "missing", false, nil)
 		}, 404, "no exchange 'missing'"},
-		{"quorum queue", func(ch *amqp.Channel) error {
-			_, err := ch.QueueDeclare("q", true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
+		{"stream queue", func(ch *amqp.Channel) error {
+			_, err := ch.QueueDeclare("q", true, false, false, false, amqp.Table{"x-queue-type": "stream"})
 			return err
-		}, 540, "queue type 'quorum'"},
+		}, 540, "queue type 'stream'"},
+		{"transient quorum queue", func(ch *amqp.Channel) error {
+			_, err := ch.QueueDeclare("q", false, false, false, false, amqp.Table{"x-queue-type": "quorum"})
+			return err
+		}, 406, "invalid property 'non-durable'"},
+		{"quorum queue redeclared classic", func(ch *amqp.Channel) error {
+			if _, err := ch.QueueDeclare("qq", true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+				return err
+			}
+			_, err := ch.QueueDeclare("qq", true, false, false, false, nil)
+			return err
+		}, 406, "inequivalent arg 'x-queue-type'"},
 		{"max priority", func(ch *amqp.Channel) error {
 			_, err := ch.QueueDeclare("q", false, false, false, false, amqp.Table{"x-max-priority": int32(10)})
 			return err
