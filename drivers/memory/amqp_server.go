@@ -162,7 +162,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	s.mu.Unlock()
 	stop := context.AfterFunc(ctx, func() { _ = s.Close() })
 	defer stop()
-	s.logger.InfoContext(ctx, "AMQP 0-9-1 server listening", "addr", l.Addr().String())
+	s.logger.DebugContext(ctx, "AMQP 0-9-1 server listening", "addr", l.Addr().String())
 	for {
 		nc, err := l.Accept()
 		if err != nil {
