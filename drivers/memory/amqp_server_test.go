@@ -204,6 +204,7 @@ func TestAMQPAckNackRejectRecover(t *testing.T) {
 	if string(d.Body) != "4" || !d.Redelivered {
 		t.Fatalf("after nack: %q redelivered=%v", d.Body, d.Redelivered)
 	}
+	//lint:ignore SA1019 the server implements basic.recover, which old clients still send
 	if err := ch.Recover(true); err != nil {
 		t.Fatal(err)
 	}
