@@ -1,0 +1,123 @@
+package memory_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/switchyard-mq/switchyard/drivers/memory"
+	"github.com/switchyard-mq/switchyard/drivers/memory/internal/amqp091"
+)
+
+// TestAMQPHeartbeatTimeout: a client that negotiated heartbeats and then
+// goes silent is closed after two intervals; the server's own heartbeats
+// arrive meanwhile.
+func TestAMQPHeartbeatTimeout(t *testing.T) {
+	url := startServer(t, memory.ServerConfig{Heartbeat: time.Second})
+	c := dialRaw(t, strings.TrimSuffix(strings.TrimPrefix(url, "amqp://guest:guest@"), "/"))
+	c.open()
+	start := time.Now()
+	heartbeats := 0
+	for {
+		f, _, err := amqp091.ReadFrame(c.r, 0, nil)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %v: %v", time.Since(start), err)
+		}
+		if f.Type == amqp091.FrameHeartbeat {
+			heartbeats++
+		}
+	}
+	if elapsed := time.Since(start); elapsed < 1900*time.Millisecond {
+		t.Fatalf("closed after %v, before two heartbeat intervals", elapsed)
+	}
+	if heartbeats == 0 {
+		t.Fatal("the server sent no heartbeat")
+	}
+}
+
+func TestAMQPLimits(t *testing.T) {
+	url := startServer(t, memory.ServerConfig{MaxConnections: 1, ChannelMax: 2})
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := amqp.Dial(url); amqpCode(err) != 530 {
+		t.Fatalf("a second connection: %v, want 530 NOT_ALLOWED", err)
+	}
+	for i := range 2 {
+		if _, err := conn.Channel(); err != nil {
+			t.Fatalf("channel %d: %v", i+1, err)
+		}
+	}
+	if _, err := conn.Channel(); err == nil {
+		t.Fatal("a third channel opened beyond channel_max 2")
+	}
+}
+
+func TestAMQPOverTLS(t *testing.T) {
+	cert, pool := selfSigned(t)
+	s, err := memory.NewServer(memory.ServerConfig{Broker: "tls", TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve(t.Context(), l) }()
+	t.Cleanup(func() { _ = s.Close() })
+	conn, err := amqp.DialTLS("amqps://guest:guest@"+l.Addr().String()+"/", &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare("over-tls", false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and a pool trusting it.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "switchyard test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
