@@ -220,6 +220,9 @@ func (ch *serverChannel) method(ctx context.Context, m amqp091.Method) error {
 		ch.cancel(m.ConsumerTag)
 		return ch.reply(m.Nowait, &amqp091.BasicCancelOk{ConsumerTag: m.ConsumerTag})
 	case *amqp091.BasicPublish:
+		if err := ch.c.waitFlow(ctx); err != nil {
+			return err
+		}
 		if m.Immediate {
 			return connectionError(replyNotImplemented, m, "immediate=true")
 		}

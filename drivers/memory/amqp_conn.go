@@ -41,6 +41,7 @@ type serverConn struct {
 	heartbeat  time.Duration
 	user       string
 	cancelNote bool // the client takes server-sent basic.cancel
+	blockNote  bool // the client takes connection.blocked
 
 	wmu     sync.Mutex
 	w       *bufio.Writer
@@ -278,6 +279,7 @@ func (c *serverConn) handshake(ctx context.Context) error {
 	}
 	caps, _ := startOk.ClientProperties["capabilities"].(amqp091.Table)
 	c.cancelNote, _ = caps["consumer_cancel_notify"].(bool)
+	c.blockNote, _ = caps["connection.blocked"].(bool)
 	if err := c.authenticate(startOk); err != nil {
 		if closeOnFail, _ := caps["authentication_failure_close"].(bool); closeOnFail {
 			return err
@@ -478,4 +480,31 @@ func (c *serverConn) frame(ctx context.Context, f amqp091.Frame) (done bool, err
 		delete(c.channels, f.Channel)
 	}
 	return false, err
+}
+
+// waitFlow holds a publish while the broker is over MaxQueuedBytes,
+// telling the client with connection.blocked and unblocked. Reading
+// nothing meanwhile is how RabbitMQ blocks a publisher too.
+func (c *serverConn) waitFlow(ctx context.Context) error {
+	blocked, change := c.s.flowState()
+	if !blocked {
+		return nil
+	}
+	if c.blockNote {
+		if err := c.sendMethod(0, &amqp091.ConnectionBlocked{Reason: "queued bytes over the limit"}); err != nil {
+			return err
+		}
+	}
+	for blocked {
+		select {
+		case <-change:
+		case <-c.s.done:
+			return nil
+		}
+		blocked, change = c.s.flowState()
+	}
+	if c.blockNote {
+		return c.sendMethod(0, &amqp091.ConnectionUnblocked{})
+	}
+	return nil
 }

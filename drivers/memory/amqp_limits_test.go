@@ -121,3 +121,63 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
+
+// TestAMQPFlowControl: past MaxQueuedBytes a publisher gets
+// connection.blocked at its next publish, which waits; once a consumer
+// drains the queue it gets connection.unblocked and the publish goes
+// through.
+func TestAMQPFlowControl(t *testing.T) {
+	url := startServer(t, memory.ServerConfig{MaxQueuedBytes: 1000})
+	pubConn, pub := dial(t, url)
+	_, cons := dial(t, url)
+	q := declareQueue(t, pub, "flow", nil)
+	blockings := pubConn.NotifyBlocked(make(chan amqp.Blocking, 4))
+	if err := pub.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	// Publish until one is held: the server blocks the publisher at its
+	// first publish after the queue went over the limit.
+	var held *amqp.DeferredConfirmation
+	published := 0
+	for held == nil {
+		if published == 100 {
+			t.Fatal("100 publishes of 600 bytes went through a limit of 1000")
+		}
+		confirm, err := pub.PublishWithDeferredConfirmWithContext(t.Context(), "", q, false, false, amqp.Publishing{Body: make([]byte, 600)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		published++
+		select {
+		case <-confirm.Done():
+		case b := <-blockings:
+			if !b.Active {
+				t.Fatalf("first notice %+v, want blocked", b)
+			}
+			held = confirm
+		case <-time.After(5 * time.Second):
+			t.Fatal("a publish neither confirmed nor blocked")
+		}
+	}
+	if published < 2 {
+		t.Fatalf("blocked at publish %d, before the queue held more than 1000 bytes", published)
+	}
+	deliveries, err := cons.Consume(q, "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range published {
+		nextDelivery(t, deliveries)
+	}
+	select {
+	case b := <-blockings:
+		if b.Active {
+			t.Fatalf("second notice %+v, want unblocked", b)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no connection.unblocked after the queue drained")
+	}
+	if ok, err := held.WaitContext(t.Context()); !ok || err != nil {
+		t.Fatalf("the held publish: %v %v", ok, err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-mq/switchyard/drivers/memory/internal/amqp091"
@@ -38,6 +39,12 @@ type ServerConfig struct {
 	// MaxMessageSize bounds a message body; 0 is 128 MiB, RabbitMQ's
 	// default.
 	MaxMessageSize int
+	// MaxQueuedBytes bounds the bodies of the messages ready in the
+	// broker's queues: above it the server sends connection.blocked to
+	// each connection that publishes and reads nothing more from it until
+	// the queues drain below the bound (then connection.unblocked), as
+	// RabbitMQ's memory alarm does. 0 is no bound.
+	MaxQueuedBytes int64
 	// TLS, when not nil, makes ListenAndServe serve AMQPS.
 	TLS *tls.Config
 	// Logger receives the server's logs; nil is slog.Default().
@@ -54,6 +61,12 @@ type Server struct {
 
 	users    map[string]string
 	loopback map[string]bool
+
+	// blocked is set while the broker holds more than MaxQueuedBytes;
+	// flowChange is closed and replaced when it changes.
+	blocked    atomic.Bool
+	flowMu     sync.Mutex
+	flowChange chan struct{}
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -109,7 +122,46 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	for _, u := range cfg.LoopbackUsers {
 		s.loopback[u] = true
 	}
+	s.flowChange = make(chan struct{})
+	if cfg.MaxQueuedBytes > 0 {
+		go s.watchQueuedBytes()
+	}
 	return s, nil
+}
+
+// flowInterval is how often the server compares the broker's queued
+// bytes with MaxQueuedBytes.
+const flowInterval = 20 * time.Millisecond
+
+// watchQueuedBytes blocks and unblocks publishers as the broker's queues
+// fill and drain, until Close.
+func (s *Server) watchQueuedBytes() {
+	t := time.NewTicker(flowInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		over := s.b.queuedBytes() > s.cfg.MaxQueuedBytes
+		if s.blocked.Load() != over {
+			s.flowMu.Lock()
+			s.blocked.Store(over)
+			close(s.flowChange)
+			s.flowChange = make(chan struct{})
+			s.flowMu.Unlock()
+			s.logger.Info("publisher flow control: queued bytes crossed the limit", "blocked", over, "limit", s.cfg.MaxQueuedBytes)
+		}
+	}
+}
+
+// flowState reports whether publishers are blocked, and a channel closed
+// when that changes.
+func (s *Server) flowState() (bool, <-chan struct{}) {
+	s.flowMu.Lock()
+	defer s.flowMu.Unlock()
+	return s.blocked.Load(), s.flowChange
 }
 
 // ErrServerClosed is returned by Serve once Close was called.

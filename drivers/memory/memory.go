@@ -337,6 +337,19 @@ func (b *broker) deleteQueue(q *queue, onlyIf func() bool) (int, bool) {
 	return n, true
 }
 
+// queuedBytes sums the bodies of the messages ready in b's queues.
+func (b *broker) queuedBytes() int64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var n int64
+	for _, q := range b.queues {
+		q.mu.Lock()
+		n += q.readyBytes
+		q.mu.Unlock()
+	}
+	return n
+}
+
 // publish routes m and enqueues it on every queue it reaches, returning
 // how many that was.
 func (b *broker) publish(exchange, key string, m *message) (int, error) {

@@ -87,6 +87,7 @@ type queue struct {
 
 	mu          sync.Mutex
 	ready       ring[entry]
+	readyBytes  int64 // the bodies in ready, for the AMQP server's flow control
 	consumers   []*consumer
 	waiters     []*consumer // consumers blocked in Receive with credit, FIFO
 	hadConsumer bool
@@ -138,16 +139,27 @@ func (q *queue) enqueue(m *message) bool {
 		e.expiresAt = q.expiryFor(m, q.b.now())
 		q.armTTLLocked(e.expiresAt)
 	}
-	q.ready.pushBack(e)
+	q.pushBackLocked(e)
 	if max := q.decl.MaxLength; max > 0 {
 		for q.ready.len() > max {
-			dead = q.appendDeadLocked(dead, q.ready.popFront(), reasonMaxLen)
+			dead = q.appendDeadLocked(dead, q.popFrontLocked(), reasonMaxLen)
 		}
 	}
 	q.wakeLocked()
 	q.mu.Unlock()
 	q.b.deadLetter(dead)
 	return true
+}
+
+func (q *queue) pushBackLocked(e entry) {
+	q.ready.pushBack(e)
+	q.readyBytes += int64(len(e.m.msg.Body))
+}
+
+func (q *queue) popFrontLocked() entry {
+	e := q.ready.popFront()
+	q.readyBytes -= int64(len(e.m.msg.Body))
+	return e
 }
 
 // wakeLocked wakes the longest-waiting consumer if a message is ready.
@@ -175,7 +187,7 @@ func (q *queue) take(c *consumer, n int, dst *ring[entry]) (dead []deadLetter, d
 	}
 	t := int64(0)
 	for taken := 0; taken < n && q.ready.len() > 0; {
-		e := q.ready.popFront()
+		e := q.popFrontLocked()
 		if e.expiresAt != 0 {
 			if t == 0 {
 				t = q.b.now()
@@ -203,7 +215,7 @@ func (q *queue) get() (e entry, remaining int, ok bool) {
 	q.mu.Lock()
 	t := int64(0)
 	for !q.deleted && q.ready.len() > 0 {
-		e = q.ready.popFront()
+		e = q.popFrontLocked()
 		if e.expiresAt != 0 {
 			if t == 0 {
 				t = q.b.now()
@@ -269,6 +281,7 @@ func (q *queue) requeue(es []entry, returned bool) {
 			q.armTTLLocked(e.expiresAt)
 		}
 		q.ready.pushFront(e)
+		q.readyBytes += int64(len(e.m.msg.Body))
 	}
 	q.wakeLocked()
 	q.mu.Unlock()
@@ -365,6 +378,7 @@ func (q *queue) expire() {
 			return true
 		case e.expiresAt <= t:
 			dead = q.appendDeadLocked(dead, *e, reasonExpired)
+			q.readyBytes -= int64(len(e.m.msg.Body))
 			return false
 		case next == 0 || e.expiresAt < next:
 			next = e.expiresAt
@@ -453,6 +467,7 @@ func (q *queue) purge() int {
 	defer q.mu.Unlock()
 	n := q.ready.len()
 	q.ready.clear()
+	q.readyBytes = 0
 	return n
 }
 
@@ -467,6 +482,7 @@ func (q *queue) markDeleted(onlyIf func() bool) (n int, consumers []*consumer, o
 	q.deleted = true
 	n = q.ready.len()
 	q.ready.clear()
+	q.readyBytes = 0
 	for _, t := range []*time.Timer{q.ttlTimer, q.idleTimer} {
 		if t != nil {
 			t.Stop()

@@ -29,6 +29,7 @@ type brokerOptions struct {
 	frameMax       int
 	heartbeat      time.Duration
 	maxMessageSize int
+	maxQueued      int64
 	tlsCert        string
 	tlsKey         string
 	verbose        bool
@@ -60,6 +61,7 @@ loopback, as on RabbitMQ; -users replaces the users.
 			fs.IntVar(&o.frameMax, "frame-max", 131072, "frame_max proposed to clients, in `bytes`")
 			fs.DurationVar(&o.heartbeat, "heartbeat", 60*time.Second, "heartbeat `interval` proposed to clients (0: none); a client that misses two is closed")
 			fs.IntVar(&o.maxMessageSize, "max-message-size", 128<<20, "largest message body in `bytes`")
+			fs.Int64Var(&o.maxQueued, "max-queued-bytes", 0, "block publishers (connection.blocked) while the queues hold more than this many `bytes` of message bodies (0: no limit)")
 			fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate `file`: serve AMQPS (with -tls-key)")
 			fs.StringVar(&o.tlsKey, "tls-key", "", "PEM `file` of -tls-cert's key")
 			fs.BoolVar(&o.verbose, "v", false, "log each connection")
@@ -80,7 +82,7 @@ loopback, as on RabbitMQ; -users replaces the users.
 // config turns the flags into the server's configuration.
 func (o *brokerOptions) config(stdout io.Writer) (memory.ServerConfig, error) {
 	cfg := memory.ServerConfig{Users: map[string]string{}, LoopbackUsers: []string{}, MaxConnections: o.maxConnections,
-		FrameMax: uint32(o.frameMax), MaxMessageSize: o.maxMessageSize}
+		FrameMax: uint32(o.frameMax), MaxMessageSize: o.maxMessageSize, MaxQueuedBytes: o.maxQueued}
 	for _, pair := range strings.Split(o.users, ",") {
 		name, password, ok := strings.Cut(strings.TrimSpace(pair), ":")
 		if !ok || name == "" {
@@ -102,6 +104,8 @@ func (o *brokerOptions) config(stdout io.Writer) (memory.ServerConfig, error) {
 		return cfg, fmt.Errorf("%w: -frame-max %d is not between 4096 and 2^31", errUsage, o.frameMax)
 	case o.heartbeat < 0 || o.heartbeat%time.Second != 0:
 		return cfg, fmt.Errorf("%w: -heartbeat %v is not a whole number of seconds", errUsage, o.heartbeat)
+	case o.maxQueued < 0:
+		return cfg, fmt.Errorf("%w: -max-queued-bytes %d is negative", errUsage, o.maxQueued)
 	case o.maxMessageSize < 1:
 		return cfg, fmt.Errorf("%w: -max-message-size %d is not positive", errUsage, o.maxMessageSize)
 	case (o.tlsCert == "") != (o.tlsKey == ""):
