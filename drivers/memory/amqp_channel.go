@@ -744,8 +744,7 @@ func (ch *serverChannel) deliverLoop(ctx context.Context, sc *serverConsumer) {
 	defer func() {
 		if p := recover(); p != nil {
 			ch.c.logger.ErrorContext(ctx, "AMQP consumer panicked; closing its connection", "panic", p, "stack", string(debug.Stack()))
-			_ = ch.c.sendMethod(0, &amqp091.ConnectionClose{ReplyCode: replyInternalError, ReplyText: "INTERNAL_ERROR - internal error"})
-			_ = ch.c.nc.Close()
+			ch.c.abort()
 		}
 	}()
 	for {
@@ -769,7 +768,12 @@ func (ch *serverChannel) deliverLoop(ctx context.Context, sc *serverConsumer) {
 			return amqp091.AppendContent(dst, ch.id, ch.c.frameMax, amqp091.ClassBasic, &p, m.msg.Body)
 		})
 		if err != nil {
-			ch.c.logger.DebugContext(ctx, "delivery not written", "err", err)
+			if !ch.c.writeFailed() {
+				// The message does not encode: rather than stall with it
+				// unacknowledged, close the connection, which requeues it.
+				ch.c.logger.ErrorContext(ctx, "AMQP delivery does not encode; closing the connection", "queue", sc.queue, "err", err)
+				ch.c.abort()
+			}
 			return
 		}
 	}

@@ -106,6 +106,22 @@ func (c *serverConn) emit(encode func(dst []byte) ([]byte, error)) error {
 	return nil
 }
 
+// writeFailed reports whether writing to the client failed.
+func (c *serverConn) writeFailed() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.werr != nil
+}
+
+// abort closes the connection from a goroutine other than the reading
+// one, after an internal error: 541 INTERNAL_ERROR to the client, then the
+// socket, which ends the reading goroutine and releases everything.
+func (c *serverConn) abort() {
+	c.forced.Store(true)
+	_ = c.sendMethod(0, &amqp091.ConnectionClose{ReplyCode: replyInternalError, ReplyText: "INTERNAL_ERROR - internal error"})
+	_ = c.nc.Close()
+}
+
 // sendMethod writes one method frame.
 func (c *serverConn) sendMethod(channel uint16, m amqp091.Method) error {
 	return c.emit(func(dst []byte) ([]byte, error) { return amqp091.AppendMethodFrame(dst, channel, m) })

@@ -449,3 +449,79 @@ func TestAMQPAuthentication(t *testing.T) {
 		})
 	}
 }
+
+func TestAMQPQueueOperations(t *testing.T) {
+	url := startServer(t, memory.ServerConfig{})
+	conn, ch := dial(t, url)
+	q := declareQueue(t, ch, "ops", nil)
+	if err := ch.ExchangeDeclare("ops-ex", "direct", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(q, "k", "ops-ex", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		publish(t, ch, "ops-ex", "k", false, "m")
+	}
+	got, err := ch.QueueDeclarePassive(q, false, false, false, false, nil)
+	if err != nil || got.Messages != 3 || got.Consumers != 0 {
+		t.Fatalf("passive declare: %+v %v", got, err)
+	}
+	if err := ch.QueueUnbind(q, "k", "ops-ex", nil); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, ch, "ops-ex", "k", false, "unrouted")
+	if n, err := ch.QueuePurge(q, false); err != nil || n != 3 {
+		t.Fatalf("purge: %d %v, want 3", n, err)
+	}
+	publish(t, ch, "", q, false, "one")
+
+	refusals := []struct {
+		name string
+		run  func(ch *amqp.Channel) error
+		code int
+	}{
+		{"delete if empty", func(ch *amqp.Channel) error { _, err := ch.QueueDelete(q, false, true, false); return err }, 406},
+		{"exclusive consume beside a consumer", func(ch *amqp.Channel) error {
+			if _, err := ch.Consume(q, "first", false, false, false, false, nil); err != nil {
+				return err
+			}
+			_, err := ch.Consume(q, "second", false, true, false, false, nil)
+			return err
+		}, 403},
+		{"delete the default exchange", func(ch *amqp.Channel) error { return ch.ExchangeDelete("", false, false) }, 403},
+		{"consumer tag reused", func(ch *amqp.Channel) error {
+			if _, err := ch.Consume(q, "same", false, false, false, false, nil); err != nil {
+				return err
+			}
+			_, err := ch.Consume(q, "same", false, false, false, false, nil)
+			return err
+		}, 530},
+	}
+	for _, tt := range refusals {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := conn.Channel()
+			if conn.IsClosed() {
+				conn, c = dial(t, url)
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.run(c); amqpCode(err) != tt.code {
+				t.Fatalf("err %v, want %d", err, tt.code)
+			}
+		})
+	}
+	_, ch = dial(t, url)
+	if n, err := ch.QueueDelete(q, false, false, false); err != nil || n != 1 {
+		t.Fatalf("delete: %d %v, want 1", n, err)
+	}
+	if n, err := ch.QueueDelete(q, false, false, false); err != nil || n != 0 {
+		t.Fatalf("deleting a missing queue: %d %v, want 0 and no error, as on RabbitMQ", n, err)
+	}
+	if err := ch.ExchangeDelete("ops-ex", false, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeDeclarePassive("ops-ex", "direct", false, false, false, false, nil); amqpCode(err) != 404 {
+		t.Fatalf("passive declare of a deleted exchange: %v, want 404", err)
+	}
+}
