@@ -321,11 +321,16 @@ func TestAMQPChannelErrors(t *testing.T) {
 			return err
 		}, 405, "exclusive access to locked queue 'mine'"},
 		{"publish to a missing exchange", func(ch *amqp.Channel) error {
+			closed := ch.NotifyClose(make(chan *amqp.Error, 1))
 			if err := ch.PublishWithContext(context.Background(), "missing", "", false, false, amqp.Publishing{}); err != nil {
 				return err
 			}
-			_, err := ch.QueueDeclarePassive("existing", false, false, false, false, nil)
-			return err
+			select {
+			case e := <-closed:
+				return e
+			case <-time.After(5 * time.Second):
+				return errors.New("the channel stayed open")
+			}
 		}, 404, "no exchange 'missing'"},
 		{"bind to a missing exchange", func(ch *amqp.Channel) error {
 			return ch.QueueBind("existing", "k", "missing", false, nil)
