@@ -135,15 +135,18 @@ func TestAMQPFlowControl(t *testing.T) {
 	if err := pub.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
-	// Publish until one is held: the server blocks the publisher at its
-	// first publish after the queue went over the limit.
+	// Two publishes put the queue over the limit; the server notices
+	// within flowInterval and blocks the publisher at its next publish:
+	// publish one byte at a time until one is held.
 	var held *amqp.DeferredConfirmation
 	published := 0
+	deadline := time.After(5 * time.Second)
 	for held == nil {
-		if published == 100 {
-			t.Fatal("100 publishes of 600 bytes went through a limit of 1000")
+		body := make([]byte, 1)
+		if published < 2 {
+			body = make([]byte, 600)
 		}
-		confirm, err := pub.PublishWithDeferredConfirmWithContext(t.Context(), "", q, false, false, amqp.Publishing{Body: make([]byte, 600)})
+		confirm, err := pub.PublishWithDeferredConfirmWithContext(t.Context(), "", q, false, false, amqp.Publishing{Body: body})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,8 +158,8 @@ func TestAMQPFlowControl(t *testing.T) {
 				t.Fatalf("first notice %+v, want blocked", b)
 			}
 			held = confirm
-		case <-time.After(5 * time.Second):
-			t.Fatal("a publish neither confirmed nor blocked")
+		case <-deadline:
+			t.Fatalf("not blocked after %d publishes over 5 s", published)
 		}
 	}
 	if published < 2 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,12 +16,20 @@ import (
 	"github.com/switchyard-mq/switchyard/transport"
 )
 
+var brokerSeq atomic.Int64
+
+// uniqueBroker names a broker of the test's own: brokers live as long as
+// the process, and a test may run more than once in it.
+func uniqueBroker(t testing.TB) string {
+	return fmt.Sprintf("%s %d", t.Name(), brokerSeq.Add(1))
+}
+
 // startServer serves a broker of the test's own on a loopback port and
 // returns its amqp:// URL; the server closes with the test.
 func startServer(t testing.TB, cfg memory.ServerConfig) string {
 	t.Helper()
 	if cfg.Broker == "" {
-		cfg.Broker = "amqp-" + t.Name()
+		cfg.Broker = uniqueBroker(t)
 	}
 	s, err := memory.NewServer(cfg)
 	if err != nil {
@@ -233,7 +242,7 @@ func TestAMQPAckNackRejectRecover(t *testing.T) {
 func TestAMQPQos(t *testing.T) {
 	for _, global := range []bool{false, true} {
 		t.Run(fmt.Sprintf("global=%v", global), func(t *testing.T) {
-			url := startServer(t, memory.ServerConfig{Broker: fmt.Sprintf("qos-%v", global)})
+			url := startServer(t, memory.ServerConfig{})
 			_, ch := dial(t, url)
 			q := declareQueue(t, ch, "qos", nil)
 			for i := range 5 {
@@ -390,9 +399,10 @@ func TestAMQPChannelErrors(t *testing.T) {
 // TestAMQPSharedWithMemoryTransport: the server's broker is memory://NAME
 // in the process too.
 func TestAMQPSharedWithMemoryTransport(t *testing.T) {
-	url := startServer(t, memory.ServerConfig{Broker: "shared-with-network"})
+	broker := strings.ReplaceAll(uniqueBroker(t), " ", "-")
+	url := startServer(t, memory.ServerConfig{Broker: broker})
 	ctx := context.Background()
-	tr, err := transport.Open(ctx, "memory://shared-with-network")
+	tr, err := transport.Open(ctx, "memory://"+broker)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -517,6 +527,20 @@ func TestAMQPQueueOperations(t *testing.T) {
 		})
 	}
 	_, ch = dial(t, url)
+	// The connection the 530 closed returns its consumers' message to the
+	// queue as the server cleans it up.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		got, err := ch.QueueDeclarePassive(q, false, false, false, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Messages == 1 && got.Consumers == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the queue holds %d messages and %d consumers, want 1 and 0", got.Messages, got.Consumers)
+		}
+	}
 	if n, err := ch.QueueDelete(q, false, false, false); err != nil || n != 1 {
 		t.Fatalf("delete: %d %v, want 1", n, err)
 	}
