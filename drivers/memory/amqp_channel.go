@@ -808,6 +808,7 @@ func (ch *serverChannel) cancel(tag string) {
 	sc.stop()
 	<-sc.done
 	sc.cons.detach()
+	sc.cons.closeIfSettled()
 }
 
 // waitCredit waits until the channel's global prefetch allows one more
@@ -928,6 +929,7 @@ func (p pendingDelivery) apply(action settleAction) {
 		case settleDrop:
 			_ = p.cons.Nack(p.consTag, false)
 		}
+		p.cons.closeIfSettled()
 		return
 	}
 	switch action {

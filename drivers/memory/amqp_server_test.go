@@ -554,3 +554,36 @@ func TestAMQPQueueOperations(t *testing.T) {
 		t.Fatalf("passive declare of a deleted exchange: %v, want 404", err)
 	}
 }
+
+// TestAMQPCancelKeepsUnacked: after basic.cancel the consumer's
+// unacknowledged deliveries can still be acknowledged, as on RabbitMQ, and
+// nothing more is delivered to it.
+func TestAMQPCancelKeepsUnacked(t *testing.T) {
+	url := startServer(t, memory.ServerConfig{})
+	_, ch := dial(t, url)
+	q := declareQueue(t, ch, "cancelled", nil)
+	for i := range 3 {
+		publish(t, ch, "", q, false, fmt.Sprint(i))
+	}
+	if err := ch.Qos(1, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	deliveries, err := ch.Consume(q, "c", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := nextDelivery(t, deliveries)
+	if err := ch.Cancel("c", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Ack(false); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ch.QueueDeclarePassive(q, false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Messages != 2 || got.Consumers != 0 {
+		t.Fatalf("after cancel and ack: %d messages, %d consumers; want 2 and 0", got.Messages, got.Consumers)
+	}
+}

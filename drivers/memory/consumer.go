@@ -237,6 +237,18 @@ func (c *consumer) detach() {
 	}
 }
 
+// closeIfSettled closes a detached consumer once none of its deliveries
+// is left to settle, so that a connection that consumes and cancels
+// often does not accumulate them.
+func (c *consumer) closeIfSettled() {
+	c.mu.Lock()
+	settled := c.detached && !c.closed && c.unacked.len() == 0
+	c.mu.Unlock()
+	if settled {
+		_ = c.Close()
+	}
+}
+
 // cancel ends a consumer whose queue was deleted.
 func (c *consumer) cancel() {
 	c.mu.Lock()
