@@ -70,6 +70,9 @@ func newServerConn(s *Server, nc net.Conn) *serverConn {
 // writeTimeout bounds one flush: a client that stops reading for that
 // long is closed rather than holding its consumers' goroutines.
 func (c *serverConn) writeTimeout() time.Duration {
+	if c.forced.Load() {
+		return closeTimeout // closing: a stuck client must not hold the shutdown
+	}
 	if c.heartbeat > 0 {
 		return 2 * c.heartbeat
 	}
@@ -203,6 +206,8 @@ func (c *serverConn) closeWith(ctx context.Context, e *amqpError) {
 // shutdown closes the connection for a server shutdown: connection.close
 // with 320 CONNECTION_FORCED; the reading goroutine waits for close-ok.
 func (c *serverConn) shutdown() {
+	// A write stuck on a client that does not read fails by then.
+	_ = c.nc.SetWriteDeadline(time.Now().Add(closeTimeout))
 	if !c.forced.Swap(true) {
 		_ = c.sendMethod(0, &amqp091.ConnectionClose{ReplyCode: replyConnectionForced, ReplyText: "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"})
 	}

@@ -184,3 +184,44 @@ func TestAMQPFlowControl(t *testing.T) {
 		t.Fatalf("the held publish: %v %v", ok, err)
 	}
 }
+
+// TestAMQPCloseWithAClientThatDoesNotRead: Close ends even when a
+// client's socket is full because it stopped reading its deliveries.
+func TestAMQPCloseWithAClientThatDoesNotRead(t *testing.T) {
+	s, err := memory.NewServer(memory.ServerConfig{Broker: uniqueBroker(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(t.Context(), l) }()
+	_, ch := dial(t, "amqp://guest:guest@"+l.Addr().String()+"/")
+	q := declareQueue(t, ch, "backlog", nil)
+	body := make([]byte, 256<<10)
+	for range 64 {
+		if err := ch.PublishWithContext(t.Context(), "", q, false, false, amqp.Publishing{Body: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := dialRaw(t, l.Addr().String())
+	c.open()
+	c.send(1, &amqp091.BasicConsume{Queue: q, NoAck: true})
+	c.expect(&amqp091.BasicConsumeOk{})
+	// The raw client reads no more: 16 MiB of deliveries fill its socket.
+	closed := make(chan struct{})
+	go func() {
+		_ = s.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close did not return within 20 s")
+	}
+	if err := <-served; !errors.Is(err, memory.ErrServerClosed) {
+		t.Fatalf("Serve: %v", err)
+	}
+}
