@@ -17,7 +17,6 @@ const (
 	replyResourceLocked   = 405
 	replyPrecondition     = 406
 	replyFrameError       = 501
-	replySyntaxError      = 502
 	replyCommandInvalid   = 503
 	replyChannelError     = 504
 	replyUnexpectedFrame  = 505
@@ -29,7 +28,7 @@ const (
 var replyNames = map[uint16]string{
 	replySuccess: "OK", replyNoRoute: "NO_ROUTE", replyConnectionForced: "CONNECTION_FORCED",
 	replyAccessRefused: "ACCESS_REFUSED", replyNotFound: "NOT_FOUND", replyResourceLocked: "RESOURCE_LOCKED",
-	replyPrecondition: "PRECONDITION_FAILED", replyFrameError: "FRAME_ERROR", replySyntaxError: "SYNTAX_ERROR",
+	replyPrecondition: "PRECONDITION_FAILED", replyFrameError: "FRAME_ERROR",
 	replyCommandInvalid: "COMMAND_INVALID", replyChannelError: "CHANNEL_ERROR", replyUnexpectedFrame: "UNEXPECTED_FRAME",
 	replyNotAllowed: "NOT_ALLOWED", replyNotImplemented: "NOT_IMPLEMENTED", replyInternalError: "INTERNAL_ERROR",
 }
