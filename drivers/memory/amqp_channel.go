@@ -1032,8 +1032,10 @@ func (ch *serverChannel) release() {
 	for _, sc := range consumers {
 		<-sc.done
 	}
-	// Messages from basic.get go back first; consumers' on their Close.
-	var byQueue = map[*queue][]entry{}
+	// Consumers requeue theirs on Close; then the messages from
+	// basic.get go back in front of them, as they were usually taken
+	// first.
+	byQueue := map[*queue][]entry{}
 	closing := map[*consumer]bool{}
 	for _, p := range unacked {
 		if p.cons != nil {
@@ -1042,14 +1044,14 @@ func (ch *serverChannel) release() {
 		}
 		byQueue[p.q] = append(byQueue[p.q], p.e)
 	}
-	for q, es := range byQueue {
-		q.requeue(es, true)
-	}
 	for _, sc := range consumers {
 		closing[sc.cons] = true
 	}
 	for cons := range closing {
 		_ = cons.Close()
+	}
+	for q, es := range byQueue {
+		q.requeue(es, true)
 	}
 }
 

@@ -171,11 +171,15 @@ func (c *serverConn) serve(ctx context.Context) {
 // back to their queues) and its exclusive queues.
 func (c *serverConn) cleanup() {
 	_ = c.nc.Close()
+	c.releaseChannels()
+	_ = c.mc.Close()
+}
+
+func (c *serverConn) releaseChannels() {
 	for id, ch := range c.channels {
 		ch.release()
 		delete(c.channels, id)
 	}
-	_ = c.mc.Close()
 }
 
 // closeWith sends connection.close and waits a moment for close-ok.
@@ -467,6 +471,9 @@ func (c *serverConn) frame(ctx context.Context, f amqp091.Frame) (done bool, err
 		switch m := m.(type) {
 		case *amqp091.ConnectionClose:
 			c.logger.DebugContext(ctx, "client closed the connection", "code", m.ReplyCode, "reason", m.ReplyText)
+			// As RabbitMQ: what the channels leave is back in its queues
+			// before close-ok.
+			c.releaseChannels()
 			_ = c.sendMethod(0, &amqp091.ConnectionCloseOk{})
 			return true, nil
 		case *amqp091.ConnectionCloseOk:

@@ -587,3 +587,51 @@ func TestAMQPCancelKeepsUnacked(t *testing.T) {
 		t.Fatalf("after cancel and ack: %d messages, %d consumers; want 2 and 0", got.Messages, got.Consumers)
 	}
 }
+
+// TestAMQPUnackedReturnOnClose: what a channel or connection leaves
+// unacknowledged, from a consumer or from basic.get, goes back to its
+// queue marked redelivered, in order.
+func TestAMQPUnackedReturnOnClose(t *testing.T) {
+	for _, closeConn := range []bool{false, true} {
+		t.Run(fmt.Sprintf("close connection %v", closeConn), func(t *testing.T) {
+			url := startServer(t, memory.ServerConfig{})
+			_, ch := dial(t, url)
+			q := declareQueue(t, ch, "returned", nil)
+			for i := range 3 {
+				publish(t, ch, "", q, false, fmt.Sprint(i))
+			}
+			// A round trip on the same channel: the publishes are queued.
+			if _, err := ch.QueueDeclarePassive(q, false, false, false, false, nil); err != nil {
+				t.Fatal(err)
+			}
+			conn, other := dial(t, url)
+			if _, ok, err := other.Get(q, false); !ok || err != nil {
+				t.Fatalf("get: %v %v", ok, err)
+			}
+			deliveries, err := other.Consume(q, "", false, false, false, false, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nextDelivery(t, deliveries)
+			nextDelivery(t, deliveries)
+			if closeConn {
+				err = conn.Close()
+			} else {
+				err = other.Close()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := ch.Consume(q, "", false, false, false, false, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				d := nextDelivery(t, again)
+				if string(d.Body) != fmt.Sprint(i) || !d.Redelivered {
+					t.Fatalf("delivery %d: %q redelivered=%v", i, d.Body, d.Redelivered)
+				}
+			}
+		})
+	}
+}
