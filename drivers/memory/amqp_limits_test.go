@@ -225,3 +225,48 @@ func TestAMQPCloseWithAClientThatDoesNotRead(t *testing.T) {
 		t.Fatalf("Serve: %v", err)
 	}
 }
+
+// remoteListener makes its connections seem to come from addr, as a
+// client on another machine would.
+type remoteListener struct {
+	net.Listener
+	addr net.Addr
+}
+
+func (l remoteListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return remoteConn{c, l.addr}, nil
+}
+
+type remoteConn struct {
+	net.Conn
+	addr net.Addr
+}
+
+func (c remoteConn) RemoteAddr() net.Addr { return c.addr }
+
+// TestAMQPGuestOnlyFromLoopback: guest is refused from another machine,
+// as on RabbitMQ; a user not in LoopbackUsers is not.
+func TestAMQPGuestOnlyFromLoopback(t *testing.T) {
+	s, err := memory.NewServer(memory.ServerConfig{Broker: uniqueBroker(t), Users: map[string]string{"guest": "guest", "app": "pw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve(t.Context(), remoteListener{l, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 40000}}) }()
+	t.Cleanup(func() { _ = s.Close() })
+	if _, err := amqp.Dial("amqp://guest:guest@" + l.Addr().String() + "/"); amqpCode(err) != 403 {
+		t.Fatalf("guest from 192.0.2.1: %v, want 403 ACCESS_REFUSED", err)
+	}
+	conn, err := amqp.Dial("amqp://app:pw@" + l.Addr().String() + "/")
+	if err != nil {
+		t.Fatalf("app from 192.0.2.1: %v", err)
+	}
+	conn.Close()
+}
