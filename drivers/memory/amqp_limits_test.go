@@ -259,7 +259,9 @@ func TestAMQPGuestOnlyFromLoopback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = s.Serve(t.Context(), remoteListener{l, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 40000}}) }()
+	go func() {
+		_ = s.Serve(t.Context(), remoteListener{l, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 40000}})
+	}()
 	t.Cleanup(func() { _ = s.Close() })
 	if _, err := amqp.Dial("amqp://guest:guest@" + l.Addr().String() + "/"); amqpCode(err) != 403 {
 		t.Fatalf("guest from 192.0.2.1: %v, want 403 ACCESS_REFUSED", err)
