@@ -747,6 +747,12 @@ func (ch *serverChannel) deliverLoop(ctx context.Context, sc *serverConsumer) {
 			ch.c.abort()
 		}
 	}()
+	type outgoing struct {
+		d       driver.Delivery
+		m       *message
+		counted bool
+	}
+	var batch []outgoing
 	for {
 		d, m, err := sc.cons.receive(ctx)
 		if err != nil {
@@ -756,20 +762,38 @@ func (ch *serverChannel) deliverLoop(ctx context.Context, sc *serverConsumer) {
 			return
 		}
 		counted := !sc.noAck && ch.waitCredit(ctx)
-		err = ch.c.emit(func(dst []byte) ([]byte, error) {
-			tag := ch.register(pendingDelivery{cons: sc.cons, consTag: d.Tag, counted: counted}, !sc.noAck)
-			dst, err := amqp091.AppendMethodFrame(dst, ch.id, &amqp091.BasicDeliver{
-				ConsumerTag: sc.tag, DeliveryTag: tag, Redelivered: d.Redelivered, Exchange: d.Exchange, RoutingKey: d.RoutingKey,
-			})
-			if err != nil {
-				return dst, err
+		batch = append(batch[:0], outgoing{d, m, counted})
+		// What the consumer holds already goes out in the same write,
+		// unless the channel's global prefetch counts each one.
+		for size := len(m.msg.Body); len(batch) < deliveryBatch && size < deliveryBatchBytes && !ch.globalPrefetch(); {
+			d, m, ok := sc.cons.receiveBuffered()
+			if !ok {
+				break
 			}
-			p := amqpPropertiesOf(m)
-			return amqp091.AppendContent(dst, ch.id, ch.c.frameMax, amqp091.ClassBasic, &p, m.msg.Body)
+			batch = append(batch, outgoing{d: d, m: m})
+			size += len(m.msg.Body)
+		}
+		err = ch.c.emit(func(dst []byte) ([]byte, error) {
+			for _, o := range batch {
+				tag := ch.register(pendingDelivery{cons: sc.cons, consTag: o.d.Tag, counted: o.counted}, !sc.noAck)
+				var err error
+				dst, err = amqp091.AppendMethodFrame(dst, ch.id, &amqp091.BasicDeliver{
+					ConsumerTag: sc.tag, DeliveryTag: tag, Redelivered: o.d.Redelivered, Exchange: o.d.Exchange, RoutingKey: o.d.RoutingKey,
+				})
+				if err != nil {
+					return dst, err
+				}
+				p := amqpPropertiesOf(o.m)
+				if dst, err = amqp091.AppendContent(dst, ch.id, ch.c.frameMax, amqp091.ClassBasic, &p, o.m.msg.Body); err != nil {
+					return dst, err
+				}
+			}
+			return dst, nil
 		})
+		clear(batch) // let the garbage collector have the messages
 		if err != nil {
 			if !ch.c.writeFailed() {
-				// The message does not encode: rather than stall with it
+				// A message does not encode: rather than stall with it
 				// unacknowledged, close the connection, which requeues it.
 				ch.c.logger.ErrorContext(ctx, "AMQP delivery does not encode; closing the connection", "queue", sc.queue, "err", err)
 				ch.c.abort()
@@ -777,6 +801,21 @@ func (ch *serverChannel) deliverLoop(ctx context.Context, sc *serverConsumer) {
 			return
 		}
 	}
+}
+
+// A consumer's deliveries go out in writes of at most deliveryBatch
+// messages or about deliveryBatchBytes of bodies.
+const (
+	deliveryBatch      = 64
+	deliveryBatchBytes = 256 << 10
+)
+
+// globalPrefetch reports whether basic.qos set a prefetch for the whole
+// channel.
+func (ch *serverChannel) globalPrefetch() bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.global > 0
 }
 
 // serverCancel tells the client its consumer ended because its queue

@@ -127,6 +127,18 @@ func (c *consumer) receive(ctx context.Context) (driver.Delivery, *message, erro
 	}
 }
 
+// receiveBuffered hands out the next message c already took from its
+// queue, without waiting, if it has one.
+func (c *consumer) receiveBuffered() (driver.Delivery, *message, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.buffer.len() == 0 {
+		return driver.Delivery{}, nil, false
+	}
+	e := c.buffer.popFront()
+	return c.handOutLocked(e), e.m, true
+}
+
 func (c *consumer) errClosed() error {
 	return fmt.Errorf("%w: consumer of queue %q ended", driver.ErrClosed, c.q.decl.Name)
 }
