@@ -1093,6 +1093,3 @@ func (ch *serverChannel) release() {
 		q.requeue(es, true)
 	}
 }
-
-// String names the channel in logs.
-func (ch *serverChannel) String() string { return fmt.Sprintf("channel %d", ch.id) }
