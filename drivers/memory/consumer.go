@@ -25,6 +25,7 @@ type consumer struct {
 
 	mu       sync.Mutex
 	closed   bool
+	detached bool        // see detach
 	buffer   ring[entry] // taken from the queue, not yet handed out
 	unacked  window      // handed out, not yet settled
 	starving bool        // Receive waits for an ack to free credit
@@ -61,6 +62,12 @@ func (c *consumer) creditLocked() int {
 // again; so whoever hands out a message while others wait wakes one of
 // them, which hands out what is left in the buffer or registers anew.
 func (c *consumer) Receive(ctx context.Context) (driver.Delivery, error) {
+	d, _, err := c.receive(ctx)
+	return d, err
+}
+
+// receive is Receive, also returning the delivered message.
+func (c *consumer) receive(ctx context.Context) (driver.Delivery, *message, error) {
 	waited := false
 	for {
 		c.mu.Lock()
@@ -70,7 +77,7 @@ func (c *consumer) Receive(ctx context.Context) (driver.Delivery, error) {
 		}
 		if c.closed {
 			c.mu.Unlock()
-			return driver.Delivery{}, c.errClosed()
+			return driver.Delivery{}, nil, c.errClosed()
 		}
 		var dead []deadLetter
 		if c.buffer.len() == 0 {
@@ -79,21 +86,22 @@ func (c *consumer) Receive(ctx context.Context) (driver.Delivery, error) {
 				if dead, deleted = c.q.take(c, credit, &c.buffer); deleted {
 					c.mu.Unlock()
 					c.cancel()
-					return driver.Delivery{}, c.errClosed()
+					return driver.Delivery{}, nil, c.errClosed()
 				}
 			} else {
 				c.starving = true
 			}
 		}
 		if c.buffer.len() > 0 {
-			d := c.handOutLocked(c.buffer.popFront())
+			e := c.buffer.popFront()
+			d := c.handOutLocked(e)
 			othersWaiting := c.blocked > 0
 			c.mu.Unlock()
 			if othersWaiting {
 				c.signal()
 			}
 			c.q.b.deadLetter(dead)
-			return d, nil
+			return d, e.m, nil
 		}
 		c.blocked++
 		waited = true
@@ -114,9 +122,21 @@ func (c *consumer) Receive(ctx context.Context) (driver.Delivery, error) {
 				c.signal()
 			}
 			c.mu.Unlock()
-			return driver.Delivery{}, ctx.Err()
+			return driver.Delivery{}, nil, ctx.Err()
 		}
 	}
+}
+
+// receiveBuffered hands out the next message c already took from its
+// queue, without waiting, if it has one.
+func (c *consumer) receiveBuffered() (driver.Delivery, *message, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.buffer.len() == 0 {
+		return driver.Delivery{}, nil, false
+	}
+	e := c.buffer.popFront()
+	return c.handOutLocked(e), e.m, true
 }
 
 func (c *consumer) errClosed() error {
@@ -205,6 +225,40 @@ func (c *consumer) Close() error {
 		c.q.b.deleteQueue(c.q, c.q.unusedLocked)
 	}
 	return nil
+}
+
+// detach stops c taking messages, as AMQP's basic.cancel does: its
+// buffered messages go back to the queue, its unsettled deliveries stay
+// to be settled until Close.
+func (c *consumer) detach() {
+	c.mu.Lock()
+	if c.closed || c.detached {
+		c.mu.Unlock()
+		return
+	}
+	c.detached = true
+	buffered := make([]entry, 0, c.buffer.len())
+	for c.buffer.len() > 0 {
+		buffered = append(buffered, c.buffer.popFront())
+	}
+	c.mu.Unlock()
+	autoDelete := c.q.removeConsumer(c)
+	c.q.requeue(buffered, false)
+	if autoDelete {
+		c.q.b.deleteQueue(c.q, c.q.unusedLocked)
+	}
+}
+
+// closeIfSettled closes a detached consumer once none of its deliveries
+// is left to settle, so that a connection that consumes and cancels
+// often does not accumulate them.
+func (c *consumer) closeIfSettled() {
+	c.mu.Lock()
+	settled := c.detached && !c.closed && c.unacked.len() == 0
+	c.mu.Unlock()
+	if settled {
+		_ = c.Close()
+	}
 }
 
 // cancel ends a consumer whose queue was deleted.

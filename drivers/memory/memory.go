@@ -28,6 +28,44 @@
 // Import it for its side effect:
 //
 //	import _ "github.com/switchyard-mq/switchyard/drivers/memory"
+//
+// # Over AMQP 0-9-1
+//
+// A Server serves a broker of this process to other processes over
+// AMQP 0-9-1, RabbitMQ's protocol: pika, oslo.messaging and amqp091-go
+// (so the rabbit:// driver) reach it over TCP as they reach RabbitMQ,
+// while the process's memory://NAME transports use the same queues.
+// NewServer and Serve run it in a test or a program; switchyard broker
+// (examples/switchyard) runs it from a terminal.
+//
+// It negotiates as RabbitMQ 3 does: PLAIN and AMQPLAIN, users that may
+// log in only from loopback (guest by default), heartbeats (a client that
+// misses two is closed), frame_max and channel_max, and the capabilities
+// clients rely on: publisher confirms, basic.nack, consumer cancel
+// notification, connection.blocked, authentication failure close and
+// per-consumer qos; its "product" server property is ServerProduct. Errors
+// close the channel or the connection with RabbitMQ's codes and texts: 404
+// NOT_FOUND, 403 ACCESS_REFUSED, 405 RESOURCE_LOCKED and 406
+// PRECONDITION_FAILED close the channel; a frame that is malformed, too
+// large or of an unknown type is 501 FRAME_ERROR, a method that does not
+// decode 501 too (as RabbitMQ answers), an unknown class or method 540
+// NOT_IMPLEMENTED, a content frame out of place 505 UNEXPECTED_FRAME, a
+// method on a channel not open 504 CHANNEL_ERROR, a method out of place
+// 503 COMMAND_INVALID; a panic closes only its connection, with 541
+// INTERNAL_ERROR, and is logged. A wrong protocol header gets the header
+// this server speaks, and the end of the connection.
+//
+// AMQP properties the portable model has no field for (priority, type,
+// app id, user id, cluster id, the exact delivery mode) pass through
+// unchanged. The queue arguments the model has are declared
+// (x-message-ttl, x-expires, x-max-length, x-dead-letter-exchange and
+// routing key, x-delivery-limit, x-queue-type classic or quorum: a quorum
+// queue is kept like any other), per-message expiration too; what RabbitMQ
+// has and this broker has not is refused with 540 NOT_IMPLEMENTED:
+// headers exchanges, exchange-to-exchange bindings, alternate and internal
+// exchanges, streams, x-max-priority, x-max-length-bytes, single active
+// consumer, x-overflow other than drop-head, transactions, channel.flow
+// off and basic.recover without requeue. One virtual host, "/".
 package memory
 
 import (
@@ -50,8 +88,12 @@ import (
 // Scheme is the URL scheme this driver registers.
 const Scheme = "memory"
 
+// brokers is the process's brokers, by name: the memory:// driver and
+// the AMQP server (Server) share them.
+var brokers = &opener{brokers: map[string]*broker{}}
+
 func init() {
-	transport.Register(Scheme, &opener{brokers: map[string]*broker{}})
+	transport.Register(Scheme, brokers)
 }
 
 // opener holds the process's brokers, by name; it lives in the transport
@@ -85,14 +127,23 @@ func (o *opener) Open(ctx context.Context, cfg *driver.URL) (driver.Conn, error)
 	case len(cfg.Hosts) == 1:
 		name = cfg.Hosts[0].Name
 	}
+	return newConn(o.broker(name, cfg.Logger)), nil
+}
+
+// broker returns the named broker, starting it if need be.
+func (o *opener) broker(name string, logger *slog.Logger) *broker {
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	b, ok := o.brokers[name]
 	if !ok {
-		b = newBroker(name, cfg.Logger)
+		b = newBroker(name, logger)
 		o.brokers[name] = b
 	}
-	o.mu.Unlock()
-	return &conn{b: b, consumers: map[*consumer]struct{}{}}, nil
+	return b
+}
+
+func newConn(b *broker) *conn {
+	return &conn{b: b, consumers: map[*consumer]struct{}{}}
 }
 
 // broker is one in-process message broker.
@@ -291,6 +342,19 @@ func (b *broker) deleteQueue(q *queue, onlyIf func() bool) (int, bool) {
 		c.cancel()
 	}
 	return n, true
+}
+
+// queuedBytes sums the bodies of the messages ready in b's queues.
+func (b *broker) queuedBytes() int64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var n int64
+	for _, q := range b.queues {
+		q.mu.Lock()
+		n += q.readyBytes
+		q.mu.Unlock()
+	}
+	return n
 }
 
 // publish routes m and enqueues it on every queue it reaches, returning

@@ -17,6 +17,9 @@ type message struct {
 	msg      driver.Message
 	exchange string
 	key      string
+	// amqp holds the AMQP properties the portable model lacks, for a
+	// message published over AMQP; nil otherwise.
+	amqp *amqpProperties
 }
 
 // smallBody is the largest body stored in its message's own allocation:
@@ -85,6 +88,7 @@ type queue struct {
 
 	mu          sync.Mutex
 	ready       ring[entry]
+	readyBytes  int64 // the bodies in ready, for the AMQP server's flow control
 	consumers   []*consumer
 	waiters     []*consumer // consumers blocked in Receive with credit, FIFO
 	hadConsumer bool
@@ -136,16 +140,27 @@ func (q *queue) enqueue(m *message) bool {
 		e.expiresAt = q.expiryFor(m, q.b.now())
 		q.armTTLLocked(e.expiresAt)
 	}
-	q.ready.pushBack(e)
+	q.pushBackLocked(e)
 	if max := q.decl.MaxLength; max > 0 {
 		for q.ready.len() > max {
-			dead = q.appendDeadLocked(dead, q.ready.popFront(), reasonMaxLen)
+			dead = q.appendDeadLocked(dead, q.popFrontLocked(), reasonMaxLen)
 		}
 	}
 	q.wakeLocked()
 	q.mu.Unlock()
 	q.b.deadLetter(dead)
 	return true
+}
+
+func (q *queue) pushBackLocked(e entry) {
+	q.ready.pushBack(e)
+	q.readyBytes += int64(len(e.m.msg.Body))
+}
+
+func (q *queue) popFrontLocked() entry {
+	e := q.ready.popFront()
+	q.readyBytes -= int64(len(e.m.msg.Body))
+	return e
 }
 
 // wakeLocked wakes the longest-waiting consumer if a message is ready.
@@ -173,7 +188,7 @@ func (q *queue) take(c *consumer, n int, dst *ring[entry]) (dead []deadLetter, d
 	}
 	t := int64(0)
 	for taken := 0; taken < n && q.ready.len() > 0; {
-		e := q.ready.popFront()
+		e := q.popFrontLocked()
 		if e.expiresAt != 0 {
 			if t == 0 {
 				t = q.b.now()
@@ -192,6 +207,43 @@ func (q *queue) take(c *consumer, n int, dst *ring[entry]) (dead []deadLetter, d
 	}
 	q.wakeLocked()
 	return dead, false
+}
+
+// get takes the next ready message for basic.get, dead-lettering expired
+// ones on the way, and reports how many remain ready.
+func (q *queue) get() (e entry, remaining int, ok bool) {
+	var dead []deadLetter
+	q.mu.Lock()
+	t := int64(0)
+	for !q.deleted && q.ready.len() > 0 {
+		e = q.popFrontLocked()
+		if e.expiresAt != 0 {
+			if t == 0 {
+				t = q.b.now()
+			}
+			if e.expiresAt <= t {
+				dead = q.appendDeadLocked(dead, e, reasonExpired)
+				continue
+			}
+		}
+		ok = true
+		break
+	}
+	remaining = q.ready.len()
+	q.armIdleLocked()
+	q.mu.Unlock()
+	q.b.deadLetter(dead)
+	if !ok {
+		return entry{}, remaining, false
+	}
+	return e, remaining, true
+}
+
+// counts reports how many messages are ready and how many consumers q has.
+func (q *queue) counts() (ready, consumers int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.ready.len(), len(q.consumers)
 }
 
 // unwait removes c from the waiters, passing on a wake-up it may have
@@ -230,6 +282,7 @@ func (q *queue) requeue(es []entry, returned bool) {
 			q.armTTLLocked(e.expiresAt)
 		}
 		q.ready.pushFront(e)
+		q.readyBytes += int64(len(e.m.msg.Body))
 	}
 	q.wakeLocked()
 	q.mu.Unlock()
@@ -291,7 +344,7 @@ func (q *queue) appendDeadLocked(dead []deadLetter, e entry, reason string) []de
 	msg.Expiration = 0 // so it does not expire again where it lands
 	return append(dead, deadLetter{
 		queue: q.decl.Name, reason: reason, exchange: q.decl.DeadLetterExchange, key: key,
-		msg: &message{msg: msg, exchange: q.decl.DeadLetterExchange, key: key},
+		msg: &message{msg: msg, exchange: q.decl.DeadLetterExchange, key: key, amqp: e.m.amqp},
 	})
 }
 
@@ -326,6 +379,7 @@ func (q *queue) expire() {
 			return true
 		case e.expiresAt <= t:
 			dead = q.appendDeadLocked(dead, *e, reasonExpired)
+			q.readyBytes -= int64(len(e.m.msg.Body))
 			return false
 		case next == 0 || e.expiresAt < next:
 			next = e.expiresAt
@@ -414,6 +468,7 @@ func (q *queue) purge() int {
 	defer q.mu.Unlock()
 	n := q.ready.len()
 	q.ready.clear()
+	q.readyBytes = 0
 	return n
 }
 
@@ -428,6 +483,7 @@ func (q *queue) markDeleted(onlyIf func() bool) (n int, consumers []*consumer, o
 	q.deleted = true
 	n = q.ready.len()
 	q.ready.clear()
+	q.readyBytes = 0
 	for _, t := range []*time.Timer{q.ttlTimer, q.idleTimer} {
 		if t != nil {
 			t.Stop()

@@ -69,7 +69,8 @@ type conn struct {
 	// operations off while a new session re-declares the recorded topology.
 	topoSem chan struct{}
 	topo    recorded
-	name    string // the connection's name, the same on every reconnection
+	name    string              // the connection's name, the same on every reconnection
+	caps    driver.Capabilities // set by open from the first broker's product
 
 	mu        sync.Mutex
 	ready     chan struct{} // closed when cur is set; replaced when it is lost
@@ -121,6 +122,7 @@ func open(ctx context.Context, u *driver.URL) (driver.Conn, error) {
 			c.logger.WarnContext(ctx, "rabbit: rabbit_ha_queues has no effect on this broker: RabbitMQ 4 removed classic queue mirroring (use rabbit_quorum_queue)",
 				"broker_version", ac.Properties["version"])
 		}
+		c.caps = brokerCapabilities(ac)
 		sess := c.newSession(ac, host)
 		c.install(sess)
 		c.wg.Add(1)
@@ -529,10 +531,25 @@ func (c *conn) restartConsumers(sess *session, consumers []*consumer, budget tim
 	return nil
 }
 
-// Capabilities: the whole model. Delivery limits are native on quorum
-// queues and counted by the driver on classic ones.
-func (c *conn) Capabilities() driver.Capabilities {
-	return driver.NewCapabilities(driver.AllCapabilities()...)
+// Capabilities: the whole model on RabbitMQ. Delivery limits are native
+// on quorum queues and counted by the driver on classic ones.
+func (c *conn) Capabilities() driver.Capabilities { return c.caps }
+
+// switchyardProduct is the "product" server property of Switchyard's own
+// broker served over AMQP 0-9-1 (drivers/memory's ServerProduct, which
+// this driver cannot import).
+const switchyardProduct = "Switchyard"
+
+// brokerCapabilities is what the broker ac reached provides: everything
+// on RabbitMQ; on Switchyard's broker (switchyard broker, which says so
+// in its "product" server property) nothing survives the process and
+// there are no streams.
+func brokerCapabilities(ac *amqp.Connection) driver.Capabilities {
+	all := driver.NewCapabilities(driver.AllCapabilities()...)
+	if product, _ := ac.Properties["product"].(string); product == switchyardProduct {
+		return all.Without(driver.CapDurable, driver.CapStreamQueue)
+	}
+	return all
 }
 
 // Healthy reports whether the connection is up now and every consumer

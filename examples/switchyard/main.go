@@ -17,6 +17,7 @@
 //	serve   run an echo RPC server
 //	notify  send an oslo notification
 //	bench   run the same workloads on each backend and on its raw client, and compare
+//	broker  serve the in-process broker over AMQP 0-9-1, for pika, oslo.messaging and rabbit://
 //	help    describe the commands, or one command
 //
 // Every command that talks to a backend takes -url (default memory://, the
@@ -56,7 +57,7 @@ var errUsage = errors.New("usage error")
 
 // commands lists the tool's commands in the order help shows them.
 func commands() []command {
-	return []command{tourCommand(), sendCommand(), listenCommand(), callCommand(), castCommand(), serveCommand(), notifyCommand(), benchCommand()}
+	return []command{tourCommand(), sendCommand(), listenCommand(), callCommand(), castCommand(), serveCommand(), notifyCommand(), benchCommand(), brokerCommand()}
 }
 
 func main() {

@@ -96,6 +96,8 @@ func matrixURL(t *testing.T, row string) string {
 		return "amqp://" + strings.TrimPrefix(brokertest.RabbitMQ4().URL(t), "rabbit://")
 	case "amqp://`, `amqps://` on Qpid Proton":
 		return brokertest.ProtonBroker().URL(t)
+	case "rabbit://` on `switchyard broker":
+		return switchyardBrokerURL(t)
 	case "zmq://":
 		return "zmq://readme-matrix"
 	case "zmq://?matchmaker=redis://…":
