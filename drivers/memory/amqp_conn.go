@@ -305,7 +305,7 @@ func (c *serverConn) handshake(ctx context.Context) error {
 	caps, _ := startOk.ClientProperties["capabilities"].(amqp091.Table)
 	c.cancelNote, _ = caps["consumer_cancel_notify"].(bool)
 	c.blockNote, _ = caps["connection.blocked"].(bool)
-	if err := c.authenticate(startOk); err != nil {
+	if err := c.authenticate(ctx, startOk); err != nil {
 		if closeOnFail, _ := caps["authentication_failure_close"].(bool); closeOnFail {
 			return err
 		}
@@ -348,7 +348,7 @@ func (c *serverConn) handshake(ctx context.Context) error {
 
 // authenticate checks start-ok's credentials: PLAIN or AMQPLAIN, users
 // of LoopbackUsers only from a loopback address.
-func (c *serverConn) authenticate(m *amqp091.ConnectionStartOk) error {
+func (c *serverConn) authenticate(ctx context.Context, m *amqp091.ConnectionStartOk) error {
 	var user, password string
 	switch m.Mechanism {
 	case "PLAIN":
@@ -372,7 +372,7 @@ func (c *serverConn) authenticate(m *amqp091.ConnectionStartOk) error {
 		return connectionError(replyAccessRefused, m, "Login was refused using authentication mechanism %s. For details see the broker logfile.", m.Mechanism)
 	}
 	if c.s.loopback[user] && !isLoopback(c.nc.RemoteAddr()) {
-		c.logger.Warn("user may connect only from loopback", "user", user)
+		c.logger.WarnContext(ctx, "user may connect only from loopback", "user", user)
 		return connectionError(replyAccessRefused, m, "Login was refused using authentication mechanism %s. For details see the broker logfile.", m.Mechanism)
 	}
 	c.user = user

@@ -151,7 +151,7 @@ func (s *Server) watchQueuedBytes() {
 			close(s.flowChange)
 			s.flowChange = make(chan struct{})
 			s.flowMu.Unlock()
-			s.logger.Info("publisher flow control: queued bytes crossed the limit", "blocked", over, "limit", s.cfg.MaxQueuedBytes)
+			s.logger.InfoContext(context.Background(), "publisher flow control: queued bytes crossed the limit", "blocked", over, "limit", s.cfg.MaxQueuedBytes)
 		}
 	}
 }
