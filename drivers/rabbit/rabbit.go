@@ -542,12 +542,13 @@ const switchyardProduct = "Switchyard"
 
 // brokerCapabilities is what the broker ac reached provides: everything
 // on RabbitMQ; on Switchyard's broker (switchyard broker, which says so
-// in its "product" server property) nothing survives the process and
-// there are no streams.
+// in its "product" server property) there are no streams, and durable
+// means what it means on memory://: kept while the broker's process
+// lives, whoever connects and disconnects, not across its restart.
 func brokerCapabilities(ac *amqp.Connection) driver.Capabilities {
 	all := driver.NewCapabilities(driver.AllCapabilities()...)
 	if product, _ := ac.Properties["product"].(string); product == switchyardProduct {
-		return all.Without(driver.CapDurable, driver.CapStreamQueue)
+		return all.Without(driver.CapStreamQueue)
 	}
 	return all
 }
