@@ -25,11 +25,11 @@ const DefaultMaxConcurrency = 64
 type ServerOption func(*Server)
 
 // WithMaxConcurrency bounds how many requests are handled at once, each
-// on a worker goroutine: they start as requests come, up to n, and end
-// after a while without requests (but one). A request is acknowledged
-// when a handler starts on it; while all are busy,
-// further requests wait unacknowledged (in the queue, or one per queue in
-// the server's hand, and its consumers' prefetch of n), so that other
+// on a worker goroutine: workers start as requests come, up to n, and end
+// after a while without requests, but one. A request is acknowledged when
+// a handler starts on it; while all are busy, further requests wait
+// unacknowledged (in the queue, or one per queue in the server's hand,
+// and its consumers' prefetch of n), so that other
 // servers on the topic take the queue's and a server that dies or stops
 // gives back the ones it held.
 func WithMaxConcurrency(n int) ServerOption { return func(s *Server) { s.maxConcurrency = n } }
@@ -91,9 +91,11 @@ type Server struct {
 	stats             struct{ received, handled, failed, rejected, duplicates atomic.Uint64 }
 
 	// workers counts the running workers, idle those waiting for a
-	// request (see worker).
+	// request (see worker); workerIdle is how long one waits before it
+	// may end.
 	workersMu     sync.Mutex
 	workers, idle int
+	workerIdle    time.Duration
 }
 
 type serverState int
@@ -124,7 +126,7 @@ func NewServer(tr *transport.Transport, target transport.Target, endpoints []End
 		return nil, fmt.Errorf("rpc server on %s: %w", tr, err)
 	}
 	s := &Server{
-		tr: tr, target: target, topo: topo, maxConcurrency: DefaultMaxConcurrency,
+		tr: tr, target: target, topo: topo, maxConcurrency: DefaultMaxConcurrency, workerIdle: workerIdleTimeout,
 		logger: tr.Logger().With("component", "rpc.server", "target", target.String()),
 		inst:   newInstruments(tr, "switchyard.rpc.server.duration", "Time an RPC server spent running a request."),
 	}
@@ -288,7 +290,7 @@ const workerIdleTimeout = 10 * time.Second
 func (s *Server) worker() {
 	ctx, cancel := context.WithCancel(s.stopCtx)
 	defer cancel()
-	idle := time.NewTimer(workerIdleTimeout)
+	idle := time.NewTimer(s.workerIdle)
 	defer idle.Stop()
 	for {
 		select {
@@ -303,12 +305,12 @@ func (s *Server) worker() {
 			s.workersMu.Lock()
 			s.idle++
 			s.workersMu.Unlock()
-			idle.Reset(workerIdleTimeout)
+			idle.Reset(s.workerIdle)
 		case <-idle.C:
 			if s.retire() {
 				return
 			}
-			idle.Reset(workerIdleTimeout)
+			idle.Reset(s.workerIdle)
 		}
 	}
 }
