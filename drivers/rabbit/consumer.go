@@ -68,9 +68,7 @@ type consumerChannel struct {
 	consumeMu sync.Mutex
 	prefetch  int
 	closes    chan *amqp.Error
-	// reported is set once the channel's error has been logged.
-	reported atomic.Bool
-	members  int // consumers started on the channel and not released; guarded by consumerChannels.mu
+	members   int // consumers started on the channel and not released; guarded by consumerChannels.mu
 }
 
 // consumerChannels are a session's shared consumer channels.
@@ -141,12 +139,16 @@ func (cc *consumerChannel) consume(cons *consumer, manualAck bool, args amqp.Tab
 // channel, a disruption an operator should see (their unsettled
 // deliveries go back to their queues, and come again marked redelivered).
 func (cc *consumerChannel) reportClosed(ctx context.Context, logger *slog.Logger, queue string) {
+	// amqp091-go sends the reason before it closes the consumers'
+	// delivery channels: the first consumer to look takes it, so it is
+	// logged once. A connection's loss (a hard error) is logged as such
+	// elsewhere.
 	var reason *amqp.Error
 	select {
 	case reason = <-cc.closes:
 	default:
 	}
-	if reason == nil || cc.reported.Swap(true) {
+	if reason == nil || !reason.Server || !reason.Recover {
 		return
 	}
 	logger.WarnContext(ctx, "rabbit: the broker closed a consumer channel; its consumers consume again on another",
@@ -348,6 +350,8 @@ func (cons *consumer) restart(sess *session) error {
 			args["x-stream-offset"] = next
 		}
 	}
+	// RabbitMQ takes no auto-ack consumer on a stream: the driver acks
+	// as it hands out (Receive).
 	if inc.deliveries, err = cc.consume(cons, cons.manualAck() || cons.stream, args); err != nil {
 		inc.cancelled.Store(true)
 		inc.release()
@@ -369,9 +373,7 @@ func (cons *consumer) restart(sess *session) error {
 	return nil
 }
 
-// manualAck says the deliveries are handed out unsettled, for the user to
-// settle. (A stream's consumer acks manually even when the user asked for
-// auto-ack: the driver acks as it hands out.)
+// manualAck says the user settles the deliveries.
 func (cons *consumer) manualAck() bool { return !cons.opts.AutoAck }
 
 // release counts inc out of its channel once, closing the channel if it
@@ -394,30 +396,34 @@ func (inc *incarnation) release() {
 // is closing the channel; on a channel shared with others, it cancels the
 // consumer and gives back, one by one, what it delivered unsettled.
 func (inc *incarnation) stop() {
-	if inc.cc.ch.IsClosed() {
-		inc.release()
-		return
-	}
-	if inc.cons.shared && !inc.cancelled.Swap(true) {
+	if inc.cons.shared && !inc.cc.ch.IsClosed() {
 		// After basic.cancel-ok nothing more comes: what is given back
-		// now is not delivered to this consumer again.
-		if err := inc.cc.ch.Cancel(inc.cons.tag, false); err == nil {
-			inc.mu.Lock()
-			inc.stopped = true
-			tags := slices.Collect(maps.Keys(inc.unsettled))
-			clear(inc.unsettled)
-			inc.mu.Unlock()
-			for _, tag := range tags {
-				_ = inc.cc.ch.Reject(tag, true)
-			}
-			// The deliveries amqp091-go still buffers for the consumer
-			// (its delivery channel closes once they are read).
-			for d := range inc.deliveries {
-				inc.giveBack(d.DeliveryTag)
-			}
+		// now is not delivered to this consumer again. (A consumer the
+		// broker cancelled needs none.)
+		if inc.cancelled.Swap(true) || inc.cc.ch.Cancel(inc.cons.tag, false) == nil {
+			inc.giveBackUnsettled()
 		}
 	}
 	inc.release()
+}
+
+// giveBackUnsettled returns to their queues the deliveries of a consumer
+// no longer consuming on its shared channel that were not settled: those
+// handed out (settling one later fails with ErrClosed) and those
+// amqp091-go still buffers for it (its delivery channel closes once they
+// are read).
+func (inc *incarnation) giveBackUnsettled() {
+	inc.mu.Lock()
+	inc.stopped = true
+	tags := slices.Collect(maps.Keys(inc.unsettled))
+	clear(inc.unsettled)
+	inc.mu.Unlock()
+	for _, tag := range tags {
+		inc.giveBack(tag)
+	}
+	for d := range inc.deliveries {
+		inc.giveBack(d.DeliveryTag)
+	}
 }
 
 // hold records a delivery taken from the channel as unsettled; it reports
@@ -535,8 +541,11 @@ func (cons *consumer) lost(ctx context.Context, inc *incarnation) error {
 				cons.end(err, true)
 				return err
 			}
-			// Its slot on the channel is free (and a channel of its own
-			// closes, giving back its unsettled deliveries).
+			// Its unsettled deliveries go back to the queue, as they do
+			// when a channel of its own closes, and its slot is free.
+			if cons.shared {
+				inc.giveBackUnsettled()
+			}
 			inc.release()
 			cons.stall(ctx, fmt.Errorf("the broker cancelled the consumer of queue %q", cons.queue))
 			redeclare = true
