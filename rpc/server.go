@@ -29,9 +29,9 @@ type ServerOption func(*Server)
 // after a while without requests, but one. A request is acknowledged when
 // a handler starts on it; while all are busy, further requests wait
 // unacknowledged (in the queue, or one per queue in the server's hand,
-// and its consumers' prefetch of n), so that other
-// servers on the topic take the queue's and a server that dies or stops
-// gives back the ones it held.
+// and its consumers' prefetch of n), so that other servers on the topic
+// take the queue's and a server that dies or stops gives back the ones it
+// held.
 func WithMaxConcurrency(n int) ServerOption { return func(s *Server) { s.maxConcurrency = n } }
 
 // WithAccessPolicy restricts which endpoint methods may be called.
