@@ -37,7 +37,7 @@ import (
 //     SWITCHYARD_BROKERS=required go test -run='^$' -bench=RPCScale -benchtime=2000x ./drivers/rabbit/
 func BenchmarkRPCScale(b *testing.B) {
 	for _, servers := range []int{1, 100, 1000} {
-		s := newScaleSetup(b, servers)
+		s := &scaleSetup{servers: servers, vh: brokertest.NewRabbitVHost(b)}
 		b.Run(fmt.Sprintf("servers=%d", servers), s.measure)
 		s.close(b)
 	}
@@ -46,24 +46,26 @@ func BenchmarkRPCScale(b *testing.B) {
 // scaleStartParallel bounds the servers starting at once.
 const scaleStartParallel = 16
 
-// scaleSetup is the servers and client of one size, started once for the
-// runs testing.B makes of it.
+// scaleSetup is the servers and client of one size, started by the first
+// of the runs testing.B makes of it (and only if the size is selected).
 type scaleSetup struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-	vh     *brokertest.RabbitVHost
-	tr     *transport.Transport
-	client *rpc.Client
-	srvs   []*rpc.Server
-	topics []string
+	servers int
+	ctx     context.Context
+	cancel  context.CancelFunc
+	vh      *brokertest.RabbitVHost
+	tr      *transport.Transport
+	client  *rpc.Client
+	srvs    []*rpc.Server
+	topics  []string
 
 	connections, channels int
 	goroutines, heap      float64 // per server
 }
 
-func newScaleSetup(b *testing.B, servers int) *scaleSetup {
+// start opens the transport, starts the servers and calls each once.
+func (s *scaleSetup) start(b *testing.B) {
 	b.Helper()
-	s := &scaleSetup{vh: brokertest.NewRabbitVHost(b)}
+	servers := s.servers
 	s.ctx, s.cancel = context.WithTimeout(context.Background(), 5*time.Minute)
 	quiet := transport.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	var err error
@@ -89,7 +91,6 @@ func newScaleSetup(b *testing.B, servers int) *scaleSetup {
 	}
 	start := time.Now()
 	if err := inParallel(servers, func(i int) error { return s.srvs[i].Start(s.ctx) }); err != nil {
-		s.close(b)
 		b.Fatalf("starting %d servers: %v", servers, err)
 	}
 	started := time.Since(start)
@@ -106,7 +107,6 @@ func newScaleSetup(b *testing.B, servers int) *scaleSetup {
 		return nil
 	})
 	if err != nil {
-		s.close(b)
 		b.Fatalf("calling each of %d servers: %v", servers, err)
 	}
 	s.goroutines = float64(runtime.NumGoroutine()-goroutines0) / float64(servers)
@@ -114,24 +114,25 @@ func newScaleSetup(b *testing.B, servers int) *scaleSetup {
 	s.connections, s.channels = s.brokerCounts(b)
 	b.Logf("%d servers: started in %v; %d connections, %d channels; %.1f goroutines and %.0f heap bytes per server",
 		servers, started.Round(time.Millisecond), s.connections, s.channels, s.goroutines, s.heap)
-	return s
 }
 
-// brokerCounts polls the management API, which learns of connections and
-// channels shortly after they open, until two readings a second apart agree.
+// brokerCounts polls the management API, which learns of channels only at
+// their first statistics (every 5 s by default), until its counts have not
+// changed for scaleSettle.
 func (s *scaleSetup) brokerCounts(b *testing.B) (connections, channels int) {
 	b.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	prevConns, prevChans := -1, -1
+	deadline := time.Now().Add(time.Minute)
+	var since time.Time
 	for {
-		connections, channels = len(s.vh.Connections(b)), len(s.vh.Channels(b))
-		if connections == prevConns && channels == prevChans && connections > 0 {
+		conns, chans := len(s.vh.Connections(b)), len(s.vh.Channels(b))
+		if conns != connections || chans != channels || conns == 0 {
+			connections, channels, since = conns, chans, time.Now()
+		} else if time.Since(since) >= scaleSettle {
 			return connections, channels
 		}
 		if time.Now().After(deadline) {
 			b.Fatalf("the management API's counts did not settle: %d connections, %d channels", connections, channels)
 		}
-		prevConns, prevChans = connections, channels
 		select {
 		case <-time.After(time.Second):
 		case <-s.ctx.Done():
@@ -140,8 +141,15 @@ func (s *scaleSetup) brokerCounts(b *testing.B) (connections, channels int) {
 	}
 }
 
+// scaleSettle is how long the management API's counts must stay the same
+// to be taken: longer than its statistics interval.
+const scaleSettle = 7 * time.Second
+
 // measure calls the first server b.N times and reports the setup's counts.
 func (s *scaleSetup) measure(b *testing.B) {
+	if s.tr == nil {
+		s.start(b)
+	}
 	target := transport.Target{Topic: s.topics[0]}
 	bench.Calls{Latencies: true}.Run(b, func(i int) error {
 		var got benchArgs
@@ -163,11 +171,22 @@ func (s *scaleSetup) measure(b *testing.B) {
 // servers as oslo's do, and closes the client and the transport.
 func (s *scaleSetup) close(b *testing.B) {
 	b.Helper()
+	if s.tr == nil {
+		return // not selected
+	}
 	defer s.cancel()
-	if err := inParallel(len(s.srvs), func(i int) error { return s.srvs[i].Stop(s.ctx) }); err != nil {
+	stop := func(i int) error {
+		if s.srvs[i] == nil {
+			return nil
+		}
+		return s.srvs[i].Stop(s.ctx)
+	}
+	if err := inParallel(len(s.srvs), stop); err != nil {
 		b.Errorf("stopping the servers: %v", err)
 	}
-	_ = s.client.Close()
+	if s.client != nil {
+		_ = s.client.Close()
+	}
 	if err := s.tr.Close(); err != nil {
 		b.Errorf("closing the transport: %v", err)
 	}
