@@ -557,7 +557,7 @@ func (cons *consumer) lost(ctx context.Context, inc *incarnation) error {
 				// The channel error may be its queue's absence: declared
 				// first, so that the consume does not close the channel
 				// of the consumers it shares a new one with.
-				redeclare = cons.shared
+				redeclare = redeclare || cons.shared
 			}
 			err := cons.c.async(ctx, func() error {
 				if redeclare || cons.isStalled() {
