@@ -24,12 +24,14 @@ const DefaultMaxConcurrency = 64
 // ServerOption configures a Server.
 type ServerOption func(*Server)
 
-// WithMaxConcurrency bounds how many requests are handled at once. A
-// request is acknowledged when a handler starts on it; while all are busy,
-// further requests wait unacknowledged (in the queue, or one per queue in
-// the server's hand, and its consumers' prefetch of n), so that other
-// servers on the topic take the queue's and a server that dies or stops
-// gives back the ones it held.
+// WithMaxConcurrency bounds how many requests are handled at once, each
+// on a worker goroutine: workers start as requests come, up to n, and end
+// after a while without requests, but one. A request is acknowledged when
+// a handler starts on it; while all are busy, further requests wait
+// unacknowledged (in the queue, or one per queue in the server's hand,
+// and its consumers' prefetch of n), so that other servers on the topic
+// take the queue's and a server that dies or stops gives back the ones it
+// held.
 func WithMaxConcurrency(n int) ServerOption { return func(s *Server) { s.maxConcurrency = n } }
 
 // WithAccessPolicy restricts which endpoint methods may be called.
@@ -95,6 +97,13 @@ type Server struct {
 	handlers          sync.WaitGroup            // workers, replies to malformed calls and replies retried in the background
 	recent            messaging.DuplicateFilter // the _unique_ids taken last
 	stats             struct{ received, handled, failed, rejected, duplicates atomic.Uint64 }
+
+	// workers counts the running workers, idle those waiting for a
+	// request (see worker); workerIdle is how long one waits before it
+	// may end.
+	workersMu     sync.Mutex
+	workers, idle int
+	workerIdle    time.Duration
 }
 
 type serverState int
@@ -127,7 +136,7 @@ func NewServer(tr *transport.Transport, target transport.Target, endpoints []End
 		return nil, fmt.Errorf("rpc server on %s: %w", tr, err)
 	}
 	s := &Server{
-		tr: tr, target: target, topo: topo, maxConcurrency: DefaultMaxConcurrency,
+		tr: tr, target: target, topo: topo, maxConcurrency: DefaultMaxConcurrency, workerIdle: workerIdleTimeout,
 		logger: tr.Logger().With("component", "rpc.server", "target", target.String()),
 		inst:   newInstruments(tr, "switchyard.rpc.server.duration", "Time an RPC server spent running a request."),
 	}
@@ -173,19 +182,19 @@ func (s *Server) Start(ctx context.Context) error {
 	s.stopCtx, s.stopCancel = context.WithCancel(context.Background())
 	s.stopping, s.drained = make(chan struct{}), make(chan struct{})
 	s.backgroundReplies = make(chan struct{}, maxBackgroundReplies)
-	// A fixed pool of workers, rather than a goroutine per request: each
-	// keeps its grown stack and its own context, so requests do not
-	// contend on a shared parent context. The hand-off (the fan-in's
-	// stream) is unbuffered: a request is acked when a worker takes it,
-	// so while every worker is busy the rest stay unacked in the queue
-	// (and the consumer's prefetch), where other servers on the topic can
-	// take them.
+	// Workers, rather than a goroutine per request: each keeps its grown
+	// stack and its own context, so requests do not contend on a shared
+	// parent context. They start on demand, up to maxConcurrency, and end
+	// when idle, so that an idle server costs one (a process may run a
+	// thousand servers). The hand-off (the fan-in's stream) is
+	// unbuffered: a request is acked when a worker takes it, so while
+	// every worker is busy the rest stay unacked in the queue (and the
+	// consumer's prefetch), where other servers on the topic can take them.
 	s.requests = messaging.NewFanIn(consumers, messaging.FanInConfig[job]{
 		Accept: s.accept, Stopping: s.stopping, Resume: s.resume, Logger: s.logger, What: "requests",
 	})
-	for range s.maxConcurrency {
-		s.handlers.Go(s.worker)
-	}
+	s.workers, s.idle = 1, 1
+	s.handlers.Go(s.worker)
 	s.logger.InfoContext(ctx, "rpc server started", "queues", queueNames(consumers))
 	return nil
 }
@@ -284,15 +293,69 @@ type job struct {
 	req *oslo.Request
 }
 
-// worker handles requests until the receive loops end.
+// workerIdleTimeout is how long a worker waits for a request before it
+// ends, if another worker is waiting too.
+const workerIdleTimeout = 10 * time.Second
+
+// worker handles requests until the receive loops end, or until it has
+// waited workerIdleTimeout for one while another worker waits too. One
+// worker always waits for the next request: the last idle worker to take
+// one starts another, up to maxConcurrency, before it runs it.
 func (s *Server) worker() {
 	ctx, cancel := context.WithCancel(s.stopCtx)
 	defer cancel()
-	for j := range s.requests.Out() {
-		if s.take(j.d, j.req) {
-			s.handle(ctx, j.d, j.req)
+	idle := time.NewTimer(s.workerIdle)
+	defer idle.Stop()
+	for {
+		select {
+		case j, ok := <-s.requests.Out():
+			if !ok {
+				return
+			}
+			s.busy()
+			if s.take(j.d, j.req) {
+				s.handle(ctx, j.d, j.req)
+			}
+			s.workersMu.Lock()
+			s.idle++
+			s.workersMu.Unlock()
+			idle.Reset(s.workerIdle)
+		case <-idle.C:
+			if s.retire() {
+				return
+			}
+			idle.Reset(s.workerIdle)
 		}
 	}
+}
+
+// busy counts a worker out of the idle ones; if it was the last, it starts
+// another, up to maxConcurrency.
+func (s *Server) busy() {
+	s.workersMu.Lock()
+	s.idle--
+	start := s.idle == 0 && s.workers < s.maxConcurrency
+	if start {
+		s.workers++
+		s.idle++ // waiting as soon as it runs
+	}
+	s.workersMu.Unlock()
+	if start {
+		s.handlers.Go(s.worker)
+	}
+}
+
+// retire counts out an idle worker that may end: true unless it is the
+// only one waiting.
+func (s *Server) retire() bool {
+	s.workersMu.Lock()
+	defer s.workersMu.Unlock()
+	if s.idle < 2 {
+		return false
+	}
+	s.idle--
+	s.workers--
+	return true
 }
 
 // take acknowledges a request as its handling begins (before it runs, as

@@ -678,9 +678,10 @@ func TestClusterFaults(t *testing.T) {
 }
 
 // checkNoChannelLeak checks, once the traffic is over, that the virtual
-// host's connections hold no more channels than the driver uses: one for
-// each consumer, and at most three of its own per connection (topology,
-// publishing, and confirmed publishing). A channel left open across the
+// host's connections hold no more channels than the driver uses: at most
+// one for each consumer (consumers share channels, up to 64 on one, but a
+// consumer of a stream has its own), and at most three of its own per
+// connection (topology, publishing, and confirmed publishing). A channel left open across the
 // fault's reconnections, or a retired publishing channel never closed,
 // would show here. Channels still closing are waited for, up to 20 s.
 func (cs *clusterSetup) checkNoChannelLeak(t *testing.T) {

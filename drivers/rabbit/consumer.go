@@ -7,6 +7,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,10 +50,115 @@ func stripDriverHeaders(h amqp.Table) {
 // Nack without a context of its own waits for.
 const republishTimeout = 30 * time.Second
 
-// consumer is a basic.consume on a channel of its own. After a
-// reconnection or a channel error it starts again on a new channel (a new
-// incarnation); Receive reads straight from the current incarnation's
-// delivery channel.
+// consumersPerChannel bounds the consumers that share a channel: enough
+// that a thousand RPC servers (three consumers each) stay far below
+// RabbitMQ's channel_max (2047 by default) on one connection, few enough
+// that a channel error, which ends every consumer of the channel, takes
+// few consumers with it.
+const consumersPerChannel = 64
+
+// consumerChannel is a channel that consumers share, up to
+// consumersPerChannel, or that one consumer owns (see consumer.shared).
+type consumerChannel struct {
+	ch *amqp.Channel
+	// consumeMu serialises basic.qos and basic.consume: a basic.qos with
+	// global=false sets the prefetch of the consumers started after it on
+	// the channel, so each consume sets its own first. prefetch is the
+	// one set last (0, unlimited, on a new channel).
+	consumeMu sync.Mutex
+	prefetch  int
+	closes    chan *amqp.Error
+	members   int // consumers started on the channel and not released; guarded by consumerChannels.mu
+}
+
+// consumerChannels are a session's shared consumer channels.
+type consumerChannels struct {
+	mu   sync.Mutex
+	open []*consumerChannel // shared, not known closed
+}
+
+// acquire returns a shared channel with room for one more consumer,
+// opening one if none has room, and counts the consumer in.
+func (p *consumerChannels) acquire(sess *session) (*consumerChannel, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.open = slices.DeleteFunc(p.open, func(cc *consumerChannel) bool { return cc.ch.IsClosed() })
+	for _, cc := range p.open {
+		if cc.members < consumersPerChannel {
+			cc.members++
+			return cc, nil
+		}
+	}
+	cc, err := openConsumerChannel(sess)
+	if err != nil {
+		return nil, err
+	}
+	cc.members = 1
+	p.open = append(p.open, cc)
+	return cc, nil
+}
+
+// release counts a consumer out of cc; it reports whether it was the last,
+// in which case the caller closes cc.
+func (p *consumerChannels) release(cc *consumerChannel) (last bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cc.members--
+	if cc.members > 0 {
+		return false
+	}
+	p.open = slices.DeleteFunc(p.open, func(o *consumerChannel) bool { return o == cc })
+	return true
+}
+
+func openConsumerChannel(sess *session) (*consumerChannel, error) {
+	ch, err := sess.amqp.Channel()
+	if err != nil {
+		return nil, err
+	}
+	return &consumerChannel{ch: ch, closes: ch.NotifyClose(make(chan *amqp.Error, 1))}, nil
+}
+
+// consume sets the consumer's prefetch on cc, if it differs from the one
+// set last, and starts the consumer.
+func (cc *consumerChannel) consume(cons *consumer, manualAck bool, args amqp.Table) (<-chan amqp.Delivery, error) {
+	cc.consumeMu.Lock()
+	defer cc.consumeMu.Unlock()
+	// RabbitMQ ignores basic.qos for auto-ack consumers.
+	if manualAck && cc.prefetch != cons.prefetch {
+		if err := cc.ch.Qos(cons.prefetch, 0, false); err != nil {
+			return nil, err
+		}
+		cc.prefetch = cons.prefetch
+	}
+	return cc.ch.Consume(cons.queue, cons.tag, !manualAck, cons.opts.Exclusive, false, false, args)
+}
+
+// reportClosed logs, once per channel, the error that closed it while its
+// connection stands: every consumer on it starts again on another
+// channel, a disruption an operator should see (their unsettled
+// deliveries go back to their queues, and come again marked redelivered).
+func (cc *consumerChannel) reportClosed(ctx context.Context, logger *slog.Logger, queue string) {
+	// amqp091-go sends the reason before it closes the consumers'
+	// delivery channels: the first consumer to look takes it, so it is
+	// logged once. A connection's loss (a hard error) is logged as such
+	// elsewhere.
+	var reason *amqp.Error
+	select {
+	case reason = <-cc.closes:
+	default:
+	}
+	if reason == nil || !reason.Server || !reason.Recover {
+		return
+	}
+	logger.WarnContext(ctx, "rabbit: the broker closed a consumer channel; its consumers consume again on another",
+		"queue", queue, "err", rabbitmq.MapError(reason))
+}
+
+// consumer is a basic.consume on a channel it shares with other consumers
+// of the connection (see shared). After a reconnection, a channel error or
+// a broker's cancel it starts again (a new incarnation); Receive reads
+// straight from the current incarnation's delivery channel.
 type consumer struct {
 	c        *conn
 	queue    string
@@ -62,6 +170,13 @@ type consumer struct {
 	limit     int
 	dlx, dlrk string
 	tag       string
+	// shared says the consumer shares a channel with others. It does
+	// unless the broker may refuse its basic.consume, which would close
+	// the channel of every consumer on it: a consumer of a queue not
+	// declared through this transport (it may not exist), an exclusive
+	// one (the queue may have a consumer already) and one of a stream
+	// (its offset may be refused) have a channel of their own.
+	shared bool
 	// declared says the queue was declared through this transport when
 	// the consumer started: if the broker cancels the consumer and the
 	// queue is no longer recorded, it was deleted through this transport
@@ -102,12 +217,23 @@ type consumer struct {
 type incarnation struct {
 	cons       *consumer
 	sess       *session
-	ch         *amqp.Channel
+	cc         *consumerChannel
 	deliveries <-chan amqp.Delivery
-	cancelled  chan string // the broker's basic.cancel (queue deleted)
+	// cancelled is set once the consumer is known not to consume on cc
+	// any more, its channel open: the broker cancelled it, or it stopped.
+	cancelled   atomic.Bool
+	releaseOnce sync.Once
 
 	mu      sync.Mutex
 	pending map[uint64]pendingDelivery // limit > 0 only: for Nack's republish
+	// unsettled holds the tags of the deliveries taken from the channel
+	// and not settled yet (manual acknowledgement only). A channel shared
+	// with other consumers does not give them back when this consumer
+	// stops, so stop does, and settling one that stop gave back must not
+	// reach the broker: an unknown delivery tag closes the channel of
+	// every consumer on it. stopped: stop has given them back.
+	unsettled map[uint64]struct{}
+	stopped   bool
 }
 
 // pendingDelivery is an unsettled delivery from a queue whose delivery
@@ -138,6 +264,7 @@ func (c *conn) Consume(ctx context.Context, queue string, opts driver.ConsumeOpt
 	}
 	if declared {
 		cons.declared = true
+		cons.shared = !opts.Exclusive && rq.q.Type != driver.StreamQueue
 		if !opts.AutoAck {
 			cons.limit = rq.decl.countedLimit
 			cons.dlx, cons.dlrk = rq.q.DeadLetterExchange, rq.q.DeadLetterRoutingKey
@@ -195,29 +322,26 @@ func (cons *consumer) restart(sess *session) error {
 		return cons.endErr
 	default:
 	}
-	if cur := cons.cur.Load(); cur != nil && cur.sess == sess && !cur.ch.IsClosed() {
+	cur := cons.cur.Load()
+	if cur != nil && cur.sess == sess && !cur.cc.ch.IsClosed() && !cur.cancelled.Load() {
 		return nil
 	}
-	ch, err := sess.amqp.Channel()
+	var cc *consumerChannel
+	var err error
+	if cons.shared {
+		cc, err = sess.consumerChannels.acquire(sess)
+	} else if cc, err = openConsumerChannel(sess); err == nil {
+		cc.members = 1
+	}
 	if err != nil {
 		return err
 	}
-	fail := func(err error) error {
-		if !ch.IsClosed() {
-			_ = ch.Close()
-		}
-		return err
-	}
-	// RabbitMQ ignores basic.qos for auto-ack consumers.
-	manualAck := !cons.opts.AutoAck || cons.stream
-	if cons.prefetch > 0 && manualAck {
-		if err := ch.Qos(cons.prefetch, 0, false); err != nil {
-			return fail(err)
-		}
-	}
-	inc := &incarnation{cons: cons, sess: sess, ch: ch, cancelled: ch.NotifyCancel(make(chan string, 1))}
+	inc := &incarnation{cons: cons, sess: sess, cc: cc}
 	if cons.limit > 0 {
 		inc.pending = map[uint64]pendingDelivery{}
+	}
+	if cons.manualAck() {
+		inc.unsettled = map[uint64]struct{}{}
 	}
 	var args amqp.Table
 	if cons.stream {
@@ -226,19 +350,121 @@ func (cons *consumer) restart(sess *session) error {
 			args["x-stream-offset"] = next
 		}
 	}
-	if inc.deliveries, err = ch.Consume(cons.queue, cons.tag, !manualAck, cons.opts.Exclusive, false, false, args); err != nil {
-		return fail(err)
+	// RabbitMQ takes no auto-ack consumer on a stream: the driver acks
+	// as it hands out (Receive).
+	if inc.deliveries, err = cc.consume(cons, cons.manualAck() || cons.stream, args); err != nil {
+		inc.cancelled.Store(true)
+		inc.release()
+		return err
 	}
 	cons.mu.Lock()
 	if cons.ended {
 		cons.mu.Unlock()
-		return fail(cons.endErr)
+		inc.stop()
+		return cons.endErr
 	}
 	cons.cur.Store(inc)
 	close(cons.changed)
 	cons.changed = make(chan struct{})
 	cons.mu.Unlock()
+	if cur != nil {
+		cur.release()
+	}
 	return nil
+}
+
+// manualAck says the user settles the deliveries.
+func (cons *consumer) manualAck() bool { return !cons.opts.AutoAck }
+
+// release counts inc out of its channel once, closing the channel if it
+// was the last consumer on it (the broker then gives back what it
+// delivered on the channel unsettled).
+func (inc *incarnation) release() {
+	inc.releaseOnce.Do(func() {
+		last := true
+		if inc.cons.shared {
+			last = inc.sess.consumerChannels.release(inc.cc)
+		}
+		if last {
+			inc.cons.c.closeChannel(inc.cc.ch)
+		}
+	})
+}
+
+// stop ends inc for Close: its deliveries not settled yet go back to the
+// queue. On a channel of its own or the last consumer of its channel, that
+// is closing the channel; on a channel shared with others, it cancels the
+// consumer and gives back, one by one, what it delivered unsettled.
+func (inc *incarnation) stop() {
+	if inc.cons.shared && !inc.cc.ch.IsClosed() {
+		// After basic.cancel-ok nothing more comes: what is given back
+		// now is not delivered to this consumer again. (A consumer the
+		// broker cancelled needs none.)
+		if inc.cancelled.Swap(true) || inc.cc.ch.Cancel(inc.cons.tag, false) == nil {
+			inc.giveBackUnsettled()
+		}
+	}
+	inc.release()
+}
+
+// giveBackUnsettled returns to their queues the deliveries of a consumer
+// no longer consuming on its shared channel that were not settled: those
+// handed out (settling one later fails with ErrClosed) and those
+// amqp091-go still buffers for it (its delivery channel closes once they
+// are read).
+func (inc *incarnation) giveBackUnsettled() {
+	inc.mu.Lock()
+	inc.stopped = true
+	tags := slices.Collect(maps.Keys(inc.unsettled))
+	clear(inc.unsettled)
+	inc.mu.Unlock()
+	for _, tag := range tags {
+		inc.giveBack(tag)
+	}
+	for d := range inc.deliveries {
+		inc.giveBack(d.DeliveryTag)
+	}
+}
+
+// hold records a delivery taken from the channel as unsettled; it reports
+// false, and gives the delivery back, once stop has given back the
+// others.
+func (inc *incarnation) hold(tag uint64) bool {
+	if inc.unsettled == nil {
+		return true
+	}
+	inc.mu.Lock()
+	stopped := inc.stopped
+	if !stopped {
+		inc.unsettled[tag] = struct{}{}
+	}
+	inc.mu.Unlock()
+	if stopped {
+		inc.giveBack(tag)
+	}
+	return !stopped
+}
+
+// giveBack returns a delivery that was never handed out to its queue.
+func (inc *incarnation) giveBack(tag uint64) {
+	if inc.unsettled != nil {
+		_ = inc.cc.ch.Reject(tag, true)
+	}
+}
+
+// settle removes tag from the unsettled deliveries; false: it is not
+// there, stop gave it back.
+func (inc *incarnation) settle(tag uint64) bool {
+	if inc.unsettled == nil {
+		return true
+	}
+	inc.mu.Lock()
+	defer inc.mu.Unlock()
+	if _, ok := inc.unsettled[tag]; !ok {
+		return false
+	}
+	delete(inc.unsettled, tag)
+	return true
 }
 
 // Receive returns the next delivery. Across a reconnection it waits for
@@ -259,13 +485,16 @@ func (cons *consumer) Receive(ctx context.Context) (driver.Delivery, error) {
 					continue
 				}
 			}
+			if !inc.hold(d.DeliveryTag) {
+				continue
+			}
 			if cons.stream {
 				if off, ok := intHeader(d.Headers, "x-stream-offset"); ok {
 					cons.nextOffset.Store(off + 1)
 				}
 				if cons.opts.AutoAck {
 					// Auto-ack as the model means it: settled as handed out.
-					if err := inc.ch.Ack(d.DeliveryTag, false); err != nil {
+					if err := inc.cc.ch.Ack(d.DeliveryTag, false); err != nil {
 						cons.c.logger.DebugContext(ctx, "rabbit: acking a stream delivery failed; the stream keeps it", "queue", cons.queue, "err", err)
 					}
 				}
@@ -302,26 +531,34 @@ func (cons *consumer) lost(ctx context.Context, inc *incarnation) error {
 		if cons.cur.Load() != inc {
 			return nil
 		}
+		// amqp091-go marks a channel closed before it closes its
+		// consumers' delivery channels: one that ends on a channel still
+		// open was cancelled by the broker.
 		redeclare := false
-		select {
-		case _, ok := <-inc.cancelled:
-			if !ok { // closed with the channel: no cancel came
-				break
-			}
+		if !inc.cc.ch.IsClosed() && !inc.cancelled.Swap(true) {
 			if cons.declared && cons.c.topo.deletedHere(cons.queue) {
 				err := fmt.Errorf("%w: the consumer of queue %q ended: the queue was deleted", driver.ErrClosed, cons.queue)
 				cons.end(err, true)
 				return err
 			}
-			// The channel stays open after a cancel: close it, so that
-			// the consumer starts again on a new one.
-			cons.closeChannel(inc)
+			// Its unsettled deliveries go back to the queue, as they do
+			// when a channel of its own closes, and its slot is free.
+			if cons.shared {
+				inc.giveBackUnsettled()
+			}
+			inc.release()
 			cons.stall(ctx, fmt.Errorf("the broker cancelled the consumer of queue %q", cons.queue))
 			redeclare = true
-		default:
 		}
 		sess := cons.c.cur.Load()
 		if sess != nil && !sess.amqp.IsClosed() {
+			if inc.sess == sess && inc.cc.ch.IsClosed() {
+				inc.cc.reportClosed(ctx, cons.c.logger, cons.queue)
+				// The channel error may be its queue's absence: declared
+				// first, so that the consume does not close the channel
+				// of the consumers it shares a new one with.
+				redeclare = redeclare || cons.shared
+			}
 			err := cons.c.async(ctx, func() error {
 				if redeclare || cons.isStalled() {
 					if err := cons.c.redeclareQueue(sess, cons.queue); err != nil {
@@ -409,23 +646,29 @@ func (cons *consumer) waitRetry(ctx context.Context, attempt int) error {
 	}
 }
 
-// closeChannel closes inc's channel, waiting at most closeTimeout: its
-// unsettled deliveries go back to the queue.
-func (cons *consumer) closeChannel(inc *incarnation) {
-	if inc.ch.IsClosed() {
+// closeChannel closes a consumer channel, waiting at most closeTimeout:
+// the deliveries unsettled on it go back to their queues.
+func (c *conn) closeChannel(ch *amqp.Channel) {
+	if ch.IsClosed() {
 		return
 	}
-	closed := make(chan struct{})
-	if !cons.c.spawn(func() {
-		defer close(closed)
-		_ = inc.ch.Close()
+	c.bounded(func() { _ = ch.Close() })
+}
+
+// bounded runs f on a goroutine that the transport owns and waits for it
+// at most closeTimeout: a dead peer must not hold up a Close.
+func (c *conn) bounded(f func()) {
+	done := make(chan struct{})
+	if !c.spawn(func() {
+		defer close(done)
+		f()
 	}) {
 		return
 	}
 	t := time.NewTimer(closeTimeout)
 	defer t.Stop()
 	select {
-	case <-closed:
+	case <-done:
 	case <-t.C:
 	}
 }
@@ -594,7 +837,7 @@ func (cons *consumer) counted(inc *incarnation, d amqp.Delivery) bool {
 			err = cons.republish(ctx, p, o.returns)
 		}
 		if err == nil {
-			_ = inc.ch.Ack(d.DeliveryTag, false)
+			_ = inc.cc.ch.Ack(d.DeliveryTag, false)
 			return true
 		}
 		cons.c.logger.WarnContext(cons.c.ctx, "rabbit: could not count a returned message; handing it out as it is", "queue", cons.queue, "err", err)
@@ -725,10 +968,10 @@ func addDeath(headers amqp.Table, dd death) {
 }
 
 // end stops the consumer for good, with err as what Receive returns. With
-// closeChannel, it closes the consumer's channel, which makes the broker
-// return the unsettled deliveries; Close of the transport skips that, as
-// closing the connection does the same.
-func (cons *consumer) end(err error, closeChannel bool) {
+// giveBack, it stops the consumer on its channel and gives its unsettled
+// deliveries back to the queue (see incarnation.stop); Close of the
+// transport skips that, as closing the connection does the same.
+func (cons *consumer) end(err error, giveBack bool) {
 	cons.mu.Lock()
 	if cons.ended {
 		cons.mu.Unlock()
@@ -740,8 +983,8 @@ func (cons *consumer) end(err error, closeChannel bool) {
 	inc := cons.cur.Load()
 	cons.mu.Unlock()
 	cons.c.forget(cons, inc != nil)
-	if closeChannel && inc != nil {
-		cons.closeChannel(inc)
+	if giveBack && inc != nil {
+		cons.c.bounded(inc.stop)
 	}
 }
 
@@ -778,10 +1021,16 @@ func (inc *incarnation) usable() error {
 		return fmt.Errorf("%w: the consumer of queue %q is closed; its unsettled deliveries went back to the queue", driver.ErrClosed, inc.cons.queue)
 	default:
 	}
-	if inc.ch.IsClosed() {
+	if inc.cc.ch.IsClosed() {
 		return inc.errGone()
 	}
 	return nil
+}
+
+// errGivenBack: the consumer stopped and gave the delivery back to its
+// queue before it was settled.
+func (inc *incarnation) errGivenBack() error {
+	return fmt.Errorf("%w: the consumer of queue %q stopped; this delivery went back to the queue", driver.ErrClosed, inc.cons.queue)
 }
 
 func (inc *incarnation) errGone() error {
@@ -801,7 +1050,7 @@ func (inc *incarnation) settled(err error) error {
 	return fmt.Errorf("%w (%w)", inc.errGone(), err)
 }
 
-func (inc *incarnation) take(tag uint64) (pendingDelivery, bool) {
+func (inc *incarnation) takePending(tag uint64) (pendingDelivery, bool) {
 	if inc.pending == nil {
 		return pendingDelivery{}, false
 	}
@@ -817,8 +1066,11 @@ func (inc *incarnation) Ack(tag uint64) error {
 	if err := inc.usable(); err != nil {
 		return err
 	}
-	inc.take(tag)
-	return inc.settled(inc.ch.Ack(tag, false))
+	if !inc.settle(tag) {
+		return inc.errGivenBack()
+	}
+	inc.takePending(tag)
+	return inc.settled(inc.cc.ch.Ack(tag, false))
 }
 
 // Nack requeues a delivery, or dead-letters it. On a classic queue whose
@@ -829,12 +1081,15 @@ func (inc *incarnation) Nack(tag uint64, requeue bool) error {
 	if err := inc.usable(); err != nil {
 		return err
 	}
-	p, counted := inc.take(tag)
+	if !inc.settle(tag) {
+		return inc.errGivenBack()
+	}
+	p, counted := inc.takePending(tag)
 	if !requeue || !counted {
 		// basic.reject, not basic.nack: RabbitMQ 4.3's quorum queues count
 		// a reject toward the delivery limit and a nack not, and the model's
 		// Nack with requeue counts (oslo's requeue is a reject too).
-		return inc.settled(inc.ch.Reject(tag, requeue))
+		return inc.settled(inc.cc.ch.Reject(tag, requeue))
 	}
 	ctx, cancel := context.WithTimeout(inc.cons.c.ctx, republishTimeout)
 	defer cancel()
@@ -848,9 +1103,9 @@ func (inc *incarnation) Nack(tag uint64, requeue bool) error {
 		// Not counted: let the broker requeue it; the redelivered flag
 		// counts this return when it comes back.
 		inc.cons.c.logger.WarnContext(inc.cons.c.ctx, "rabbit: could not count a returned message; requeued as it is", "queue", inc.cons.queue, "err", err)
-		return inc.settled(inc.ch.Reject(tag, true))
+		return inc.settled(inc.cc.ch.Reject(tag, true))
 	}
-	return inc.settled(inc.ch.Ack(tag, false))
+	return inc.settled(inc.cc.ch.Ack(tag, false))
 }
 
 // randomName is 16 random bytes in base64 (URL alphabet), for consumer

@@ -99,15 +99,26 @@
 //
 // # Channels and errors
 //
-// Declarations share one channel; each consumer has a channel of its own
-// with its basic.qos; publishes share one channel (amqp091-go serialises
-// their frames, and each publish waits for its own confirm), and mandatory
-// ones share a second, always in confirm mode (below). A channel error
-// maps to a sentinel, wrapped with the broker's text: 404 NOT_FOUND is
-// ErrNotFound, 406 PRECONDITION_FAILED ErrPrecondition, 405
-// RESOURCE_LOCKED and 403 "in exclusive use" ErrInUse, other 403
-// ACCESS_REFUSED ErrInvalid. It closes only its channel, which the driver
-// replaces at the next use; other consumers and publishers carry on.
+// Declarations share one channel. Consumers share channels too, up to 64
+// on each, each with its own prefetch (a basic.qos with global=false
+// before its basic.consume), so that a process with a thousand RPC
+// servers (three consumers each) runs on one connection and about fifty
+// channels, far below RabbitMQ's channel_max of 2047; a consumer whose
+// basic.consume the broker may refuse (of a queue not declared through
+// the transport, exclusive, or of a stream) has a channel of its own. A
+// consumer that closes cancels itself and gives back to its queue what it
+// was delivered and had not settled. Publishes share one channel
+// (amqp091-go serialises their frames, and each publish waits for its own
+// confirm), and mandatory ones share a second, always in confirm mode
+// (below). A channel error maps to a sentinel, wrapped with the broker's
+// text: 404 NOT_FOUND is ErrNotFound, 406 PRECONDITION_FAILED
+// ErrPrecondition, 405 RESOURCE_LOCKED and 403 "in exclusive use"
+// ErrInUse, other 403 ACCESS_REFUSED ErrInvalid. It closes only its
+// channel, which the driver replaces at the next use; other publishers
+// carry on. The consumers of a channel that closes all consume again, on
+// another, their queues declared again first (logged once, at warning
+// level); what they had not settled goes back to their queues and comes
+// again marked redelivered.
 // Publishing to a missing exchange fails with ErrNotFound once the broker
 // closes the channel; publishes that shared that channel are published
 // again.

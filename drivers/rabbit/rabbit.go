@@ -87,6 +87,9 @@ type session struct {
 	topoCh  *amqp.Channel    // guarded by conn.topoSem
 	pub     sharedChannel    // publishes without the mandatory flag
 	tracked sharedChannel    // mandatory publishes, and others that must be confirmed
+
+	// consumerChannels are the channels the connection's consumers share.
+	consumerChannels consumerChannels
 }
 
 func open(ctx context.Context, u *driver.URL) (driver.Conn, error) {

@@ -156,6 +156,21 @@ func (v *RabbitVHost) Exchanges(t testing.TB) map[string]map[string]any {
 	return all
 }
 
+// Connections returns what the management API says about every client
+// connection to the virtual host, by name. The API learns of a connection
+// when it opens, not at once: poll for a count.
+func (v *RabbitVHost) Connections(t testing.TB) map[string]map[string]any {
+	t.Helper()
+	return v.list(t, "/api/vhosts/"+url.PathEscape(v.Name)+"/connections")
+}
+
+// Channels is Connections for the channels of the virtual host's
+// connections.
+func (v *RabbitVHost) Channels(t testing.TB) map[string]map[string]any {
+	t.Helper()
+	return v.list(t, "/api/vhosts/"+url.PathEscape(v.Name)+"/channels")
+}
+
 // list reads a management API listing, by name.
 // noManagement skips t, or fails it under SWITCHYARD_BROKERS=required,
 // when the broker's management API does not answer.
