@@ -86,6 +86,7 @@ type session struct {
 	topoCh  *amqp.Channel    // guarded by conn.topoSem
 	pub     sharedChannel    // publishes without the mandatory flag
 	tracked sharedChannel    // mandatory publishes, and others that must be confirmed
+	routed  sharedChannel    // unconfirmed publishes (mandatory ones tracked by barriers)
 }
 
 func open(ctx context.Context, u *driver.URL) (driver.Conn, error) {
@@ -286,7 +287,8 @@ func (c *conn) newSession(ac *amqp.Connection, host driver.Host) *session {
 		lost:   make(chan struct{}),
 	}
 	sess.pub.confirm = c.s.confirms
-	sess.tracked.confirm, sess.tracked.track = true, true
+	sess.tracked.confirm, sess.tracked.track = true, byConfirm
+	sess.routed.track = byBarrier
 	return sess
 }
 
