@@ -120,8 +120,8 @@ func NewServer(tr *transport.Transport, target transport.Target, endpoints []End
 	s := &Server{
 		tr: tr, target: target, topo: topo, maxConcurrency: DefaultMaxConcurrency,
 		mandatory: tr.Capabilities().Has(transport.CapMandatory),
-		logger: tr.Logger().With("component", "rpc.server", "target", target.String()),
-		inst:   newInstruments(tr, "switchyard.rpc.server.duration", "Time an RPC server spent running a request."),
+		logger:    tr.Logger().With("component", "rpc.server", "target", target.String()),
+		inst:      newInstruments(tr, "switchyard.rpc.server.duration", "Time an RPC server spent running a request."),
 	}
 	for _, opt := range opts {
 		opt(s)
