@@ -146,8 +146,8 @@
 // storage that RPC does not need: its reply is the proof of delivery) or
 // ErrUnroutable once returned, and one whose connection drops before its
 // barrier is answered is published again, marked resent, on the next
-// connection, as an unconfirmed confirmed publish would be. A broker's
-// basic.nack (a full queue rejecting publishes) is not seen: such a
+// connection, as a publish whose confirm was outstanding would be. A
+// broker's basic.nack (a full queue rejecting publishes) is not seen: such a
 // message is lost, and an RPC call whose request it was times out. An
 // Unconfirmed publish that is not mandatory waits for nothing.
 //
