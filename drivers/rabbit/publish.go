@@ -264,6 +264,9 @@ func (t *confirmTracker) runBarriers(ch *amqp.Channel, returns <-chan amqp.Retur
 			// before the answer before passing on the answer.
 			t.drainReturns(&returns)
 			t.settleUpTo(last)
+			if returns == nil {
+				return // amqp091-go closed it: the channel closed
+			}
 		}
 	}
 }
