@@ -156,7 +156,8 @@ type Message struct {
 	// disk, and a broker's refusal (basic.nack) of a message a full queue
 	// rejects. For messages whose answer proves their delivery, such as
 	// RPC requests and replies. Drivers without publisher confirms ignore
-	// it. It is always false on deliveries.
+	// it, as they return once the backend took the message. It is always
+	// false on deliveries.
 	Unconfirmed bool
 }
 

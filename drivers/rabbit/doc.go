@@ -104,7 +104,7 @@
 // with its basic.qos; publishes share one channel (amqp091-go serialises
 // their frames, and each publish waits for its own confirm), mandatory
 // ones share a second, always in confirm mode, and Unconfirmed ones a
-// third, never in confirm mode (below). A channel error
+// third and fourth, never in confirm mode (below). A channel error
 // maps to a sentinel, wrapped with the broker's text: 404 NOT_FOUND is
 // ErrNotFound, 406 PRECONDITION_FAILED ErrPrecondition, 405
 // RESOURCE_LOCKED and 403 "in exclusive use" ErrInUse, other 403
@@ -149,7 +149,12 @@
 // connection, as a publish whose confirm was outstanding would be. A
 // broker's basic.nack (a full queue rejecting publishes) is not seen: such a
 // message is lost, and an RPC call whose request it was times out. An
-// Unconfirmed publish that is not mandatory waits for nothing.
+// Unconfirmed publish that is not mandatory waits for its barrier too
+// (an unroutable one is dropped by the broker). Publishes are never
+// written on a channel while its barrier is sent (amqp091-go writes a
+// publish's frames one at a time, and a method between them would break
+// it), so there are two such channels, and a publish takes the one whose
+// barrier is not being sent.
 //
 // # The client underneath
 //

@@ -191,14 +191,23 @@ type trackedPublish struct {
 }
 
 // publish publishes p on ch and records it for its confirm, once fewer
-// than trackedInFlight publishes are in flight or when ctx ends.
-func (t *confirmTracker) publish(ctx context.Context, ch *amqp.Channel, p *trackedPublish, pub *amqp.Publishing) (*amqp.DeferredConfirmation, error) {
+// than trackedInFlight publishes are in flight or when ctx ends, and
+// reports whether it did. With try, it gives up (false, nil) rather than
+// wait for the channel, which a barrier may hold.
+func (t *confirmTracker) publish(ctx context.Context, ch *amqp.Channel, p *trackedPublish, pub *amqp.Publishing, try bool) (*amqp.DeferredConfirmation, bool, error) {
 	select {
 	case t.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for room among the %d publishes in flight: %w", trackedInFlight, ctx.Err())
+		return nil, false, fmt.Errorf("waiting for room among the %d publishes in flight: %w", trackedInFlight, ctx.Err())
 	}
-	t.pubMu.Lock()
+	if try {
+		if !t.pubMu.TryLock() {
+			<-t.slots
+			return nil, false, nil
+		}
+	} else {
+		t.pubMu.Lock()
+	}
 	defer t.pubMu.Unlock()
 	tag := ch.GetNextPublishSeqNo()
 	if t.barriers != nil {
@@ -208,7 +217,7 @@ func (t *confirmTracker) publish(ctx context.Context, ch *amqp.Channel, p *track
 	if t.ended {
 		t.mu.Unlock()
 		<-t.slots
-		return nil, amqp.ErrClosed
+		return nil, false, amqp.ErrClosed
 	}
 	t.pending[tag] = p
 	t.mu.Unlock()
@@ -218,7 +227,7 @@ func (t *confirmTracker) publish(ctx context.Context, ch *amqp.Channel, p *track
 		delete(t.pending, tag)
 		t.mu.Unlock()
 		<-t.slots
-		return nil, err
+		return nil, false, err
 	}
 	if t.barriers != nil {
 		t.written = tag
@@ -227,7 +236,7 @@ func (t *confirmTracker) publish(ctx context.Context, ch *amqp.Channel, p *track
 		default: // a barrier is already asked for: it will follow this publish
 		}
 	}
-	return dc, nil
+	return dc, true, nil
 }
 
 // runBarriers settles the publishes of a channel tracked by barriers until
@@ -237,10 +246,9 @@ func (t *confirmTracker) publish(ctx context.Context, ch *amqp.Channel, p *track
 // handles a channel's methods in order and sends a mandatory publish's
 // return as it routes it, so once the barrier is answered every publish
 // written before it has been routed, and the returns of those it could
-// not route have been read. Publishes written while a barrier is in flight
-// wait for the next one, so one barrier settles every publish in flight:
-// the broker's cost of a confirm per message, which goes through the
-// queue's process, becomes one method per round trip.
+// not route have been read. One barrier settles every publish written
+// before it: the broker's cost of a confirm per message, which goes
+// through the queue's process, becomes one method per round trip.
 func (t *confirmTracker) runBarriers(ch *amqp.Channel, returns <-chan amqp.Return) {
 	defer func() {
 		t.drainReturns(&returns)
@@ -254,10 +262,16 @@ func (t *confirmTracker) runBarriers(ch *amqp.Channel, returns <-chan amqp.Retur
 			}
 			t.match(r)
 		case <-t.barriers:
+			// The barrier is sent holding pubMu: amqp091-go writes a
+			// publish's frames one by one, and a method sent on the
+			// channel between them would break the publish (the broker
+			// closes the connection: 505 UNEXPECTED_FRAME). Publishes go
+			// to the session's other channel meanwhile.
 			t.pubMu.Lock()
 			last := t.written
+			err := ch.Qos(0, 0, false)
 			t.pubMu.Unlock()
-			if err := ch.Qos(0, 0, false); err != nil {
+			if err != nil {
 				return // the channel closed: what it did not settle is settled as not acked
 			}
 			// amqp091-go's reader passed on the returns the broker sent
@@ -427,7 +441,7 @@ func (c *conn) Publish(ctx context.Context, exchange, key string, msg driver.Mes
 	case msg.Mandatory:
 		flags = publishMandatory | publishConfirmed
 	case msg.Unconfirmed:
-		flags = publishUnconfirmed
+		flags = publishRouted
 	}
 	return c.publish(ctx, exchange, key, flags, &pub)
 }
@@ -443,11 +457,8 @@ const (
 	// republishing and dead-lettering, and mandatory publishes).
 	publishConfirmed
 	// publishRouted: wait until the broker has routed the message (or
-	// returned it), without a confirm, on the channel tracked by barriers.
+	// returned it), without a confirm, on a channel tracked by barriers.
 	publishRouted
-	// publishUnconfirmed: wait for nothing, on the channel tracked by
-	// barriers (which is not in confirm mode).
-	publishUnconfirmed
 )
 
 func (c *conn) publish(ctx context.Context, exchange, key string, flags publishFlags, pub *amqp.Publishing) error {
@@ -467,11 +478,9 @@ func (c *conn) publish(ctx context.Context, exchange, key string, flags publishF
 		var outcome publishOutcome
 		switch {
 		case flags&publishConfirmed != 0:
-			outcome, err = c.publishTracked(ctx, sess, &sess.tracked, exchange, key, mandatory, pub)
+			outcome, err = c.publishTracked(ctx, sess, []*sharedChannel{&sess.tracked}, exchange, key, mandatory, pub)
 		case flags&publishRouted != 0:
-			outcome, err = c.publishTracked(ctx, sess, &sess.routed, exchange, key, mandatory, pub)
-		case flags&publishUnconfirmed != 0:
-			outcome, err = c.publishShared(ctx, sess, &sess.routed, exchange, key, pub)
+			outcome, err = c.publishTracked(ctx, sess, []*sharedChannel{&sess.routed[0], &sess.routed[1]}, exchange, key, mandatory, pub)
 		default:
 			outcome, err = c.publishShared(ctx, sess, &sess.pub, exchange, key, pub)
 		}
@@ -543,19 +552,30 @@ func (c *conn) publishShared(ctx context.Context, sess *session, shared *sharedC
 
 // publishTracked makes one attempt on one of the session's tracked
 // channels and waits until the publish is settled (by its confirm, or by a
-// barrier), with its return for a mandatory publish.
-func (c *conn) publishTracked(ctx context.Context, sess *session, tracked *sharedChannel, exchange, key string, mandatory bool, pub *amqp.Publishing) (publishOutcome, error) {
-	pc, err := tracked.get(c, sess)
-	if err != nil {
-		return c.notSent(sess, nil, err)
-	}
+// barrier), with its return for a mandatory publish. It takes the first
+// of channels free to publish on at once, or else waits for the last.
+func (c *conn) publishTracked(ctx context.Context, sess *session, channels []*sharedChannel, exchange, key string, mandatory bool, pub *amqp.Publishing) (publishOutcome, error) {
 	p := &trackedPublish{exchange: exchange, key: key, mandatory: mandatory, settled: make(chan struct{})}
 	if mandatory {
 		// A copy: the caller may reuse the body once Publish returns,
 		// before the publish is settled.
 		p.body = bytes.Clone(pub.Body)
 	}
-	dc, err := pc.tracker.publish(ctx, pc.ch, p, pub)
+	var tracked *sharedChannel
+	var pc *pubChannel
+	var dc *amqp.DeferredConfirmation
+	var err error
+	for i, shared := range channels {
+		tracked = shared
+		if pc, err = shared.get(c, sess); err != nil {
+			return c.notSent(sess, nil, err)
+		}
+		var sent bool
+		dc, sent, err = pc.tracker.publish(ctx, pc.ch, p, pub, i < len(channels)-1)
+		if sent || err != nil {
+			break
+		}
+	}
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
 			return published, err

@@ -86,7 +86,10 @@ type session struct {
 	topoCh  *amqp.Channel    // guarded by conn.topoSem
 	pub     sharedChannel    // publishes without the mandatory flag
 	tracked sharedChannel    // mandatory publishes, and others that must be confirmed
-	routed  sharedChannel    // unconfirmed publishes (mandatory ones tracked by barriers)
+	// routed are two channels for Unconfirmed publishes, tracked by
+	// barriers: while one waits for its barrier (no publish may be written
+	// on a channel while its barrier is sent), publishes go to the other.
+	routed [2]sharedChannel
 }
 
 func open(ctx context.Context, u *driver.URL) (driver.Conn, error) {
@@ -288,7 +291,7 @@ func (c *conn) newSession(ac *amqp.Connection, host driver.Host) *session {
 	}
 	sess.pub.confirm = c.s.confirms
 	sess.tracked.confirm, sess.tracked.track = true, byConfirm
-	sess.routed.track = byBarrier
+	sess.routed[0].track, sess.routed[1].track = byBarrier, byBarrier
 	return sess
 }
 
