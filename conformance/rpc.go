@@ -169,6 +169,8 @@ func rpcCases() []testCase {
 		{"fanout-cast", rpcFanout},
 		{"call-one-server", rpcCallServer},
 		{"timeout", rpcTimeout},
+		{"call-nobody-serves", rpcCallNobodyServes},
+		{"call-request-lost", rpcCallRequestLost},
 		{"remote-error", rpcRemoteError},
 		{"typed-errors", rpcTypedErrors},
 		{"unknown-method", rpcUnknownMethod},
@@ -285,6 +287,97 @@ func rpcTimeout(e *env) {
 	cancel()
 	err = c.Call(ctx, r.target, "host", nil, nil)
 	r.wantErr("call with a cancelled context", err, context.Canceled)
+}
+
+// rpcCallNobodyServes: where the backend can tell that no queue takes a
+// request (CapMandatory), a call to a topic, or a server, that nobody
+// serves fails at once with ErrUnroutable rather than at its timeout;
+// elsewhere it times out.
+func rpcCallNobodyServes(e *env) {
+	r := newRPCEnv(e)
+	r.server("s1")
+	c := r.client(rpc.WithTimeout(30 * time.Second))
+	for _, target := range []transport.Target{
+		{Exchange: r.target.Exchange, Topic: uniqueName("nobody")},         // a mistyped topic
+		{Exchange: r.target.Exchange, Topic: r.target.Topic, Server: "s9"}, // a server that is not running
+		{Exchange: uniqueName("rpcx"), Topic: r.target.Topic},              // a mistyped exchange
+	} {
+		if !e.caps.Has(transport.CapMandatory) {
+			target := target
+			err := c.Prepare(rpc.WithTimeout(200*time.Millisecond)).Call(r.ctx, target, "host", nil, nil)
+			r.wantErr("call to "+target.String()+" without mandatory publishing", err, transport.ErrTimeout)
+			continue
+		}
+		start := time.Now()
+		err := c.Call(r.ctx, target, "host", nil, nil)
+		r.wantErr("call to "+target.String(), err, transport.ErrUnroutable)
+		if elapsed := time.Since(start); elapsed > 5*time.Second {
+			r.t.Errorf("call to %s failed after %v, want at once (its timeout is 30s)", target, elapsed)
+		}
+		if target.Exchange != r.target.Exchange {
+			ctx, cancel := cleanupContext()
+			_ = e.admin.DeleteExchange(ctx, target.Exchange) // declared by the client, as oslo's do
+			cancel()
+		}
+	}
+	var host string
+	if err := c.Call(r.ctx, r.target, "host", nil, &host); err != nil || host != "s1" {
+		r.t.Errorf("call to the served topic after the failures: %q, %v", host, err)
+	}
+}
+
+// rpcCallRequestLost: a request that a queue took but no server ever
+// runs (its queue deleted before a server consumed it) fails the call
+// with ErrTimeout at the call's timeout: a lost request is a timeout,
+// never a hang.
+func rpcCallRequestLost(e *env) {
+	r := newRPCEnv(e)
+	c := r.client()
+	// The topic's queue, bound as a server would bind it, with nobody
+	// consuming it: the request is routed there and waits.
+	topo := transport.Target{Exchange: r.target.Exchange, Topic: r.target.Topic}
+	if err := r.tr.DeclareExchange(r.ctx, transport.Exchange{Name: topo.Exchange, Kind: transport.Topic}); err != nil {
+		r.t.Fatalf("declare the exchange: %v", err)
+	}
+	q, err := r.tr.DeclareQueue(r.ctx, transport.Queue{Name: r.target.Topic})
+	if err != nil {
+		r.t.Fatalf("declare the topic's queue: %v", err)
+	}
+	if err := r.tr.Bind(r.ctx, transport.Binding{Exchange: topo.Exchange, Queue: q, Key: r.target.Topic}); err != nil {
+		r.t.Fatalf("bind the topic's queue: %v", err)
+	}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- c.Prepare(rpc.WithTimeout(time.Second)).Call(r.ctx, topo, "host", nil, nil) }()
+	// Once the request waits in the queue, purge it: it is lost. (On a
+	// broker-less backend a queue nobody consumes holds nothing to purge;
+	// there the request waits at its sender until the call gives up.)
+	var callErr error
+	ended := false
+	r.eventually("the request purged from the topic's queue, or the call ended", func(ctx context.Context) error {
+		select {
+		case callErr = <-done:
+			ended = true
+			return nil
+		default:
+		}
+		n, err := r.admin.PurgeQueue(ctx, q)
+		if err == nil && n == 0 {
+			err = errors.New("the queue is empty")
+		}
+		return err
+	})
+	if !ended {
+		select {
+		case callErr = <-done:
+		case <-time.After(deliveryTimeout):
+			r.t.Fatal("a call whose request was lost did not end at its timeout")
+		}
+	}
+	r.wantErr("call whose request was lost", callErr, transport.ErrTimeout)
+	if elapsed := time.Since(start); elapsed < 900*time.Millisecond {
+		r.t.Errorf("a lost request failed after %v, before its 1s timeout: %v", elapsed, callErr)
+	}
 }
 
 func rpcRemoteError(e *env) {

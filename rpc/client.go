@@ -37,6 +37,7 @@ type clientShared struct {
 	logger    *slog.Logger
 	publisher messaging.Publisher
 	inst      instruments
+	mandatory bool // the transport has CapMandatory: call requests are mandatory
 
 	declaredMu sync.Mutex   // serializes declarations
 	declared   sync.Map     // names of exchanges this client declared
@@ -86,6 +87,7 @@ func NewClient(tr *transport.Transport, opts ...Option) (*Client, error) {
 			publisher: messaging.NewPublisher(tr, logger, "publish failed; retrying"),
 			inst:      newInstruments(tr, "switchyard.rpc.client.duration", "Time from sending an RPC call to its reply, or a cast's send."),
 			pending:   map[string]*pendingCall{},
+			mandatory: tr.Capabilities().Has(transport.CapMandatory),
 		},
 	}
 	for _, opt := range opts {
@@ -253,6 +255,13 @@ func (c *Client) send(ctx context.Context, target transport.Target, method strin
 	}
 	msg := transport.Message{ContentType: contentType, ContentEncoding: contentEncoding, Persistent: c.shared.topo.Persistent()}
 	if call != nil {
+		// A call's request is mandatory, as oslo's at_least_once
+		// transport option makes it: a request no queue takes fails the
+		// call at once rather than at its timeout. It needs no confirm:
+		// the reply proves it was delivered, and a request lost with the
+		// connection is a timeout either way.
+		msg.Mandatory = c.shared.mandatory
+		msg.Unconfirmed = true
 		req.MsgID, req.ReplyQ = call.msgID, call.replyQ
 		if m := c.set.callMonitorTimeout; m > 0 {
 			secs := math.Ceil(m.Seconds())
@@ -277,7 +286,11 @@ func (c *Client) send(ctx context.Context, target transport.Target, method strin
 	if err := c.shared.declareExchange(ctx, decl); err != nil {
 		return err
 	}
-	return c.shared.publisher.Publish(ctx, exchange, key, msg, c.set.retry)
+	err = c.shared.publisher.Publish(ctx, exchange, key, msg, c.set.retry)
+	if errors.Is(err, transport.ErrUnroutable) {
+		return fmt.Errorf("no server consumes %s (no queue is bound to routing key %q on exchange %q): %w", target, key, exchange, err)
+	}
+	return err
 }
 
 // wait waits for the final reply to msgID until the call's deadline, or

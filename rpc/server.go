@@ -77,6 +77,7 @@ type Server struct {
 	inst           instruments
 	maxConcurrency int
 	policy         AccessPolicy
+	mandatory      bool // the transport has CapMandatory: replies are mandatory
 
 	mu          sync.Mutex
 	state       serverState
@@ -137,8 +138,9 @@ func NewServer(tr *transport.Transport, target transport.Target, endpoints []End
 	}
 	s := &Server{
 		tr: tr, target: target, topo: topo, maxConcurrency: DefaultMaxConcurrency, workerIdle: workerIdleTimeout,
-		logger: tr.Logger().With("component", "rpc.server", "target", target.String()),
-		inst:   newInstruments(tr, "switchyard.rpc.server.duration", "Time an RPC server spent running a request."),
+		mandatory: tr.Capabilities().Has(transport.CapMandatory),
+		logger:    tr.Logger().With("component", "rpc.server", "target", target.String()),
+		inst:      newInstruments(tr, "switchyard.rpc.server.duration", "Time an RPC server spent running a request."),
 	}
 	for _, opt := range opts {
 		opt(s)
@@ -610,8 +612,12 @@ func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Re
 			r = &oslo.Reply{Failure: oslo.NewFailure("builtins", "TypeError", err.Error()), Ending: r.Ending, MsgID: req.MsgID}
 			continue
 		}
+		// Mandatory, as oslo's replies are, so that a missing reply queue
+		// is retried; unconfirmed, because the caller's receipt is the
+		// only confirm that matters and it drops duplicates: a reply
+		// still unrouted when the connection drops is published again.
 		msg := transport.Message{Body: body, ContentType: contentType, ContentEncoding: contentEncoding, Persistent: s.topo.Persistent(),
-			Mandatory: s.tr.Capabilities().Has(transport.CapMandatory)}
+			Mandatory: s.mandatory, Unconfirmed: true}
 		err = s.tr.Publish(ctx, "", req.ReplyQ, msg)
 		if err == nil {
 			return

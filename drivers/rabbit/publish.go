@@ -47,10 +47,26 @@ func (pc *pubChannel) closeReason() *amqp.Error {
 	return pc.reason
 }
 
+// tracking says how a publishing channel learns what became of its
+// publishes.
+type tracking uint8
+
+const (
+	// untracked: nothing beyond the confirm a publish may wait for.
+	untracked tracking = iota
+	// byConfirm: in confirm mode, each publish settled by its confirm and
+	// its return.
+	byConfirm
+	// byBarrier: not in confirm mode; a publish is settled as routed once a
+	// synchronous method sent after it is answered, or as unroutable by its
+	// return (see confirmTracker.runBarriers).
+	byBarrier
+)
+
 // openPubChannel opens a publishing channel, in confirm mode if asked. A
-// tracked channel is in confirm mode and has a tracker goroutine, owned by
-// c, that settles its publishes and ends with the channel.
-func openPubChannel(c *conn, sess *session, confirm, track bool) (*pubChannel, error) {
+// tracked channel has a tracker goroutine, owned by c, that settles its
+// publishes and ends with the channel.
+func openPubChannel(c *conn, sess *session, confirm bool, track tracking) (*pubChannel, error) {
 	ch, err := sess.amqp.Channel()
 	if err != nil {
 		return nil, err
@@ -58,10 +74,14 @@ func openPubChannel(c *conn, sess *session, confirm, track bool) (*pubChannel, e
 	pc := &pubChannel{ch: ch, closes: ch.NotifyClose(make(chan *amqp.Error, 1))}
 	var returns <-chan amqp.Return
 	var confirms <-chan amqp.Confirmation
-	if track {
+	switch track {
+	case byConfirm:
 		confirm = true
 		returns = ch.NotifyReturn(make(chan amqp.Return, trackedInFlight))
 		confirms = ch.NotifyPublish(make(chan amqp.Confirmation, trackedInFlight))
+	case byBarrier:
+		confirm = false
+		returns = ch.NotifyReturn(make(chan amqp.Return, trackedInFlight))
 	}
 	if confirm {
 		if err := ch.Confirm(false); err != nil {
@@ -69,12 +89,18 @@ func openPubChannel(c *conn, sess *session, confirm, track bool) (*pubChannel, e
 			return nil, err
 		}
 	}
-	if track {
-		pc.tracker = &confirmTracker{pending: map[uint64]*trackedPublish{}, slots: make(chan struct{}, trackedInFlight)}
-		if !c.spawn(func() { pc.tracker.run(returns, confirms) }) {
-			_ = ch.Close()
-			return nil, driver.ErrClosed
-		}
+	if track == untracked {
+		return pc, nil
+	}
+	pc.tracker = &confirmTracker{pending: map[uint64]*trackedPublish{}, slots: make(chan struct{}, trackedInFlight)}
+	run := func() { pc.tracker.run(returns, confirms) }
+	if track == byBarrier {
+		pc.tracker.barriers = make(chan struct{}, 1)
+		run = func() { pc.tracker.runBarriers(ch, returns) }
+	}
+	if !c.spawn(run) {
+		_ = ch.Close()
+		return nil, driver.ErrClosed
 	}
 	return pc, nil
 }
@@ -89,7 +115,7 @@ type sharedChannel struct {
 	cur     atomic.Pointer[pubChannel]
 	mu      sync.Mutex // serialises opening
 	confirm bool
-	track   bool // a tracked channel (see confirmTracker)
+	track   tracking
 }
 
 func (s *sharedChannel) get(c *conn, sess *session) (*pubChannel, error) {
@@ -139,6 +165,12 @@ type confirmTracker struct {
 	// its publication, so that a publish is recorded under the tag the
 	// channel gives it.
 	pubMu sync.Mutex
+	// barriers, on a channel tracked by barriers, asks the tracker for a
+	// barrier after the last publish (one pending request at most).
+	barriers chan struct{}
+	// written is the tag of the last publish written, on a channel tracked
+	// by barriers (which gives no delivery tags); guarded by pubMu.
+	written uint64
 	// slots holds one token per publish until it is settled, even if its
 	// publisher stopped waiting: trackedInFlight at most.
 	slots chan struct{}
@@ -159,21 +191,33 @@ type trackedPublish struct {
 }
 
 // publish publishes p on ch and records it for its confirm, once fewer
-// than trackedInFlight publishes are in flight or when ctx ends.
-func (t *confirmTracker) publish(ctx context.Context, ch *amqp.Channel, p *trackedPublish, pub *amqp.Publishing) (*amqp.DeferredConfirmation, error) {
+// than trackedInFlight publishes are in flight or when ctx ends, and
+// reports whether it did. With try, it gives up (false, nil) rather than
+// wait for the channel, which a barrier may hold.
+func (t *confirmTracker) publish(ctx context.Context, ch *amqp.Channel, p *trackedPublish, pub *amqp.Publishing, try bool) (*amqp.DeferredConfirmation, bool, error) {
 	select {
 	case t.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for room among the %d publishes in flight: %w", trackedInFlight, ctx.Err())
+		return nil, false, fmt.Errorf("waiting for room among the %d publishes in flight: %w", trackedInFlight, ctx.Err())
 	}
-	t.pubMu.Lock()
+	if try {
+		if !t.pubMu.TryLock() {
+			<-t.slots
+			return nil, false, nil
+		}
+	} else {
+		t.pubMu.Lock()
+	}
 	defer t.pubMu.Unlock()
 	tag := ch.GetNextPublishSeqNo()
+	if t.barriers != nil {
+		tag = t.written + 1
+	}
 	t.mu.Lock()
 	if t.ended {
 		t.mu.Unlock()
 		<-t.slots
-		return nil, amqp.ErrClosed
+		return nil, false, amqp.ErrClosed
 	}
 	t.pending[tag] = p
 	t.mu.Unlock()
@@ -183,31 +227,99 @@ func (t *confirmTracker) publish(ctx context.Context, ch *amqp.Channel, p *track
 		delete(t.pending, tag)
 		t.mu.Unlock()
 		<-t.slots
-		return nil, err
+		return nil, false, err
 	}
-	return dc, nil
+	if t.barriers != nil {
+		t.written = tag
+		select {
+		case t.barriers <- struct{}{}:
+		default: // a barrier is already asked for: it will follow this publish
+		}
+	}
+	return dc, true, nil
+}
+
+// runBarriers settles the publishes of a channel tracked by barriers until
+// the channel closes, then settles the rest. A barrier is a synchronous
+// method (basic.qos, which changes nothing on a channel that does not
+// consume) sent after the last publish written: RabbitMQ's channel
+// handles a channel's methods in order and sends a mandatory publish's
+// return as it routes it, so once the barrier is answered every publish
+// written before it has been routed, and the returns of those it could
+// not route have been read. One barrier settles every publish written
+// before it: the broker's cost of a confirm per message, which goes
+// through the queue's process, becomes one method per round trip.
+func (t *confirmTracker) runBarriers(ch *amqp.Channel, returns <-chan amqp.Return) {
+	defer func() {
+		t.drainReturns(&returns)
+		t.settleAll()
+	}()
+	for {
+		select {
+		case r, ok := <-returns:
+			if !ok {
+				return
+			}
+			t.match(r)
+		case <-t.barriers:
+			// The barrier is sent holding pubMu: amqp091-go writes a
+			// publish's frames one by one, and a method sent on the
+			// channel between them would break the publish (the broker
+			// closes the connection: 505 UNEXPECTED_FRAME). Publishes go
+			// to the session's other channel meanwhile.
+			t.pubMu.Lock()
+			last := t.written
+			err := ch.Qos(0, 0, false)
+			t.pubMu.Unlock()
+			if err != nil {
+				return // the channel closed: what it did not settle is settled as not acked
+			}
+			// amqp091-go's reader passed on the returns the broker sent
+			// before the answer before passing on the answer.
+			t.drainReturns(&returns)
+			t.settleUpTo(last)
+			if returns == nil {
+				return // amqp091-go closed it: the channel closed
+			}
+		}
+	}
+}
+
+// drainReturns matches the returns already read, setting *returns to nil
+// once amqp091-go closed it.
+func (t *confirmTracker) drainReturns(returns *<-chan amqp.Return) {
+	for *returns != nil {
+		select {
+		case r, ok := <-*returns:
+			if !ok {
+				*returns = nil
+				return
+			}
+			t.match(r)
+		default:
+			return
+		}
+	}
+}
+
+// settleUpTo settles as routed (acked) every pending publish up to tag.
+func (t *confirmTracker) settleUpTo(tag uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, p := range t.pending {
+		if k <= tag {
+			delete(t.pending, k)
+			p.acked = true
+			close(p.settled)
+			<-t.slots
+		}
+	}
 }
 
 // run settles publishes until the channel closes, then settles the rest.
 func (t *confirmTracker) run(returns <-chan amqp.Return, confirms <-chan amqp.Confirmation) {
-	// drain reads the returns already sent: all those the broker sent
-	// before the confirm being handled.
-	drain := func() {
-		for returns != nil {
-			select {
-			case r, ok := <-returns:
-				if !ok {
-					returns = nil
-					return
-				}
-				t.match(r)
-			default:
-				return
-			}
-		}
-	}
 	defer func() {
-		drain() // amqp091-go closed the returns before the confirms
+		t.drainReturns(&returns) // amqp091-go closed the returns before the confirms
 		t.settleAll()
 	}()
 	for {
@@ -222,7 +334,8 @@ func (t *confirmTracker) run(returns <-chan amqp.Return, confirms <-chan amqp.Co
 			if !ok {
 				return
 			}
-			drain()
+			// Read the returns the broker sent before this confirm.
+			t.drainReturns(&returns)
 			t.settle(c.DeliveryTag, c.Ack)
 		}
 	}
@@ -322,8 +435,13 @@ func (c *conn) Publish(ctx context.Context, exchange, key string, msg driver.Mes
 		pub.DeliveryMode = amqp.Persistent
 	}
 	var flags publishFlags
-	if msg.Mandatory {
+	switch {
+	case msg.Mandatory && msg.Unconfirmed:
+		flags = publishMandatory | publishRouted
+	case msg.Mandatory:
 		flags = publishMandatory | publishConfirmed
+	case msg.Unconfirmed:
+		flags = publishRouted
 	}
 	return c.publish(ctx, exchange, key, flags, &pub)
 }
@@ -338,6 +456,9 @@ const (
 	// confirms=false, on the tracked channel (the driver's own
 	// republishing and dead-lettering, and mandatory publishes).
 	publishConfirmed
+	// publishRouted: wait until the broker has routed the message (or
+	// returned it), without a confirm, on a channel tracked by barriers.
+	publishRouted
 )
 
 func (c *conn) publish(ctx context.Context, exchange, key string, flags publishFlags, pub *amqp.Publishing) error {
@@ -355,10 +476,13 @@ func (c *conn) publish(ctx context.Context, exchange, key string, flags publishF
 			return err
 		}
 		var outcome publishOutcome
-		if flags&publishConfirmed != 0 {
-			outcome, err = c.publishTracked(ctx, sess, exchange, key, mandatory, pub)
-		} else {
-			outcome, err = c.publishShared(ctx, sess, exchange, key, pub)
+		switch {
+		case flags&publishConfirmed != 0:
+			outcome, err = c.publishTracked(ctx, sess, []*sharedChannel{&sess.tracked}, exchange, key, mandatory, pub)
+		case flags&publishRouted != 0:
+			outcome, err = c.publishTracked(ctx, sess, []*sharedChannel{&sess.routed[0], &sess.routed[1]}, exchange, key, mandatory, pub)
+		default:
+			outcome, err = c.publishShared(ctx, sess, &sess.pub, exchange, key, pub)
 		}
 		switch outcome {
 		case published:
@@ -397,9 +521,10 @@ func (c *conn) publish(ctx context.Context, exchange, key string, flags publishF
 	}
 }
 
-// publishShared makes one attempt on the session's shared channel.
-func (c *conn) publishShared(ctx context.Context, sess *session, exchange, key string, pub *amqp.Publishing) (publishOutcome, error) {
-	pc, err := sess.pub.get(c, sess)
+// publishShared makes one attempt on one of the session's untracked
+// channels.
+func (c *conn) publishShared(ctx context.Context, sess *session, shared *sharedChannel, exchange, key string, pub *amqp.Publishing) (publishOutcome, error) {
+	pc, err := shared.get(c, sess)
 	if err != nil {
 		return c.notSent(sess, nil, err)
 	}
@@ -421,24 +546,36 @@ func (c *conn) publishShared(ctx context.Context, sess *session, exchange, key s
 	case pc.ch.IsClosed():
 		return c.failed(sess, pc, exchange)
 	}
-	sess.pub.retire(c, pc)
+	shared.retire(c, pc)
 	return retryNacked, errNack
 }
 
-// publishTracked makes one attempt on the session's tracked channel and
-// waits for the broker's confirm, and its return for a mandatory publish.
-func (c *conn) publishTracked(ctx context.Context, sess *session, exchange, key string, mandatory bool, pub *amqp.Publishing) (publishOutcome, error) {
-	pc, err := sess.tracked.get(c, sess)
-	if err != nil {
-		return c.notSent(sess, nil, err)
-	}
+// publishTracked makes one attempt on one of the session's tracked
+// channels and waits until the publish is settled (by its confirm, or by a
+// barrier), with its return for a mandatory publish. It takes the first
+// of channels free to publish on at once, or else waits for the last.
+func (c *conn) publishTracked(ctx context.Context, sess *session, channels []*sharedChannel, exchange, key string, mandatory bool, pub *amqp.Publishing) (publishOutcome, error) {
 	p := &trackedPublish{exchange: exchange, key: key, mandatory: mandatory, settled: make(chan struct{})}
 	if mandatory {
 		// A copy: the caller may reuse the body once Publish returns,
 		// before the publish is settled.
 		p.body = bytes.Clone(pub.Body)
 	}
-	dc, err := pc.tracker.publish(ctx, pc.ch, p, pub)
+	var tracked *sharedChannel
+	var pc *pubChannel
+	var dc *amqp.DeferredConfirmation
+	var err error
+	for i, shared := range channels {
+		tracked = shared
+		if pc, err = shared.get(c, sess); err != nil {
+			return c.notSent(sess, nil, err)
+		}
+		var sent bool
+		dc, sent, err = pc.tracker.publish(ctx, pc.ch, p, pub, i < len(channels)-1)
+		if sent || err != nil {
+			break
+		}
+	}
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
 			return published, err
@@ -456,12 +593,12 @@ func (c *conn) publishTracked(ctx context.Context, sess *session, exchange, key 
 	// The tracker misses a confirm that came out of order just before the
 	// channel closed (amqp091-go drops those it has not put in order); the
 	// deferred confirmation has it.
-	case p.acked || dc.Acked():
+	case p.acked || (dc != nil && dc.Acked()):
 		return published, nil
 	case pc.ch.IsClosed():
 		return c.failed(sess, pc, exchange)
 	}
-	sess.tracked.retire(c, pc)
+	tracked.retire(c, pc)
 	return retryNacked, errNack
 }
 

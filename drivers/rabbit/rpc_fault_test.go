@@ -604,8 +604,15 @@ func TestRPCFaultTimeoutCoversOutage(t *testing.T) {
 // Here byte-identical mandatory messages are published at once while a
 // binding comes and goes, so that some copies are routed and others
 // returned: as many publishes must fail with ErrUnroutable as copies were
-// returned, and every publish reported sent must be in the queue.
+// returned, and every publish reported sent must be in the queue: with
+// confirms, and without (replies are unconfirmed, settled by barriers).
 func TestRPCMandatoryIdenticalCopies(t *testing.T) {
+	for _, unconfirmed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unconfirmed=%v", unconfirmed), func(t *testing.T) { testMandatoryIdenticalCopies(t, unconfirmed) })
+	}
+}
+
+func testMandatoryIdenticalCopies(t *testing.T, unconfirmed bool) {
 	onStacks(t, func(t *testing.T, x *tester) {
 		const n = 600
 		tr := x.open("")
@@ -642,7 +649,7 @@ func TestRPCMandatoryIdenticalCopies(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for range n / 16 {
-					err := tr.Publish(x.ctx, ex, "k", transport.Message{Body: []byte("the same copy"), Mandatory: true})
+					err := tr.Publish(x.ctx, ex, "k", transport.Message{Body: []byte("the same copy"), Mandatory: true, Unconfirmed: unconfirmed})
 					switch {
 					case err == nil:
 						sent.Add(1)
@@ -663,7 +670,8 @@ func TestRPCMandatoryIdenticalCopies(t *testing.T) {
 		if sent.Load() == 0 || returned.Load() == 0 {
 			t.Fatalf("%d sent, %d returned: want both, the binding coming and going under the publishes", sent.Load(), returned.Load())
 		}
-		// A confirmed message is in its queue: counting it needs no waiting.
+		// A confirmed (or routed) message is in its queue: counting it
+		// needs no waiting.
 		inQueue, err := tr.PurgeQueue(x.ctx, q)
 		if err != nil {
 			t.Fatal(err)
@@ -673,4 +681,89 @@ func TestRPCMandatoryIdenticalCopies(t *testing.T) {
 		}
 		t.Logf("%d sent, %d returned", sent.Load(), returned.Load())
 	})
+}
+
+// holdService's Hold runs until released, so that a test can cut the
+// server's connection just as the reply is being published.
+type holdService struct {
+	started chan struct{}
+	release chan struct{}
+	runs    atomic.Int64
+}
+
+func (s *holdService) Hold(ctx context.Context, args faultArgs) (faultArgs, error) {
+	s.runs.Add(1)
+	s.started <- struct{}{}
+	select {
+	case <-s.release:
+		return args, nil
+	case <-ctx.Done():
+		return faultArgs{}, ctx.Err()
+	}
+}
+
+// TestRPCReplyResentAfterDrop: a reply is published without a publisher
+// confirm (a barrier tells the driver it was routed). When the server's
+// connection drops with the reply not yet routed, the cut falling inside
+// the reply's frames, the driver publishes it again on the next connection:
+// the caller gets it, once, within its timeout, and the method ran once.
+func TestRPCReplyResentAfterDrop(t *testing.T) {
+	for _, cutAfter := range []int64{1, 60} {
+		t.Run(fmt.Sprintf("cut after %d bytes of the reply", cutAfter), func(t *testing.T) {
+			onStacks(t, func(t *testing.T, x *tester) {
+				p := newProxy(t, x)
+				srvTr := x.openURL(p.url(fastRetry))
+				clientTr := x.open(fastRetry)
+				svc := &holdService{started: make(chan struct{}, 1), release: make(chan struct{})}
+				target := transport.Target{Topic: "resend_" + oslo.NewID()[:8]}
+				server, err := rpc.NewServer(srvTr, transport.Target{Topic: target.Topic, Server: "s1"}, []rpc.Endpoint{{Receiver: svc}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := server.Start(x.ctx); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					if err := server.Stop(ctx); err != nil {
+						t.Errorf("stop the server: %v", err)
+					}
+				})
+				client, err := rpc.NewClient(clientTr, rpc.WithTimeout(rpcCallTimeout))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = client.Close() })
+
+				type outcome struct {
+					got faultArgs
+					err error
+				}
+				result := make(chan outcome, 1)
+				go func() {
+					var got faultArgs
+					err := client.Call(x.ctx, target, "hold", faultArgs{Token: "held"}, &got)
+					result <- outcome{got, err}
+				}()
+				wait(t, svc.started, "the method to start")
+				// The request was acked before the method ran: the next
+				// bytes the server sends are the reply's.
+				cut := p.CutAfter(faultproxy.Upstream, cutAfter)
+				close(svc.release)
+				wait(t, cut, "the cut")
+				select {
+				case r := <-result:
+					if r.err != nil || r.got.Token != "held" {
+						t.Fatalf("call through the cut: %+v, %v", r.got, r.err)
+					}
+				case <-time.After(rpcCallTimeout + 5*time.Second):
+					t.Fatal("the call did not end")
+				}
+				if n := svc.runs.Load(); n != 1 {
+					t.Fatalf("the method ran %d times, want 1", n)
+				}
+			})
+		})
+	}
 }

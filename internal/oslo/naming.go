@@ -1,9 +1,10 @@
 package oslo
 
 import (
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"math/rand/v2"
 	"strconv"
 	"time"
 )
@@ -100,9 +101,14 @@ func NewDashedID() string {
 }
 
 // newUUID returns 16 random bytes marked as a version 4, RFC 4122 uuid.
+// They come from the runtime's generator (ChaCha8, seeded by the operating
+// system, per thread) rather than crypto/rand: an id must be unique, not
+// secret (every peer on the broker reads it in the message), and a system
+// call for each of a call's three ids cost more than its envelope's codec.
 func newUUID() [16]byte {
 	var u [16]byte
-	rand.Read(u[:]) // never fails: since Go 1.24 it crashes the program instead
+	binary.LittleEndian.PutUint64(u[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(u[8:], rand.Uint64())
 	u[6] = u[6]&0x0f | 0x40
 	u[8] = u[8]&0x3f | 0x80
 	return u

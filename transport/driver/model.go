@@ -84,6 +84,7 @@ type Message struct {
 	Persistent      bool
 	Timestamp       time.Time
 	Mandatory       bool
+	Unconfirmed     bool
 }
 
 // ConsumeOptions is transport.ConsumeOptions.
