@@ -223,10 +223,15 @@ func (t *confirmTracker) publish(ctx context.Context, ch *amqp.Channel, p *track
 	t.mu.Unlock()
 	dc, err := ch.PublishWithDeferredConfirm(p.exchange, p.key, p.mandatory, false, *pub)
 	if err != nil {
+		// The channel closing may have settled it already (settleAll),
+		// giving its slot back: the slot is given back once.
 		t.mu.Lock()
+		_, unsettled := t.pending[tag]
 		delete(t.pending, tag)
 		t.mu.Unlock()
-		<-t.slots
+		if unsettled {
+			<-t.slots
+		}
 		return nil, false, err
 	}
 	if t.barriers != nil {
