@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -913,12 +914,12 @@ func (ch *serverChannel) settle(m amqp091.Method, tag uint64, multiple bool, act
 		}
 		n := len(ch.unacked)
 		if tag != 0 {
-			n, _ = slices.BinarySearchFunc(ch.unacked, tag+1, func(p pendingDelivery, t uint64) int { return cmpUint(p.tag, t) })
+			n, _ = slices.BinarySearchFunc(ch.unacked, tag+1, func(p pendingDelivery, t uint64) int { return cmp.Compare(p.tag, t) })
 		}
 		settled = slices.Clone(ch.unacked[:n])
 		ch.unacked = slices.Delete(ch.unacked, 0, n)
 	} else {
-		i, ok := slices.BinarySearchFunc(ch.unacked, tag, func(p pendingDelivery, t uint64) int { return cmpUint(p.tag, t) })
+		i, ok := slices.BinarySearchFunc(ch.unacked, tag, func(p pendingDelivery, t uint64) int { return cmp.Compare(p.tag, t) })
 		if !ok {
 			ch.mu.Unlock()
 			return channelError(replyPrecondition, m, "unknown delivery tag %d", tag)
@@ -944,16 +945,6 @@ func (ch *serverChannel) settle(m amqp091.Method, tag uint64, multiple bool, act
 		p.apply(action)
 	}
 	return nil
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // apply settles one delivery. A consumer that ended with its deleted
