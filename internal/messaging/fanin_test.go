@@ -69,10 +69,20 @@ func TestFanIn(t *testing.T) {
 			ctx := testContext(t)
 			tr, queues, consumers := fanInFixture(t, 3)
 			stopping := make(chan struct{})
+			drops := 0
+			for _, bodies := range tt.published {
+				for _, b := range bodies {
+					if tt.drop != "" && b == tt.drop {
+						drops++
+					}
+				}
+			}
+			rejected := make(chan struct{}, drops)
 			in := messaging.NewFanIn(consumers, messaging.FanInConfig[string]{
 				Accept: func(d *transport.Delivery) (string, bool) {
 					if string(d.Body) == tt.drop {
 						_ = d.Reject()
+						rejected <- struct{}{}
 						return "", false
 					}
 					_ = d.Ack()
@@ -92,6 +102,16 @@ func TestFanIn(t *testing.T) {
 					got = append(got, b)
 				case <-ctx.Done():
 					t.Fatalf("received %q, want %q", got, tt.want)
+				}
+			}
+			// The dropped deliveries may come after the wanted ones: wait
+			// until each is rejected, so that none is still unsettled when
+			// the consumers close.
+			for range drops {
+				select {
+				case <-rejected:
+				case <-ctx.Done():
+					t.Fatalf("%d dropped deliveries, not all rejected", drops)
 				}
 			}
 			close(stopping)
