@@ -133,7 +133,7 @@ func TestServeAndCall(t *testing.T) {
 		{"no such method", []string{"call", "-topic", "echo", "nosuch"}, 1, "", "NoSuchMethod"},
 		{"newer version", []string{"call", "-topic", "echo", "-version", "1.3", "echo"}, 1, "", "UnsupportedVersion"},
 		{"timeout", []string{"call", "-topic", "echo", "-timeout", "200ms", "sleep", `{"seconds": 5}`}, 1, "", "timed out"},
-		{"nobody on the topic", []string{"call", "-topic", "nobody", "-timeout", "100ms", "echo"}, 1, "", "timed out"},
+		{"nobody on the topic", []string{"call", "-topic", "nobody", "-timeout", "100ms", "echo"}, 1, "", "no server consumes nobody"},
 		{"cast", []string{"cast", "-topic", "echo", "echo", `{"cast": true}`}, 0, "cast echo to echo\n", ""},
 		{"fanout cast", []string{"cast", "-topic", "echo", "-fanout", "echo", `{"fanout": true}`}, 0, "cast echo to echo (fanout)\n", ""},
 	}
