@@ -51,6 +51,9 @@ type Broker struct {
 	// internal/rabbitnode): NewVHost uses Ctl, and what needs the API
 	// skips the test (or fails it, for SetPolicy).
 	NoManagement bool
+	// Embedded says the broker is the switchyard broker, served by the
+	// test's process (SwitchyardBroker) rather than found at a URL.
+	Embedded bool
 }
 
 // The RabbitMQ 4.3 node of .ci/sid-stack (see .ci/sid-env).

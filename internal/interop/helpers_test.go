@@ -43,15 +43,18 @@ type env struct {
 	versionErr  error
 }
 
-// forEachStack runs body as a subtest of t for each stack
-// (brokertest.ForEachStack), named after it, the stacks in parallel: each
-// body makes a virtual host of its own (newEnv), which isolates it.
+// forEachStack runs body as a subtest of t for each stack, named after
+// it, the stacks in parallel: RabbitMQ's (brokertest.Stacks) and the
+// switchyard broker's with oslo.messaging 14 (brokertest.SwitchyardStack).
+// Each body makes a virtual host of its own (newEnv), which isolates it.
 func forEachStack(t *testing.T, body func(t *testing.T, stack brokertest.Stack)) {
 	t.Helper()
-	brokertest.ForEachStack(t, func(t *testing.T, stack brokertest.Stack) {
-		t.Parallel()
-		body(t, stack)
-	})
+	for _, stack := range append(brokertest.Stacks(), brokertest.SwitchyardStack()) {
+		t.Run(stack.Name, func(t *testing.T) {
+			t.Parallel()
+			body(t, stack)
+		})
+	}
 }
 
 // newEnv makes a fresh virtual host on the stack's broker, opens a Go
@@ -566,6 +569,11 @@ var randomReplyName = regexp.MustCompile(`^reply_[0-9a-f]{32}$`)
 // It shows that both sides of a cell ran with the stack's options.
 func checkStackQueues(t *testing.T, e *env, topic string, servers []string, process string) {
 	t.Helper()
+	if e.stack.Broker.Embedded {
+		// Nothing lists its queues; it has classic queues only, which is
+		// what oslo's defaults, the stack's options, ask for.
+		return
+	}
 	queues := e.vhost.Queues(t)
 	typeOf := func(name string) string { s, _ := queues[name]["type"].(string); return s }
 	want := "classic"

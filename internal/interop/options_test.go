@@ -24,14 +24,18 @@ func TestTopologyOptionsInURL(t *testing.T) {
 		e.startPyServer(t, topic, topic, "py")
 		startGoServer(t, e.tr, topic, "go", newEventLog()) // declares after Python: a flag mismatch would fail here
 
-		for _, name := range []string{"openstack"} {
-			if ex := e.vhost.Exchange(t, name); ex == nil || ex["durable"] != true {
-				t.Fatalf("exchange %s: %v, want durable", name, ex)
+		// The switchyard broker has no management API to list them: there
+		// the refused non-durable declaration below shows the same.
+		if !stack.Broker.Embedded {
+			for _, name := range []string{"openstack"} {
+				if ex := e.vhost.Exchange(t, name); ex == nil || ex["durable"] != true {
+					t.Fatalf("exchange %s: %v, want durable", name, ex)
+				}
 			}
-		}
-		for _, name := range []string{topic, topic + ".py", topic + ".go"} {
-			if q := e.vhost.Queue(t, name); q == nil || q["durable"] != true {
-				t.Fatalf("queue %s: %v, want durable", name, q)
+			for _, name := range []string{topic, topic + ".py", topic + ".go"} {
+				if q := e.vhost.Queue(t, name); q == nil || q["durable"] != true {
+					t.Fatalf("queue %s: %v, want durable", name, q)
+				}
 			}
 		}
 
