@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchyard-mq/switchyard/internal/messaging"
 	"github.com/switchyard-mq/switchyard/rpc"
 	"github.com/switchyard-mq/switchyard/transport"
 )
@@ -336,10 +337,14 @@ func rpcCallRequestLost(e *env) {
 	// The topic's queue, bound as a server would bind it, with nobody
 	// consuming it: the request is routed there and waits.
 	topo := transport.Target{Exchange: r.target.Exchange, Topic: r.target.Topic}
-	if err := r.tr.DeclareExchange(r.ctx, transport.Exchange{Name: topo.Exchange, Kind: transport.Topic}); err != nil {
+	declarations, err := messaging.NewTopology(r.tr)
+	if err != nil {
+		r.t.Fatalf("the transport's topology: %v", err)
+	}
+	if err := r.tr.DeclareExchange(r.ctx, declarations.Exchange(topo.Exchange)); err != nil {
 		r.t.Fatalf("declare the exchange: %v", err)
 	}
-	q, err := r.tr.DeclareQueue(r.ctx, transport.Queue{Name: r.target.Topic})
+	q, err := r.tr.DeclareQueue(r.ctx, declarations.SharedQueue(r.target.Topic))
 	if err != nil {
 		r.t.Fatalf("declare the topic's queue: %v", err)
 	}

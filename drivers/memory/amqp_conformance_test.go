@@ -25,7 +25,8 @@ func TestConformanceOverAMQP(t *testing.T) {
 
 // TestRabbitDriverKnowsTheServer: on this broker the rabbit driver
 // reports what it provides, which is what memory:// provides across
-// processes, and quorum queues.
+// processes (durable as memory:// means it: kept while the broker runs),
+// and quorum queues; only streams are missing.
 func TestRabbitDriverKnowsTheServer(t *testing.T) {
 	url := strings.Replace(startServer(t, memory.ServerConfig{}), "amqp://", "rabbit://", 1)
 	tr, err := transport.Open(t.Context(), url)
@@ -33,7 +34,7 @@ func TestRabbitDriverKnowsTheServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tr.Close()
-	want := driver.NewCapabilities(driver.AllCapabilities()...).Without(driver.CapDurable, driver.CapStreamQueue)
+	want := driver.NewCapabilities(driver.AllCapabilities()...).Without(driver.CapStreamQueue)
 	if got := tr.Capabilities(); got != want {
 		t.Fatalf("rabbit:// on the AMQP server reports %s, want %s", got, want)
 	}
