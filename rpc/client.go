@@ -257,11 +257,8 @@ func (c *Client) send(ctx context.Context, target transport.Target, method strin
 	if call != nil {
 		// A call's request is mandatory, as oslo's at_least_once
 		// transport option makes it: a request no queue takes fails the
-		// call at once rather than at its timeout. It needs no confirm:
-		// the reply proves it was delivered, and a request lost with the
-		// connection is a timeout either way.
+		// call at once rather than at its timeout.
 		msg.Mandatory = c.shared.mandatory
-		msg.Unconfirmed = true
 		req.MsgID, req.ReplyQ = call.msgID, call.replyQ
 		if m := c.set.callMonitorTimeout; m > 0 {
 			secs := math.Ceil(m.Seconds())

@@ -613,11 +613,11 @@ func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Re
 			continue
 		}
 		// Mandatory, as oslo's replies are, so that a missing reply queue
-		// is retried; unconfirmed, because the caller's receipt is the
-		// only confirm that matters and it drops duplicates: a reply
-		// still unrouted when the connection drops is published again.
+		// is retried; a reply whose confirm is outstanding when the
+		// connection drops is published again, and the caller drops
+		// duplicates.
 		msg := transport.Message{Body: body, ContentType: contentType, ContentEncoding: contentEncoding, Persistent: s.topo.Persistent(),
-			Mandatory: s.mandatory, Unconfirmed: true}
+			Mandatory: s.mandatory}
 		err = s.tr.Publish(ctx, "", req.ReplyQ, msg)
 		if err == nil {
 			return

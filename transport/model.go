@@ -156,19 +156,6 @@ type Message struct {
 	// reaches no queue fails Publish with ErrUnroutable instead of being
 	// dropped (CapMandatory). It is always false on deliveries.
 	Mandatory bool
-	// Unconfirmed is a publish flag, not a property: Publish need not wait
-	// for the broker to confirm that it has stored the message. A mandatory
-	// unconfirmed message still fails Publish with ErrUnroutable when no
-	// queue takes it, and Publish returns nil once the broker has routed it
-	// to a queue; on RabbitMQ that is one channel round trip shared by the
-	// publishes in flight, not a confirm per message, which costs the broker
-	// far less. What is lost is a persistent message's promise of being on
-	// disk, and a broker's refusal (basic.nack) of a message a full queue
-	// rejects. For messages whose answer proves their delivery, such as
-	// RPC requests and replies. Drivers without publisher confirms ignore
-	// it, as they return once the backend took the message. It is always
-	// false on deliveries.
-	Unconfirmed bool
 }
 
 // ConsumeOptions tune a consumer.

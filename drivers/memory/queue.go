@@ -48,7 +48,7 @@ func newMessage(msg driver.Message, exchange, key string) *message {
 	if msg.Headers != nil {
 		msg.Headers = maps.Clone(msg.Headers)
 	}
-	msg.Mandatory, msg.Unconfirmed = false, false
+	msg.Mandatory = false
 	*m = message{msg: msg, exchange: exchange, key: key}
 	return m
 }

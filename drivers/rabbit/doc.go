@@ -41,8 +41,7 @@
 //     waits for the broker's basic.ack; with false, a publish returns once
 //     written to the socket (at-most-once: a message can be lost with the
 //     connection, or in a channel closed by an earlier publish's error).
-//     Mandatory publishes wait for a confirm either way, unless the
-//     message is Unconfirmed (below).
+//     Mandatory publishes wait for a confirm either way (below).
 //   - ssl: true for TLS, as the rabbits scheme (ssl=false with rabbits is
 //     an error). ssl_ca_file: PEM file of the CAs to trust (default: the
 //     system's). ssl_cert_file and ssl_key_file: the client certificate
@@ -110,8 +109,8 @@
 // consumer that closes cancels itself and gives back to its queue what it
 // was delivered and had not settled. Publishes share one channel
 // (amqp091-go serialises their frames, and each publish waits for its own
-// confirm), mandatory ones share a second, always in confirm mode, and
-// Unconfirmed ones a third and fourth, never in confirm mode (below). A
+// confirm), and mandatory ones share a second, always in confirm mode
+// (below). A
 // channel error maps to a sentinel, wrapped with the broker's text: 404
 // NOT_FOUND is ErrNotFound, 406 PRECONDITION_FAILED
 // ErrPrecondition, 405 RESOURCE_LOCKED and 403 "in exclusive use"
@@ -145,27 +144,11 @@
 // fail as copies were returned. At most 256 such publishes are in flight
 // at once; more wait for room.
 //
-// A mandatory publish of a message marked Unconfirmed (transport.Message;
-// the rpc package marks call requests and replies so) waits for no
-// confirm. Its channel is not in confirm mode: after the publishes in
-// flight, the driver sends a barrier, a basic.qos that changes nothing on
-// a channel without consumers, and RabbitMQ, which handles a channel's
-// methods in order and returns an unroutable message as it routes it,
-// answers the barrier only once every publish before it was routed or
-// returned. One barrier settles every publish written before it: a
-// publish returns nil once routed (the broker's confirm is a promise about
-// storage that RPC does not need: its reply is the proof of delivery) or
-// ErrUnroutable once returned, and one whose connection drops before its
-// barrier is answered is published again, marked resent, on the next
-// connection, as a publish whose confirm was outstanding would be. A
-// broker's basic.nack (a full queue rejecting publishes) is not seen: such a
-// message is lost, and an RPC call whose request it was times out. An
-// Unconfirmed publish that is not mandatory waits for its barrier too
-// (an unroutable one is dropped by the broker). Publishes are never
-// written on a channel while its barrier is sent (amqp091-go writes a
-// publish's frames one at a time, and a method between them would break
-// it), so there are two such channels, and a publish takes the one whose
-// barrier is not being sent.
+// RPC call requests and replies are such mandatory, confirmed publishes.
+// Settling them without confirms, by a synchronous method sent after the
+// publishes in flight, kept every promise but storage and was measured
+// slower (BENCHMARKS.md): no publish may be written on a channel while
+// that method is.
 //
 // # The client underneath
 //

@@ -57,10 +57,6 @@ const (
 	// byConfirm: in confirm mode, each publish settled by its confirm and
 	// its return.
 	byConfirm
-	// byBarrier: not in confirm mode; a publish is settled as routed once a
-	// synchronous method sent after it is answered, or as unroutable by its
-	// return (see confirmTracker.runBarriers).
-	byBarrier
 )
 
 // openPubChannel opens a publishing channel, in confirm mode if asked. A
@@ -74,14 +70,10 @@ func openPubChannel(c *conn, sess *session, confirm bool, track tracking) (*pubC
 	pc := &pubChannel{ch: ch, closes: ch.NotifyClose(make(chan *amqp.Error, 1))}
 	var returns <-chan amqp.Return
 	var confirms <-chan amqp.Confirmation
-	switch track {
-	case byConfirm:
+	if track == byConfirm {
 		confirm = true
 		returns = ch.NotifyReturn(make(chan amqp.Return, trackedInFlight))
 		confirms = ch.NotifyPublish(make(chan amqp.Confirmation, trackedInFlight))
-	case byBarrier:
-		confirm = false
-		returns = ch.NotifyReturn(make(chan amqp.Return, trackedInFlight))
 	}
 	if confirm {
 		if err := ch.Confirm(false); err != nil {
@@ -93,12 +85,7 @@ func openPubChannel(c *conn, sess *session, confirm bool, track tracking) (*pubC
 		return pc, nil
 	}
 	pc.tracker = &confirmTracker{pending: map[uint64]*trackedPublish{}, slots: make(chan struct{}, trackedInFlight)}
-	run := func() { pc.tracker.run(returns, confirms) }
-	if track == byBarrier {
-		pc.tracker.barriers = make(chan struct{}, 1)
-		run = func() { pc.tracker.runBarriers(ch, returns) }
-	}
-	if !c.spawn(run) {
+	if !c.spawn(func() { pc.tracker.run(returns, confirms) }) {
 		_ = ch.Close()
 		return nil, driver.ErrClosed
 	}
@@ -165,12 +152,6 @@ type confirmTracker struct {
 	// its publication, so that a publish is recorded under the tag the
 	// channel gives it.
 	pubMu sync.Mutex
-	// barriers, on a channel tracked by barriers, asks the tracker for a
-	// barrier after the last publish (one pending request at most).
-	barriers chan struct{}
-	// written is the tag of the last publish written, on a channel tracked
-	// by barriers (which gives no delivery tags); guarded by pubMu.
-	written uint64
 	// slots holds one token per publish until it is settled, even if its
 	// publisher stopped waiting: trackedInFlight at most.
 	slots chan struct{}
@@ -191,33 +172,21 @@ type trackedPublish struct {
 }
 
 // publish publishes p on ch and records it for its confirm, once fewer
-// than trackedInFlight publishes are in flight or when ctx ends, and
-// reports whether it did. With try, it gives up (false, nil) rather than
-// wait for the channel, which a barrier may hold.
-func (t *confirmTracker) publish(ctx context.Context, ch *amqp.Channel, p *trackedPublish, pub *amqp.Publishing, try bool) (*amqp.DeferredConfirmation, bool, error) {
+// than trackedInFlight publishes are in flight or when ctx ends.
+func (t *confirmTracker) publish(ctx context.Context, ch *amqp.Channel, p *trackedPublish, pub *amqp.Publishing) (*amqp.DeferredConfirmation, error) {
 	select {
 	case t.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, false, fmt.Errorf("waiting for room among the %d publishes in flight: %w", trackedInFlight, ctx.Err())
+		return nil, fmt.Errorf("waiting for room among the %d publishes in flight: %w", trackedInFlight, ctx.Err())
 	}
-	if try {
-		if !t.pubMu.TryLock() {
-			<-t.slots
-			return nil, false, nil
-		}
-	} else {
-		t.pubMu.Lock()
-	}
+	t.pubMu.Lock()
 	defer t.pubMu.Unlock()
 	tag := ch.GetNextPublishSeqNo()
-	if t.barriers != nil {
-		tag = t.written + 1
-	}
 	t.mu.Lock()
 	if t.ended {
 		t.mu.Unlock()
 		<-t.slots
-		return nil, false, amqp.ErrClosed
+		return nil, amqp.ErrClosed
 	}
 	t.pending[tag] = p
 	t.mu.Unlock()
@@ -232,62 +201,9 @@ func (t *confirmTracker) publish(ctx context.Context, ch *amqp.Channel, p *track
 		if unsettled {
 			<-t.slots
 		}
-		return nil, false, err
+		return nil, err
 	}
-	if t.barriers != nil {
-		t.written = tag
-		select {
-		case t.barriers <- struct{}{}:
-		default: // a barrier is already asked for: it will follow this publish
-		}
-	}
-	return dc, true, nil
-}
-
-// runBarriers settles the publishes of a channel tracked by barriers until
-// the channel closes, then settles the rest. A barrier is a synchronous
-// method (basic.qos, which changes nothing on a channel that does not
-// consume) sent after the last publish written: RabbitMQ's channel
-// handles a channel's methods in order and sends a mandatory publish's
-// return as it routes it, so once the barrier is answered every publish
-// written before it has been routed, and the returns of those it could
-// not route have been read. One barrier settles every publish written
-// before it: the broker's cost of a confirm per message, which goes
-// through the queue's process, becomes one method per round trip.
-func (t *confirmTracker) runBarriers(ch *amqp.Channel, returns <-chan amqp.Return) {
-	defer func() {
-		t.drainReturns(&returns)
-		t.settleAll()
-	}()
-	for {
-		select {
-		case r, ok := <-returns:
-			if !ok {
-				return
-			}
-			t.match(r)
-		case <-t.barriers:
-			// The barrier is sent holding pubMu: amqp091-go writes a
-			// publish's frames one by one, and a method sent on the
-			// channel between them would break the publish (the broker
-			// closes the connection: 505 UNEXPECTED_FRAME). Publishes go
-			// to the session's other channel meanwhile.
-			t.pubMu.Lock()
-			last := t.written
-			err := ch.Qos(0, 0, false)
-			t.pubMu.Unlock()
-			if err != nil {
-				return // the channel closed: what it did not settle is settled as not acked
-			}
-			// amqp091-go's reader passed on the returns the broker sent
-			// before the answer before passing on the answer.
-			t.drainReturns(&returns)
-			t.settleUpTo(last)
-			if returns == nil {
-				return // amqp091-go closed it: the channel closed
-			}
-		}
-	}
+	return dc, nil
 }
 
 // drainReturns matches the returns already read, setting *returns to nil
@@ -303,20 +219,6 @@ func (t *confirmTracker) drainReturns(returns *<-chan amqp.Return) {
 			t.match(r)
 		default:
 			return
-		}
-	}
-}
-
-// settleUpTo settles as routed (acked) every pending publish up to tag.
-func (t *confirmTracker) settleUpTo(tag uint64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for k, p := range t.pending {
-		if k <= tag {
-			delete(t.pending, k)
-			p.acked = true
-			close(p.settled)
-			<-t.slots
 		}
 	}
 }
@@ -441,12 +343,8 @@ func (c *conn) Publish(ctx context.Context, exchange, key string, msg driver.Mes
 	}
 	var flags publishFlags
 	switch {
-	case msg.Mandatory && msg.Unconfirmed:
-		flags = publishMandatory | publishRouted
 	case msg.Mandatory:
 		flags = publishMandatory | publishConfirmed
-	case msg.Unconfirmed:
-		flags = publishRouted
 	}
 	return c.publish(ctx, exchange, key, flags, &pub)
 }
@@ -461,9 +359,6 @@ const (
 	// confirms=false, on the tracked channel (the driver's own
 	// republishing and dead-lettering, and mandatory publishes).
 	publishConfirmed
-	// publishRouted: wait until the broker has routed the message (or
-	// returned it), without a confirm, on a channel tracked by barriers.
-	publishRouted
 )
 
 func (c *conn) publish(ctx context.Context, exchange, key string, flags publishFlags, pub *amqp.Publishing) error {
@@ -481,12 +376,9 @@ func (c *conn) publish(ctx context.Context, exchange, key string, flags publishF
 			return err
 		}
 		var outcome publishOutcome
-		switch {
-		case flags&publishConfirmed != 0:
-			outcome, err = c.publishTracked(ctx, sess, []*sharedChannel{&sess.tracked}, exchange, key, mandatory, pub)
-		case flags&publishRouted != 0:
-			outcome, err = c.publishTracked(ctx, sess, []*sharedChannel{&sess.routed[0], &sess.routed[1]}, exchange, key, mandatory, pub)
-		default:
+		if flags&publishConfirmed != 0 {
+			outcome, err = c.publishTracked(ctx, sess, exchange, key, mandatory, pub)
+		} else {
 			outcome, err = c.publishShared(ctx, sess, &sess.pub, exchange, key, pub)
 		}
 		switch outcome {
@@ -555,32 +447,22 @@ func (c *conn) publishShared(ctx context.Context, sess *session, shared *sharedC
 	return retryNacked, errNack
 }
 
-// publishTracked makes one attempt on one of the session's tracked
-// channels and waits until the publish is settled (by its confirm, or by a
-// barrier), with its return for a mandatory publish. It takes the first
-// of channels free to publish on at once, or else waits for the last.
-func (c *conn) publishTracked(ctx context.Context, sess *session, channels []*sharedChannel, exchange, key string, mandatory bool, pub *amqp.Publishing) (publishOutcome, error) {
+// publishTracked makes one attempt on the session's tracked channel and
+// waits until the publish is settled by its confirm, with its return for a
+// mandatory publish.
+func (c *conn) publishTracked(ctx context.Context, sess *session, exchange, key string, mandatory bool, pub *amqp.Publishing) (publishOutcome, error) {
 	p := &trackedPublish{exchange: exchange, key: key, mandatory: mandatory, settled: make(chan struct{})}
 	if mandatory {
 		// A copy: the caller may reuse the body once Publish returns,
 		// before the publish is settled.
 		p.body = bytes.Clone(pub.Body)
 	}
-	var tracked *sharedChannel
-	var pc *pubChannel
-	var dc *amqp.DeferredConfirmation
-	var err error
-	for i, shared := range channels {
-		tracked = shared
-		if pc, err = shared.get(c, sess); err != nil {
-			return c.notSent(sess, nil, err)
-		}
-		var sent bool
-		dc, sent, err = pc.tracker.publish(ctx, pc.ch, p, pub, i < len(channels)-1)
-		if sent || err != nil {
-			break
-		}
+	tracked := &sess.tracked
+	pc, err := tracked.get(c, sess)
+	if err != nil {
+		return c.notSent(sess, nil, err)
 	}
+	dc, err := pc.tracker.publish(ctx, pc.ch, p, pub)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
 			return published, err

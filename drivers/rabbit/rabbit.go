@@ -90,11 +90,6 @@ type session struct {
 
 	// consumerChannels are the channels the connection's consumers share.
 	consumerChannels consumerChannels
-
-	// routed are two channels for Unconfirmed publishes, tracked by
-	// barriers: while one waits for its barrier (no publish may be written
-	// on a channel while its barrier is sent), publishes go to the other.
-	routed [2]sharedChannel
 }
 
 func open(ctx context.Context, u *driver.URL) (driver.Conn, error) {
@@ -297,7 +292,6 @@ func (c *conn) newSession(ac *amqp.Connection, host driver.Host) *session {
 	}
 	sess.pub.confirm = c.s.confirms
 	sess.tracked.confirm, sess.tracked.track = true, byConfirm
-	sess.routed[0].track, sess.routed[1].track = byBarrier, byBarrier
 	return sess
 }
 

@@ -149,15 +149,8 @@ func TestTransportAs(t *testing.T) {
 }
 
 // TestMandatoryCorrelation: with many mandatory publishes in flight at
-// once, each unroutable one, and only those, fails with ErrUnroutable,
-// confirmed (each settled by its confirm) or not (settled by barriers).
+// once, each unroutable one, and only those, fails with ErrUnroutable.
 func TestMandatoryCorrelation(t *testing.T) {
-	for _, unconfirmed := range []bool{false, true} {
-		t.Run(fmt.Sprintf("unconfirmed=%v", unconfirmed), func(t *testing.T) { testMandatoryCorrelation(t, unconfirmed) })
-	}
-}
-
-func testMandatoryCorrelation(t *testing.T, unconfirmed bool) {
 	onStacks(t, func(t *testing.T, x *tester) {
 		tr := x.open("")
 		ex := x.exchange(tr, "mandatory", transport.Direct)
@@ -175,7 +168,7 @@ func testMandatoryCorrelation(t *testing.T, unconfirmed bool) {
 				if i%3 == 0 {
 					key = "bad"
 				}
-				errs[i] = tr.Publish(x.ctx, ex, key, transport.Message{Body: []byte(fmt.Sprint(i)), Mandatory: true, Unconfirmed: unconfirmed})
+				errs[i] = tr.Publish(x.ctx, ex, key, transport.Message{Body: []byte(fmt.Sprint(i)), Mandatory: true})
 			}()
 		}
 		wg.Wait()

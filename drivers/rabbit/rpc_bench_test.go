@@ -3,7 +3,6 @@ package rabbit
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -46,14 +45,10 @@ import (
 //   - raw-oslo-wire-unconfirmed: the same without publisher confirms,
 //     which peers never see, and without learning whether a request was
 //     routed: the most any client could keep of oslo's wire.
-//   - raw-oslo-wire-routed: raw-oslo-wire with exactly the promises
-//     Switchyard's RPC keeps: requests and replies mandatory and
-//     unconfirmed, each publish waiting until a barrier (basic.qos sent
-//     after the publishes in flight) is answered, or its return comes:
-//     an unroutable request fails, a routed one is known to be routed.
 //   - transport-oslo-wire: that loop on the transport API over this
-//     driver (Mandatory and Unconfirmed messages), without package rpc.
-//     The gap from raw-oslo-wire-routed is the driver's cost.
+//     driver, without package rpc, requests mandatory as Switchyard's
+//     are (a call nobody serves fails at once). The gap from
+//     raw-oslo-wire is the driver's cost.
 //   - switchyard: rpc.Client.Call against an rpc.Server. The gap from
 //     transport-oslo-wire is the rpc layer's (envelope codec, dispatch,
 //     reply matching).
@@ -77,9 +72,6 @@ func BenchmarkRPC(b *testing.B) {
 		b.Run(mode.name+"/raw-oslo-wire", func(b *testing.B) { benchRawRPC(b, vh, mode.inFlight, rawWire{oslo: true}) })
 		b.Run(mode.name+"/raw-oslo-wire-unconfirmed", func(b *testing.B) {
 			benchRawRPC(b, vh, mode.inFlight, rawWire{oslo: true, unconfirmed: true})
-		})
-		b.Run(mode.name+"/raw-oslo-wire-routed", func(b *testing.B) {
-			benchRawRPC(b, vh, mode.inFlight, rawWire{oslo: true, routed: true})
 		})
 		b.Run(mode.name+"/transport-oslo-wire", func(b *testing.B) { benchTransportRPC(b, vh, mode.inFlight) })
 		b.Run(mode.name+"/switchyard", func(b *testing.B) { benchSwitchyardRPC(b, vh, mode.inFlight, "") })
@@ -158,151 +150,11 @@ type rawWire struct {
 	// requests and replies: what nothing else can take off the broker's
 	// work while the frames stay oslo's.
 	unconfirmed bool
-	// routed replaces the confirms by barriers: requests and replies
-	// mandatory, each waiting until it is known to be routed or returned.
-	routed bool
-}
-
-// routedPublisher publishes mandatory messages on two channels not in
-// confirm mode and settles each by a barrier or its return, as the driver
-// settles Unconfirmed ones: what a careful amqp091-go user writes to know
-// that a message was routed without paying for a confirm per message.
-// Returns are matched by correlation id. A barrier is sent holding its
-// channel's lock, since amqp091-go writes a publish's frames one by one
-// and a method between them breaks the connection; publishes take the
-// other channel meanwhile.
-type routedPublisher struct{ chans [2]*routedChannel }
-
-func newRoutedPublisher(conn *amqp.Connection) (*routedPublisher, error) {
-	p := &routedPublisher{}
-	for i := range p.chans {
-		ch, err := conn.Channel()
-		if err != nil {
-			return nil, err
-		}
-		p.chans[i] = newRoutedChannel(ch)
-	}
-	return p, nil
-}
-
-// publish sends msg (with a correlation id) on the first channel free and
-// waits until it is routed (nil) or returned (an error).
-func (p *routedPublisher) publish(ctx context.Context, exchange, key string, msg amqp.Publishing) error {
-	for _, c := range p.chans[:len(p.chans)-1] {
-		if c.mu.TryLock() {
-			return c.publishLocked(ctx, exchange, key, msg)
-		}
-	}
-	c := p.chans[len(p.chans)-1]
-	c.mu.Lock()
-	return c.publishLocked(ctx, exchange, key, msg)
-}
-
-type routedChannel struct {
-	ch      *amqp.Channel
-	returns chan amqp.Return
-	kick    chan struct{}
-
-	mu      sync.Mutex // held from a publish's number to its write
-	written uint64
-	pending map[uint64]*routedPublish
-	byID    map[string]*routedPublish
-}
-
-type routedPublish struct {
-	seq      uint64
-	id       string
-	returned bool
-	done     chan struct{}
-}
-
-func newRoutedChannel(ch *amqp.Channel) *routedChannel {
-	p := &routedChannel{
-		ch: ch, returns: ch.NotifyReturn(make(chan amqp.Return, 256)), kick: make(chan struct{}, 1),
-		pending: map[uint64]*routedPublish{}, byID: map[string]*routedPublish{},
-	}
-	go p.run()
-	return p
-}
-
-// publishLocked publishes holding p.mu, which it releases.
-func (p *routedChannel) publishLocked(ctx context.Context, exchange, key string, msg amqp.Publishing) error {
-	rp := &routedPublish{id: msg.CorrelationId, done: make(chan struct{})}
-	rp.seq = p.written + 1
-	p.pending[rp.seq], p.byID[rp.id] = rp, rp
-	if err := p.ch.PublishWithContext(ctx, exchange, key, true, false, msg); err != nil {
-		delete(p.pending, rp.seq)
-		delete(p.byID, rp.id)
-		p.mu.Unlock()
-		return err
-	}
-	p.written = rp.seq
-	p.mu.Unlock()
-	select {
-	case p.kick <- struct{}{}:
-	default:
-	}
-	select {
-	case <-rp.done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if rp.returned {
-		return errors.New("returned: unroutable")
-	}
-	return nil
-}
-
-// run sends a barrier after the publishes written, and settles them once
-// it is answered, until the channel closes.
-func (p *routedChannel) run() {
-	match := func(r amqp.Return) {
-		p.mu.Lock()
-		if rp := p.byID[r.CorrelationId]; rp != nil {
-			rp.returned = true
-		}
-		p.mu.Unlock()
-	}
-	for {
-		select {
-		case r, ok := <-p.returns:
-			if !ok {
-				return
-			}
-			match(r)
-		case <-p.kick:
-			p.mu.Lock()
-			last := p.written
-			err := p.ch.Qos(0, 0, false)
-			p.mu.Unlock()
-			if err != nil {
-				return
-			}
-			for drained := false; !drained; {
-				select {
-				case r := <-p.returns:
-					match(r)
-				default:
-					drained = true
-				}
-			}
-			p.mu.Lock()
-			for seq, rp := range p.pending {
-				if seq <= last {
-					delete(p.pending, seq)
-					delete(p.byID, rp.id)
-					close(rp.done)
-				}
-			}
-			p.mu.Unlock()
-		}
-	}
 }
 
 // rawRPC is the client side of the raw amqp091-go request/reply loop.
 type rawRPC struct {
 	pub      *amqp.Channel
-	routed   *routedPublisher // requests settled by barriers, for raw-oslo-wire-routed
 	exchange string
 	key      string
 	replyQ   string
@@ -397,14 +249,8 @@ func benchRawRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int, wire ra
 	if err != nil {
 		b.Fatal(err)
 	}
-	confirm := wire.oslo && !wire.unconfirmed && !wire.routed
+	confirm := wire.oslo && !wire.unconfirmed
 	replyCh := channel(srvConn, confirm)
-	var routedReplies *routedPublisher
-	if wire.routed {
-		if routedReplies, err = newRoutedPublisher(srvConn); err != nil {
-			b.Fatal(err)
-		}
-	}
 	serverDone := make(chan struct{})
 	go func() {
 		defer close(serverDone)
@@ -417,16 +263,6 @@ func benchRawRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int, wire ra
 			reply := amqp.Publishing{CorrelationId: d.CorrelationId, Body: replyBody}
 			if wire.oslo {
 				reply.ContentType, reply.ContentEncoding, reply.DeliveryMode = "application/json", "utf-8", amqp.Persistent
-			}
-			if routedReplies != nil { // wait for the barrier without holding up the next request
-				confirms.Add(1)
-				go func() {
-					defer confirms.Done()
-					if err := routedReplies.publish(ctx, "", d.ReplyTo, reply); err != nil {
-						fmt.Println("DEBUG reply publish:", err)
-					}
-				}()
-				continue
 			}
 			dc, err := replyCh.PublishWithDeferredConfirm("", d.ReplyTo, wire.oslo, false, reply)
 			if err != nil {
@@ -461,11 +297,6 @@ func benchRawRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int, wire ra
 		r.request.ContentType, r.request.ContentEncoding, r.request.DeliveryMode = "application/json", "utf-8", amqp.Persistent
 		r.request.Expiration = "10000"
 	}
-	if wire.routed {
-		if r.routed, err = newRoutedPublisher(clientConn); err != nil {
-			b.Fatal(err)
-		}
-	}
 	dispatchDone := make(chan struct{})
 	go func() {
 		defer close(dispatchDone)
@@ -499,13 +330,7 @@ func (r *rawRPC) call(ctx context.Context, i, replySize int) error {
 	r.mu.Unlock()
 	request := r.request
 	request.CorrelationId = id
-	var dc *amqp.DeferredConfirmation
-	var err error
-	if r.routed != nil {
-		err = r.routed.publish(ctx, r.exchange, r.key, request)
-	} else {
-		dc, err = r.pub.PublishWithDeferredConfirm(r.exchange, r.key, false, false, request)
-	}
+	dc, err := r.pub.PublishWithDeferredConfirm(r.exchange, r.key, false, false, request)
 	if err != nil {
 		return err
 	}
@@ -563,7 +388,7 @@ func benchTransportRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int) {
 	requestBody, replyBody := osloBodies(b, replyQ)
 
 	// The server: ack each request, then reply from a goroutine, since a
-	// mandatory publish waits until it is routed (rpc's server has workers).
+	// mandatory publish waits for its confirm (rpc's server has workers).
 	requests, err := srvTr.Consume(ctx, requestQ, transport.ConsumeOptions{Prefetch: 64})
 	if err != nil {
 		b.Fatal(err)
@@ -586,7 +411,7 @@ func benchTransportRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int) {
 				defer replies.Done()
 				_ = srvTr.Publish(ctx, "", d.ReplyTo, transport.Message{
 					Body: replyBody, CorrelationID: d.CorrelationID, ContentType: oslo.ContentType,
-					ContentEncoding: oslo.ContentEncoding, Persistent: true, Mandatory: true, Unconfirmed: true,
+					ContentEncoding: oslo.ContentEncoding, Persistent: true, Mandatory: true,
 				})
 			}()
 		}
@@ -634,7 +459,7 @@ func benchTransportRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int) {
 		err := clientTr.Publish(ctx, exchange, requestQ, transport.Message{
 			Body: requestBody, CorrelationID: id, ReplyTo: replyQ, ContentType: oslo.ContentType,
 			ContentEncoding: oslo.ContentEncoding, Persistent: true, Expiration: 10 * time.Second,
-			Mandatory: true, Unconfirmed: true,
+			Mandatory: true,
 		})
 		if err != nil {
 			return err

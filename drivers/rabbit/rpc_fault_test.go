@@ -604,15 +604,8 @@ func TestRPCFaultTimeoutCoversOutage(t *testing.T) {
 // Here byte-identical mandatory messages are published at once while a
 // binding comes and goes, so that some copies are routed and others
 // returned: as many publishes must fail with ErrUnroutable as copies were
-// returned, and every publish reported sent must be in the queue: with
-// confirms, and without (replies are unconfirmed, settled by barriers).
+// returned, and every publish reported sent must be in the queue.
 func TestRPCMandatoryIdenticalCopies(t *testing.T) {
-	for _, unconfirmed := range []bool{false, true} {
-		t.Run(fmt.Sprintf("unconfirmed=%v", unconfirmed), func(t *testing.T) { testMandatoryIdenticalCopies(t, unconfirmed) })
-	}
-}
-
-func testMandatoryIdenticalCopies(t *testing.T, unconfirmed bool) {
 	onStacks(t, func(t *testing.T, x *tester) {
 		const n = 600
 		tr := x.open("")
@@ -649,7 +642,7 @@ func testMandatoryIdenticalCopies(t *testing.T, unconfirmed bool) {
 			go func() {
 				defer wg.Done()
 				for range n / 16 {
-					err := tr.Publish(x.ctx, ex, "k", transport.Message{Body: []byte("the same copy"), Mandatory: true, Unconfirmed: unconfirmed})
+					err := tr.Publish(x.ctx, ex, "k", transport.Message{Body: []byte("the same copy"), Mandatory: true})
 					switch {
 					case err == nil:
 						sent.Add(1)
@@ -670,8 +663,8 @@ func testMandatoryIdenticalCopies(t *testing.T, unconfirmed bool) {
 		if sent.Load() == 0 || returned.Load() == 0 {
 			t.Fatalf("%d sent, %d returned: want both, the binding coming and going under the publishes", sent.Load(), returned.Load())
 		}
-		// A confirmed (or routed) message is in its queue: counting it
-		// needs no waiting.
+		// A confirmed message is in its queue: counting it needs no
+		// waiting.
 		inQueue, err := tr.PurgeQueue(x.ctx, q)
 		if err != nil {
 			t.Fatal(err)
@@ -702,10 +695,10 @@ func (s *holdService) Hold(ctx context.Context, args faultArgs) (faultArgs, erro
 	}
 }
 
-// TestRPCReplyResentAfterDrop: a reply is published without a publisher
-// confirm (a barrier tells the driver it was routed). When the server's
-// connection drops with the reply not yet routed, the cut falling inside
-// the reply's frames, the driver publishes it again on the next connection:
+// TestRPCReplyResentAfterDrop: a reply is a mandatory publish that waits
+// for its confirm. When the server's connection drops with the reply not
+// yet confirmed, the cut falling inside the reply's frames, the driver
+// publishes it again on the next connection:
 // the caller gets it, once, within its timeout, and the method ran once.
 func TestRPCReplyResentAfterDrop(t *testing.T) {
 	for _, cutAfter := range []int64{1, 60} {

@@ -84,7 +84,6 @@ type Message struct {
 	Persistent      bool
 	Timestamp       time.Time
 	Mandatory       bool
-	Unconfirmed     bool
 }
 
 // ConsumeOptions is transport.ConsumeOptions.
