@@ -45,10 +45,13 @@ import (
 //   - raw-oslo-wire-unconfirmed: the same without publisher confirms,
 //     which peers never see, and without learning whether a request was
 //     routed: the most any client could keep of oslo's wire.
+//   - raw-oslo-wire-mandatory: raw-oslo-wire with its requests mandatory,
+//     an unroutable one failing its call once returned: exactly the
+//     promises Switchyard's RPC keeps.
 //   - transport-oslo-wire: that loop on the transport API over this
 //     driver, without package rpc, requests mandatory as Switchyard's
 //     are (a call nobody serves fails at once). The gap from
-//     raw-oslo-wire is the driver's cost.
+//     raw-oslo-wire-mandatory is the driver's cost.
 //   - switchyard: rpc.Client.Call against an rpc.Server. The gap from
 //     transport-oslo-wire is the rpc layer's (envelope codec, dispatch,
 //     reply matching).
@@ -72,6 +75,9 @@ func BenchmarkRPC(b *testing.B) {
 		b.Run(mode.name+"/raw-oslo-wire", func(b *testing.B) { benchRawRPC(b, vh, mode.inFlight, rawWire{oslo: true}) })
 		b.Run(mode.name+"/raw-oslo-wire-unconfirmed", func(b *testing.B) {
 			benchRawRPC(b, vh, mode.inFlight, rawWire{oslo: true, unconfirmed: true})
+		})
+		b.Run(mode.name+"/raw-oslo-wire-mandatory", func(b *testing.B) {
+			benchRawRPC(b, vh, mode.inFlight, rawWire{oslo: true, mandatory: true})
 		})
 		b.Run(mode.name+"/transport-oslo-wire", func(b *testing.B) { benchTransportRPC(b, vh, mode.inFlight) })
 		b.Run(mode.name+"/switchyard", func(b *testing.B) { benchSwitchyardRPC(b, vh, mode.inFlight, "") })
@@ -150,15 +156,20 @@ type rawWire struct {
 	// requests and replies: what nothing else can take off the broker's
 	// work while the frames stay oslo's.
 	unconfirmed bool
+	// mandatory makes the oslo wire's requests mandatory too, a return
+	// failing its call at once: exactly the promises Switchyard's RPC
+	// keeps.
+	mandatory bool
 }
 
 // rawRPC is the client side of the raw amqp091-go request/reply loop.
 type rawRPC struct {
-	pub      *amqp.Channel
-	exchange string
-	key      string
-	replyQ   string
-	request  amqp.Publishing
+	pub       *amqp.Channel
+	mandatory bool
+	exchange  string
+	key       string
+	replyQ    string
+	request   amqp.Publishing
 
 	mu      sync.Mutex
 	waiting map[string]chan amqp.Delivery
@@ -297,6 +308,23 @@ func benchRawRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int, wire ra
 		r.request.ContentType, r.request.ContentEncoding, r.request.DeliveryMode = "application/json", "utf-8", amqp.Persistent
 		r.request.Expiration = "10000"
 	}
+	if wire.mandatory {
+		// RabbitMQ returns an unroutable request before confirming it:
+		// the call fails once the return comes.
+		r.mandatory = true
+		returns := r.pub.NotifyReturn(make(chan amqp.Return, inFlight))
+		go func() {
+			for ret := range returns {
+				r.mu.Lock()
+				w := r.waiting[ret.CorrelationId]
+				delete(r.waiting, ret.CorrelationId)
+				r.mu.Unlock()
+				if w != nil {
+					w <- amqp.Delivery{Type: returnedRequest}
+				}
+			}
+		}()
+	}
 	dispatchDone := make(chan struct{})
 	go func() {
 		defer close(dispatchDone)
@@ -321,6 +349,10 @@ func benchRawRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int, wire ra
 	bench.Calls{Callers: inFlight, Latencies: true}.Run(b, func(i int) error { return r.call(ctx, i, len(replyBody)) })
 }
 
+// returnedRequest marks, in a raw call's reply channel, a request the
+// broker returned.
+const returnedRequest = "returned"
+
 // call sends request i and waits for its reply.
 func (r *rawRPC) call(ctx context.Context, i, replySize int) error {
 	id := strconv.Itoa(i)
@@ -330,7 +362,7 @@ func (r *rawRPC) call(ctx context.Context, i, replySize int) error {
 	r.mu.Unlock()
 	request := r.request
 	request.CorrelationId = id
-	dc, err := r.pub.PublishWithDeferredConfirm(r.exchange, r.key, false, false, request)
+	dc, err := r.pub.PublishWithDeferredConfirm(r.exchange, r.key, r.mandatory, false, request)
 	if err != nil {
 		return err
 	}
@@ -341,6 +373,9 @@ func (r *rawRPC) call(ctx context.Context, i, replySize int) error {
 	}
 	select {
 	case d := <-w:
+		if d.Type == returnedRequest {
+			return fmt.Errorf("call %d: request returned: no queue takes it", i)
+		}
 		if len(d.Body) != replySize {
 			return fmt.Errorf("call %d: reply of %d bytes", i, len(d.Body))
 		}
