@@ -57,6 +57,15 @@ const republishTimeout = 30 * time.Second
 // few consumers with it.
 const consumersPerChannel = 64
 
+// spreadChannels is how many channels a session's consumers spread over
+// before two share one. RabbitMQ handles a channel's methods one at a
+// time, and a basic.consume on a queue whose leader is on a frozen node
+// stalls until the node answers or its peers give it up: it holds up
+// every consume behind it on its channel, as after a reconnection, when
+// all start again at once. A service with a few consumers keeps each on a
+// channel of its own; a thousand RPC servers still fit in about fifty.
+const spreadChannels = 16
+
 // consumerChannel is a channel that consumers share, up to
 // consumersPerChannel, or that one consumer owns (see consumer.shared).
 type consumerChannel struct {
@@ -75,18 +84,28 @@ type consumerChannel struct {
 type consumerChannels struct {
 	mu   sync.Mutex
 	open []*consumerChannel // shared, not known closed
+	// spread is spreadChannels; tests lower it to share at once.
+	spread int
 }
 
-// acquire returns a shared channel with room for one more consumer,
-// opening one if none has room, and counts the consumer in.
+// acquire returns a shared channel for one more consumer and counts the
+// consumer in: a new one while fewer than spread are open, else the one
+// with the fewest consumers, or a new one if all have
+// consumersPerChannel.
 func (p *consumerChannels) acquire(sess *session) (*consumerChannel, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.open = slices.DeleteFunc(p.open, func(cc *consumerChannel) bool { return cc.ch.IsClosed() })
-	for _, cc := range p.open {
-		if cc.members < consumersPerChannel {
-			cc.members++
-			return cc, nil
+	if len(p.open) >= p.spread {
+		var least *consumerChannel
+		for _, cc := range p.open {
+			if cc.members < consumersPerChannel && (least == nil || cc.members < least.members) {
+				least = cc
+			}
+		}
+		if least != nil {
+			least.members++
+			return least, nil
 		}
 	}
 	cc, err := openConsumerChannel(sess)

@@ -99,11 +99,14 @@
 //
 // # Channels and errors
 //
-// Declarations share one channel. Consumers share channels too, up to 64
-// on each, each with its own prefetch (a basic.qos with global=false
-// before its basic.consume), so that a process with a thousand RPC
-// servers (three consumers each) runs on one connection and about fifty
-// channels, far below RabbitMQ's channel_max of 2047; a consumer whose
+// Declarations share one channel. A transport's first 16 consumers have a
+// channel each (RabbitMQ handles a channel's methods one at a time, and a
+// basic.consume on a queue whose leader is on a frozen node stalls the
+// consumes behind it); further ones share those channels, the least busy
+// first, up to 64 on each, each with its own prefetch (a basic.qos with
+// global=false before its basic.consume), so that a process with a
+// thousand RPC servers (three consumers each) runs on one connection and
+// about fifty channels, far below RabbitMQ's channel_max of 2047; a consumer whose
 // basic.consume the broker may refuse (of a queue not declared through
 // the transport, exclusive, or of a stream) has a channel of its own. A
 // consumer that closes cancels itself and gives back to its queue what it

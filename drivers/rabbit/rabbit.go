@@ -292,6 +292,7 @@ func (c *conn) newSession(ac *amqp.Connection, host driver.Host) *session {
 	}
 	sess.pub.confirm = c.s.confirms
 	sess.tracked.confirm, sess.tracked.track = true, byConfirm
+	sess.consumerChannels.spread = spreadChannels
 	return sess
 }
 

@@ -21,7 +21,9 @@ type sharedSetup struct {
 	consumers []*consumer
 }
 
-func newSharedSetup(t *testing.T, queues int) *sharedSetup {
+// newSharedSetup opens a connection whose session spreads its consumers
+// over spread channels before they share, and consumes queues queues.
+func newSharedSetup(t *testing.T, queues, spread int) *sharedSetup {
 	t.Helper()
 	x := newTester(t)
 	u, err := transport.ParseURL(x.url(""))
@@ -35,6 +37,13 @@ func newSharedSetup(t *testing.T, queues int) *sharedSetup {
 	}
 	s := &sharedSetup{x: x, c: dc.(*conn)}
 	t.Cleanup(func() { _ = s.c.Close() })
+	sess, err := s.c.session(x.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess.consumerChannels.mu.Lock()
+	sess.consumerChannels.spread = spread
+	sess.consumerChannels.mu.Unlock()
 	for i := range queues {
 		name, err := s.c.DeclareQueue(x.ctx, driver.Queue{Name: fmt.Sprintf("shared-%d", i), Exclusive: true})
 		if err != nil {
@@ -75,14 +84,42 @@ func (s *sharedSetup) receive(t *testing.T, cons *consumer, body string) driver.
 	return d
 }
 
-// TestSharedConsumerChannels: consumers share channels, up to
+// TestSharedConsumerChannels: the first consumers of a session have
+// channels of their own, up to spreadChannels, then they share them, up to
 // consumersPerChannel each; a channel error ends every consumer on the
 // channel, and each consumes again, the error logged; a consumer that
 // closes gives its unsettled deliveries back to its queue and leaves the
 // others on its channel consuming.
 func TestSharedConsumerChannels(t *testing.T) {
+	t.Run("a few consumers have channels of their own", func(t *testing.T) {
+		s := newSharedSetup(t, 3, spreadChannels)
+		channels := map[*consumerChannel]bool{}
+		for _, cons := range s.consumers {
+			channels[cons.cur.Load().cc] = true
+		}
+		if len(channels) != 3 {
+			t.Errorf("3 consumers on %d channels, want one each", len(channels))
+		}
+	})
+
+	t.Run("spread, then shared by the least busy", func(t *testing.T) {
+		s := newSharedSetup(t, 5, 2)
+		counts := map[*consumerChannel]int{}
+		for _, cons := range s.consumers {
+			counts[cons.cur.Load().cc]++
+		}
+		if len(counts) != 2 {
+			t.Fatalf("5 consumers on %d channels, want 2", len(counts))
+		}
+		for cc, n := range counts {
+			if n < 2 || n > 3 || cc.members != n {
+				t.Errorf("a channel of %d consumers (counting %d), want 2 or 3", n, cc.members)
+			}
+		}
+	})
+
 	t.Run("bounded consumers per channel", func(t *testing.T) {
-		s := newSharedSetup(t, consumersPerChannel+1)
+		s := newSharedSetup(t, consumersPerChannel+1, 1)
 		channels := map[*consumerChannel]int{}
 		for _, cons := range s.consumers {
 			channels[cons.cur.Load().cc]++
@@ -104,7 +141,7 @@ func TestSharedConsumerChannels(t *testing.T) {
 	})
 
 	t.Run("a channel error re-consumes every consumer on it", func(t *testing.T) {
-		s := newSharedSetup(t, 3)
+		s := newSharedSetup(t, 3, 1)
 		cc := s.consumers[0].cur.Load().cc
 		var held driver.Delivery
 		for i, cons := range s.consumers {
@@ -143,7 +180,7 @@ func TestSharedConsumerChannels(t *testing.T) {
 	})
 
 	t.Run("close gives back unsettled deliveries, siblings go on", func(t *testing.T) {
-		s := newSharedSetup(t, 2)
+		s := newSharedSetup(t, 2, 1)
 		closing, sibling := s.consumers[0], s.consumers[1]
 		cc := sibling.cur.Load().cc
 		s.publish(t, s.queues[0], "held")
