@@ -315,13 +315,7 @@ func benchRawRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int, wire ra
 		returns := r.pub.NotifyReturn(make(chan amqp.Return, inFlight))
 		go func() {
 			for ret := range returns {
-				r.mu.Lock()
-				w := r.waiting[ret.CorrelationId]
-				delete(r.waiting, ret.CorrelationId)
-				r.mu.Unlock()
-				if w != nil {
-					w <- amqp.Delivery{Type: returnedRequest}
-				}
+				r.answer(ret.CorrelationId, amqp.Delivery{Type: returnedRequest})
 			}
 		}()
 	}
@@ -329,13 +323,7 @@ func benchRawRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int, wire ra
 	go func() {
 		defer close(dispatchDone)
 		for d := range replies {
-			r.mu.Lock()
-			w := r.waiting[d.CorrelationId]
-			delete(r.waiting, d.CorrelationId)
-			r.mu.Unlock()
-			if w != nil {
-				w <- d
-			}
+			r.answer(d.CorrelationId, d)
 		}
 	}()
 	b.Cleanup(func() {
@@ -347,6 +335,17 @@ func benchRawRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int, wire ra
 	}
 
 	bench.Calls{Callers: inFlight, Latencies: true}.Run(b, func(i int) error { return r.call(ctx, i, len(replyBody)) })
+}
+
+// answer hands d to the call waiting under id, if any.
+func (r *rawRPC) answer(id string, d amqp.Delivery) {
+	r.mu.Lock()
+	w := r.waiting[id]
+	delete(r.waiting, id)
+	r.mu.Unlock()
+	if w != nil {
+		w <- d
+	}
 }
 
 // returnedRequest marks, in a raw call's reply channel, a request the

@@ -15,8 +15,9 @@ import (
 // SwitchyardBroker is `switchyard broker`: drivers/memory's AMQP 0-9-1
 // server, which NewVHost starts in the test's process, one server with a
 // broker of its own on a loopback port for each virtual host, so that
-// nothing needs installing. It has no management API and no rabbitmqctl:
-// what needs them skips the test with the reason.
+// nothing needs installing. It has no management API, no policies and no
+// rabbitmqctl: a test that needs them checks Broker.Embedded and leaves
+// that part out (using them fails the test).
 func SwitchyardBroker() Broker {
 	return Broker{
 		Name:       "switchyard broker",
