@@ -57,13 +57,18 @@ type clientShared struct {
 
 // pendingCall collects the replies to one call.
 type pendingCall struct {
-	notify  chan struct{} // capacity 1
-	timeout *time.Timer   // stopped when idle
+	notify chan struct{} // capacity 1
+	// timeout ends the wait at the call's deadline, through expire, so
+	// that a caller waits on notify alone (a select with a timer's channel
+	// costs more); armed while it may fire.
+	timeout *time.Timer
+	armed   bool
 
 	mu         sync.Mutex
 	final      *oslo.Reply
 	lastResult json.RawMessage // legacy servers send the result before the ending
 	heartbeat  bool
+	expired    bool  // the deadline passed
 	lost       error // the reply consumer failed
 }
 
@@ -294,18 +299,8 @@ func (c *Client) send(ctx context.Context, target transport.Target, method strin
 // until parent ends. (A timer of its own costs less than the call
 // context's Done channel would.)
 func (c *Client) wait(parent context.Context, deadline time.Time, pc *pendingCall, msgID string) (*oslo.Reply, error) {
+	pc.armed = true
 	pc.timeout.Reset(time.Until(deadline))
-	defer func() {
-		// Drained too, for the runtime's old timers
-		// (GODEBUG=asynctimerchan=1): a tick left in the channel would end
-		// the next call that reuses pc.
-		if !pc.timeout.Stop() {
-			select {
-			case <-pc.timeout.C:
-			default:
-			}
-		}
-	}()
 	var monitor *time.Timer
 	var monitorC <-chan time.Time
 	if m := c.set.callMonitorTimeout; m > 0 {
@@ -313,29 +308,33 @@ func (c *Client) wait(parent context.Context, deadline time.Time, pc *pendingCal
 		defer monitor.Stop()
 		monitorC = monitor.C
 	}
+	parentDone := parent.Done()
 	for {
-		select {
-		case <-pc.notify:
-			reply, heartbeat, err := pc.take()
-			if reply != nil || err != nil {
-				return reply, err
+		if monitorC == nil && parentDone == nil {
+			<-pc.notify
+		} else {
+			select {
+			case <-pc.notify:
+			case <-monitorC:
+				return nil, fmt.Errorf("%w: no heartbeat from the server for message ID %s within the call monitor timeout %v",
+					transport.ErrTimeout, msgID, c.set.callMonitorTimeout)
+			case <-parentDone:
+				return nil, parent.Err()
 			}
-			if heartbeat && monitor != nil {
-				monitor.Reset(c.set.callMonitorTimeout)
-			}
-		case <-monitorC:
-			return nil, fmt.Errorf("%w: no heartbeat from the server for message ID %s within the call monitor timeout %v",
-				transport.ErrTimeout, msgID, c.set.callMonitorTimeout)
-		case <-pc.timeout.C:
-			return nil, context.DeadlineExceeded
-		case <-parent.Done():
-			return nil, parent.Err()
+		}
+		reply, heartbeat, err := pc.take()
+		if reply != nil || err != nil {
+			return reply, err
+		}
+		if heartbeat && monitor != nil {
+			monitor.Reset(c.set.callMonitorTimeout)
 		}
 	}
 }
 
-// take returns the final reply (or the consumer's failure) once there is
-// one, and whether heartbeats arrived since the last take.
+// take returns the final reply (or why there is none: the deadline
+// passed, the consumer failed) once there is one, and whether heartbeats
+// arrived since the last take.
 func (pc *pendingCall) take() (*oslo.Reply, bool, error) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
@@ -344,7 +343,26 @@ func (pc *pendingCall) take() (*oslo.Reply, bool, error) {
 	if pc.final != nil && isJSONNull(pc.final.Result) && pc.final.Failure == nil {
 		pc.final.Result = pc.lastResult
 	}
-	return pc.final, heartbeat, pc.lost
+	switch {
+	case pc.final != nil:
+		return pc.final, heartbeat, nil
+	case pc.lost != nil:
+		return nil, heartbeat, pc.lost
+	case pc.expired:
+		return nil, heartbeat, context.DeadlineExceeded
+	}
+	return nil, heartbeat, nil
+}
+
+// expire is the timeout's: the call's deadline passed.
+func (pc *pendingCall) expire() {
+	pc.mu.Lock()
+	pc.expired = true
+	pc.mu.Unlock()
+	select {
+	case pc.notify <- struct{}{}:
+	default:
+	}
 }
 
 // deliver records one reply for the call; it reports false for a
@@ -395,7 +413,8 @@ var errReplyQueueReplaced = errors.New("the reply queue ended")
 func (s *clientShared) register(msgID, replyQ string) (*pendingCall, error) {
 	pc, _ := s.idle.Get().(*pendingCall)
 	if pc == nil {
-		pc = &pendingCall{notify: make(chan struct{}, 1), timeout: time.NewTimer(time.Hour)}
+		pc = &pendingCall{notify: make(chan struct{}, 1)}
+		pc.timeout = time.AfterFunc(time.Hour, pc.expire)
 		pc.timeout.Stop()
 	}
 	s.mu.Lock()
@@ -413,12 +432,17 @@ func (s *clientShared) register(msgID, replyQ string) (*pendingCall, error) {
 }
 
 // unregister ends a call. Replies are delivered under s.mu, so none
-// reaches pc once it is out of the map, and pc can serve another call.
+// reaches pc once it is out of the map, and pc can serve another call;
+// unless its timeout fired, which may still be running expire.
 func (s *clientShared) unregister(msgID string, pc *pendingCall) {
 	s.mu.Lock()
 	delete(s.pending, msgID)
 	s.mu.Unlock()
-	pc.final, pc.lastResult, pc.heartbeat, pc.lost = nil, nil, false, nil
+	if pc.armed && !pc.timeout.Stop() {
+		return
+	}
+	pc.armed = false
+	pc.final, pc.lastResult, pc.heartbeat, pc.expired, pc.lost = nil, nil, false, false, nil
 	select {
 	case <-pc.notify:
 	default:

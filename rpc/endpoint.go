@@ -436,7 +436,9 @@ func (d *dispatcher) find(req *oslo.Request) (*method, *oslo.Failure) {
 // failure rather than a crash. errs names the errors it returns (nil:
 // by their Go types).
 func (m *method) invoke(ctx context.Context, rawArgs json.RawMessage, errs *ErrorRegistry) (result json.RawMessage, failure *oslo.Failure) {
-	in := [3]reflect.Value{m.recv, reflect.ValueOf(ctx)}
+	// ctx as a context.Context value, not as its concrete type, which Call
+	// would check against the interface on every call.
+	in := [3]reflect.Value{m.recv, reflect.ValueOf(&ctx).Elem()}
 	n := 2
 	if m.args != nil {
 		args := reflect.New(m.args)

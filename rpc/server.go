@@ -81,8 +81,8 @@ type Server struct {
 
 	mu          sync.Mutex
 	state       serverState
-	requests    *messaging.FanIn[job] // from the server's queues, for the workers
-	fanoutQueue string                // the server's own fanout queue, deleted at Stop; "" for a shared stream
+	requests    *messaging.WorkerPool[job] // receives from the server's queues and runs the requests
+	fanoutQueue string                     // the server's own fanout queue, deleted at Stop; "" for a shared stream
 	// fanoutDecl is the fanout queue as declared (with its name), and
 	// fanoutShared whether other servers consume it too; resumeMu
 	// serialises the declarations of consumers that resume at once.
@@ -95,16 +95,12 @@ type Server struct {
 	drained      chan struct{} // closed when the handlers have all returned after Stop
 	// backgroundReplies holds a token per reply retried in the background.
 	backgroundReplies chan struct{}
-	handlers          sync.WaitGroup            // workers, replies to malformed calls and replies retried in the background
+	handlers          sync.WaitGroup            // replies to malformed calls and replies retried in the background
 	recent            messaging.DuplicateFilter // the _unique_ids taken last
 	stats             struct{ received, handled, failed, rejected, duplicates atomic.Uint64 }
-
-	// workers counts the running workers, idle those waiting for a
-	// request (see worker); workerIdle is how long one waits before it
-	// may end.
-	workersMu     sync.Mutex
-	workers, idle int
-	workerIdle    time.Duration
+	// workerIdle is how long a goroutine of the pool waits for a request
+	// beside another before it ends.
+	workerIdle time.Duration
 }
 
 type serverState int
@@ -184,19 +180,19 @@ func (s *Server) Start(ctx context.Context) error {
 	s.stopCtx, s.stopCancel = context.WithCancel(context.Background())
 	s.stopping, s.drained = make(chan struct{}), make(chan struct{})
 	s.backgroundReplies = make(chan struct{}, maxBackgroundReplies)
-	// Workers, rather than a goroutine per request: each keeps its grown
-	// stack and its own context, so requests do not contend on a shared
-	// parent context. They start on demand, up to maxConcurrency, and end
-	// when idle, so that an idle server costs one (a process may run a
-	// thousand servers). The hand-off (the fan-in's stream) is
-	// unbuffered: a request is acked when a worker takes it, so while
-	// every worker is busy the rest stay unacked in the queue (and the
-	// consumer's prefetch), where other servers on the topic can take them.
-	s.requests = messaging.NewFanIn(consumers, messaging.FanInConfig[job]{
-		Accept: s.accept, Stopping: s.stopping, Resume: s.resume, Logger: s.logger, What: "requests",
+	// The goroutine that receives a request runs it, rather than a goroutine
+	// per request or a hand-off to a worker: each keeps its grown stack and
+	// its own context. They start on demand, up to maxConcurrency, and end
+	// when idle, so that an idle server costs one per queue (a process may
+	// run a thousand servers). A request is acked when it starts to run,
+	// so while maxConcurrency run the rest stay unacked in the queue (and
+	// the consumer's prefetch), where other servers on the topic can take
+	// them.
+	s.requests = messaging.NewWorkerPool(consumers, messaging.WorkerPoolConfig[job]{
+		Accept: s.accept, Handle: s.runJob, Context: s.stopCtx,
+		MaxConcurrency: s.maxConcurrency, IdleTimeout: s.workerIdle,
+		Stopping: s.stopping, Resume: s.resume, Logger: s.logger, What: "requests",
 	})
-	s.workers, s.idle = 1, 1
-	s.handlers.Go(s.worker)
 	s.logger.InfoContext(ctx, "rpc server started", "queues", queueNames(consumers))
 	return nil
 }
@@ -295,69 +291,16 @@ type job struct {
 	req *oslo.Request
 }
 
-// workerIdleTimeout is how long a worker waits for a request before it
-// ends, if another worker is waiting too.
+// workerIdleTimeout is how long a goroutine of the pool waits for a
+// request, beside another waiting on its queue, before it ends.
 const workerIdleTimeout = 10 * time.Second
 
-// worker handles requests until the receive loops end, or until it has
-// waited workerIdleTimeout for one while another worker waits too. One
-// worker always waits for the next request: the last idle worker to take
-// one starts another, up to maxConcurrency, before it runs it.
-func (s *Server) worker() {
-	ctx, cancel := context.WithCancel(s.stopCtx)
-	defer cancel()
-	idle := time.NewTimer(s.workerIdle)
-	defer idle.Stop()
-	for {
-		select {
-		case j, ok := <-s.requests.Out():
-			if !ok {
-				return
-			}
-			s.busy()
-			if s.take(j.d, j.req) {
-				s.handle(ctx, j.d, j.req)
-			}
-			s.workersMu.Lock()
-			s.idle++
-			s.workersMu.Unlock()
-			idle.Reset(s.workerIdle)
-		case <-idle.C:
-			if s.retire() {
-				return
-			}
-			idle.Reset(s.workerIdle)
-		}
+// runJob runs an accepted request, unless take finds it settled or a
+// repeat.
+func (s *Server) runJob(ctx context.Context, j job) {
+	if s.take(j.d, j.req) {
+		s.handle(ctx, j.d, j.req)
 	}
-}
-
-// busy counts a worker out of the idle ones; if it was the last, it starts
-// another, up to maxConcurrency.
-func (s *Server) busy() {
-	s.workersMu.Lock()
-	s.idle--
-	start := s.idle == 0 && s.workers < s.maxConcurrency
-	if start {
-		s.workers++
-		s.idle++ // waiting as soon as it runs
-	}
-	s.workersMu.Unlock()
-	if start {
-		s.handlers.Go(s.worker)
-	}
-}
-
-// retire counts out an idle worker that may end: true unless it is the
-// only one waiting.
-func (s *Server) retire() bool {
-	s.workersMu.Lock()
-	defer s.workersMu.Unlock()
-	if s.idle < 2 {
-		return false
-	}
-	s.idle--
-	s.workers--
-	return true
 }
 
 // take acknowledges a request as its handling begins (before it runs, as
@@ -700,10 +643,10 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.state = stateStopped
 	close(s.stopping)
 	s.mu.Unlock()
-	// The receive loops return at once, handing nothing on once stopping;
-	// then the workers' stream ends.
+	// The pool takes nothing more once stopping; its running requests
+	// finish.
 	s.requests.Close()
-	go func() { s.handlers.Wait(); close(s.drained) }()
+	go func() { s.requests.Wait(); s.handlers.Wait(); close(s.drained) }()
 	err := s.waitDrained(ctx)
 	s.stopCancel()
 	if s.fanoutQueue != "" {

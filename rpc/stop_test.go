@@ -34,7 +34,9 @@ func (b blocker) Record(ctx context.Context, args blockArgs) error {
 
 // TestStopWithBacklogKeepsItsDeadline: with every worker busy and requests
 // waiting, Stop returns at its deadline, having cancelled the handlers,
-// and the requests that never ran go back to the queue for another server.
+// and the requests that never ran go back to their queues: those on the
+// topic queue for another server, and the one the server held, received
+// on its own queue while it had no room to run it.
 func TestStopWithBacklogKeepsItsDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -58,7 +60,11 @@ func TestStopWithBacklogKeepsItsDeadline(t *testing.T) {
 		}
 	}
 
-	// The server has the next request in hand, waiting for the worker.
+	held := transport.Target{Topic: "work", Server: "s1"}
+	if err := client.Cast(ctx, held, "record", blockArgs{"held"}); err != nil {
+		t.Fatal(err)
+	}
+	// The server has it in hand, waiting for room to run it.
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for srv.Stats().Received < 2 {
@@ -86,6 +92,9 @@ func TestStopWithBacklogKeepsItsDeadline(t *testing.T) {
 	}
 	if len(busy.ran) > 0 {
 		t.Errorf("the stopping server ran %q, taken after its only worker was busy", <-busy.ran)
+	}
+	if n, err := tr.PurgeQueue(ctx, "work.s1"); err != nil || n != 1 {
+		t.Errorf("the request the server held: %d in its queue after Stop (%v), want 1", n, err)
 	}
 
 	idle := blocker{started: make(chan string, 10), ran: make(chan string, 10)}

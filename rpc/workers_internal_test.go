@@ -25,9 +25,9 @@ func (b blocker) Block(ctx context.Context, _ struct{}) error {
 	}
 }
 
-// TestWorkersOnDemand: a server starts with one worker, starts more as
-// requests come, never more than its max concurrency, and goes back to
-// one once they have been idle.
+// TestWorkersOnDemand: a server starts with a goroutine per queue, starts
+// more as requests come, runs no more than its max concurrency at once,
+// and goes back to one per queue once they have been idle.
 func TestWorkersOnDemand(t *testing.T) {
 	for _, maxConcurrency := range []int{1, 8} {
 		t.Run(fmt.Sprint("max", maxConcurrency), func(t *testing.T) {
@@ -49,8 +49,9 @@ func TestWorkersOnDemand(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer srv.Stop(context.Background())
-			if got := srv.runningWorkers(); got != 1 {
-				t.Fatalf("%d workers at start, want 1", got)
+			queues := srv.runningWorkers()
+			if queues != 3 {
+				t.Fatalf("%d goroutines at start, want 3 (topic, server and fanout queues)", queues)
 			}
 			client, err := NewClient(tr)
 			if err != nil {
@@ -71,8 +72,9 @@ func TestWorkersOnDemand(t *testing.T) {
 					t.Fatalf("%d of %d requests running at once", i, maxConcurrency)
 				}
 			}
-			if got := srv.runningWorkers(); got != maxConcurrency {
-				t.Errorf("%d workers with %d requests running, want %d", got, maxConcurrency, maxConcurrency)
+			// Those running, and one waiting on each other queue.
+			if got, want := srv.runningWorkers(), maxConcurrency+queues-1; got != want {
+				t.Errorf("%d goroutines with %d requests running, want %d", got, maxConcurrency, want)
 			}
 			select {
 			case <-b.started:
@@ -85,10 +87,10 @@ func TestWorkersOnDemand(t *testing.T) {
 			case <-ctx.Done():
 				t.Fatal("the request past the bound never ran")
 			}
-			for srv.runningWorkers() != 1 {
+			for srv.runningWorkers() != queues {
 				select {
 				case <-ctx.Done():
-					t.Fatalf("%d workers after the requests ended, want 1 once idle", srv.runningWorkers())
+					t.Fatalf("%d goroutines after the requests ended, want %d once idle", srv.runningWorkers(), queues)
 				case <-time.After(10 * time.Millisecond):
 				}
 			}
@@ -96,9 +98,5 @@ func TestWorkersOnDemand(t *testing.T) {
 	}
 }
 
-// runningWorkers is how many workers run now.
-func (s *Server) runningWorkers() int {
-	s.workersMu.Lock()
-	defer s.workersMu.Unlock()
-	return s.workers
-}
+// runningWorkers is how many goroutines the server's pool runs now.
+func (s *Server) runningWorkers() int { return s.requests.Goroutines() }

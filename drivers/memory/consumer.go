@@ -60,7 +60,8 @@ func (c *consumer) creditLocked() int {
 // Several goroutines may wait at once. The queue wakes a consumer once per
 // registration, and a receiver that takes a message does not register
 // again; so whoever hands out a message while others wait wakes one of
-// them, which hands out what is left in the buffer or registers anew.
+// them to hand out what is left in the buffer, or, with the buffer empty,
+// registers the consumer anew for them.
 func (c *consumer) Receive(ctx context.Context) (driver.Delivery, error) {
 	d, _, err := c.receive(ctx)
 	return d, err
@@ -95,10 +96,16 @@ func (c *consumer) receive(ctx context.Context) (driver.Delivery, *message, erro
 		if c.buffer.len() > 0 {
 			e := c.buffer.popFront()
 			d := c.handOutLocked(e)
-			othersWaiting := c.blocked > 0
+			othersWaiting, buffered := c.blocked > 0, c.buffer.len() > 0
 			c.mu.Unlock()
-			if othersWaiting {
+			switch {
+			case othersWaiting && buffered:
 				c.signal()
+			case othersWaiting:
+				// Nothing left here for them: the queue wakes one when
+				// it has something, rather than one waking now to find
+				// nothing and register.
+				c.q.await(c)
 			}
 			c.q.b.deadLetter(dead)
 			return d, e.m, nil

@@ -248,6 +248,23 @@ func (q *queue) counts() (ready, consumers int) {
 
 // unwait removes c from the waiters, passing on a wake-up it may have
 // consumed so that no ready message is left without a woken consumer.
+// await registers c to be woken when the queue has messages (at once if
+// it has some now), for the receivers waiting on c.
+func (q *queue) await(c *consumer) {
+	q.mu.Lock()
+	if q.deleted {
+		q.mu.Unlock()
+		c.signal() // a receiver finds the queue gone
+		return
+	}
+	if !c.waiting {
+		c.waiting = true
+		q.waiters = append(q.waiters, c)
+	}
+	q.wakeLocked()
+	q.mu.Unlock()
+}
+
 func (q *queue) unwait(c *consumer) {
 	q.mu.Lock()
 	if c.waiting {

@@ -9,7 +9,8 @@ import "sync"
 // copy), and 4096 ids cost about 300 KB.
 const DuplicateWindow = 4096
 
-// DuplicateFilter remembers the last DuplicateWindow _unique_ids, as
+// DuplicateFilter remembers at least the last DuplicateWindow _unique_ids
+// (and at most twice as many), as
 // oslo's RPC servers and notification listeners remember theirs, to drop
 // a message delivered twice. An empty id is never a repeat and never
 // remembered. The zero value is ready; it is safe for concurrent use.
@@ -20,10 +21,11 @@ const DuplicateWindow = 4096
 // remembers an id only once its notification is acked, so that a requeued
 // one can come back: Seen, then Remember after the ack.
 type DuplicateFilter struct {
-	mu   sync.Mutex
-	ring []string            // the ids remembered, oldest at next once full
-	set  map[string]struct{} // the same ids, for lookup
-	next int                 // where the next id goes once the ring is full
+	mu sync.Mutex
+	// The ids remembered, in two generations: recent fills up to
+	// DuplicateWindow, then becomes older and a new one starts, so that
+	// forgetting costs no delete per id.
+	recent, older map[string]struct{}
 }
 
 // Admit reports whether id is new, remembering it; false is a repeat, to
@@ -34,7 +36,7 @@ func (f *DuplicateFilter) Admit(id string) bool {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, ok := f.set[id]; ok {
+	if f.seenLocked(id) {
 		return false
 	}
 	f.rememberLocked(id)
@@ -48,11 +50,10 @@ func (f *DuplicateFilter) Seen(id string) bool {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	_, ok := f.set[id]
-	return ok
+	return f.seenLocked(id)
 }
 
-// Remember records id, forgetting the oldest once DuplicateWindow are
+// Remember records id, forgetting the oldest ones once DuplicateWindow are
 // remembered.
 func (f *DuplicateFilter) Remember(id string) {
 	if id == "" {
@@ -60,22 +61,28 @@ func (f *DuplicateFilter) Remember(id string) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.rememberLocked(id)
+	if !f.seenLocked(id) {
+		f.rememberLocked(id)
+	}
+}
+
+func (f *DuplicateFilter) seenLocked(id string) bool {
+	if _, ok := f.recent[id]; ok {
+		return true
+	}
+	_, ok := f.older[id]
+	return ok
 }
 
 func (f *DuplicateFilter) rememberLocked(id string) {
-	if _, ok := f.set[id]; ok {
-		return
+	if len(f.recent) >= DuplicateWindow {
+		// The older generation's map is cleared and reused: its ids are
+		// at least DuplicateWindow old.
+		clear(f.older)
+		f.recent, f.older = f.older, f.recent
 	}
-	if f.set == nil {
-		f.set = make(map[string]struct{})
+	if f.recent == nil {
+		f.recent = make(map[string]struct{})
 	}
-	if len(f.ring) < DuplicateWindow {
-		f.ring = append(f.ring, id)
-	} else {
-		delete(f.set, f.ring[f.next])
-		f.ring[f.next] = id
-		f.next = (f.next + 1) % DuplicateWindow
-	}
-	f.set[id] = struct{}{}
+	f.recent[id] = struct{}{}
 }

@@ -11,7 +11,9 @@ import (
 
 // TestDuplicateFilter runs a sequence of steps on one filter each. The
 // step "admit x" expects Admit("x") to report want; "seen x" Seen("x");
-// "remember x" records x. "fill" remembers DuplicateWindow ids of its own.
+// "remember x" records x. "window" remembers DuplicateWindow-1 ids of its
+// own, after which an id is still remembered; "fill" remembers twice
+// DuplicateWindow, after which it is forgotten.
 func TestDuplicateFilter(t *testing.T) {
 	type step struct {
 		op, id string
@@ -25,7 +27,11 @@ func TestDuplicateFilter(t *testing.T) {
 			[]step{{"admit", "a", true}, {"admit", "b", true}, {"admit", "a", false}, {"admit", "a", false}}},
 		{"rpc: an empty id is never a repeat",
 			[]step{{"admit", "", true}, {"admit", "", true}, {"seen", "", false}}},
-		{"rpc: the id after the window pushes out the first",
+		{"rpc: an id is remembered through the window",
+			[]step{{"admit", "a", true}, {"window", "", false}, {"admit", "a", false}}},
+		{"notify: an id is remembered through the window",
+			[]step{{"remember", "a", false}, {"window", "", false}, {"seen", "a", true}}},
+		{"rpc: ids past the window push out the first",
 			[]step{{"admit", "a", true}, {"fill", "", false}, {"admit", "a", true}, {"admit", "a", false}}},
 		{"notify: seen does not remember",
 			[]step{{"seen", "a", false}, {"seen", "a", false}, {"admit", "a", true}}},
@@ -51,9 +57,13 @@ func TestDuplicateFilter(t *testing.T) {
 				case "remember":
 					f.Remember(s.id)
 					continue
-				case "fill":
-					for j := range messaging.DuplicateWindow {
-						f.Remember("fill-" + strconv.Itoa(j))
+				case "window", "fill":
+					n := messaging.DuplicateWindow - 1
+					if s.op == "fill" {
+						n = 2 * messaging.DuplicateWindow
+					}
+					for j := range n {
+						f.Remember(s.op + "-" + strconv.Itoa(j))
 					}
 					continue
 				}
