@@ -173,9 +173,15 @@ type Listener struct {
 // run is the state of one Start to its Stop, so that a run ending in the
 // background shares nothing with the next.
 type run struct {
-	deliveries *messaging.FanIn[*transport.Delivery] // from the listener's queues, for the dispatch loop
-	stopping   chan struct{}                         // closed when Stop begins
-	dispatched chan struct{}                         // closed when the dispatch loop ends
+	pool       *messaging.WorkerPool[*transport.Delivery] // receives from the listener's queues and handles
+	stopping   chan struct{}                              // closed when Stop begins
+	dispatched chan struct{}                              // closed when the last handler has returned after Stop
+
+	// The batch being gathered (WithBatch), and the timer that hands it
+	// over at the batch timeout.
+	batchMu sync.Mutex
+	batch   []received
+	flush   *time.Timer
 }
 
 // NewListener returns a listener for targets over endpoints; it declares
@@ -270,15 +276,16 @@ func (l *Listener) Start(ctx context.Context) error {
 		return fmt.Errorf("listener: start: %w", err)
 	}
 	r := &run{stopping: make(chan struct{}), dispatched: make(chan struct{})}
-	r.deliveries = messaging.NewFanIn(consumers, messaging.FanInConfig[*transport.Delivery]{
-		// Handed on as they are: the dispatch loop decodes them, one at a
-		// time, so that a repeat is checked only once the one before is
-		// settled and remembered.
-		Accept:   func(d *transport.Delivery) (*transport.Delivery, bool) { return d, true },
+	r.pool = messaging.NewWorkerPool(consumers, messaging.WorkerPoolConfig[*transport.Delivery]{
+		// Decoded by the handler, one at a time, so that a repeat is
+		// checked only once the one before is settled and remembered.
+		Accept:         func(d *transport.Delivery) (*transport.Delivery, bool) { return d, true },
+		Handle:         func(_ context.Context, d *transport.Delivery) { l.dispatch(r, d) },
+		Context:        context.Background(),
+		MaxConcurrency: 1, IdleTimeout: 10 * time.Second,
 		Stopping: r.stopping, Resume: l.resume, Logger: l.logger, What: "notifications",
 	})
 	l.cur, l.last = r, r
-	go l.dispatchLoop(r)
 	return nil
 }
 
@@ -345,7 +352,7 @@ func (l *Listener) Stats() ListenerStats {
 	if r == nil {
 		return ListenerStats{}
 	}
-	return ListenerStats{ConsumersLost: r.deliveries.Lost(), Unconsumed: r.deliveries.Unconsumed()}
+	return ListenerStats{ConsumersLost: r.pool.Lost(), Unconsumed: r.pool.Unconsumed()}
 }
 
 // consume starts a consumer on each queue; on error it returns those
@@ -370,55 +377,46 @@ type received struct {
 	uniqueID string
 }
 
-// dispatchLoop decodes and handles notifications one at a time, or in
-// batches, until Stop.
-func (l *Listener) dispatchLoop(r *run) {
-	defer close(r.dispatched)
-	incoming := r.deliveries.Out()
-	var batch []received
-	var flush <-chan time.Time
-	var timer *time.Timer
-	for {
-		select {
-		case d, ok := <-incoming:
-			if !ok {
-				// Closed only after Stop began: stopping is closed
-				// too.
-				incoming = nil
-				continue
-			}
-			r, ok := l.decode(d)
-			if !ok {
-				continue
-			}
-			if l.batchSize == 0 {
-				l.settle([]received{r}, l.handle(r))
-				continue
-			}
-			batch = append(batch, r)
-			if len(batch) == 1 {
-				timer = time.NewTimer(l.batchTimeout)
-				flush = timer.C
-			}
-			if len(batch) < l.batchSize {
-				continue
-			}
-		case <-flush:
-		case <-r.stopping:
-			if len(batch) > 0 {
-				l.settle(batch, l.handleBatch(batch))
-			}
-			return
-		}
-		if timer != nil {
-			timer.Stop()
-			timer, flush = nil, nil
-		}
-		if len(batch) > 0 {
-			l.settle(batch, l.handleBatch(batch))
-			batch = nil
-		}
+// dispatch decodes and handles one notification, or adds it to the batch
+// and hands the batch over once full. The pool runs one at a time.
+func (l *Listener) dispatch(r *run, d *transport.Delivery) {
+	rec, ok := l.decode(d)
+	if !ok {
+		return
 	}
+	if l.batchSize == 0 {
+		l.settle([]received{rec}, l.handle(rec))
+		return
+	}
+	r.batchMu.Lock()
+	defer r.batchMu.Unlock()
+	r.batch = append(r.batch, rec)
+	if len(r.batch) == 1 {
+		r.flush = time.AfterFunc(l.batchTimeout, func() { l.flushBatch(r) })
+	}
+	if len(r.batch) >= l.batchSize {
+		l.flushBatchLocked(r)
+	}
+}
+
+// flushBatch hands over the batch gathered so far, if any.
+func (l *Listener) flushBatch(r *run) {
+	r.batchMu.Lock()
+	defer r.batchMu.Unlock()
+	l.flushBatchLocked(r)
+}
+
+func (l *Listener) flushBatchLocked(r *run) {
+	if r.flush != nil {
+		r.flush.Stop()
+		r.flush = nil
+	}
+	if len(r.batch) == 0 {
+		return
+	}
+	batch := r.batch
+	r.batch = nil
+	l.settle(batch, l.handleBatch(batch))
 }
 
 // decode turns a delivery into a notification, rejecting what cannot be
@@ -556,16 +554,24 @@ func (l *Listener) Stop(ctx context.Context) error {
 	}
 
 	// Settle what is in hand before the consumers close, so that a handled
-	// notification is acked rather than returned to its queue.
+	// notification is acked rather than returned to its queue: the handler
+	// running, then the batch gathered.
 	close(r.stopping)
+	go func() {
+		_ = r.pool.Drain(context.Background())
+		l.flushBatch(r)
+		r.pool.Close()
+		r.pool.Wait()
+		close(r.dispatched)
+	}()
 	var err error
 	select {
 	case <-r.dispatched:
 	case <-ctx.Done():
 		err = fmt.Errorf("listener: stop: handler still running: %w", ctx.Err())
 	}
-	// The receive loops return at once: they hand nothing on once
-	// stopping.
-	r.deliveries.Close()
+	// Nothing more is taken once stopping: what is received comes back
+	// to its queue.
+	r.pool.Close()
 	return err
 }

@@ -12,10 +12,11 @@
 //     ([DecodeJSON]).
 //   - [Publisher]: the publish retry rule, 100 ms doubling to 2 s, for
 //     failures that may heal ([Permanent] tells those that cannot).
-//   - [DuplicateFilter]: the last DuplicateWindow (4096) _unique_ids, by which oslo's servers
-//     and listeners drop a message delivered twice.
-//   - [FanIn]: the receive loops that take deliveries from several
-//     consumers into one stream, owned and stopped by the FanIn.
+//   - [DuplicateFilter]: at least the last DuplicateWindow (4096) _unique_ids, by which
+//     oslo's servers and listeners drop a message delivered twice.
+//   - [WorkerPool]: the goroutines that receive from several consumers and
+//     handle each delivery where it was received, up to a bound, resuming
+//     a consumer the broker ends; owned and stopped by the WorkerPool.
 //
 // The wire codec itself is package oslo. Nothing here is mutable at the
 // package level: each piece belongs to the client, server, notifier or

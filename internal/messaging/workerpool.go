@@ -415,6 +415,26 @@ func (p *WorkerPool[T]) Unconsumed() int { return int(p.unconsumed.Load()) }
 // Goroutines counts the pool's goroutines, waiting or handling.
 func (p *WorkerPool[T]) Goroutines() int { return int(p.running.Load()) }
 
+// Drain waits, once Stopping is closed (no handler starts then), until
+// no handler runs, or until ctx ends.
+func (p *WorkerPool[T]) Drain(ctx context.Context) error {
+	taken := 0
+	defer func() {
+		for range taken {
+			<-p.slots
+		}
+	}()
+	for taken < cap(p.slots) {
+		select {
+		case p.slots <- struct{}{}:
+			taken++
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
 // Close closes the consumers, so that what they deliver unsettled goes
 // back to the queues, and stops taking deliveries; the handlers running
 // go on. Wait waits for them. Close Stopping first, or the goroutines

@@ -29,7 +29,7 @@ func TestWorkerPool(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := testContext(t)
-			tr, queues, consumers := fanInFixture(t, 3)
+			tr, queues, consumers := poolFixture(t, 3)
 			stopping := make(chan struct{})
 			var mu sync.Mutex
 			var got []string
@@ -89,7 +89,7 @@ func TestWorkerPoolBound(t *testing.T) {
 	for _, maxConcurrency := range []int{1, 3} {
 		t.Run(fmt.Sprint("max", maxConcurrency), func(t *testing.T) {
 			ctx := testContext(t)
-			tr, queues, consumers := fanInFixture(t, 2)
+			tr, queues, consumers := poolFixture(t, 2)
 			stopping := make(chan struct{})
 			started, release := make(chan string, 16), make(chan struct{})
 			pool := messaging.NewWorkerPool(consumers, messaging.WorkerPoolConfig[*transport.Delivery]{
@@ -147,7 +147,7 @@ func TestWorkerPoolBound(t *testing.T) {
 // and Close and Wait return once the handler running has.
 func TestWorkerPoolStoppingReturnsWhatIsInHand(t *testing.T) {
 	ctx := testContext(t)
-	tr, queues, consumers := fanInFixture(t, 2)
+	tr, queues, consumers := poolFixture(t, 2)
 	stopping := make(chan struct{})
 	started, release := make(chan struct{}, 1), make(chan struct{})
 	accepted := make(chan string, 2)
@@ -197,7 +197,7 @@ func TestWorkerPoolStoppingReturnsWhatIsInHand(t *testing.T) {
 // Resume, and its queue is served again.
 func TestWorkerPoolResumes(t *testing.T) {
 	ctx := testContext(t)
-	tr, queues, consumers := fanInFixture(t, 1)
+	tr, queues, consumers := poolFixture(t, 1)
 	stopping := make(chan struct{})
 	handled := make(chan string, 4)
 	pool := messaging.NewWorkerPool(consumers, messaging.WorkerPoolConfig[*transport.Delivery]{
