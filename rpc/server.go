@@ -25,13 +25,13 @@ const DefaultMaxConcurrency = 64
 type ServerOption func(*Server)
 
 // WithMaxConcurrency bounds how many requests are handled at once, each
-// on a worker goroutine: workers start as requests come, up to n, and end
-// after a while without requests, but one. A request is acknowledged when
-// a handler starts on it; while all are busy, further requests wait
-// unacknowledged (in the queue, or one per queue in the server's hand,
-// and its consumers' prefetch of n), so that other servers on the topic
-// take the queue's and a server that dies or stops gives back the ones it
-// held.
+// on the goroutine that received it: goroutines start as requests come, up
+// to n, and end after a while without requests, but one per queue. A
+// request is acknowledged when a handler starts on it; while n run,
+// further requests wait unacknowledged (in the queue, in the consumers'
+// prefetch of n, or at most one per queue in the server's hand), so that
+// other servers on the topic take the queue's and a server that dies or
+// stops gives back the ones it held.
 func WithMaxConcurrency(n int) ServerOption { return func(s *Server) { s.maxConcurrency = n } }
 
 // WithAccessPolicy restricts which endpoint methods may be called.

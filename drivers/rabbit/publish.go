@@ -23,9 +23,8 @@ import (
 const maxMisattributedRetries = 100
 
 // trackedInFlight bounds the publishes in flight on a tracked channel, and
-// sizes the buffers of its returns and confirms, so that amqp091-go, which
-// drops a notification that waits longer than 5 s for room, always finds
-// room.
+// sizes the buffer of its returns, so that amqp091-go, which drops a
+// notification that waits longer than 5 s for room, always finds room.
 const trackedInFlight = 256
 
 // pubChannel is a channel that publishes.
@@ -60,34 +59,25 @@ const (
 )
 
 // openPubChannel opens a publishing channel, in confirm mode if asked. A
-// tracked channel has a tracker goroutine, owned by c, that settles its
-// publishes and ends with the channel.
+// tracked channel has a tracker that settles its publishes.
 func openPubChannel(c *conn, sess *session, confirm bool, track tracking) (*pubChannel, error) {
 	ch, err := sess.amqp.Channel()
 	if err != nil {
 		return nil, err
 	}
 	pc := &pubChannel{ch: ch, closes: ch.NotifyClose(make(chan *amqp.Error, 1))}
-	var returns <-chan amqp.Return
-	var confirms <-chan amqp.Confirmation
 	if track == byConfirm {
 		confirm = true
-		returns = ch.NotifyReturn(make(chan amqp.Return, trackedInFlight))
-		confirms = ch.NotifyPublish(make(chan amqp.Confirmation, trackedInFlight))
+		pc.tracker = &confirmTracker{
+			pending: map[uint64]*trackedPublish{}, slots: make(chan struct{}, trackedInFlight),
+			returns: ch.NotifyReturn(make(chan amqp.Return, trackedInFlight)),
+		}
 	}
 	if confirm {
 		if err := ch.Confirm(false); err != nil {
 			_ = ch.Close()
 			return nil, err
 		}
-	}
-	if track == untracked {
-		return pc, nil
-	}
-	pc.tracker = &confirmTracker{pending: map[uint64]*trackedPublish{}, slots: make(chan struct{}, trackedInFlight)}
-	if !c.spawn(func() { pc.tracker.run(returns, confirms) }) {
-		_ = ch.Close()
-		return nil, driver.ErrClosed
 	}
 	return pc, nil
 }
@@ -136,29 +126,32 @@ func (s *sharedChannel) retire(c *conn, pc *pubChannel) {
 // confirmTracker settles the publishes of a tracked channel: those that
 // wait for their confirm whatever the confirms option says (mandatory
 // ones, and the driver's own republishing), and must learn whether the
-// broker returned them. One goroutine reads the channel's basic.return and
-// basic.ack/nack notifications in the order amqp091-go's reader sends them,
-// which is the order the broker sent them. RabbitMQ handles a channel's
+// broker returned them. Each publish waits for its own deferred
+// confirmation, which amqp091-go's reader settles as it reads the confirm
+// (or nacks when the channel closes). RabbitMQ handles a channel's
 // publishes in order and returns an unroutable mandatory message as it
-// routes it, before that message's confirm; so when a confirm arrives,
-// the return of its message, if any, has been read. A return carries no
-// delivery tag: it goes to the earliest unsettled mandatory publish with
-// the same exchange, routing key and body (returns come in publish order,
-// and earlier matching publishes that were routed are told apart from it
-// only if their bodies differ: copies that are byte for byte the same
-// have outcomes nobody can tell apart).
+// routes it, before that message's confirm; amqp091-go's reader puts the
+// return in the buffered returns before it reads the confirm. So a
+// publish whose confirmation is done reads the returns that are there,
+// under mu, and its own, if any, has been matched by then. A return
+// carries no delivery tag: it goes to the earliest unsettled mandatory
+// publish with the same exchange, routing key and body (returns come in
+// publish order, and earlier matching publishes that were routed are told
+// apart from it only if their bodies differ: copies that are byte for
+// byte the same have outcomes nobody can tell apart).
 type confirmTracker struct {
 	// pubMu holds the channel's next delivery tag from its reservation to
 	// its publication, so that a publish is recorded under the tag the
 	// channel gives it.
 	pubMu sync.Mutex
 	// slots holds one token per publish until it is settled, even if its
-	// publisher stopped waiting: trackedInFlight at most.
-	slots chan struct{}
+	// publisher stopped waiting: trackedInFlight at most, so that the
+	// returns always have room.
+	slots   chan struct{}
+	returns <-chan amqp.Return // read under mu
 
 	mu      sync.Mutex
 	pending map[uint64]*trackedPublish // by delivery tag
-	ended   bool                       // the channel closed
 }
 
 // trackedPublish is one publish on a tracked channel, until settled.
@@ -166,9 +159,8 @@ type trackedPublish struct {
 	exchange, key string
 	body          []byte // a mandatory publish's, to match its return
 	mandatory     bool
-	settled       chan struct{} // closed once the fields below are final
-	acked         bool
-	returned      *amqp.Return
+	tag           uint64
+	returned      *amqp.Return // set under the tracker's mu
 }
 
 // publish publishes p on ch and records it for its confirm, once fewer
@@ -181,78 +173,55 @@ func (t *confirmTracker) publish(ctx context.Context, ch *amqp.Channel, p *track
 	}
 	t.pubMu.Lock()
 	defer t.pubMu.Unlock()
-	tag := ch.GetNextPublishSeqNo()
+	p.tag = ch.GetNextPublishSeqNo()
 	t.mu.Lock()
-	if t.ended {
-		t.mu.Unlock()
-		<-t.slots
-		return nil, amqp.ErrClosed
-	}
-	t.pending[tag] = p
+	t.pending[p.tag] = p
 	t.mu.Unlock()
 	dc, err := ch.PublishWithDeferredConfirm(p.exchange, p.key, p.mandatory, false, *pub)
+	if err == nil && dc == nil {
+		err = fmt.Errorf("%w: the tracked channel is not in confirm mode", driver.ErrClosed)
+	}
 	if err != nil {
-		// The channel closing may have settled it already (settleAll),
-		// giving its slot back: the slot is given back once.
-		t.mu.Lock()
-		_, unsettled := t.pending[tag]
-		delete(t.pending, tag)
-		t.mu.Unlock()
-		if unsettled {
-			<-t.slots
-		}
+		t.settle(p)
 		return nil, err
 	}
 	return dc, nil
 }
 
-// drainReturns matches the returns already read, setting *returns to nil
-// once amqp091-go closed it.
-func (t *confirmTracker) drainReturns(returns *<-chan amqp.Return) {
-	for *returns != nil {
-		select {
-		case r, ok := <-*returns:
-			if !ok {
-				*returns = nil
-				return
-			}
-			t.match(r)
-		default:
-			return
-		}
-	}
-}
-
-// run settles publishes until the channel closes, then settles the rest.
-func (t *confirmTracker) run(returns <-chan amqp.Return, confirms <-chan amqp.Confirmation) {
-	defer func() {
-		t.drainReturns(&returns) // amqp091-go closed the returns before the confirms
-		t.settleAll()
-	}()
-	for {
-		select {
-		case r, ok := <-returns:
-			if !ok {
-				returns = nil
-				continue
-			}
-			t.match(r)
-		case c, ok := <-confirms:
-			if !ok {
-				return
-			}
-			// Read the returns the broker sent before this confirm.
-			t.drainReturns(&returns)
-			t.settle(c.DeliveryTag, c.Ack)
-		}
-	}
-}
-
-// match gives a return to the earliest unsettled mandatory publish of the
-// same message.
-func (t *confirmTracker) match(r amqp.Return) {
+// settle reads the returns amqp091-go has put by, matching each to its
+// publish, and settles p, whose confirmation is done (or which was never
+// sent): its return, if any, is matched.
+func (t *confirmTracker) settle(p *trackedPublish) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	for drained := false; !drained; {
+		select {
+		case r, ok := <-t.returns:
+			if !ok {
+				drained = true
+				break
+			}
+			t.matchLocked(r)
+		default:
+			drained = true
+		}
+	}
+	delete(t.pending, p.tag)
+	<-t.slots
+}
+
+// settleLater settles p once its confirmation is done, for a publisher
+// that stopped waiting.
+func (t *confirmTracker) settleLater(p *trackedPublish, dc *amqp.DeferredConfirmation) {
+	go func() {
+		<-dc.Done() // confirmed, or nacked as the channel closes
+		t.settle(p)
+	}()
+}
+
+// matchLocked gives a return to the earliest unsettled mandatory publish
+// of the same message.
+func (t *confirmTracker) matchLocked(r amqp.Return) {
 	var first uint64
 	for tag, p := range t.pending {
 		if (first == 0 || tag < first) && p.mandatory && p.returned == nil &&
@@ -262,30 +231,6 @@ func (t *confirmTracker) match(r amqp.Return) {
 	}
 	if first != 0 {
 		t.pending[first].returned = &r
-	}
-}
-
-func (t *confirmTracker) settle(tag uint64, ack bool) {
-	t.mu.Lock()
-	p := t.pending[tag]
-	delete(t.pending, tag)
-	t.mu.Unlock()
-	if p != nil {
-		p.acked = ack
-		close(p.settled)
-		<-t.slots
-	}
-}
-
-// settleAll settles what the closed channel will never confirm.
-func (t *confirmTracker) settleAll() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.ended = true
-	for tag, p := range t.pending {
-		delete(t.pending, tag)
-		close(p.settled)
-		<-t.slots
 	}
 }
 
@@ -451,10 +396,10 @@ func (c *conn) publishShared(ctx context.Context, sess *session, shared *sharedC
 // waits until the publish is settled by its confirm, with its return for a
 // mandatory publish.
 func (c *conn) publishTracked(ctx context.Context, sess *session, exchange, key string, mandatory bool, pub *amqp.Publishing) (publishOutcome, error) {
-	p := &trackedPublish{exchange: exchange, key: key, mandatory: mandatory, settled: make(chan struct{})}
+	p := &trackedPublish{exchange: exchange, key: key, mandatory: mandatory}
 	if mandatory {
 		// A copy: the caller may reuse the body once Publish returns,
-		// before the publish is settled.
+		// which it does before the publish is settled if ctx ends.
 		p.body = bytes.Clone(pub.Body)
 	}
 	tracked := &sess.tracked
@@ -470,17 +415,16 @@ func (c *conn) publishTracked(ctx context.Context, sess *session, exchange, key 
 		return c.notSent(sess, pc, err)
 	}
 	select {
-	case <-p.settled:
+	case <-dc.Done():
+		pc.tracker.settle(p)
 	case <-ctx.Done():
+		pc.tracker.settleLater(p, dc)
 		return published, fmt.Errorf("waiting for the broker's confirm (the message may or may not have been taken): %w", ctx.Err())
 	}
 	switch r := p.returned; {
 	case r != nil:
 		return published, fmt.Errorf("%w: %s (AMQP reply %d) for exchange %q, key %q", driver.ErrUnroutable, r.ReplyText, r.ReplyCode, r.Exchange, r.RoutingKey)
-	// The tracker misses a confirm that came out of order just before the
-	// channel closed (amqp091-go drops those it has not put in order); the
-	// deferred confirmation has it.
-	case p.acked || (dc != nil && dc.Acked()):
+	case dc.Acked():
 		return published, nil
 	case pc.ch.IsClosed():
 		return c.failed(sess, pc, exchange)
