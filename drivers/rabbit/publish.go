@@ -46,27 +46,16 @@ func (pc *pubChannel) closeReason() *amqp.Error {
 	return pc.reason
 }
 
-// tracking says how a publishing channel learns what became of its
-// publishes.
-type tracking uint8
-
-const (
-	// untracked: nothing beyond the confirm a publish may wait for.
-	untracked tracking = iota
-	// byConfirm: in confirm mode, each publish settled by its confirm and
-	// its return.
-	byConfirm
-)
-
 // openPubChannel opens a publishing channel, in confirm mode if asked. A
-// tracked channel has a tracker that settles its publishes.
-func openPubChannel(c *conn, sess *session, confirm bool, track tracking) (*pubChannel, error) {
+// tracked channel (track) is in confirm mode, with a tracker that settles
+// each publish by its confirm and its return.
+func openPubChannel(c *conn, sess *session, confirm, track bool) (*pubChannel, error) {
 	ch, err := sess.amqp.Channel()
 	if err != nil {
 		return nil, err
 	}
 	pc := &pubChannel{ch: ch, closes: ch.NotifyClose(make(chan *amqp.Error, 1))}
-	if track == byConfirm {
+	if track {
 		confirm = true
 		pc.tracker = &confirmTracker{
 			pending: map[uint64]*trackedPublish{}, slots: make(chan struct{}, trackedInFlight),
@@ -92,7 +81,7 @@ type sharedChannel struct {
 	cur     atomic.Pointer[pubChannel]
 	mu      sync.Mutex // serialises opening
 	confirm bool
-	track   tracking
+	track   bool // a tracked channel (see openPubChannel)
 }
 
 func (s *sharedChannel) get(c *conn, sess *session) (*pubChannel, error) {

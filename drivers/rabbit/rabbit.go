@@ -291,7 +291,7 @@ func (c *conn) newSession(ac *amqp.Connection, host driver.Host) *session {
 		lost:   make(chan struct{}),
 	}
 	sess.pub.confirm = c.s.confirms
-	sess.tracked.confirm, sess.tracked.track = true, byConfirm
+	sess.tracked.confirm, sess.tracked.track = true, true
 	sess.consumerChannels.spread = spreadChannels
 	return sess
 }
