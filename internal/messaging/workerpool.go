@@ -247,6 +247,12 @@ func (p *WorkerPool[T]) next(w *worker) bool {
 		w.receive, w.retire = context.WithCancel(context.Background())
 	}
 	target.mu.Lock()
+	if target.ended && target != own {
+		// Its queue is no longer served: back to its own.
+		target.mu.Unlock()
+		target = own
+		target.mu.Lock()
+	}
 	defer target.mu.Unlock()
 	if target.ended {
 		w.retire()
