@@ -359,10 +359,7 @@ func (pc *pendingCall) expire() {
 	pc.mu.Lock()
 	pc.expired = true
 	pc.mu.Unlock()
-	select {
-	case pc.notify <- struct{}{}:
-	default:
-	}
+	pc.wake()
 }
 
 // deliver records one reply for the call; it reports false for a
@@ -380,10 +377,7 @@ func (pc *pendingCall) deliver(r *oslo.Reply) bool {
 	default:
 		pc.heartbeat = true
 	}
-	select {
-	case pc.notify <- struct{}{}:
-	default:
-	}
+	pc.wake()
 	return true
 }
 
@@ -391,6 +385,12 @@ func (pc *pendingCall) fail(err error) {
 	pc.mu.Lock()
 	pc.lost = err
 	pc.mu.Unlock()
+	pc.wake()
+}
+
+// wake tells the caller to take what changed; one pending wake-up is
+// enough, the caller reads the state under mu.
+func (pc *pendingCall) wake() {
 	select {
 	case pc.notify <- struct{}{}:
 	default:
