@@ -36,6 +36,9 @@ type WorkerPool[T any] struct {
 	closing    chan struct{}
 	closeOnce  sync.Once
 	goroutines sync.WaitGroup
+	// idleCheck runs retireIdle every IdleTimeout; idleMu orders its
+	// setting, re-arming and stopping, which run on different goroutines.
+	idleMu     sync.Mutex
 	idleCheck  *time.Timer
 	running    atomic.Int64 // goroutines
 	lost       atomic.Uint64
@@ -121,7 +124,9 @@ func NewWorkerPool[T any](consumers []*transport.Consumer, cfg WorkerPoolConfig[
 		l.mu.Unlock()
 	}
 	if cfg.IdleTimeout > 0 {
+		p.idleMu.Lock()
 		p.idleCheck = time.AfterFunc(cfg.IdleTimeout, p.retireIdle)
+		p.idleMu.Unlock()
 	}
 	return p
 }
@@ -408,7 +413,11 @@ func (p *WorkerPool[T]) retireIdle() {
 		l.fewestWaiting = len(l.waiting)
 		l.mu.Unlock()
 	}
-	p.idleCheck.Reset(p.cfg.IdleTimeout)
+	p.idleMu.Lock()
+	defer p.idleMu.Unlock()
+	if !p.stopped() { // Close stopped the timer: it stays stopped
+		p.idleCheck.Reset(p.cfg.IdleTimeout)
+	}
 }
 
 // Lost counts the consumers that ended while the pool was not stopping.
@@ -447,9 +456,11 @@ func (p *WorkerPool[T]) Drain(ctx context.Context) error {
 // holding a delivery for room wait for a handler to return.
 func (p *WorkerPool[T]) Close() {
 	p.closeOnce.Do(func() { close(p.closing) })
+	p.idleMu.Lock()
 	if p.idleCheck != nil {
 		p.idleCheck.Stop()
 	}
+	p.idleMu.Unlock()
 	for _, l := range p.lanes {
 		_ = l.consumer.Load().Close()
 	}

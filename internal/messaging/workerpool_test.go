@@ -238,3 +238,34 @@ func TestWorkerPoolResumes(t *testing.T) {
 		t.Fatal("nothing handled after the consumer was resumed")
 	}
 }
+
+// TestWorkerPoolIdleCheckAtOnce: an idle check that comes as the pool is
+// made, and again and again after, keeps one goroutine per queue and
+// stops with the pool (run with -race).
+func TestWorkerPoolIdleCheckAtOnce(t *testing.T) {
+	ctx := testContext(t)
+	tr, queues, consumers := poolFixture(t, 2)
+	stopping := make(chan struct{})
+	handled := make(chan string, 1)
+	pool := messaging.NewWorkerPool(consumers, messaging.WorkerPoolConfig[*transport.Delivery]{
+		Accept: func(d *transport.Delivery) (*transport.Delivery, bool) { return d, true },
+		Handle: func(_ context.Context, d *transport.Delivery) {
+			_ = d.Ack()
+			handled <- string(d.Body)
+		},
+		Context: context.Background(), MaxConcurrency: 2, IdleTimeout: time.Nanosecond,
+		Stopping: stopping, Logger: quiet, What: "deliveries",
+	})
+	publish(t, tr, queues[1], "through the checks")
+	select {
+	case <-handled:
+	case <-ctx.Done():
+		t.Fatal("nothing handled while the idle check ran")
+	}
+	if got := pool.Goroutines(); got < 2 {
+		t.Errorf("%d goroutines, want at least one per queue (2)", got)
+	}
+	close(stopping)
+	pool.Close()
+	pool.Wait()
+}
