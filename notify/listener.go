@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"regexp"
 	"slices"
 	"sync"
@@ -140,6 +141,21 @@ func WithBatch(size int, timeout time.Duration) ListenerOption {
 	return func(l *Listener) { l.batchSize, l.batchTimeout = size, timeout }
 }
 
+// DefaultPrefetch is how many notifications a listener holds from the
+// broker, unacknowledged, while it handles one: enough to keep the
+// broker's round trip out of a busy listener's way (with 2, a listener
+// waits for the broker after every other notification). oslo.messaging
+// sets no bound by default; a bound keeps a listener starting on a long
+// backlog from taking all of it into memory.
+const DefaultPrefetch = 64
+
+// WithPrefetch sets how many notifications the listener holds from the
+// broker, unacknowledged, at a time (DefaultPrefetch, or twice the batch
+// size if more): fewer shares a pool's queue more evenly among its
+// members, more hides the round trip to a distant broker. It must be at
+// least the batch size, for a batch to fill.
+func WithPrefetch(n int) ListenerOption { return func(l *Listener) { l.prefetch = n } }
+
 // WithRequeue allows handlers to requeue notifications, by returning
 // ErrRequeue or any other error, as oslo's allow_requeue.
 func WithRequeue() ListenerOption { return func(l *Listener) { l.allowRequeue = true } }
@@ -157,6 +173,7 @@ type Listener struct {
 	bounds       QueuePolicy
 	batchSize    int
 	batchTimeout time.Duration
+	prefetch     int // 0: the default
 	allowRequeue bool
 
 	mu  sync.Mutex
@@ -208,6 +225,14 @@ func NewListener(tr *transport.Transport, targets []transport.Target, endpoints 
 	batch := l.batchSize > 0
 	if l.batchSize < 0 || (batch && l.batchTimeout <= 0) {
 		return nil, fmt.Errorf("listener: %w: batch size %d and timeout %v", transport.ErrInvalid, l.batchSize, l.batchTimeout)
+	}
+	switch {
+	case l.prefetch < 0 || l.prefetch > math.MaxUint16:
+		return nil, fmt.Errorf("listener: %w: prefetch %d is not between 1 and %d", transport.ErrInvalid, l.prefetch, math.MaxUint16)
+	case l.prefetch > 0 && l.prefetch < l.batchSize:
+		return nil, fmt.Errorf("listener: %w: a batch of %d never fills with a prefetch of %d", transport.ErrInvalid, l.batchSize, l.prefetch)
+	case l.prefetch == 0:
+		l.prefetch = max(DefaultPrefetch, 2*l.batchSize)
 	}
 	for i, e := range endpoints {
 		if (e.Handle == nil) == (e.HandleBatch == nil) || batch != (e.HandleBatch != nil) {
@@ -358,10 +383,9 @@ func (l *Listener) Stats() ListenerStats {
 // consume starts a consumer on each queue; on error it returns those
 // started, for the caller to close.
 func (l *Listener) consume(ctx context.Context, queues []string) ([]*transport.Consumer, error) {
-	prefetch := max(l.batchSize, 1) * 2
 	var consumers []*transport.Consumer
 	for _, q := range queues {
-		c, err := l.tr.Consume(ctx, q, transport.ConsumeOptions{Prefetch: prefetch})
+		c, err := l.tr.Consume(ctx, q, transport.ConsumeOptions{Prefetch: l.prefetch})
 		if err != nil {
 			return consumers, err
 		}

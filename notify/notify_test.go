@@ -335,7 +335,7 @@ func TestStartDuringStop(t *testing.T) {
 // test ends, after the listeners startListener started have stopped.
 func openMemory(t *testing.T) *transport.Transport {
 	t.Helper()
-	tr, err := transport.Open(context.Background(), "memory://"+t.Name())
+	tr, err := transport.Open(context.Background(), "memory://"+strings.ReplaceAll(t.Name(), "/", "-"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,5 +380,82 @@ func TestListenerQueueDeleted(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("a notification sent after the queue came back was not handled")
+	}
+}
+
+// TestListenerPrefetch: a listener holds at most its prefetch of
+// notifications from the broker while it handles one; the rest stay in
+// the queue, for a pool's other members. (Without the bound, memory://
+// hands all four to the listener's first receive.)
+func TestListenerPrefetch(t *testing.T) {
+	for _, prefetch := range []int{1, 2} {
+		t.Run(fmt.Sprint("prefetch ", prefetch), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			tr := openMemory(t)
+			notifier, err := notify.NewNotifier(tr, "host")
+			if err != nil {
+				t.Fatal(err)
+			}
+			const sent = 4
+			for i := range sent {
+				if err := notifier.Info(ctx, fmt.Sprint("event-", i), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			started, release := make(chan string, sent), make(chan struct{})
+			l, err := notify.NewListener(tr, []transport.Target{{Topic: "notifications"}}, []notify.Endpoint{{
+				Handle: func(ctx context.Context, n *notify.Notification) error {
+					started <- n.EventType
+					<-release
+					return nil
+				},
+			}}, notify.WithPrefetch(prefetch))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if err := l.Stop(ctx); err != nil {
+					t.Errorf("Stop: %v", err)
+				}
+			}()
+			defer close(release)
+			select {
+			case <-started:
+			case <-ctx.Done():
+				t.Fatal("nothing handled")
+			}
+			left, err := tr.PurgeQueue(ctx, "notifications.info")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if held := sent - left; held > prefetch {
+				t.Errorf("with the first notification in hand, the listener held %d, more than its prefetch of %d", held, prefetch)
+			}
+		})
+	}
+}
+
+func TestListenerRefusesBadPrefetch(t *testing.T) {
+	tr := openMemory(t)
+	handle := func(context.Context, *notify.Notification) error { return nil }
+	batch := func(context.Context, []*notify.Notification) error { return nil }
+	for _, tc := range []struct {
+		name     string
+		endpoint notify.Endpoint
+		opts     []notify.ListenerOption
+	}{
+		{"negative", notify.Endpoint{Handle: handle}, []notify.ListenerOption{notify.WithPrefetch(-1)}},
+		{"past AMQP's bound", notify.Endpoint{Handle: handle}, []notify.ListenerOption{notify.WithPrefetch(1 << 16)}},
+		{"below the batch size", notify.Endpoint{HandleBatch: batch},
+			[]notify.ListenerOption{notify.WithBatch(10, time.Second), notify.WithPrefetch(5)}},
+	} {
+		_, err := notify.NewListener(tr, []transport.Target{{Topic: "notifications"}}, []notify.Endpoint{tc.endpoint}, tc.opts...)
+		if !errors.Is(err, transport.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", tc.name, err)
+		}
 	}
 }

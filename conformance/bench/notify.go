@@ -40,9 +40,9 @@ import (
 //     does so that notifications wait for a listener (nothing consumes
 //     it; it is deleted after the run), and the pool's queue.
 //   - Listener: one consumer on the pool's queue, on a connection of its
-//     own, manual ack with prefetch 2 (notify.Listener's: twice its batch
-//     size of 1), acking each delivery after its handler returns; one
-//     handler runs at a time.
+//     own, manual ack with notify.Listener's default prefetch
+//     (notify.DefaultPrefetch, 64), acking each delivery after its
+//     handler returns; one handler runs at a time.
 //
 // A measured pass ends when every notification it published has been
 // handled (or at the run's time bound): msg/s is end to end, from the
@@ -57,7 +57,7 @@ import (
 
 // notifyPrefetch is notify.Listener's prefetch for a listener without
 // batches, which the raw listener uses too.
-const notifyPrefetch = 2
+const notifyPrefetch = notify.DefaultPrefetch
 
 // notifyEventType is the event type of the benchmark's notifications.
 const notifyEventType = "switchyard.bench"
@@ -269,7 +269,7 @@ func (s *switchyardClient) notifyRig(ctx context.Context, lim Limits) (_ *notify
 // (see the case's description above): the publishers share one channel
 // in confirm mode (when r confirms), each waiting for its publish's
 // deferred confirm; the listener acks each delivery on a channel with
-// prefetch 2.
+// notify.Listener's prefetch.
 func (r *rabbitClient) notifyRig(ctx context.Context, lim Limits) (_ *notifyRig, err error) {
 	pubConn, subConn, closeBoth, err := r.dialPair()
 	if err != nil {

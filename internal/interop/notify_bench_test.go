@@ -36,7 +36,8 @@ const notifyBenchChunk = 500
 //     guarantees and acks (see the notify case in conformance/bench:
 //     persistent messages, each publish waiting for its confirm, to a
 //     topic exchange bound to the notifier's "<topic>.info" queue and the
-//     pool's queue, the listener acking each delivery with prefetch 2),
+//     pool's queue, the listener acking each delivery with prefetch 64,
+//     notify.Listener's default),
 //   - python: oslo.messaging 14's Notifier (messagingv2) → a notification
 //     listener with a pool (threading executor), timed inside the Python
 //     process (testdata/notify_bench.py); oslo publishes persistent
