@@ -199,9 +199,13 @@ func (t *confirmTracker) settle(p *trackedPublish) {
 	<-t.slots
 }
 
-// settleLater settles p once its confirmation is done, for a publisher
-// that stopped waiting.
-func (t *confirmTracker) settleLater(p *trackedPublish, dc *amqp.DeferredConfirmation) {
+// abandon settles p once its confirmation is done, for a publisher that
+// stopped waiting. p keeps a copy of its body, to match a return: the
+// publisher may reuse its own once Publish returns.
+func (t *confirmTracker) abandon(p *trackedPublish, dc *amqp.DeferredConfirmation) {
+	t.mu.Lock()
+	p.body = bytes.Clone(p.body)
+	t.mu.Unlock()
 	go func() {
 		<-dc.Done() // confirmed, or nacked as the channel closes
 		t.settle(p)
@@ -387,9 +391,7 @@ func (c *conn) publishShared(ctx context.Context, sess *session, shared *sharedC
 func (c *conn) publishTracked(ctx context.Context, sess *session, exchange, key string, mandatory bool, pub *amqp.Publishing) (publishOutcome, error) {
 	p := &trackedPublish{exchange: exchange, key: key, mandatory: mandatory}
 	if mandatory {
-		// A copy: the caller may reuse the body once Publish returns,
-		// which it does before the publish is settled if ctx ends.
-		p.body = bytes.Clone(pub.Body)
+		p.body = pub.Body // copied if this publisher stops waiting (see abandon)
 	}
 	tracked := &sess.tracked
 	pc, err := tracked.get(c, sess)
@@ -407,7 +409,7 @@ func (c *conn) publishTracked(ctx context.Context, sess *session, exchange, key 
 	case <-dc.Done():
 		pc.tracker.settle(p)
 	case <-ctx.Done():
-		pc.tracker.settleLater(p, dc)
+		pc.tracker.abandon(p, dc)
 		return published, fmt.Errorf("waiting for the broker's confirm (the message may or may not have been taken): %w", ctx.Err())
 	}
 	switch r := p.returned; {
