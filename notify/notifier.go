@@ -165,8 +165,8 @@ type notifierShared struct {
 
 	queues QueuePolicy
 
-	mu       sync.Mutex
-	declared map[string]bool // routing keys whose queue is declared
+	mu       sync.Mutex // serialises declaring
+	declared sync.Map   // routing keys whose queue is declared
 }
 
 // NewNotifier returns a notifier publishing as publisherID (e.g.
@@ -194,7 +194,7 @@ func NewNotifier(tr *transport.Transport, publisherID string, opts ...NotifierOp
 	if len(n.set.topics) == 0 {
 		return nil, fmt.Errorf("notifier: %w: no topics", transport.ErrInvalid)
 	}
-	n.shared = &notifierShared{tr: tr, declared: map[string]bool{}}
+	n.shared = &notifierShared{tr: tr}
 	if tr != nil {
 		topo, err := messaging.NewTopology(tr)
 		if err != nil {
@@ -335,9 +335,12 @@ func (n *Notifier) notify(ctx context.Context, priority Priority, eventType stri
 // PublishOnly, the queue key (bounded as the policy says), bound with key,
 // once per key.
 func (s *notifierShared) declare(ctx context.Context, exchange, key string) error {
+	if _, ok := s.declared.Load(key); ok {
+		return nil // the common case: concurrent notifiers do not queue on mu
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.declared[key] {
+	if _, ok := s.declared.Load(key); ok {
 		return nil
 	}
 	if err := s.topo.DeclareExchange(ctx, s.tr, s.topo.Exchange(exchange)); err != nil {
@@ -353,7 +356,7 @@ func (s *notifierShared) declare(ctx context.Context, exchange, key string) erro
 			return err
 		}
 	}
-	s.declared[key] = true
+	s.declared.Store(key, true)
 	return nil
 }
 
