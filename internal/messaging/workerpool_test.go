@@ -200,20 +200,15 @@ func TestWorkerPoolResumes(t *testing.T) {
 	tr, queues, consumers := poolFixture(t, 1)
 	stopping := make(chan struct{})
 	handled := make(chan string, 4)
-	pool := messaging.NewWorkerPool(consumers, messaging.WorkerPoolConfig[*transport.Delivery]{
-		Accept: func(d *transport.Delivery) (*transport.Delivery, bool) { return d, true },
-		Handle: func(_ context.Context, d *transport.Delivery) {
-			_ = d.Ack()
-			handled <- string(d.Body)
-		},
-		Resume: func(ctx context.Context, queue string) (*transport.Consumer, error) {
-			if _, err := tr.DeclareQueue(ctx, transport.Queue{Name: queue}); err != nil {
-				return nil, err
-			}
-			return tr.Consume(ctx, queue, transport.ConsumeOptions{Prefetch: 4})
-		},
-		Context: context.Background(), MaxConcurrency: 2, Stopping: stopping, Logger: quiet, What: "deliveries",
-	})
+	cfg := ackingConfig(handled)
+	cfg.Resume = func(ctx context.Context, queue string) (*transport.Consumer, error) {
+		if _, err := tr.DeclareQueue(ctx, transport.Queue{Name: queue}); err != nil {
+			return nil, err
+		}
+		return tr.Consume(ctx, queue, transport.ConsumeOptions{Prefetch: 4})
+	}
+	cfg.MaxConcurrency, cfg.Stopping, cfg.Logger, cfg.What = 2, stopping, quiet, "deliveries"
+	pool := messaging.NewWorkerPool(consumers, cfg)
 	defer func() { close(stopping); pool.Close(); pool.Wait() }()
 	// A second transport deletes the queue: this one's consumer ends
 	// unasked.
@@ -247,15 +242,10 @@ func TestWorkerPoolIdleCheckAtOnce(t *testing.T) {
 	tr, queues, consumers := poolFixture(t, 2)
 	stopping := make(chan struct{})
 	handled := make(chan string, 1)
-	pool := messaging.NewWorkerPool(consumers, messaging.WorkerPoolConfig[*transport.Delivery]{
-		Accept: func(d *transport.Delivery) (*transport.Delivery, bool) { return d, true },
-		Handle: func(_ context.Context, d *transport.Delivery) {
-			_ = d.Ack()
-			handled <- string(d.Body)
-		},
-		Context: context.Background(), MaxConcurrency: 2, IdleTimeout: time.Nanosecond,
-		Stopping: stopping, Logger: quiet, What: "deliveries",
-	})
+	cfg := ackingConfig(handled)
+	cfg.MaxConcurrency, cfg.IdleTimeout = 2, time.Nanosecond
+	cfg.Stopping, cfg.Logger, cfg.What = stopping, quiet, "deliveries"
+	pool := messaging.NewWorkerPool(consumers, cfg)
 	publish(t, tr, queues[1], "through the checks")
 	select {
 	case <-handled:
@@ -268,4 +258,17 @@ func TestWorkerPoolIdleCheckAtOnce(t *testing.T) {
 	close(stopping)
 	pool.Close()
 	pool.Wait()
+}
+
+// ackingConfig is a pool's configuration whose handler acks each delivery
+// and reports its body on handled.
+func ackingConfig(handled chan<- string) messaging.WorkerPoolConfig[*transport.Delivery] {
+	return messaging.WorkerPoolConfig[*transport.Delivery]{
+		Accept: func(d *transport.Delivery) (*transport.Delivery, bool) { return d, true },
+		Handle: func(_ context.Context, d *transport.Delivery) {
+			_ = d.Ack()
+			handled <- string(d.Body)
+		},
+		Context: context.Background(),
+	}
 }
