@@ -53,6 +53,8 @@ type clientShared struct {
 	// idle keeps finished pendingCalls, with their channel and timer, for
 	// the next calls.
 	idle sync.Pool
+
+	codecs flatCodecs // for arguments and results
 }
 
 // pendingCall collects the replies to one call.
@@ -224,7 +226,7 @@ func (c *Client) call(ctx context.Context, target transport.Target, method strin
 		// and anything else is left as it is.
 		err = json.Unmarshal([]byte("null"), result)
 	} else {
-		err = decodeInto(reply.Result, result)
+		err = c.shared.codecs.decodeResult(reply.Result, result)
 	}
 	if err != nil {
 		return fmt.Errorf("decode the result into %T: %w", result, err)
@@ -246,7 +248,7 @@ func (c *Client) send(ctx context.Context, target transport.Target, method strin
 	if method == "" {
 		return fmt.Errorf("%w: empty method name", transport.ErrInvalid)
 	}
-	argsJSON, err := encodeArgs(args)
+	argsJSON, err := c.shared.codecs.encodeArgs(args)
 	if err != nil {
 		return fmt.Errorf("%w: %v", transport.ErrInvalid, err)
 	}

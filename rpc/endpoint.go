@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/switchyard-mq/switchyard/internal/flatjson"
 	"github.com/switchyard-mq/switchyard/internal/oslo"
 	"github.com/switchyard-mq/switchyard/transport"
 )
@@ -96,6 +97,10 @@ type method struct {
 	fn, recv  reflect.Value
 	args      reflect.Type // nil for a method that takes none
 	hasResult bool
+	// argsDecoder and resultEncoder are package flatjson's codecs for
+	// flat struct arguments and results, nil for other types.
+	argsDecoder   *flatjson.StructDecoder
+	resultEncoder *flatjson.StructEncoder
 	// frame is the method's frame in the traceback of the errors it
 	// returns (Go errors carry no stack): its file, the line where its
 	// code begins, and its function name.
@@ -149,6 +154,12 @@ func newEndpoint(ep Endpoint, allowed AccessPolicy) (*endpoint, []unexposed, err
 		}
 		md := &method{name: m.Name, fn: m.Func, recv: v, args: args, hasResult: hasResult,
 			frame: methodFrame(v.Type(), m.Name)}
+		if args != nil {
+			md.argsDecoder = flatjson.NewStructDecoder(args)
+		}
+		if hasResult {
+			md.resultEncoder = flatjson.NewStructEncoder(m.Type.Out(0))
+		}
 		byGoName[m.Name] = md
 		key := normalize(m.Name)
 		if other, dup := e.methods[key]; dup {
@@ -441,12 +452,12 @@ func (m *method) invoke(ctx context.Context, rawArgs json.RawMessage, errs *Erro
 	in := [3]reflect.Value{m.recv, reflect.ValueOf(&ctx).Elem()}
 	n := 2
 	if m.args != nil {
-		args := reflect.New(m.args)
-		if err := decodeInto(rawArgs, args.Interface()); err != nil {
+		args := reflect.New(m.args).Elem()
+		if err := m.decodeArgs(rawArgs, args); err != nil {
 			return nil, oslo.NewFailure("builtins", "TypeError",
 				fmt.Sprintf("%s() arguments %s do not decode into %s: %v", m.name, truncate(rawArgs, 200), m.args, err))
 		}
-		in[n] = args.Elem()
+		in[n] = args
 		n++
 	}
 	defer func() {
@@ -461,11 +472,37 @@ func (m *method) invoke(ctx context.Context, rawArgs json.RawMessage, errs *Erro
 	if !m.hasResult {
 		return nil, nil
 	}
-	raw, err := json.Marshal(out[0].Interface())
+	raw, err := m.encodeResult(out[0])
 	if err != nil {
 		return nil, oslo.NewFailure("builtins", "TypeError", fmt.Sprintf("%s() result %T does not encode as JSON: %v", m.name, out[0].Interface(), err))
 	}
 	return raw, nil
+}
+
+// decodeArgs decodes a request's keyword arguments into args, a zero
+// value of m.args: through package flatjson where it can, else (and for
+// the error) as decodeInto does.
+func (m *method) decodeArgs(raw json.RawMessage, args reflect.Value) error {
+	if m.argsDecoder != nil {
+		if m.argsDecoder.Decode(raw, args) {
+			return nil
+		}
+		args.SetZero()
+	}
+	return decodeInto(raw, args.Addr().Interface())
+}
+
+// encodeResult encodes a method's result as json.Marshal does: through
+// package flatjson where it can.
+func (m *method) encodeResult(result reflect.Value) ([]byte, error) {
+	if m.resultEncoder != nil {
+		if raw, ok := m.resultEncoder.Append(make([]byte, 0, 128), result); ok {
+			return raw, nil
+		}
+	} else if raw, ok := flatjson.AppendScalar(make([]byte, 0, 24), result.Interface()); ok {
+		return raw, nil
+	}
+	return json.Marshal(result.Interface())
 }
 
 func truncate(b []byte, n int) string {

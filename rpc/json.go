@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"sync"
 
+	"github.com/switchyard-mq/switchyard/internal/flatjson"
 	"github.com/switchyard-mq/switchyard/internal/messaging"
 )
 
@@ -72,4 +74,65 @@ func encodeArgs(args any) (json.RawMessage, error) {
 func isJSONObject(raw []byte) bool {
 	raw = bytes.TrimSpace(raw)
 	return len(raw) > 0 && raw[0] == '{'
+}
+
+// flatCodecs keeps, by Go type, the codecs of package flatjson for the
+// flat structs a client sends as arguments and decodes results into, so
+// that those skip encoding/json's reflection and double scan; a type that
+// is not flat maps to nil and takes encoding/json.
+type flatCodecs struct {
+	encoders sync.Map // reflect.Type → *flatjson.StructEncoder
+	decoders sync.Map // reflect.Type → *flatjson.StructDecoder
+}
+
+func (c *flatCodecs) encoder(t reflect.Type) *flatjson.StructEncoder {
+	if e, ok := c.encoders.Load(t); ok {
+		return e.(*flatjson.StructEncoder)
+	}
+	e, _ := c.encoders.LoadOrStore(t, flatjson.NewStructEncoder(t))
+	return e.(*flatjson.StructEncoder)
+}
+
+func (c *flatCodecs) decoder(t reflect.Type) *flatjson.StructDecoder {
+	if d, ok := c.decoders.Load(t); ok {
+		return d.(*flatjson.StructDecoder)
+	}
+	d, _ := c.decoders.LoadOrStore(t, flatjson.NewStructDecoder(t))
+	return d.(*flatjson.StructDecoder)
+}
+
+// encodeArgs is encodeArgs, through a flat struct's encoder where args
+// is one (or a pointer to one).
+func (c *flatCodecs) encodeArgs(args any) (json.RawMessage, error) {
+	v := reflect.ValueOf(args)
+	if v.Kind() == reflect.Pointer && !v.IsNil() {
+		v = v.Elem()
+	}
+	if v.Kind() == reflect.Struct {
+		if e := c.encoder(v.Type()); e != nil {
+			if raw, ok := e.Append(make([]byte, 0, 128), v); ok {
+				return raw, nil
+			}
+		}
+	}
+	return encodeArgs(args)
+}
+
+// decodeResult is decodeInto for a call's result, through package
+// flatjson where dst points to a scalar or to a flat struct still zero
+// (flatjson decodes into a zero value only: encoding/json keeps the fields
+// a result does not name).
+func (c *flatCodecs) decodeResult(raw []byte, dst any) error {
+	if flatjson.DecodeScalar(raw, dst) {
+		return nil
+	}
+	if v := reflect.ValueOf(dst).Elem(); v.Kind() == reflect.Struct {
+		if d := c.decoder(v.Type()); d != nil && v.IsZero() {
+			if d.Decode(raw, v) {
+				return nil
+			}
+			v.SetZero()
+		}
+	}
+	return decodeInto(raw, dst)
 }

@@ -21,7 +21,7 @@ var floors = []struct {
 	floor    int
 	packages []string
 }{
-	{1, []string{"router", "internal/oslo", "internal/backoff"}},
+	{1, []string{"router", "internal/oslo", "internal/backoff", "internal/flatjson"}},
 	{2, []string{"transport/driver"}},
 	{3, []string{"transport/driver/option"}},
 	{4, []string{"transport", "internal/tlsfiles"}},
