@@ -581,16 +581,8 @@ func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Re
 			logger.Log(ctx, level, "reply not sent", "reply_queue", req.ReplyQ, "msg_id", req.MsgID, "heartbeat", !r.Ending, "err", err)
 			return
 		}
-		if background {
-			select {
-			case s.backgroundReplies <- struct{}{}:
-				s.handlers.Go(func() {
-					defer func() { <-s.backgroundReplies }()
-					s.publishReply(ctx, req, r, logger, false)
-				})
-				return
-			default: // no room: retry here
-			}
+		if background && s.retryInBackground(ctx, req, *r, logger) {
+			return
 		}
 		if retryUntil == nil {
 			deadline := time.NewTimer(missingReplyQueueRetry)
@@ -612,6 +604,22 @@ func (s *Server) publishReply(ctx context.Context, req *oslo.Request, r *oslo.Re
 			logger.WarnContext(ctx, "server stopping; reply abandoned", "reply_queue", req.ReplyQ, "msg_id", req.MsgID)
 			return
 		}
+	}
+}
+
+// retryInBackground retries a reply on a goroutine of its own, if there
+// is room for one. (The goroutine takes a copy of the reply, so that the
+// reply of a call that needs no retry stays on its worker's stack.)
+func (s *Server) retryInBackground(ctx context.Context, req *oslo.Request, r oslo.Reply, logger *slog.Logger) bool {
+	select {
+	case s.backgroundReplies <- struct{}{}:
+		s.handlers.Go(func() {
+			defer func() { <-s.backgroundReplies }()
+			s.publishReply(ctx, req, &r, logger, false)
+		})
+		return true
+	default: // no room: the caller retries
+		return false
 	}
 }
 
