@@ -42,6 +42,9 @@ type clientShared struct {
 	declaredMu sync.Mutex   // serializes declarations
 	declared   sync.Map     // names of exchanges this client declared
 	replyQFast atomic.Value // the reply queue's name, once declared
+	// lastValid is the target validated last: a client mostly sends to
+	// the same target, which is then not validated again.
+	lastValid atomic.Pointer[transport.Target]
 
 	mu       sync.Mutex
 	closed   atomic.Bool
@@ -242,7 +245,7 @@ type call struct {
 
 // send encodes and publishes one request; call is nil for a cast.
 func (c *Client) send(ctx context.Context, target transport.Target, method string, args any, call *call) error {
-	if err := target.Validate(); err != nil {
+	if err := c.shared.validate(target); err != nil {
 		return err
 	}
 	if method == "" {
@@ -450,6 +453,19 @@ func (s *clientShared) unregister(msgID string, pc *pendingCall) {
 	default:
 	}
 	s.idle.Put(pc)
+}
+
+// validate validates target, unless it is the target validated last.
+func (s *clientShared) validate(target transport.Target) error {
+	if last := s.lastValid.Load(); last != nil && *last == target {
+		return nil
+	}
+	if err := target.Validate(); err != nil {
+		return err
+	}
+	valid := target // copied to the heap only here
+	s.lastValid.Store(&valid)
+	return nil
 }
 
 // declareExchange declares an exchange the first time this client sends to

@@ -221,3 +221,40 @@ func wantServing(ctx context.Context, t *testing.T, client *rpc.Client, what str
 		t.Errorf("a call %s: %d, %v", what, sum, err)
 	}
 }
+
+// TestSendRefusesInvalidTarget: a target that is not valid is an
+// ErrInvalid, whichever target the client sent to before it (the client
+// remembers the last valid one).
+func TestSendRefusesInvalidTarget(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr := open(t)
+	startCalc(t, tr)
+	client, err := rpc.NewClient(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	valid := transport.Target{Topic: "calc"}
+	for _, tt := range []struct {
+		name   string
+		target transport.Target
+	}{
+		{"no topic", transport.Target{}},
+		{"a space in the topic", transport.Target{Topic: "calc x"}},
+		{"a version without a minor number", transport.Target{Topic: "calc", Version: "1"}},
+		{"a valid topic with a bad server", transport.Target{Topic: "calc", Server: "s 1"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, after := range []string{"first", "after a valid call"} {
+				if err := client.Cast(ctx, tt.target, "add", addArgs{1, 2}); !errors.Is(err, transport.ErrInvalid) {
+					t.Errorf("cast %s: %v, want ErrInvalid", after, err)
+				}
+				wantServing(ctx, t, client, "to a valid target after an invalid one")
+				if err := client.Cast(ctx, valid, "add", addArgs{1, 2}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
