@@ -98,7 +98,9 @@ func (c *lazyContext) expiredLocked() error {
 	if err := c.Context.Err(); err != nil {
 		return err
 	}
-	if !c.deadline.IsZero() && !time.Now().Before(c.deadline) {
+	// time.Until reads only the monotonic clock when the deadline has a
+	// monotonic reading (time.Now's do), half of what time.Now reads.
+	if !c.deadline.IsZero() && time.Until(c.deadline) <= 0 {
 		return context.DeadlineExceeded
 	}
 	return nil
