@@ -63,11 +63,11 @@ type clientShared struct {
 // pendingCall collects the replies to one call.
 type pendingCall struct {
 	notify chan struct{} // capacity 1
-	// timeout ends the wait at the call's deadline, through expire, so
+	// timeout ends the call at its deadline, through expire: the wait, so
 	// that a caller waits on notify alone (a select with a timer's channel
-	// costs more); armed while it may fire.
+	// costs more), and ctx, the call's context.
 	timeout *time.Timer
-	armed   bool
+	ctx     *lazyContext
 
 	mu         sync.Mutex
 	final      *oslo.Reply
@@ -180,6 +180,10 @@ func (c *Client) call(ctx context.Context, target transport.Target, method strin
 	callCtx := newLazyContext(ctx, deadline, nil)
 	defer callCtx.end()
 	ctx = callCtx
+	// The call's timer ends callCtx at the deadline too, so that its Done
+	// (the driver waits on it for a publish's confirm) needs no timer of
+	// its own.
+	pc := c.shared.newPending(callCtx, deadline)
 	// Running out of time (this timeout or the caller's deadline) is
 	// ErrTimeout; a cancellation by the caller stays context.Canceled.
 	timedOut := func(what string, err error) error {
@@ -189,27 +193,26 @@ func (c *Client) call(ctx context.Context, target transport.Target, method strin
 		return fmt.Errorf("%w: %s within %v: %w", transport.ErrTimeout, what, timeout, err)
 	}
 	msgID := oslo.NewID()
+	defer c.shared.release(msgID, pc)
 	var replyQ string
-	var pc *pendingCall
 	for {
 		var err error
 		if replyQ, err = c.shared.replyQueue(ctx); err != nil {
 			return timedOut("no reply queue", err)
 		}
-		if pc, err = c.shared.register(msgID, replyQ); err == nil {
+		if err = c.shared.register(msgID, replyQ, pc); err == nil {
 			break
 		}
 		if !errors.Is(err, errReplyQueueReplaced) || ctx.Err() != nil {
 			return timedOut("no reply queue", err)
 		}
 	}
-	defer c.shared.unregister(msgID, pc)
 
 	call := &call{msgID: msgID, replyQ: replyQ, timeout: timeout}
 	if err := c.send(ctx, target, method, args, call); err != nil {
 		return timedOut("request "+msgID+" not sent", err)
 	}
-	reply, err := c.wait(parent, deadline, pc, msgID)
+	reply, err := c.wait(parent, pc, msgID)
 	if err != nil {
 		return timedOut("no reply to message ID "+msgID, err)
 	}
@@ -300,12 +303,9 @@ func (c *Client) send(ctx context.Context, target transport.Target, method strin
 	return err
 }
 
-// wait waits for the final reply to msgID until the call's deadline, or
-// until parent ends. (A timer of its own costs less than the call
-// context's Done channel would.)
-func (c *Client) wait(parent context.Context, deadline time.Time, pc *pendingCall, msgID string) (*oslo.Reply, error) {
-	pc.armed = true
-	pc.timeout.Reset(time.Until(deadline))
+// wait waits for the final reply to msgID until the call's deadline (pc's
+// timer), or until parent ends.
+func (c *Client) wait(parent context.Context, pc *pendingCall, msgID string) (*oslo.Reply, error) {
 	var monitor *time.Timer
 	var monitorC <-chan time.Time
 	if m := c.set.callMonitorTimeout; m > 0 {
@@ -364,6 +364,7 @@ func (pc *pendingCall) expire() {
 	pc.mu.Lock()
 	pc.expired = true
 	pc.mu.Unlock()
+	pc.ctx.cancel(context.DeadlineExceeded)
 	pc.wake()
 }
 
@@ -412,41 +413,49 @@ func (s *clientShared) isClosed() bool { return s.closed.Load() }
 // (its consumer failed) and the next call declares another.
 var errReplyQueueReplaced = errors.New("the reply queue ended")
 
-// register records a call waiting for replies on replyQ. It fails if the
-// client closed, or if replyQ is no longer the client's reply queue: a
-// call registered then would wait for replies nobody reads.
-func (s *clientShared) register(msgID, replyQ string) (*pendingCall, error) {
+// newPending returns a call's pendingCall, its timer armed to end the
+// call and ctx at deadline; ctx's Done then needs no timer of its own.
+func (s *clientShared) newPending(ctx *lazyContext, deadline time.Time) *pendingCall {
 	pc, _ := s.idle.Get().(*pendingCall)
 	if pc == nil {
 		pc = &pendingCall{notify: make(chan struct{}, 1)}
 		pc.timeout = time.AfterFunc(time.Hour, pc.expire)
 		pc.timeout.Stop()
 	}
+	pc.ctx = ctx
+	ctx.deadlineWatched = true
+	pc.timeout.Reset(time.Until(deadline))
+	return pc
+}
+
+// register records pc as the call waiting for replies to msgID on
+// replyQ. It fails if the client closed, or if replyQ is no longer the
+// client's reply queue: a call registered then would wait for replies
+// nobody reads.
+func (s *clientShared) register(msgID, replyQ string, pc *pendingCall) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case s.closed.Load():
-		s.idle.Put(pc)
-		return nil, fmt.Errorf("%w: rpc client closed", transport.ErrClosed)
+		return fmt.Errorf("%w: rpc client closed", transport.ErrClosed)
 	case s.replyQ != replyQ:
-		s.idle.Put(pc)
-		return nil, errReplyQueueReplaced
+		return errReplyQueueReplaced
 	}
 	s.pending[msgID] = pc
-	return pc, nil
+	return nil
 }
 
-// unregister ends a call. Replies are delivered under s.mu, so none
-// reaches pc once it is out of the map, and pc can serve another call;
-// unless its timeout fired, which may still be running expire.
-func (s *clientShared) unregister(msgID string, pc *pendingCall) {
+// release ends a call. Replies are delivered under s.mu, so none reaches
+// pc once it is out of the map, and pc can serve another call; unless its
+// timeout fired, which may still be running expire.
+func (s *clientShared) release(msgID string, pc *pendingCall) {
 	s.mu.Lock()
 	delete(s.pending, msgID)
 	s.mu.Unlock()
-	if pc.armed && !pc.timeout.Stop() {
+	if !pc.timeout.Stop() {
 		return
 	}
-	pc.armed = false
+	pc.ctx = nil
 	pc.final, pc.lastResult, pc.heartbeat, pc.expired, pc.lost = nil, nil, false, false, nil
 	select {
 	case <-pc.notify:

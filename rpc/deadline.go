@@ -19,11 +19,14 @@ type lazyContext struct {
 
 	deadline time.Time // zero: none of its own
 	rc       RequestContext
+	// deadlineWatched: a timer of the caller's cancels the context at
+	// its deadline, so Done needs none.
+	deadlineWatched bool
 
 	mu         sync.Mutex
 	done       chan struct{}
 	err        error
-	stopTimer  func() bool
+	timer      *time.Timer
 	stopParent func() bool
 }
 
@@ -69,9 +72,8 @@ func (c *lazyContext) Done() <-chan struct{} {
 		c.endLocked(err)
 		return c.done
 	}
-	if !c.deadline.IsZero() {
-		t := time.AfterFunc(time.Until(c.deadline), func() { c.cancel(context.DeadlineExceeded) })
-		c.stopTimer = t.Stop
+	if !c.deadline.IsZero() && !c.deadlineWatched {
+		c.timer = time.AfterFunc(time.Until(c.deadline), func() { c.cancel(context.DeadlineExceeded) })
 	}
 	if c.Context.Done() != nil {
 		c.stopParent = context.AfterFunc(c.Context, func() { c.cancel(c.Context.Err()) })
@@ -121,8 +123,8 @@ func (c *lazyContext) endLocked(err error) {
 	if c.done != nil {
 		close(c.done)
 	}
-	if c.stopTimer != nil {
-		c.stopTimer()
+	if c.timer != nil {
+		c.timer.Stop()
 	}
 	if c.stopParent != nil {
 		c.stopParent()

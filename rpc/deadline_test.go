@@ -112,3 +112,46 @@ func TestLazyContextDeadlineAndValues(t *testing.T) {
 	end()
 	waitDone(t, "child", child.Done())
 }
+
+// TestCallTimerEndsItsContext: a call's context needs no timer of its
+// own; the call's pendingCall timer ends it, and the wait, at the
+// deadline. A call released before its deadline leaves both alone.
+func TestCallTimerEndsItsContext(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	var s clientShared
+	for _, tc := range []struct {
+		name         string
+		timeout      time.Duration
+		releaseEarly bool
+	}{
+		{"the deadline passes", 20 * time.Millisecond, false},
+		{"released first", time.Hour, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			deadline := time.Now().Add(tc.timeout)
+			ctx := newLazyContext(context.Background(), deadline, nil)
+			defer ctx.end()
+			pc := s.newPending(ctx, deadline)
+			done := ctx.Done()
+			if ctx.timer != nil {
+				t.Fatal("the call's context made a timer of its own")
+			}
+			if tc.releaseEarly {
+				s.release("id", pc)
+				if err := ctx.Err(); err != nil {
+					t.Fatalf("Err after an early release: %v", err)
+				}
+				return
+			}
+			waitDone(t, "the call's context", done)
+			if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Err = %v, want DeadlineExceeded", err)
+			}
+			<-pc.notify
+			if _, _, err := pc.take(); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("the wait ended with %v, want DeadlineExceeded", err)
+			}
+			s.release("id", pc)
+		})
+	}
+}
