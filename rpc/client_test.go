@@ -20,6 +20,20 @@ func startCalc(t *testing.T, tr *transport.Transport, opts ...rpc.ServerOption) 
 	return startServer(t, tr, "calc", calc{}, opts...)
 }
 
+// calcClient starts calc on a transport of the test's own and returns a
+// client of it, closed when the test ends.
+func calcClient(t *testing.T) *rpc.Client {
+	t.Helper()
+	tr := open(t)
+	startCalc(t, tr)
+	client, err := rpc.NewClient(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	return client
+}
+
 // startServer starts, for the test, server s1 on topic with receiver as
 // its one endpoint.
 func startServer(t *testing.T, tr *transport.Transport, topic string, receiver any, opts ...rpc.ServerOption) *rpc.Server {
@@ -192,13 +206,7 @@ func TestCallMonitorHeartbeats(t *testing.T) {
 func TestCallRefusesUnusableResult(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tr := open(t)
-	startCalc(t, tr)
-	client, err := rpc.NewClient(tr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	client := calcClient(t)
 	var typedNil *int
 	for _, result := range []any{0, "text", typedNil, map[string]any{}} {
 		err := client.Call(ctx, transport.Target{Topic: "calc"}, "add", addArgs{1, 2}, result)
@@ -228,13 +236,7 @@ func wantServing(ctx context.Context, t *testing.T, client *rpc.Client, what str
 func TestSendRefusesInvalidTarget(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tr := open(t)
-	startCalc(t, tr)
-	client, err := rpc.NewClient(tr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	client := calcClient(t)
 	valid := transport.Target{Topic: "calc"}
 	for _, tt := range []struct {
 		name   string

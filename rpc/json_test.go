@@ -12,20 +12,15 @@ import (
 	"github.com/switchyard-mq/switchyard/transport"
 )
 
-// profile is a flat struct, which arguments and results take a fast path
-// for; the test below checks that path against encoding/json.
+// profile is not flat (it embeds a struct and holds one), so its
+// arguments and results take encoding/json.
 type profile struct {
-	ID    int64    `json:"id"`
-	Name  string   `json:"name"`
-	Admin bool     `json:"admin,omitempty"`
-	Score float64  `json:"score"`
-	Quota *uint16  `json:"quota"`
-	Ratio float32  `json:"ratio,omitempty"`
-	Note  string   `json:"-"`
-	Tags  struct{} `json:"tags"` // a field that is not a scalar: this struct is not flat
+	flatProfile
+	Tags struct{} `json:"tags"`
 }
 
-// flatProfile is profile without the struct field: flat.
+// flatProfile is a flat struct, which arguments and results take a fast
+// path for; the test below checks that path against encoding/json.
 type flatProfile struct {
 	ID    int64   `json:"id"`
 	Name  string  `json:"name"`
@@ -51,14 +46,7 @@ func TestArgumentsAndResultsAsEncodingJSON(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	tr := open(t)
-	srv, err := rpc.NewServer(tr, transport.Target{Topic: "profiles", Server: "s1"}, []rpc.Endpoint{{Receiver: profiles{}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop(ctx)
+	startServer(t, tr, "profiles", profiles{})
 	client, err := rpc.NewClient(tr, rpc.WithTimeout(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +71,7 @@ func TestArgumentsAndResultsAsEncodingJSON(t *testing.T) {
 		{"keys of another case", "flat", map[string]any{"ID": 4, "NAME": "x", "Score": 2e300}, func() any { return new(flatProfile) }},
 		{"unknown and null keys", "flat", map[string]any{"id": 5, "quota": nil, "extra": map[string]any{"a": []int{1}}}, func() any { return new(flatProfile) }},
 		{"large and exponent numbers", "flat", map[string]any{"id": int64(1) << 60, "score": 1e-9, "ratio": 3.4e38}, func() any { return new(flatProfile) }},
-		{"not flat", "nested", profile{ID: 6, Name: "n", Note: "dropped"}, func() any { return new(profile) }},
+		{"not flat", "nested", profile{flatProfile: flatProfile{ID: 6, Name: "n", Note: "dropped"}}, func() any { return new(profile) }},
 		{"string result", "name", flatProfile{Name: "<x>"}, func() any { return new(string) }},
 		{"string result into any", "name", flatProfile{Name: "y"}, func() any { return new(any) }},
 		{"float result", "score", flatProfile{Score: 1e21}, func() any { return new(float64) }},
