@@ -1,3 +1,5 @@
+//lint:file-ignore U1000 unexported fields are what encoding/json and flatjson must ignore
+
 package flatjson
 
 import (
@@ -49,8 +51,10 @@ type allKinds struct {
 	NF   namedFloat
 	PNI  *namedInt
 	NP   namedPtrInt
-	Bad  int `json:"a'b"` // invalid tag name: the Go name is used
-	Dash int `json:"-,"`  // named "-"
+	//lint:ignore SA5008 an invalid tag name is what is tested: the Go name is used
+	Bad int `json:"a'b"`
+	//lint:ignore SA5008 "-," names a field "-", which is what is tested
+	Dash int `json:"-,"`
 	Skip int `json:"-"`
 	Opt  int `json:",omitempty"`
 
