@@ -1,14 +1,18 @@
 package rabbitnode
 
 import (
+	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // Nodes' ports are picked from [portLow, portHigh): below Linux's
@@ -77,6 +81,35 @@ func reservePorts(n int) ([]int, *portLease, error) {
 		lease.files = append(lease.files, f)
 	}
 	return ports, lease, nil
+}
+
+// epmdAnswers asks port p of 127.0.0.1 for its node names, as epmd's
+// NAMES_REQ does, and fails unless an epmd answers with p as its port: a
+// listener that is not epmd, or another port's epmd, does not count.
+func epmdAnswers(ctx context.Context, p int) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(deadline)
+	}
+	const namesReq = 110 // 'n', after a two-byte length of 1
+	if _, err := conn.Write([]byte{0, 1, namesReq}); err != nil {
+		return fmt.Errorf("names request: %w", err)
+	}
+	var reply [4]byte
+	if _, err := io.ReadFull(conn, reply[:]); err != nil {
+		return fmt.Errorf("names reply: %w", err)
+	}
+	if got := binary.BigEndian.Uint32(reply[:]); got != uint32(p) {
+		return fmt.Errorf("names reply: port %d, not an epmd of port %d", got, p)
+	}
+	return nil
 }
 
 // portFree reports whether nothing listens on port p of the loopback

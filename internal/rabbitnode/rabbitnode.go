@@ -265,16 +265,40 @@ func removeStale() {
 	}
 }
 
+// epmdAttempts bounds how often startEpmd moves to a fresh port when epmd
+// exits before it listens.
+const epmdAttempts = 3
+
 // startEpmd runs the cluster's epmd in the foreground, as a child process
-// whose pid the harness knows, and waits until it listens.
+// whose pid the harness knows, and waits until it listens. A port is
+// picked by finding it free, and a process outside the harness can bind it
+// before epmd does; epmd then exits, and startEpmd tries a fresh port.
 func (c *Cluster) startEpmd() error {
 	path, err := epmdPath()
 	if err != nil {
 		return err
 	}
+	for attempt := 1; ; attempt++ {
+		err := c.runEpmd(path)
+		if err == nil || c.epmd == nil || !c.epmd.exited() || attempt == epmdAttempts {
+			return err
+		}
+		ports, lease, rerr := reservePorts(1)
+		if rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		c.lease.files = append(c.lease.files, lease.files...)
+		c.epmdPort = ports[0]
+	}
+}
+
+// runEpmd starts epmd on c.epmdPort and waits until it listens there, or
+// exits.
+func (c *Cluster) runEpmd(path string) error {
 	cmd := exec.Command(path, "-port", strconv.Itoa(c.epmdPort), "-address", "127.0.0.1")
 	cmd.Env = []string{"PATH=" + searchPath()}
-	log, err := os.Create(filepath.Join(c.dir, "epmd.log"))
+	logPath := filepath.Join(c.dir, "epmd.log")
+	log, err := os.Create(logPath)
 	if err != nil {
 		return fmt.Errorf("epmd log: %w", err)
 	}
@@ -285,12 +309,23 @@ func (c *Cluster) startEpmd() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return pollUntil(ctx, c.epmd.exited, "epmd listening on "+strconv.Itoa(c.epmdPort), func() error {
-		if portFree(c.epmdPort) {
-			return errors.New("not listening")
+	// Probe by asking epmd: a probe that binds the port to see whether it
+	// is free can take it from epmd while epmd starts, and epmd exits.
+	err = pollUntil(ctx, c.epmd.exited, "epmd listening on "+strconv.Itoa(c.epmdPort), func() error {
+		if err := epmdAnswers(ctx, c.epmdPort); err != nil {
+			return err
+		}
+		if c.epmd.exited() {
+			return errors.New("an epmd answers, but not the harness's")
 		}
 		return nil
 	})
+	if err != nil {
+		if out, _ := os.ReadFile(logPath); len(out) > 0 {
+			err = fmt.Errorf("%w; epmd (%v) wrote: %s", err, c.epmd, strings.TrimSpace(string(out)))
+		}
+	}
+	return err
 }
 
 // start boots every node at once, then joins the second and later ones to

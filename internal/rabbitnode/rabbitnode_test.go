@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,6 +94,46 @@ func TestReservePorts(t *testing.T) {
 			t.Errorf("port %d: its lock was free while reserved", p)
 		}
 		_ = f.Close()
+	}
+}
+
+// TestEpmdMovesOffATakenPort takes the cluster's epmd port before epmd
+// starts, as a process outside the harness can between the pick and the
+// bind: epmd exits, and the harness starts it on a fresh port.
+func TestEpmdMovesOffATakenPort(t *testing.T) {
+	if err := Available(); err != nil {
+		t.Skip(err)
+	}
+	ports, lease, err := reservePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{dir: t.TempDir(), lease: lease, epmdPort: ports[0]}
+	defer lease.release()
+	taker, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taker.Close()
+
+	if err := c.startEpmd(); err != nil {
+		t.Fatalf("startEpmd: %v", err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		if err := c.epmd.kill(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	if c.epmdPort == ports[0] {
+		t.Fatalf("epmd's port is still the taken %d", ports[0])
+	}
+	if err := epmdAnswers(context.Background(), c.epmdPort); err != nil {
+		t.Errorf("epmd does not listen on %d: %v", c.epmdPort, err)
+	}
+	if len(lease.files) != 2 {
+		t.Errorf("the lease holds %d ports, want the taken one and the fresh one", len(lease.files))
 	}
 }
 
