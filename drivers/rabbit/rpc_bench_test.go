@@ -17,6 +17,7 @@ import (
 	"github.com/switchyard-mq/switchyard/conformance/bench"
 	"github.com/switchyard-mq/switchyard/internal/brokertest"
 	"github.com/switchyard-mq/switchyard/internal/oslo"
+	"github.com/switchyard-mq/switchyard/internal/rawoslo"
 	"github.com/switchyard-mq/switchyard/rpc"
 	"github.com/switchyard-mq/switchyard/transport"
 )
@@ -48,6 +49,14 @@ import (
 //   - raw-oslo-wire-mandatory: raw-oslo-wire with its requests mandatory,
 //     an unroutable one failing its call once returned: exactly the
 //     promises Switchyard's RPC keeps.
+//   - raw-oslo-client: raw-oslo-wire-mandatory doing what any program
+//     that talks with oslo.messaging peers must do, written lean with
+//     encoding/json: each request's envelope built with a fresh _msg_id
+//     and _unique_id, the server reading it, dropping a repeated
+//     _unique_id and replying to its _reply_q, and each reply matched by
+//     the _msg_id in its body (oslo's servers set no correlation id).
+//     raw-oslo-wire-mandatory sends the same bytes every time and matches
+//     replies by correlation id, which no oslo peer would answer.
 //   - transport-oslo-wire: that loop on the transport API over this
 //     driver, without package rpc, requests mandatory as Switchyard's
 //     are (a call nobody serves fails at once). The gap from
@@ -78,6 +87,9 @@ func BenchmarkRPC(b *testing.B) {
 		})
 		b.Run(mode.name+"/raw-oslo-wire-mandatory", func(b *testing.B) {
 			benchRawRPC(b, vh, mode.inFlight, rawWire{oslo: true, mandatory: true})
+		})
+		b.Run(mode.name+"/raw-oslo-client", func(b *testing.B) {
+			benchRawRPC(b, vh, mode.inFlight, rawWire{oslo: true, mandatory: true, envelopes: true})
 		})
 		b.Run(mode.name+"/transport-oslo-wire", func(b *testing.B) { benchTransportRPC(b, vh, mode.inFlight) })
 		b.Run(mode.name+"/switchyard", func(b *testing.B) { benchSwitchyardRPC(b, vh, mode.inFlight, "") })
@@ -160,6 +172,11 @@ type rawWire struct {
 	// failing its call at once: exactly the promises Switchyard's RPC
 	// keeps.
 	mandatory bool
+	// envelopes makes the mandatory oslo wire a client and server of
+	// oslo's protocol (package rawoslo): envelopes built and read per
+	// message with encoding/json, replies matched by their body's _msg_id,
+	// repeated requests dropped by _unique_id.
+	envelopes bool
 }
 
 // rawRPC is the client side of the raw amqp091-go request/reply loop.
@@ -170,9 +187,18 @@ type rawRPC struct {
 	key       string
 	replyQ    string
 	request   amqp.Publishing
+	envelopes bool
 
 	mu      sync.Mutex
-	waiting map[string]chan amqp.Delivery
+	waiting map[string]chan rawAnswer
+}
+
+// rawAnswer is what a raw call waits for: its reply's body, the reply
+// read from its envelope (raw-oslo-client), or the return of its request.
+type rawAnswer struct {
+	body     []byte
+	reply    *rawoslo.Reply[benchArgs]
+	returned bool
 }
 
 // osloBodies returns a request and a reply as Switchyard encodes them, for
@@ -267,6 +293,7 @@ func benchRawRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int, wire ra
 		defer close(serverDone)
 		var confirms sync.WaitGroup
 		defer confirms.Wait()
+		seen := rawoslo.Server[benchArgs, benchArgs]{Method: "echo", Handle: func(a benchArgs) benchArgs { return a }}
 		for d := range requests {
 			if err := d.Ack(false); err != nil {
 				return
@@ -275,7 +302,14 @@ func benchRawRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int, wire ra
 			if wire.oslo {
 				reply.ContentType, reply.ContentEncoding, reply.DeliveryMode = "application/json", "utf-8", amqp.Persistent
 			}
-			dc, err := replyCh.PublishWithDeferredConfirm("", d.ReplyTo, wire.oslo, false, reply)
+			replyTo := d.ReplyTo
+			if wire.envelopes {
+				var ok bool
+				if reply.Body, replyTo, ok = seen.Answer(d.Body); !ok {
+					continue
+				}
+			}
+			dc, err := replyCh.PublishWithDeferredConfirm("", replyTo, wire.oslo, false, reply)
 			if err != nil {
 				return
 			}
@@ -302,7 +336,7 @@ func benchRawRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int, wire ra
 	r := &rawRPC{
 		pub: channel(clientConn, confirm), exchange: exchange, key: requestQ, replyQ: replyQ.Name,
 		request: amqp.Publishing{ReplyTo: replyQ.Name, Body: requestBody},
-		waiting: map[string]chan amqp.Delivery{},
+		waiting: map[string]chan rawAnswer{}, envelopes: wire.envelopes,
 	}
 	if wire.oslo {
 		r.request.ContentType, r.request.ContentEncoding, r.request.DeliveryMode = "application/json", "utf-8", amqp.Persistent
@@ -315,7 +349,7 @@ func benchRawRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int, wire ra
 		returns := r.pub.NotifyReturn(make(chan amqp.Return, inFlight))
 		go func() {
 			for ret := range returns {
-				r.answer(ret.CorrelationId, amqp.Delivery{Type: returnedRequest})
+				r.answer(r.returnedID(ret), rawAnswer{returned: true})
 			}
 		}()
 	}
@@ -323,7 +357,15 @@ func benchRawRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int, wire ra
 	go func() {
 		defer close(dispatchDone)
 		for d := range replies {
-			r.answer(d.CorrelationId, d)
+			if !r.envelopes {
+				r.answer(d.CorrelationId, rawAnswer{body: d.Body})
+				continue
+			}
+			// The call is named inside the envelope: read it here, once.
+			var reply rawoslo.Reply[benchArgs]
+			if err := rawoslo.Unwrap(d.Body, &reply); err == nil {
+				r.answer(reply.MsgID, rawAnswer{reply: &reply})
+			}
 		}
 	}()
 	b.Cleanup(func() {
@@ -337,30 +379,49 @@ func benchRawRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int, wire ra
 	bench.Calls{Callers: inFlight, Latencies: true}.Run(b, func(i int) error { return r.call(ctx, i, len(replyBody)) })
 }
 
-// answer hands d to the call waiting under id, if any.
-func (r *rawRPC) answer(id string, d amqp.Delivery) {
+// answer hands a to the call waiting under id, if any.
+func (r *rawRPC) answer(id string, a rawAnswer) {
 	r.mu.Lock()
 	w := r.waiting[id]
 	delete(r.waiting, id)
 	r.mu.Unlock()
 	if w != nil {
-		w <- d
+		w <- a
 	}
 }
 
-// returnedRequest marks, in a raw call's reply channel, a request the
-// broker returned.
-const returnedRequest = "returned"
+// returnedID is the call whose request the broker returned: its
+// correlation id, or with envelopes the _msg_id in its body.
+func (r *rawRPC) returnedID(ret amqp.Return) string {
+	if !r.envelopes {
+		return ret.CorrelationId
+	}
+	var req rawoslo.Request[benchArgs]
+	if rawoslo.Unwrap(ret.Body, &req) != nil {
+		return ""
+	}
+	return req.MsgID
+}
 
 // call sends request i and waits for its reply.
 func (r *rawRPC) call(ctx context.Context, i, replySize int) error {
 	id := strconv.Itoa(i)
-	w := make(chan amqp.Delivery, 1)
+	request := r.request
+	if r.envelopes {
+		id = rawoslo.NewID()
+		var err error
+		if request.Body, err = rawoslo.Wrap(rawoslo.Request[benchArgs]{
+			Method: "echo", Args: benchArgs{N: i, Pad: rpcBenchPad}, MsgID: id, ReplyQ: r.replyQ, UniqueID: rawoslo.NewID(),
+		}); err != nil {
+			return err
+		}
+	} else {
+		request.CorrelationId = id
+	}
+	w := make(chan rawAnswer, 1)
 	r.mu.Lock()
 	r.waiting[id] = w
 	r.mu.Unlock()
-	request := r.request
-	request.CorrelationId = id
 	dc, err := r.pub.PublishWithDeferredConfirm(r.exchange, r.key, r.mandatory, false, request)
 	if err != nil {
 		return err
@@ -371,12 +432,16 @@ func (r *rawRPC) call(ctx context.Context, i, replySize int) error {
 		}
 	}
 	select {
-	case d := <-w:
-		if d.Type == returnedRequest {
+	case a := <-w:
+		switch {
+		case a.returned:
 			return fmt.Errorf("call %d: request returned: no queue takes it", i)
-		}
-		if len(d.Body) != replySize {
-			return fmt.Errorf("call %d: reply of %d bytes", i, len(d.Body))
+		case a.reply != nil:
+			if got := a.reply; got.Failure != nil || got.Result == nil || got.Result.N != i || !got.Ending {
+				return fmt.Errorf("call %d: reply %+v", i, *got)
+			}
+		case len(a.body) != replySize:
+			return fmt.Errorf("call %d: reply of %d bytes", i, len(a.body))
 		}
 		return nil
 	case <-ctx.Done():

@@ -12,6 +12,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/switchyard-mq/switchyard/internal/brokertest"
+	"github.com/switchyard-mq/switchyard/internal/rawoslo"
 	"github.com/switchyard-mq/switchyard/rpc"
 	"github.com/switchyard-mq/switchyard/transport"
 )
@@ -37,7 +38,10 @@ type pairing struct {
 // themselves, so the pipe to the test is not counted. Every client and
 // server has connections of its own; Python clients and servers are
 // separate processes. RawAMQP is the floor: the same request and reply
-// with publisher confirms, written directly on amqp091-go.
+// with publisher confirms, written directly on amqp091-go, the same bytes
+// every time and the reply matched by correlation id. RawOsloClient is the
+// floor with Switchyard's promises: a client and server that oslo peers
+// could talk to, hand-written on amqp091-go (package rawoslo).
 //
 // Interleaved runs the four pairings and the floor in turns of 100 calls,
 // so that load from elsewhere on the machine weighs on each alike, and
@@ -71,7 +75,10 @@ func BenchmarkInterop(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = goClient.Close() })
-	args := map[string]any{"value": "ping"}
+	// Python's peers pass a dict; the Go client passes the struct a Go
+	// program would, as the hand-written client does.
+	args := echoArgs{Value: "ping"}
+	pyArgs := map[string]any{"value": args.Value}
 
 	pythonCalls := func(topic string) func(b *testing.B, n int) []time.Duration {
 		return func(b *testing.B, n int) []time.Duration {
@@ -81,7 +88,7 @@ func BenchmarkInterop(b *testing.B) {
 				Latencies []float64 `json:"latencies"`
 			}
 			if err := pyClient.Do(ctx, "bench", map[string]any{
-				"topic": topic, "method": "echo", "args": args, "n": n, "max_seconds": benchMaxSeconds,
+				"topic": topic, "method": "echo", "args": pyArgs, "n": n, "max_seconds": benchMaxSeconds,
 				"latencies": true, "warm_up": false,
 			}, &out); err != nil {
 				b.Fatal(err)
@@ -93,28 +100,13 @@ func BenchmarkInterop(b *testing.B) {
 			return ds
 		}
 	}
-	goCalls := func(topic string) func(b *testing.B, n int) []time.Duration {
-		return func(b *testing.B, n int) []time.Duration {
-			ctx := testContext(b)
-			target := transport.Target{Topic: topic}
-			var result any
-			ds := make([]time.Duration, 0, n)
-			for range n {
-				t0 := time.Now()
-				if err := goClient.Call(ctx, target, "echo", args, &result); err != nil {
-					b.Fatal(err)
-				}
-				ds = append(ds, time.Since(t0))
-			}
-			return ds
-		}
-	}
 	pairings := []pairing{
 		{"PythonToPython", pythonCalls(pyTopic)},
 		{"PythonToGo", pythonCalls(goTopic)},
-		{"GoToPython", goCalls(pyTopic)},
-		{"GoToGo", goCalls(goTopic)},
+		{"GoToPython", goEchoCalls(goClient, pyTopic, args, pyEcho{Value: args.Value, Type: "str"})},
+		{"GoToGo", goEchoCalls(goClient, goTopic, args, args.Value)},
 		{"RawAMQP", rawAMQPCalls(b, vhost.URL)},
+		{"RawOsloClient", rawOsloCalls(b, vhost.URL, args)},
 	}
 	for _, p := range pairings {
 		p.calls(b, 1) // declares the reply queues and warms the servers
@@ -150,6 +142,10 @@ func BenchmarkInterop(b *testing.B) {
 		// The most any client on this broker could reach: the raw floor's
 		// rate over Python's.
 		b.ReportMetric(rates["RawAMQP"]/rates["PythonToPython"], "raw/py-py")
+		// The most a client that oslo peers can serve, with Switchyard's
+		// promises, reaches: a hand-written one.
+		b.ReportMetric(rates["RawOsloClient"]/rates["PythonToPython"], "rawoslo/py-py")
+		b.ReportMetric(rates["GoToGo"]/rates["RawOsloClient"], "go-go/rawoslo")
 	})
 }
 
@@ -253,6 +249,158 @@ func rawAMQPCalls(b *testing.B, url string) func(b *testing.B, n int) []time.Dur
 				}
 			case <-time.After(10 * time.Second):
 				b.Fatal("no reply within 10s")
+			}
+			ds = append(ds, time.Since(t0))
+		}
+		return ds
+	}
+}
+
+// pyEcho is the result of the Python peers' echo.
+type pyEcho struct {
+	Value string `json:"value"`
+	Type  string `json:"type"`
+}
+
+// goEchoCalls returns sequential calls of echo by client to topic, each
+// wanting the result want.
+func goEchoCalls[R comparable](client *rpc.Client, topic string, args echoArgs, want R) func(b *testing.B, n int) []time.Duration {
+	return func(b *testing.B, n int) []time.Duration {
+		ctx := testContext(b)
+		target := transport.Target{Topic: topic}
+		ds := make([]time.Duration, 0, n)
+		for range n {
+			t0 := time.Now()
+			var result R
+			if err := client.Call(ctx, target, "echo", args, &result); err != nil {
+				b.Fatal(err)
+			}
+			if result != want {
+				b.Fatalf("echo returned %+v, want %+v", result, want)
+			}
+			ds = append(ds, time.Since(t0))
+		}
+		return ds
+	}
+}
+
+// echoArgs are the echo's arguments as a Go client passes them.
+type echoArgs struct {
+	Value string `json:"value"`
+}
+
+// rawOsloCalls returns calls by a client and server hand-written on
+// amqp091-go with Switchyard's promises and oslo's protocol: the request,
+// built with fresh ids per call (package rawoslo), published mandatory and
+// confirmed to a topic exchange, failing if returned; the server acking
+// it, dropping a repeated _unique_id and publishing the reply (mandatory,
+// confirmed) to its _reply_q; the client matching the reply by the
+// _msg_id in its body, as replies from oslo's servers carry no
+// correlation id.
+func rawOsloCalls(b *testing.B, url string, args echoArgs) func(b *testing.B, n int) []time.Duration {
+	amqpURL := "amqp://" + strings.TrimPrefix(url, "rabbit://")
+	dial := func() *amqp.Channel {
+		conn, err := amqp.Dial(amqpURL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = conn.Close() })
+		ch, err := conn.Channel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := ch.Confirm(false); err != nil {
+			b.Fatal(err)
+		}
+		return ch
+	}
+	const exchange, topic = "raw_openstack", "raw_oslo_rpc"
+	srvCh, cliCh := dial(), dial()
+	if err := srvCh.ExchangeDeclare(exchange, amqp.ExchangeTopic, false, false, false, false, nil); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := srvCh.QueueDeclare(topic, false, false, false, false, nil); err != nil {
+		b.Fatal(err)
+	}
+	if err := srvCh.QueueBind(topic, topic, exchange, false, nil); err != nil {
+		b.Fatal(err)
+	}
+	requests, err := srvCh.Consume(topic, "", false, false, false, false, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { // ends when the server's connection closes at cleanup
+		server := rawoslo.Server[echoArgs, string]{Method: "echo", Handle: func(a echoArgs) string { return a.Value }}
+		for d := range requests {
+			_ = d.Ack(false)
+			reply, replyQ, ok := server.Answer(d.Body)
+			if !ok {
+				continue
+			}
+			dc, err := srvCh.PublishWithDeferredConfirm("", replyQ, true, false, amqp.Publishing{
+				ContentType: "application/json", ContentEncoding: "utf-8", DeliveryMode: amqp.Persistent, Body: reply,
+			})
+			if err == nil {
+				dc.Wait()
+			}
+		}
+	}()
+	replyQ := "reply_" + rawoslo.NewID()
+	if _, err := cliCh.QueueDeclare(replyQ, false, false, false, false, amqp.Table{"x-expires": int64(1800000)}); err != nil {
+		b.Fatal(err)
+	}
+	replies, err := cliCh.Consume(replyQ, "", true, false, false, false, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	returns := cliCh.NotifyReturn(make(chan amqp.Return, 1))
+	return func(b *testing.B, n int) []time.Duration {
+		ds := make([]time.Duration, 0, n)
+		timeout := time.NewTimer(time.Hour)
+		defer timeout.Stop()
+		for range n {
+			t0 := time.Now()
+			msgID := rawoslo.NewID()
+			body, err := rawoslo.Wrap(rawoslo.Request[echoArgs]{
+				Method: "echo", Args: args, MsgID: msgID, ReplyQ: replyQ, UniqueID: rawoslo.NewID(),
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			dc, err := cliCh.PublishWithDeferredConfirm(exchange, topic, true, false, amqp.Publishing{
+				ContentType: "application/json", ContentEncoding: "utf-8", DeliveryMode: amqp.Persistent,
+				Expiration: "10000", Body: body,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !dc.Wait() {
+				b.Fatal("request nacked")
+			}
+			// RabbitMQ returns an unroutable request before confirming it.
+			select {
+			case r := <-returns:
+				b.Fatalf("request returned: %s", r.ReplyText)
+			default:
+			}
+			timeout.Reset(10 * time.Second)
+			for answered := false; !answered; {
+				select {
+				case d := <-replies:
+					var reply rawoslo.Reply[string]
+					if err := rawoslo.Unwrap(d.Body, &reply); err != nil {
+						b.Fatalf("malformed reply: %v", err)
+					}
+					if reply.MsgID != msgID {
+						continue // a late reply to an earlier call
+					}
+					if reply.Failure != nil || reply.Result == nil || *reply.Result != args.Value {
+						b.Fatalf("reply %+v", reply)
+					}
+					answered = true
+				case <-timeout.C:
+					b.Fatal("no reply within 10s")
+				}
 			}
 			ds = append(ds, time.Since(t0))
 		}
