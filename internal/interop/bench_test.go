@@ -171,29 +171,31 @@ func sum(ds []time.Duration) time.Duration {
 	return total
 }
 
+// confirmedChannel dials the broker of the rabbit:// url on a connection
+// of its own, closed when b ends, and opens a channel in confirm mode.
+func confirmedChannel(b *testing.B, url string) *amqp.Channel {
+	conn, err := amqp.Dial("amqp://" + strings.TrimPrefix(url, "rabbit://"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		b.Fatal(err)
+	}
+	return ch
+}
+
 // rawAMQPCalls returns calls written directly on amqp091-go, as the rpc
 // package and oslo make them: the request published with a confirm, the
 // server acking it and publishing the reply (mandatory, confirmed) to the
 // caller's queue through the default exchange, on connections of their
 // own.
 func rawAMQPCalls(b *testing.B, url string) func(b *testing.B, n int) []time.Duration {
-	amqpURL := "amqp://" + strings.TrimPrefix(url, "rabbit://")
-	dial := func() *amqp.Channel {
-		conn, err := amqp.Dial(amqpURL)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = conn.Close() })
-		ch, err := conn.Channel()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := ch.Confirm(false); err != nil {
-			b.Fatal(err)
-		}
-		return ch
-	}
-	srvCh, cliCh := dial(), dial()
+	srvCh, cliCh := confirmedChannel(b, url), confirmedChannel(b, url)
 	q, err := srvCh.QueueDeclare("raw_rpc", false, false, false, false, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -298,24 +300,8 @@ type echoArgs struct {
 // _msg_id in its body, as replies from oslo's servers carry no
 // correlation id.
 func rawOsloCalls(b *testing.B, url string, args echoArgs) func(b *testing.B, n int) []time.Duration {
-	amqpURL := "amqp://" + strings.TrimPrefix(url, "rabbit://")
-	dial := func() *amqp.Channel {
-		conn, err := amqp.Dial(amqpURL)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = conn.Close() })
-		ch, err := conn.Channel()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := ch.Confirm(false); err != nil {
-			b.Fatal(err)
-		}
-		return ch
-	}
 	const exchange, topic = "raw_openstack", "raw_oslo_rpc"
-	srvCh, cliCh := dial(), dial()
+	srvCh, cliCh := confirmedChannel(b, url), confirmedChannel(b, url)
 	if err := srvCh.ExchangeDeclare(exchange, amqp.ExchangeTopic, false, false, false, false, nil); err != nil {
 		b.Fatal(err)
 	}
