@@ -47,8 +47,9 @@ import (
 //     which peers never see, and without learning whether a request was
 //     routed: the most any client could keep of oslo's wire.
 //   - raw-oslo-wire-mandatory: raw-oslo-wire with its requests mandatory,
-//     an unroutable one failing its call once returned: exactly the
-//     promises Switchyard's RPC keeps.
+//     an unroutable one failing its call once returned: the delivery
+//     promises Switchyard's RPC keeps, though no oslo peer could talk
+//     with it (see raw-oslo-client).
 //   - raw-oslo-client: raw-oslo-wire-mandatory doing what any program
 //     that talks with oslo.messaging peers must do, written lean with
 //     encoding/json: each request's envelope built with a fresh _msg_id
@@ -293,7 +294,7 @@ func benchRawRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int, wire ra
 		defer close(serverDone)
 		var confirms sync.WaitGroup
 		defer confirms.Wait()
-		seen := rawoslo.Server[benchArgs, benchArgs]{Method: "echo", Handle: func(a benchArgs) benchArgs { return a }}
+		server := rawoslo.Server[benchArgs, benchArgs]{Method: "echo", Handle: func(a benchArgs) benchArgs { return a }}
 		for d := range requests {
 			if err := d.Ack(false); err != nil {
 				return
@@ -305,7 +306,7 @@ func benchRawRPC(b *testing.B, vh *brokertest.RabbitVHost, inFlight int, wire ra
 			replyTo := d.ReplyTo
 			if wire.envelopes {
 				var ok bool
-				if reply.Body, replyTo, ok = seen.Answer(d.Body); !ok {
+				if reply.Body, replyTo, ok = server.Answer(d.Body); !ok {
 					continue
 				}
 			}

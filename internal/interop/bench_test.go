@@ -189,6 +189,20 @@ func confirmedChannel(b *testing.B, url string) *amqp.Channel {
 	return ch
 }
 
+// publishRequest publishes a raw floor's request as oslo's are (JSON,
+// persistent, the call timeout as expiration) on ch, in confirm mode, and
+// waits for its confirm, failing b if it is not confirmed.
+func publishRequest(b *testing.B, ch *amqp.Channel, exchange, key string, mandatory bool, p amqp.Publishing) {
+	p.ContentType, p.ContentEncoding, p.DeliveryMode, p.Expiration = "application/json", "utf-8", amqp.Persistent, "10000"
+	dc, err := ch.PublishWithDeferredConfirm(exchange, key, mandatory, false, p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !dc.Wait() {
+		b.Fatal("request nacked")
+	}
+}
+
 // rawAMQPCalls returns calls written directly on amqp091-go, as the rpc
 // package and oslo make them: the request published with a confirm, the
 // server acking it and publishing the reply (mandatory, confirmed) to the
@@ -234,16 +248,7 @@ func rawAMQPCalls(b *testing.B, url string) func(b *testing.B, n int) []time.Dur
 			t0 := time.Now()
 			seq++
 			id := fmt.Sprint(seq)
-			dc, err := cliCh.PublishWithDeferredConfirm("", q.Name, false, false, amqp.Publishing{
-				ContentType: "application/json", ContentEncoding: "utf-8", DeliveryMode: amqp.Persistent,
-				CorrelationId: id, ReplyTo: rq.Name, Expiration: "10000", Body: body,
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if !dc.Wait() {
-				b.Fatal("request nacked")
-			}
+			publishRequest(b, cliCh, "", q.Name, false, amqp.Publishing{CorrelationId: id, ReplyTo: rq.Name, Body: body})
 			select {
 			case r := <-replies:
 				if r.CorrelationId != id {
@@ -353,16 +358,7 @@ func rawOsloCalls(b *testing.B, url string, args echoArgs) func(b *testing.B, n 
 			if err != nil {
 				b.Fatal(err)
 			}
-			dc, err := cliCh.PublishWithDeferredConfirm(exchange, topic, true, false, amqp.Publishing{
-				ContentType: "application/json", ContentEncoding: "utf-8", DeliveryMode: amqp.Persistent,
-				Expiration: "10000", Body: body,
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if !dc.Wait() {
-				b.Fatal("request nacked")
-			}
+			publishRequest(b, cliCh, exchange, topic, true, amqp.Publishing{Body: body})
 			// RabbitMQ returns an unroutable request before confirming it.
 			select {
 			case r := <-returns:

@@ -101,9 +101,7 @@ func TestReservePorts(t *testing.T) {
 // starts, as a process outside the harness can between the pick and the
 // bind: epmd exits, and the harness starts it on a fresh port.
 func TestEpmdMovesOffATakenPort(t *testing.T) {
-	if err := Available(); err != nil {
-		t.Skip(err)
-	}
+	requireRabbitMQ(t)
 	ports, lease, err := reservePorts(1)
 	if err != nil {
 		t.Fatal(err)
