@@ -1,7 +1,9 @@
 package messaging_test
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,8 +15,11 @@ import (
 // step "admit x" expects Admit("x") to report want; "seen x" Seen("x");
 // "remember x" records x. "window" remembers DuplicateWindow-1 ids of its
 // own, after which an id is still remembered; "fill" remembers twice
-// DuplicateWindow, after which it is forgotten.
+// DuplicateWindow, after which it is forgotten. "window oslo" and "fill
+// oslo" do the same with ids of oslo's form (uuid4().hex), which are
+// kept apart from others.
 func TestDuplicateFilter(t *testing.T) {
+	const osloID, otherOsloID = "3f2b8c1d9e7a4b6c8d0e1f2a3b4c5d6e", "0123456789abcdef0123456789abcdef"
 	type step struct {
 		op, id string
 		want   bool
@@ -43,6 +48,18 @@ func TestDuplicateFilter(t *testing.T) {
 			[]step{{"remember", "a", false}, {"fill", "", false}, {"seen", "a", false}}},
 		{"notify: remembering an id twice takes one place",
 			[]step{{"remember", "a", false}, {"remember", "b", false}, {"remember", "a", false}, {"seen", "b", true}, {"seen", "a", true}}},
+		{"oslo ids: the second delivery is a repeat",
+			[]step{{"admit", osloID, true}, {"admit", otherOsloID, true}, {"admit", osloID, false}, {"seen", otherOsloID, true}}},
+		{"oslo ids: remembered through the window",
+			[]step{{"admit", osloID, true}, {"window oslo", "", false}, {"admit", osloID, false}}},
+		{"oslo ids: past the window the first is forgotten",
+			[]step{{"remember", osloID, false}, {"fill oslo", "", false}, {"seen", osloID, false}, {"admit", osloID, true}}},
+		{"oslo ids: other ids do not push them out",
+			[]step{{"admit", osloID, true}, {"fill", "", false}, {"admit", osloID, false}}},
+		{"oslo ids: uppercase is another id",
+			[]step{{"admit", strings.ToUpper(osloID), true}, {"admit", osloID, true}, {"admit", strings.ToUpper(osloID), false}}},
+		{"oslo ids: one digit short is another id",
+			[]step{{"admit", osloID, true}, {"admit", osloID[1:], true}, {"admit", osloID[1:], false}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,13 +74,17 @@ func TestDuplicateFilter(t *testing.T) {
 				case "remember":
 					f.Remember(s.id)
 					continue
-				case "window", "fill":
+				case "window", "fill", "window oslo", "fill oslo":
 					n := messaging.DuplicateWindow - 1
-					if s.op == "fill" {
+					if strings.HasPrefix(s.op, "fill") {
 						n = 2 * messaging.DuplicateWindow
 					}
 					for j := range n {
-						f.Remember(s.op + "-" + strconv.Itoa(j))
+						id := s.op + "-" + strconv.Itoa(j)
+						if strings.HasSuffix(s.op, "oslo") {
+							id = fmt.Sprintf("%032x", j)
+						}
+						f.Remember(id)
 					}
 					continue
 				}
