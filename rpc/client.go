@@ -46,18 +46,35 @@ type clientShared struct {
 	// the same target, which is then not validated again.
 	lastValid atomic.Pointer[transport.Target]
 
-	mu       sync.Mutex
+	mu       sync.Mutex // orders the reply queue's changes
 	closed   atomic.Bool
 	replyQ   string // "" until the first Call
 	consumer *transport.Consumer
-	pending  map[string]*pendingCall // replies are delivered to them under mu
-	loops    sync.WaitGroup          // reply loops, the current one and any ending
+	loops    sync.WaitGroup // reply loops, the current one and any ending
+
+	// pending are the calls waiting for replies, spread by _msg_id over
+	// locks of their own: the callers registering and releasing calls
+	// and the reply loop delivering to them would otherwise all queue on
+	// one lock.
+	pending [pendingShards]pendingShard
 
 	// idle keeps finished pendingCalls, with their channel and timer, for
 	// the next calls.
 	idle sync.Pool
 
 	codecs flatCodecs // for arguments and results
+}
+
+// pendingShards is how many locks the pending calls are spread over.
+const pendingShards = 16
+
+// pendingShard holds some of the pending calls; replies are delivered to
+// them under its lock.
+type pendingShard struct {
+	mu    sync.Mutex
+	calls map[string]*pendingCall
+	// A cache line of its own: shards are locked from different cores.
+	_ [64 - 16]byte
 }
 
 // pendingCall collects the replies to one call.
@@ -96,7 +113,6 @@ func NewClient(tr *transport.Transport, opts ...Option) (*Client, error) {
 			tr: tr, topo: topo, logger: logger,
 			publisher: messaging.NewPublisher(tr, logger, "publish failed; retrying"),
 			inst:      newInstruments(tr, "switchyard.rpc.client.duration", "Time from sending an RPC call to its reply, or a cast's send."),
-			pending:   map[string]*pendingCall{},
 			mandatory: tr.Capabilities().Has(transport.CapMandatory),
 		},
 	}
@@ -369,7 +385,9 @@ func (pc *pendingCall) expire() {
 }
 
 // deliver records one reply for the call; it reports false for a
-// duplicate final reply.
+// duplicate final reply. The caller wakes pc once it has let go of the
+// shard's lock: a wake-up that arrives after pc serves another call only
+// makes that call look at its state once more.
 func (pc *pendingCall) deliver(r *oslo.Reply) bool {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
@@ -383,15 +401,15 @@ func (pc *pendingCall) deliver(r *oslo.Reply) bool {
 	default:
 		pc.heartbeat = true
 	}
-	pc.wake()
 	return true
 }
 
+// fail records why no reply will come; the caller wakes pc, as after
+// deliver.
 func (pc *pendingCall) fail(err error) {
 	pc.mu.Lock()
 	pc.lost = err
 	pc.mu.Unlock()
-	pc.wake()
 }
 
 // wake tells the caller to take what changed; one pending wake-up is
@@ -428,30 +446,53 @@ func (s *clientShared) newPending(ctx *lazyContext, deadline time.Time) *pending
 	return pc
 }
 
+// shard returns the shard holding the call waiting for msgID, by the
+// FNV-1a hash of msgID.
+func (s *clientShared) shard(msgID string) *pendingShard {
+	h := uint32(2166136261)
+	for i := range len(msgID) {
+		h = (h ^ uint32(msgID[i])) * 16777619
+	}
+	return &s.pending[h%pendingShards]
+}
+
 // register records pc as the call waiting for replies to msgID on
 // replyQ. It fails if the client closed, or if replyQ is no longer the
 // client's reply queue: a call registered then would wait for replies
-// nobody reads.
+// nobody reads. Both are checked under the shard's lock, and both change
+// before replyConsumerEnded takes the shards' locks to fail the calls
+// waiting: so a call is either refused here or failed there.
 func (s *clientShared) register(msgID, replyQ string, pc *pendingCall) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	sh := s.shard(msgID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	switch {
 	case s.closed.Load():
 		return fmt.Errorf("%w: rpc client closed", transport.ErrClosed)
-	case s.replyQ != replyQ:
+	case s.currentReplyQueue() != replyQ:
 		return errReplyQueueReplaced
 	}
-	s.pending[msgID] = pc
+	if sh.calls == nil {
+		sh.calls = map[string]*pendingCall{}
+	}
+	sh.calls[msgID] = pc
 	return nil
 }
 
-// release ends a call. Replies are delivered under s.mu, so none reaches
-// pc once it is out of the map, and pc can serve another call; unless its
-// timeout fired, which may still be running expire.
+// currentReplyQueue is the reply queue's name, "" while there is none.
+func (s *clientShared) currentReplyQueue() string {
+	name, _ := s.replyQFast.Load().(string)
+	return name
+}
+
+// release ends a call. Replies are delivered under the shard's lock, so
+// none reaches pc once it is out of the map, and pc can serve another
+// call; unless its timeout fired, which may still be running expire.
 func (s *clientShared) release(msgID string, pc *pendingCall) {
-	s.mu.Lock()
-	delete(s.pending, msgID)
-	s.mu.Unlock()
+	sh := s.shard(msgID)
+	sh.mu.Lock()
+	delete(sh.calls, msgID)
+	sh.mu.Unlock()
 	if !pc.timeout.Stop() {
 		return
 	}
@@ -499,7 +540,7 @@ func (s *clientShared) declareExchange(ctx context.Context, ex transport.Exchang
 // replyQueue declares the reply queue and starts its consumer on the first
 // call; a failure is returned to that call and retried by the next.
 func (s *clientShared) replyQueue(ctx context.Context) (string, error) {
-	if name, _ := s.replyQFast.Load().(string); name != "" && !s.isClosed() {
+	if name := s.currentReplyQueue(); name != "" && !s.isClosed() {
 		return name, nil
 	}
 	s.mu.Lock()
@@ -550,8 +591,9 @@ func (s *clientShared) receiveReplies(consumer *transport.Consumer) {
 			s.logger.WarnContext(ctx, "malformed reply dropped", "queue", consumer.Queue(), "err", err)
 			continue
 		}
-		s.mu.Lock()
-		pc := s.pending[reply.MsgID]
+		sh := s.shard(reply.MsgID)
+		sh.mu.Lock()
+		pc := sh.calls[reply.MsgID]
 		delivered := false
 		switch {
 		case pc != nil && err != nil:
@@ -561,7 +603,10 @@ func (s *clientShared) receiveReplies(consumer *transport.Consumer) {
 		case pc != nil:
 			delivered = pc.deliver(reply)
 		}
-		s.mu.Unlock()
+		sh.mu.Unlock()
+		if pc != nil && (delivered || err != nil) {
+			pc.wake()
+		}
 		switch {
 		case err != nil:
 			s.logger.WarnContext(ctx, "malformed reply", "msg_id", reply.MsgID, "err", err)
@@ -578,12 +623,19 @@ func (s *clientShared) receiveReplies(consumer *transport.Consumer) {
 func (s *clientShared) replyConsumerEnded(consumer *transport.Consumer, err error) {
 	s.mu.Lock()
 	closed := s.closed.Load()
-	for _, pc := range s.pending {
-		pc.fail(fmt.Errorf("reply queue %s: %w", consumer.Queue(), err))
-	}
 	if !closed {
 		s.replyQ, s.consumer = "", nil
 		s.replyQFast.Store("")
+	}
+	// Under s.mu, so that no new reply queue's calls are among them.
+	for i := range s.pending {
+		sh := &s.pending[i]
+		sh.mu.Lock()
+		for _, pc := range sh.calls {
+			pc.fail(fmt.Errorf("reply queue %s: %w", consumer.Queue(), err))
+			pc.wake()
+		}
+		sh.mu.Unlock()
 	}
 	s.mu.Unlock()
 	if closed {
