@@ -24,6 +24,10 @@ const benchMaxSeconds = 60
 // Interleaved measurement.
 const interleaveChunk = 100
 
+// controlExchange is the exchange oslo's RPC targets are on by default,
+// the Go server's.
+const controlExchange = "openstack"
+
 // pairing is one client and server combination, measured over n
 // sequential calls; it returns each call's latency.
 type pairing struct {
@@ -42,11 +46,15 @@ type pairing struct {
 // every time and the reply matched by correlation id. RawOsloClient is the
 // floor with Switchyard's promises: a client and server that oslo peers
 // could talk to, hand-written on amqp091-go (package rawoslo).
+// RawClientToGo (that client calling the Go server) and GoToRawServer (the
+// Go client calling that server) cross the halves, to tell which of
+// Switchyard's the calls wait on.
 //
-// Interleaved runs the four pairings and the floor in turns of 100 calls,
-// so that load from elsewhere on the machine weighs on each alike, and
-// reports each one's rate, the ratio of Go→Go to Python→Python, and the
-// floor's ratio to Python→Python: the most that ratio could be.
+// Interleaved runs the four pairings, the floors and the crossed halves
+// in turns of 100 calls, so that load from elsewhere on the machine weighs
+// on each alike, and reports each one's rate, the ratio of Go→Go to
+// Python→Python, the floors' ratios to Python→Python (the most that ratio
+// could be), and Go→Go's and the crossed halves' ratios to RawOsloClient.
 //
 //	SWITCHYARD_BROKERS=required go test -run '^$' -bench BenchmarkInterop -benchtime 2000x ./internal/interop/
 func BenchmarkInterop(b *testing.B) {
@@ -100,13 +108,20 @@ func BenchmarkInterop(b *testing.B) {
 			return ds
 		}
 	}
+	// The raw floor's server, and one on the Go client's exchange for the
+	// Go client to call.
+	const rawExchange, rawTopic, rawTopicForGo = "raw_openstack", "raw_oslo_rpc", "raw_oslo_rpc_for_go"
+	rawOsloServer(b, vhost.URL, rawExchange, rawTopic)
+	rawOsloServer(b, vhost.URL, controlExchange, rawTopicForGo)
 	pairings := []pairing{
 		{"PythonToPython", pythonCalls(pyTopic)},
 		{"PythonToGo", pythonCalls(goTopic)},
 		{"GoToPython", goEchoCalls(goClient, pyTopic, args, pyEcho{Value: args.Value, Type: "str"})},
 		{"GoToGo", goEchoCalls(goClient, goTopic, args, args.Value)},
 		{"RawAMQP", rawAMQPCalls(b, vhost.URL)},
-		{"RawOsloClient", rawOsloCalls(b, vhost.URL, args)},
+		{"RawOsloClient", rawOsloClient(b, vhost.URL, rawExchange, rawTopic, args)},
+		{"RawClientToGo", rawOsloClient(b, vhost.URL, controlExchange, goTopic, args)},
+		{"GoToRawServer", goEchoCalls(goClient, rawTopicForGo, args, args.Value)},
 	}
 	for _, p := range pairings {
 		p.calls(b, 1) // declares the reply queues and warms the servers
@@ -146,6 +161,10 @@ func BenchmarkInterop(b *testing.B) {
 		// promises, reaches: a hand-written one.
 		b.ReportMetric(rates["RawOsloClient"]/rates["PythonToPython"], "rawoslo/py-py")
 		b.ReportMetric(rates["GoToGo"]/rates["RawOsloClient"], "go-go/rawoslo")
+		// Each half of Switchyard against the floor's: which one the
+		// calls wait on.
+		b.ReportMetric(rates["RawClientToGo"]/rates["RawOsloClient"], "rawclient-go/rawoslo")
+		b.ReportMetric(rates["GoToRawServer"]/rates["RawOsloClient"], "go-rawserver/rawoslo")
 	})
 }
 
@@ -296,27 +315,23 @@ type echoArgs struct {
 	Value string `json:"value"`
 }
 
-// rawOsloCalls returns calls by a client and server hand-written on
-// amqp091-go with Switchyard's promises and oslo's protocol: the request,
-// built with fresh ids per call (package rawoslo), published mandatory and
-// confirmed to a topic exchange, failing if returned; the server acking
-// it, dropping a repeated _unique_id and publishing the reply (mandatory,
-// confirmed) to its _reply_q; the client matching the reply by the
-// _msg_id in its body, as replies from oslo's servers carry no
-// correlation id.
-func rawOsloCalls(b *testing.B, url string, args echoArgs) func(b *testing.B, n int) []time.Duration {
-	const exchange, topic = "raw_openstack", "raw_oslo_rpc"
-	srvCh, cliCh := confirmedChannel(b, url), confirmedChannel(b, url)
-	if err := srvCh.ExchangeDeclare(exchange, amqp.ExchangeTopic, false, false, false, false, nil); err != nil {
+// rawOsloServer serves echo on amqp091-go with Switchyard's promises and
+// oslo's protocol (package rawoslo), on a connection of its own: it
+// consumes the queue topic, bound to exchange (a topic exchange, declared
+// if missing), acks each request, drops a repeated _unique_id and
+// publishes the reply (mandatory, confirmed) to the request's _reply_q.
+func rawOsloServer(b *testing.B, url, exchange, topic string) {
+	ch := confirmedChannel(b, url)
+	if err := ch.ExchangeDeclare(exchange, amqp.ExchangeTopic, false, false, false, false, nil); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := srvCh.QueueDeclare(topic, false, false, false, false, nil); err != nil {
+	if _, err := ch.QueueDeclare(topic, false, false, false, false, nil); err != nil {
 		b.Fatal(err)
 	}
-	if err := srvCh.QueueBind(topic, topic, exchange, false, nil); err != nil {
+	if err := ch.QueueBind(topic, topic, exchange, false, nil); err != nil {
 		b.Fatal(err)
 	}
-	requests, err := srvCh.Consume(topic, "", false, false, false, false, nil)
+	requests, err := ch.Consume(topic, "", false, false, false, false, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -328,7 +343,7 @@ func rawOsloCalls(b *testing.B, url string, args echoArgs) func(b *testing.B, n 
 			if !ok {
 				continue
 			}
-			dc, err := srvCh.PublishWithDeferredConfirm("", replyQ, true, false, amqp.Publishing{
+			dc, err := ch.PublishWithDeferredConfirm("", replyQ, true, false, amqp.Publishing{
 				ContentType: "application/json", ContentEncoding: "utf-8", DeliveryMode: amqp.Persistent, Body: reply,
 			})
 			if err == nil {
@@ -336,15 +351,26 @@ func rawOsloCalls(b *testing.B, url string, args echoArgs) func(b *testing.B, n 
 			}
 		}
 	}()
+}
+
+// rawOsloClient returns sequential calls of echo(args) made on amqp091-go
+// with Switchyard's promises and oslo's protocol, to the servers of topic
+// on exchange, on a connection of its own: the request, built with fresh
+// ids per call (package rawoslo), published mandatory and confirmed,
+// failing if returned; the reply read from the client's queue by the
+// caller itself and matched by the _msg_id in its body, as replies from
+// oslo's servers carry no correlation id.
+func rawOsloClient(b *testing.B, url, exchange, topic string, args echoArgs) func(b *testing.B, n int) []time.Duration {
+	ch := confirmedChannel(b, url)
 	replyQ := "reply_" + rawoslo.NewID()
-	if _, err := cliCh.QueueDeclare(replyQ, false, false, false, false, amqp.Table{"x-expires": int64(1800000)}); err != nil {
+	if _, err := ch.QueueDeclare(replyQ, false, false, false, false, amqp.Table{"x-expires": int64(1800000)}); err != nil {
 		b.Fatal(err)
 	}
-	replies, err := cliCh.Consume(replyQ, "", true, false, false, false, nil)
+	replies, err := ch.Consume(replyQ, "", true, false, false, false, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	returns := cliCh.NotifyReturn(make(chan amqp.Return, 1))
+	returns := ch.NotifyReturn(make(chan amqp.Return, 1))
 	return func(b *testing.B, n int) []time.Duration {
 		ds := make([]time.Duration, 0, n)
 		timeout := time.NewTimer(time.Hour)
@@ -358,7 +384,7 @@ func rawOsloCalls(b *testing.B, url string, args echoArgs) func(b *testing.B, n 
 			if err != nil {
 				b.Fatal(err)
 			}
-			publishRequest(b, cliCh, exchange, topic, true, amqp.Publishing{Body: body})
+			publishRequest(b, ch, exchange, topic, true, amqp.Publishing{Body: body})
 			// RabbitMQ returns an unroutable request before confirming it.
 			select {
 			case r := <-returns:
