@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,7 +67,10 @@ type clientShared struct {
 }
 
 // pendingShards is how many locks the pending calls are spread over.
-const pendingShards = 16
+const (
+	pendingShardBits = 4
+	pendingShards    = 1 << pendingShardBits
+)
 
 // pendingShard holds some of the pending calls; replies are delivered to
 // them under its lock.
@@ -446,14 +450,15 @@ func (s *clientShared) newPending(ctx *lazyContext, deadline time.Time) *pending
 	return pc
 }
 
-// shard returns the shard holding the call waiting for msgID, by the
-// FNV-1a hash of msgID.
+// shard returns the shard holding the call waiting for msgID: the top
+// bits of its first 8 bytes multiplied by a constant (Fibonacci hashing).
+// Switchyard's msgIDs are random hex, so their first 8 bytes spread them
+// evenly; whatever ids a peer sends only share a lock the more.
 func (s *clientShared) shard(msgID string) *pendingShard {
-	h := uint32(2166136261)
-	for i := range len(msgID) {
-		h = (h ^ uint32(msgID[i])) * 16777619
-	}
-	return &s.pending[h%pendingShards]
+	var prefix [8]byte
+	copy(prefix[:], msgID)
+	h := binary.LittleEndian.Uint64(prefix[:]) * 0x9e3779b97f4a7c15
+	return &s.pending[h>>(64-pendingShardBits)]
 }
 
 // register records pc as the call waiting for replies to msgID on

@@ -336,11 +336,16 @@ func (p *WorkerPool[T]) leave(w *worker) {
 	l.mu.Unlock()
 }
 
-// stopped reports whether the pool is stopping or closing.
+// stopped reports whether the pool is stopping or closing. (Two selects
+// of one case each: they read an open channel without taking its lock,
+// where one select of both takes both.)
 func (p *WorkerPool[T]) stopped() bool {
 	select {
 	case <-p.cfg.Stopping:
 		return true
+	default:
+	}
+	select {
 	case <-p.closing:
 		return true
 	default:
