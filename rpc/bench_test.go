@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchyard-mq/switchyard/conformance/bench"
+	"github.com/switchyard-mq/switchyard/internal/messaging"
 	"github.com/switchyard-mq/switchyard/internal/oslo"
 	"github.com/switchyard-mq/switchyard/notify"
 	"github.com/switchyard-mq/switchyard/rpc"
@@ -37,6 +38,17 @@ import (
 //     method dispatched. It is the most of raw that a client speaking
 //     oslo's wire with this codec can keep; the gap from it to switchyard
 //     is what dispatch, arguments, contexts and reply matching cost.
+//   - raw-oslo-client: raw-oslo-envelope keeping the promises a
+//     Switchyard call keeps on memory://, and nothing else: the request
+//     sent through a topic exchange, as oslo's, and mandatory, as the
+//     reply (a missing queue fails at once); a timeout per call, the
+//     caller waiting on its reply or its timer; up to 64 handlers at
+//     once, so that a slow one holds only its own request
+//     (DefaultMaxConcurrency goroutines receiving, none handing a request
+//     to another); each request acked as its handling begins and dropped
+//     if its _unique_id came within the last DuplicateWindow. It is the
+//     floor of the issue's rule: a hand-written client with Switchyard's
+//     promises.
 
 type echoService struct{}
 
@@ -97,11 +109,11 @@ func benchCalls(b *testing.B, calls bench.Calls) {
 		calls.Run(b, func(i int) error { return echo(ctx, client, target, i) })
 	})
 	for _, raw := range []struct {
-		name     string
-		envelope bool
-	}{{"raw", false}, {"raw-oslo-envelope", true}} {
+		name string
+		kind rawKind
+	}{{"raw", rawPlain}, {"raw-oslo-envelope", rawEnvelope}, {"raw-oslo-client", rawPromises}} {
 		b.Run(raw.name, func(b *testing.B) {
-			loop := newRawRPC(b, benchTransport(b), raw.envelope)
+			loop := newRawRPC(b, benchTransport(b), raw.kind)
 			calls.Run(b, func(int) error { return loop.call(ctx) })
 		})
 	}
@@ -119,24 +131,50 @@ func echo(ctx context.Context, client *rpc.Client, target transport.Target, i in
 	return nil
 }
 
+// rawKind is what a rawRPC carries and keeps.
+type rawKind int
+
+const (
+	rawPlain    rawKind = iota // a 30-byte body, correlated by correlation id
+	rawEnvelope                // oslo's envelope, correlated by its _msg_id
+	rawPromises                // oslo's envelope and Switchyard's promises
+)
+
 // rawRPC is request/reply on the portable model with nothing on top: one
 // request queue served by one consumer, one reply queue whose consumer
-// hands replies to callers by correlation id, or, with envelope, by the
-// _msg_id of oslo's envelope.
+// hands replies to callers by correlation id, or, with oslo's envelope,
+// by its _msg_id. With rawPromises, the consumer is served by
+// DefaultMaxConcurrency goroutines, each dropping repeated _unique_ids,
+// and publishes are mandatory.
 type rawRPC struct {
-	tr       *transport.Transport
-	envelope bool
-	replyQ   string
-	mu       sync.Mutex
-	waiting  map[string]chan struct{}
-	seq      atomic.Uint64
+	tr      *transport.Transport
+	kind    rawKind
+	replyQ  string
+	mu      sync.Mutex
+	waiting map[string]chan struct{}
+	seq     atomic.Uint64
+
+	recentMu      sync.Mutex
+	recent, older map[string]struct{} // _unique_ids, in two generations
+	timers        sync.Pool           // of *time.Timer, stopped
 }
 
-func newRawRPC(b *testing.B, tr *transport.Transport, envelope bool) *rawRPC {
+func newRawRPC(b *testing.B, tr *transport.Transport, kind rawKind) *rawRPC {
 	ctx := context.Background()
-	r := &rawRPC{tr: tr, envelope: envelope, waiting: map[string]chan struct{}{}}
+	envelope, promises := kind != rawPlain, kind == rawPromises
+	r := &rawRPC{tr: tr, kind: kind, waiting: map[string]chan struct{}{}}
 	if _, err := tr.DeclareQueue(ctx, transport.Queue{Name: "raw-requests"}); err != nil {
 		b.Fatal(err)
+	}
+	if promises {
+		// Requests go through a topic exchange, as oslo's do, to be
+		// served by oslo's servers.
+		if err := tr.DeclareExchange(ctx, transport.Exchange{Name: rawExchange, Kind: transport.Topic}); err != nil {
+			b.Fatal(err)
+		}
+		if err := tr.Bind(ctx, transport.Binding{Queue: "raw-requests", Exchange: rawExchange, Key: "raw-requests"}); err != nil {
+			b.Fatal(err)
+		}
 	}
 	var err error
 	if r.replyQ, err = tr.DeclareQueue(ctx, transport.Queue{Exclusive: true}); err != nil {
@@ -151,22 +189,23 @@ func newRawRPC(b *testing.B, tr *transport.Transport, envelope bool) *rawRPC {
 		b.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
+	serve := func() {
 		for {
 			d, err := server.Receive(ctx)
 			if err != nil {
 				return
 			}
 			_ = d.Ack()
-			reply := transport.Message{Body: d.Body, CorrelationID: d.CorrelationID}
+			reply := transport.Message{Body: d.Body, CorrelationID: d.CorrelationID, Mandatory: promises}
 			replyTo := d.ReplyTo
 			if envelope {
 				req, err := oslo.UnwrapRequest(d.Body)
 				if err != nil {
 					b.Error(err)
 					return
+				}
+				if promises && !r.admit(req.UniqueID) {
+					continue
 				}
 				replyTo = req.ReplyQ
 				reply.Body, err = oslo.WrapReply(&oslo.Reply{Result: json.RawMessage("1"), Ending: true, MsgID: req.MsgID, UniqueID: oslo.NewID()})
@@ -175,11 +214,19 @@ func newRawRPC(b *testing.B, tr *transport.Transport, envelope bool) *rawRPC {
 					return
 				}
 			}
+			// A reply that fails ends its call at its timeout (promises),
+			// or never (the other kinds): the benchmark fails or stalls.
 			_ = tr.Publish(ctx, "", replyTo, reply)
 		}
-	}()
-	go func() {
-		defer wg.Done()
+	}
+	servers := 1
+	if promises {
+		servers = rpc.DefaultMaxConcurrency
+	}
+	for range servers {
+		wg.Go(serve)
+	}
+	wg.Go(func() {
 		for {
 			d, err := replies.Receive(ctx)
 			if err != nil {
@@ -202,16 +249,41 @@ func newRawRPC(b *testing.B, tr *transport.Transport, envelope bool) *rawRPC {
 				close(ch)
 			}
 		}
-	}()
+	})
 	b.Cleanup(func() { server.Close(); replies.Close(); wg.Wait() })
 	return r
 }
 
-// call makes one call and waits for its reply.
+// admit reports whether a request's _unique_id is new, remembering it.
+func (r *rawRPC) admit(id string) bool {
+	r.recentMu.Lock()
+	defer r.recentMu.Unlock()
+	if _, ok := r.recent[id]; ok {
+		return false
+	}
+	if _, ok := r.older[id]; ok {
+		return false
+	}
+	if r.recent == nil || len(r.recent) == messaging.DuplicateWindow {
+		r.recent, r.older = make(map[string]struct{}, messaging.DuplicateWindow), r.recent
+	}
+	r.recent[id] = struct{}{}
+	return true
+}
+
+// rawExchange is the topic exchange a rawPromises client sends through.
+const rawExchange = "raw_openstack"
+
+// rawCallTimeout is a rawPromises call's timeout, as the rpc fixture's.
+const rawCallTimeout = 10 * time.Second
+
+// call makes one call and waits for its reply (with rawPromises, until
+// its timeout).
 func (r *rawRPC) call(ctx context.Context) error {
 	seq := strconv.FormatUint(r.seq.Add(1), 10)
 	id := seq
-	if r.envelope {
+	envelope := r.kind != rawPlain
+	if envelope {
 		id = oslo.NewID()
 	}
 	done := make(chan struct{})
@@ -219,20 +291,45 @@ func (r *rawRPC) call(ctx context.Context) error {
 	r.waiting[id] = done
 	r.mu.Unlock()
 	msg := transport.Message{Body: []byte(`{"method":"echo","args":{"n":` + seq + `}}`), ReplyTo: r.replyQ, CorrelationID: id}
-	if r.envelope {
+	if envelope {
 		var err error
-		msg = transport.Message{}
+		msg = transport.Message{Mandatory: r.kind == rawPromises}
 		msg.Body, err = oslo.WrapRequest(&oslo.Request{Method: "echo", Args: json.RawMessage(`{"n":` + seq + `}`),
 			MsgID: id, ReplyQ: r.replyQ, UniqueID: oslo.NewID()})
 		if err != nil {
 			return err
 		}
 	}
-	if err := r.tr.Publish(ctx, "", "raw-requests", msg); err != nil {
+	exchange := ""
+	if r.kind == rawPromises {
+		exchange = rawExchange
+	}
+	if err := r.tr.Publish(ctx, exchange, "raw-requests", msg); err != nil {
 		return err
 	}
-	<-done
-	return nil
+	if r.kind != rawPromises {
+		<-done
+		return nil
+	}
+	timeout, _ := r.timers.Get().(*time.Timer)
+	if timeout == nil {
+		timeout = time.NewTimer(rawCallTimeout)
+	} else {
+		timeout.Reset(rawCallTimeout)
+	}
+	defer func() {
+		timeout.Stop()
+		r.timers.Put(timeout)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-timeout.C:
+		r.mu.Lock()
+		delete(r.waiting, id)
+		r.mu.Unlock()
+		return fmt.Errorf("no reply to %s within %v", id, rawCallTimeout)
+	}
 }
 
 // BenchmarkCast: casts until the server has run them all.
