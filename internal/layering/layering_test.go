@@ -15,13 +15,13 @@ const module = "github.com/switchyard-mq/switchyard"
 // package is placed by the longest prefix listed, and may also import the
 // packages inside its own folder (a driver its sub-packages); examples,
 // commands and test helpers (internal/brokertest, internal/interop,
-// internal/faultproxy, internal/rabbitnode, internal/rawoslo) stand on the roof and may
+// internal/faultproxy, internal/rabbitnode) stand on the roof and may
 // import anything.
 var floors = []struct {
 	floor    int
 	packages []string
 }{
-	{1, []string{"router", "internal/oslo", "internal/backoff", "internal/flatjson"}},
+	{1, []string{"router", "internal/oslo", "internal/backoff", "internal/flatjson", "internal/rawoslo"}},
 	{2, []string{"transport/driver"}},
 	{3, []string{"transport/driver/option"}},
 	{4, []string{"transport", "internal/tlsfiles"}},
@@ -30,7 +30,7 @@ var floors = []struct {
 	{7, []string{"drivers/all", "rpc", "notify"}},
 	{8, []string{"config", "conformance"}},
 	{9, []string{"switchyardfx"}},
-	{100, []string{"examples", "internal/brokertest", "internal/interop", "internal/faultproxy", "internal/rabbitnode", "internal/rawoslo", "internal/layering"}},
+	{100, []string{"examples", "internal/brokertest", "internal/interop", "internal/faultproxy", "internal/rabbitnode", "internal/layering"}},
 }
 
 // floorOf is the floor of a package path relative to the module.

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 )
 
 // Envelope is oslo's 2.0 envelope: the message as a JSON string.
@@ -80,11 +81,13 @@ func Unwrap(body []byte, m any) error {
 // Server answers the requests for one method, Method, whose arguments are
 // an A and whose result Handle returns, dropping a request whose
 // _unique_id came within the last DuplicateWindow requests, as oslo's
-// servers and Switchyard's do. It is not safe for concurrent use.
+// servers and Switchyard's do. It is safe for concurrent use: only the
+// duplicate check takes its lock, decoding, Handle and encoding do not.
 type Server[A, R any] struct {
 	Method string
 	Handle func(A) R
 
+	mu            sync.Mutex
 	recent, older map[string]bool
 }
 
@@ -100,14 +103,24 @@ func (s *Server[A, R]) Answer(body []byte) (reply []byte, replyQ string, ok bool
 	if err := Unwrap(body, &req); err != nil || req.Method != s.Method || req.ReplyQ == "" {
 		return nil, "", false
 	}
-	if s.recent[req.UniqueID] || s.older[req.UniqueID] {
+	if !s.admit(req.UniqueID) {
 		return nil, "", false
+	}
+	result := s.Handle(req.Args)
+	reply, err := Wrap(Reply[R]{Result: &result, Ending: true, MsgID: req.MsgID, UniqueID: NewID()})
+	return reply, req.ReplyQ, err == nil
+}
+
+// admit reports whether id is new, remembering it.
+func (s *Server[A, R]) admit(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.recent[id] || s.older[id] {
+		return false
 	}
 	if s.recent == nil || len(s.recent) == DuplicateWindow {
 		s.older, s.recent = s.recent, make(map[string]bool, DuplicateWindow)
 	}
-	s.recent[req.UniqueID] = true
-	result := s.Handle(req.Args)
-	reply, err := Wrap(Reply[R]{Result: &result, Ending: true, MsgID: req.MsgID, UniqueID: NewID()})
-	return reply, req.ReplyQ, err == nil
+	s.recent[id] = true
+	return true
 }
