@@ -42,7 +42,7 @@ func NewBackend(u *transport.URL, o Options) (*Backend, error) {
 	if !slices.Contains(transport.Schemes(), u.Scheme) {
 		return nil, fmt.Errorf("no driver for scheme %q (registered: %s)", u.Scheme, strings.Join(transport.Schemes(), ", "))
 	}
-	raw, note, err := rawClient(u)
+	raws, note, err := rawClients(u)
 	if err != nil {
 		return nil, err
 	}
@@ -50,9 +50,7 @@ func NewBackend(u *transport.URL, o Options) (*Backend, error) {
 		o.Logger = slog.Default()
 	}
 	b := &Backend{label: u.String(), scheme: u.Scheme, note: note, sides: []client{&switchyardClient{url: u.Clone(), opts: o}}}
-	if raw != nil {
-		b.sides = append(b.sides, raw)
-	}
+	b.sides = append(b.sides, raws...)
 	return b, nil
 }
 
@@ -64,47 +62,52 @@ func (b *Backend) Label() string { return b.label }
 // for nothing.
 func (b *Backend) Note() string { return b.note }
 
-// rawClient returns the raw client of u's scheme, or a note saying why
-// there is none.
-func rawClient(u *transport.URL) (client, string, error) {
+// rawClients returns the raw clients of u's scheme, the plain one first,
+// and a note on them, or one saying why there is none.
+func rawClients(u *transport.URL) ([]client, string, error) {
 	switch u.Scheme {
 	case "memory":
-		return chanClient{}, "", nil
+		return []client{chanClient{}}, "", nil
 	case "rabbit":
 		r, err := newRabbitClient(u)
 		if err != nil {
 			return nil, "", err
 		}
+		sides := []client{r, rabbitOsloClient{r}}
 		if r.confirms {
-			return r, "every publish waits for the broker's confirm, the raw client's too (the driver's default; add ?confirms=false to the URL for neither)", nil
+			return sides, "every publish waits for the broker's confirm, the raw client's too (the driver's default; add ?confirms=false to the URL for neither); RPC calls have " + rawOsloName + " beside, as their floor with Switchyard's promises", nil
 		}
-		return r, "publishes do not wait for confirms (confirms=false), nor do the raw client's", nil
+		return sides, "publishes do not wait for confirms (confirms=false), nor do the raw client's; RPC calls have " + rawOsloName + " beside, as their floor with Switchyard's promises", nil
 	case "zmq":
-		return zmqClient{}, "", nil
+		return []client{zmqClient{}}, "", nil
 	case "amqp":
 		r, err := newAMQP1Client(u)
 		if err != nil {
 			return nil, "", err
 		}
-		return r, "", nil
+		return []client{r}, "", nil
 	}
 	return nil, fmt.Sprintf("no raw baseline for scheme %s (TLS and other schemes are measured without one)", u.Scheme), nil
 }
 
 // sidesFor returns the sides of b that run c: every side, but for the
-// notify case only those that can (Switchyard's always).
+// notify case only those that can, and for the stream cases only those
+// that are not for RPC only (Switchyard's always).
 func (b *Backend) sidesFor(c Case) []client {
-	if !c.Notify {
-		return b.sides
-	}
 	var cls []client
 	for _, cl := range b.sides {
-		if _, ok := cl.(notifier); ok {
-			cls = append(cls, cl)
+		_, notifies := cl.(notifier)
+		_, onlyRPC := cl.(rpcOnly)
+		if (c.Notify && !notifies) || (!c.RPC && onlyRPC) {
+			continue
 		}
+		cls = append(cls, cl)
 	}
 	return cls
 }
+
+// rpcOnly is a side that runs the RPC cases only.
+type rpcOnly interface{ rpcOnly() }
 
 // runCase runs c on cl within lim, measured by m.
 func runCase(ctx context.Context, c Case, cl client, lim Limits, m *meter) error {

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/switchyard-mq/switchyard/internal/brokertest"
+	"github.com/switchyard-mq/switchyard/internal/rawoslo"
 	"github.com/switchyard-mq/switchyard/transport"
 )
 
@@ -100,8 +103,8 @@ func TestRawClientOptionErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := rawClient(u); err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("rawClient: %v, want an error about %s", err, tt.want)
+			if _, _, err := rawClients(u); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("rawClients: %v, want an error about %s", err, tt.want)
 			}
 		})
 	}
@@ -147,5 +150,73 @@ func TestRawAMQP1Client(t *testing.T) {
 	}
 	if left := brokertest.RabbitCtl(t, "list_queues", "-p", vh.Name, "name"); strings.Contains(left, "switchyard-bench") {
 		t.Errorf("the baseline left\n%s", left)
+	}
+}
+
+// TestRawOsloClient runs every case on RabbitMQ: raw-oslo-client runs
+// beside the raw client in the RPC cases only, serves and matches calls
+// by oslo's envelope, gives Switchyard's calls their ratio to it, and
+// leaves no queue or exchange behind.
+func TestRawOsloClient(t *testing.T) {
+	vh := brokertest.NewRabbitVHost(t)
+	u, err := transport.ParseURL(vh.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBackend(u, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.Note(), rawOsloName) {
+		t.Errorf("the note does not name %s: %q", rawOsloName, b.Note())
+	}
+	results, err := Run(t.Context(), io.Discard, []*Backend{b}, Cases(), tinyLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := map[string]bool{}
+	for _, r := range results {
+		if r.Client != rawOsloName {
+			if !r.Raw && r.Case.RPC && r.FloorRatio <= 0 {
+				t.Errorf("%s through Switchyard: no ratio to %s", r.Case.Name, rawOsloName)
+			}
+			continue
+		}
+		ran[r.Case.Name] = true
+		if !r.Raw || !r.Floor || r.Err != nil || r.Ops != int64(tinyLimits.Messages) || r.P50 <= 0 {
+			t.Errorf("%s through %s: raw %v, floor %v, %d ops, p50 %v, error %v", r.Case.Name, r.Client, r.Raw, r.Floor, r.Ops, r.P50, r.Err)
+		}
+	}
+	for _, c := range Cases() {
+		if ran[c.Name] != c.RPC {
+			t.Errorf("%s ran through %s: %v, want %v (the RPC cases only)", c.Name, rawOsloName, ran[c.Name], c.RPC)
+		}
+	}
+	for _, what := range []string{"list_queues", "list_exchanges"} {
+		if left := brokertest.RabbitCtl(t, what, "-p", vh.Name, "name"); strings.Contains(left, "switchyard-bench") {
+			t.Errorf("the runs left (%s)\n%s", what, left)
+		}
+	}
+}
+
+// TestRawOsloServerDropsRepeats: raw-oslo-client's server answers a request in
+// oslo's envelope once, dropping its repeat, and its replies reach the
+// caller by the _msg_id in their body.
+func TestRawOsloServerDropsRepeats(t *testing.T) {
+	server := &rawoslo.Server[json.RawMessage, json.RawMessage]{Method: "echo", Handle: func(a json.RawMessage) json.RawMessage { return a }}
+	body, err := rawoslo.Wrap(rawoslo.Request[json.RawMessage]{Method: "echo", Args: json.RawMessage(`{"data":"x"}`), MsgID: "7", ReplyQ: "reply", UniqueID: rawoslo.NewID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, replyQ, ok := server.Answer(body)
+	if !ok || replyQ != "reply" {
+		t.Fatalf("Answer: %v, reply queue %q", ok, replyQ)
+	}
+	var answer rawoslo.Reply[json.RawMessage]
+	if err := rawoslo.Unwrap(reply, &answer); err != nil || answer.MsgID != "7" || answer.Result == nil || string(*answer.Result) != `{"data":"x"}` {
+		t.Errorf("reply %+v, error %v", answer, err)
+	}
+	if _, _, ok := server.Answer(body); ok {
+		t.Error("a repeated _unique_id was answered again")
 	}
 }

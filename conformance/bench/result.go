@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"text/tabwriter"
 	"time"
 )
@@ -15,7 +16,10 @@ type Result struct {
 	Backend string // the URL, without its password
 	Client  string // "switchyard", or the raw client's name
 	Raw     bool   // a raw client's run
-	Ops     int64  // messages received, or calls answered
+	// Floor marks the run of a raw client with Switchyard's promises
+	// (raw-oslo-client), beside the plain raw client.
+	Floor   bool
+	Ops     int64 // messages received, or calls answered
 	Elapsed time.Duration
 	Rate    float64 // Ops per second
 	// P50 and P99 are call latencies; zero for streams.
@@ -24,14 +28,19 @@ type Result struct {
 	// Ratio is Switchyard's rate over the raw client's, same case and
 	// backend; 0 for a raw run or without one.
 	Ratio float64
-	Err   error // why the run failed; nil if it did not
+	// FloorRatio is Switchyard's rate over the raw client's with its
+	// promises (Floor), same case and backend; 0 for a raw run or
+	// without one.
+	FloorRatio float64
+	Err        error // why the run failed; nil if it did not
 
 	scheme string // picks the chart's colour
 }
 
 // newResult is the result of a run of c through cl, measured by m.
 func newResult(c Case, cl client, m *meter, err error) Result {
-	r := Result{Case: c, Client: cl.name(), Raw: cl.name() != switchyardName, Err: err}
+	_, floor := cl.(rpcOnly)
+	r := Result{Case: c, Client: cl.name(), Raw: cl.name() != switchyardName, Floor: floor, Err: err}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r.Ops, r.Elapsed = m.ops.Load(), m.elapsed
@@ -47,8 +56,9 @@ func newResult(c Case, cl client, m *meter, err error) Result {
 	return r
 }
 
-// setRatios sets each Switchyard result's ratio to the raw result of the
-// same case and backend.
+// setRatios sets each Switchyard result's ratios to the raw results of
+// the same case and backend: Ratio to the plain raw client's, FloorRatio
+// to the one with its promises.
 func setRatios(results []Result) {
 	for i := range results {
 		r := &results[i]
@@ -56,7 +66,12 @@ func setRatios(results []Result) {
 			continue
 		}
 		for _, raw := range results {
-			if raw.Raw && raw.Err == nil && raw.Case.Name == r.Case.Name && raw.Backend == r.Backend && raw.Rate > 0 {
+			if !raw.Raw || raw.Err != nil || raw.Case.Name != r.Case.Name || raw.Backend != r.Backend || raw.Rate == 0 {
+				continue
+			}
+			if raw.Floor {
+				r.FloorRatio = r.Rate / raw.Rate
+			} else {
 				r.Ratio = r.Rate / raw.Rate
 			}
 		}
@@ -64,12 +79,17 @@ func setRatios(results []Result) {
 }
 
 // WriteTable prints the results, one row per run, and what the columns
-// and cases mean.
+// and cases mean. A "vs floor" column follows "vs raw" when a floor ran.
 func WriteTable(w io.Writer, cases []Case, results []Result) {
+	floors := slices.ContainsFunc(results, func(r Result) bool { return r.Floor })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "case\tbackend\tclient\trate\tp50\tp99\tallocs/op\tvs raw\tops")
+	header := "case\tbackend\tclient\trate\tp50\tp99\tallocs/op\tvs raw\t"
+	if floors {
+		header += "vs floor\t"
+	}
+	fmt.Fprintln(tw, header+"ops")
 	for _, r := range results {
-		rate, p50, p99, allocs, ratio := "failed", "-", "-", "-", "-"
+		rate, p50, p99, allocs, ratio, floor := "failed", "-", "-", "-", "-", "-"
 		if r.Err == nil {
 			rate = formatRate(r.Rate) + " " + r.Case.Unit
 			allocs = fmt.Sprintf("%.1f", r.AllocsPerOp)
@@ -78,12 +98,23 @@ func WriteTable(w io.Writer, cases []Case, results []Result) {
 			p50, p99 = formatLatency(r.P50), formatLatency(r.P99)
 		}
 		switch {
+		case r.Floor:
+			floor = "(base)"
 		case r.Raw:
 			ratio = "(base)"
-		case r.Ratio > 0:
-			ratio = formatRatio(r.Ratio)
+		default:
+			if r.Ratio > 0 {
+				ratio = formatRatio(r.Ratio)
+			}
+			if r.FloorRatio > 0 {
+				floor = formatRatio(r.FloorRatio)
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", r.Case.Name, r.Backend, r.Client, rate, p50, p99, allocs, ratio, r.Ops)
+		row := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t", r.Case.Name, r.Backend, r.Client, rate, p50, p99, allocs, ratio)
+		if floors {
+			row += floor + "\t"
+		}
+		fmt.Fprintf(tw, "%s%d\n", row, r.Ops)
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)
@@ -91,6 +122,10 @@ func WriteTable(w io.Writer, cases []Case, results []Result) {
 		fmt.Fprintf(w, "  %-13s %s\n", c.Name, c.Title)
 	}
 	fmt.Fprintln(w, "  vs raw: Switchyard's rate over the raw client's, same case, same backend, same run.")
+	if floors {
+		fmt.Fprintln(w, "  vs floor: Switchyard's rate over "+rawOsloName+"'s: a raw client that oslo.messaging's peers could talk to,")
+		fmt.Fprintln(w, "    keeping Switchyard's promises (oslo's envelope, fresh ids, mandatory confirmed publishes, duplicates dropped).")
+	}
 	fmt.Fprintln(w, "  allocs/op: heap allocations of the whole process (both ends, and an in-process broker or peer) per message or call.")
 }
 

@@ -31,7 +31,7 @@ func TestFormatLatency(t *testing.T) {
 }
 
 // TestSetRatios: a Switchyard result's ratio is to the raw result of its
-// case and backend, and only a working one.
+// case and backend, and only a working one; its floor ratio to the floor's.
 func TestSetRatios(t *testing.T) {
 	publish, rpc := Cases()[0], Cases()[2]
 	results := []Result{
@@ -41,11 +41,15 @@ func TestSetRatios(t *testing.T) {
 		{Case: publish, Backend: "memory://b", Client: "raw go channel", Raw: true, Err: errors.New("failed")},
 		{Case: rpc, Backend: "memory://a", Client: switchyardName, Rate: 30},
 		{Case: rpc, Backend: "memory://a", Client: "raw go channel", Raw: true, Rate: 10},
+		{Case: rpc, Backend: "rabbit://a", Client: switchyardName, Rate: 60},
+		{Case: rpc, Backend: "rabbit://a", Client: "raw amqp091-go", Raw: true, Rate: 100},
+		{Case: rpc, Backend: "rabbit://a", Client: rawOsloName, Raw: true, Floor: true, Rate: 75},
 	}
 	setRatios(results)
-	for i, want := range []float64{0.25, 0, 0, 0, 3, 0} {
-		if got := results[i].Ratio; got != want {
-			t.Errorf("result %d (%s on %s, %s): ratio %v, want %v", i, results[i].Case.Name, results[i].Backend, results[i].Client, got, want)
+	for i, want := range []struct{ ratio, floor float64 }{{0.25, 0}, {0, 0}, {0, 0}, {0, 0}, {3, 0}, {0, 0}, {0.6, 0.8}, {0, 0}, {0, 0}} {
+		if got := results[i]; got.Ratio != want.ratio || got.FloorRatio != want.floor {
+			t.Errorf("result %d (%s on %s, %s): ratio %v and %v to the floor, want %v and %v",
+				i, got.Case.Name, got.Backend, got.Client, got.Ratio, got.FloorRatio, want.ratio, want.floor)
 		}
 	}
 }
@@ -63,11 +67,41 @@ func TestWriteTable(t *testing.T) {
 		"publish  memory://  switchyard      2.75M msg/s   -      -       2.0        0.244   10\n",
 		"rpc      memory://  raw go channel  1.91M call/s  332ns  1.74µs  2.0        (base)  20\n",
 		"rpc      memory://  switchyard      failed        -      -       -          -       0\n",
+
 		"  publish       publish→consume, auto-ack\n",
 		"  rpc           RPC, sequential calls\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the table lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestWriteTableFloor: with a floor among the results, the table has a
+// "vs floor" column: Switchyard's ratio to the floor, "(base)" on the
+// floor's row; the legend explains it. Without one, neither.
+func TestWriteTableFloor(t *testing.T) {
+	rpc := Cases()[2]
+	var out bytes.Buffer
+	WriteTable(&out, []Case{rpc}, []Result{
+		{Case: rpc, Backend: "rabbit://", Client: switchyardName, Rate: 1500, AllocsPerOp: 30, Ratio: 0.6, FloorRatio: 0.994, Ops: 30},
+		{Case: rpc, Backend: "rabbit://", Client: "raw amqp091-go", Raw: true, Rate: 2500, AllocsPerOp: 20, Ops: 30},
+		{Case: rpc, Backend: "rabbit://", Client: rawOsloName, Raw: true, Floor: true, Rate: 1509, AllocsPerOp: 40, Ops: 30},
+	})
+	for _, want := range []string{
+		"case  backend    client           rate          p50  p99  allocs/op  vs raw  vs floor  ops\n",
+		"rpc   rabbit://  switchyard       1.5k call/s   -    -    30.0       0.6     0.994     30\n",
+		"rpc   rabbit://  raw amqp091-go   2.5k call/s   -    -    20.0       (base)  -         30\n",
+		"rpc   rabbit://  raw-oslo-client  1.51k call/s  -    -    40.0       -       (base)    30\n",
+		"  vs floor: Switchyard's rate over raw-oslo-client's",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the table lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	WriteTable(&out, []Case{rpc}, []Result{{Case: rpc, Backend: "memory://", Client: switchyardName, Rate: 1500, Ratio: 0.6, Ops: 30}})
+	if strings.Contains(out.String(), "floor") {
+		t.Errorf("the table shows a floor that did not run:\n%s", out.String())
 	}
 }

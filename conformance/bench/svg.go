@@ -103,7 +103,10 @@ func WriteSVG(w io.Writer, cases []Case, results []Result) {
 			value := "failed"
 			if r.Err == nil {
 				value = formatRate(r.Rate) + " " + c.Unit
-				if r.Ratio > 0 {
+				switch {
+				case r.Ratio > 0 && r.FloorRatio > 0:
+					value += " (" + formatRatio(r.Ratio) + " of raw, " + formatRatio(r.FloorRatio) + " of " + rawOsloName + ")"
+				case r.Ratio > 0:
 					value += " (" + formatRatio(r.Ratio) + " of raw)"
 				}
 			}

@@ -25,9 +25,10 @@ import (
 // case work, small enough to keep the tests quick.
 func benchTiny() []string { return []string{"-messages", "200", "-duration", "2s", "-inflight", "4"} }
 
-// benchRow is one row of bench's table.
+// benchRow is one row of bench's table; floor is "" when the table has
+// no "vs floor" column.
 type benchRow struct {
-	cas, backend, client, rate, p50, p99, allocs, ratio, ops string
+	cas, backend, client, rate, p50, p99, allocs, ratio, floor, ops string
 }
 
 // parseBenchTable returns the rows of the table in bench's output.
@@ -39,18 +40,52 @@ func parseBenchTable(t *testing.T, out string) []benchRow {
 		t.Fatalf("no table in the output:\n%s", out)
 	}
 	columns := regexp.MustCompile(`\s{2,}`)
+	width := len(columns.Split(strings.TrimSpace(lines[start]), -1))
+	if width != 9 && width != 10 {
+		t.Fatalf("the table's header %q has %d columns, want 9, or 10 with vs floor", lines[start], width)
+	}
 	var rows []benchRow
 	for _, line := range lines[start+1:] {
 		if strings.TrimSpace(line) == "" {
 			break
 		}
 		f := columns.Split(strings.TrimSpace(line), -1)
-		if len(f) != 9 {
-			t.Fatalf("table row %q has %d columns, want 9", line, len(f))
+		if len(f) != width {
+			t.Fatalf("table row %q has %d columns, want %d", line, len(f), width)
 		}
-		rows = append(rows, benchRow{f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8]})
+		r := benchRow{cas: f[0], backend: f[1], client: f[2], rate: f[3], p50: f[4], p99: f[5], allocs: f[6], ratio: f[7], ops: f[width-1]}
+		if width == 10 {
+			r.floor = f[8]
+		}
+		rows = append(rows, r)
 	}
 	return rows
+}
+
+// checkFloorRows checks that the RPC cases, and only they, ran on backend
+// through raw-oslo-client too, and that Switchyard's calls have a ratio
+// to it.
+func checkFloorRows(t *testing.T, rows []benchRow, backend string) {
+	t.Helper()
+	for _, c := range bench.Cases() {
+		i := slices.IndexFunc(rows, func(r benchRow) bool { return r.cas == c.Name && r.backend == backend && r.client == "raw-oslo-client" })
+		if (i >= 0) != c.RPC {
+			t.Errorf("%s on %s through raw-oslo-client: ran %v, want %v (the RPC cases only)", c.Name, backend, i >= 0, c.RPC)
+		}
+		if i < 0 {
+			continue
+		}
+		if r := rows[i]; r.floor != "(base)" || r.ratio != "-" || r.p50 == "-" {
+			t.Errorf("%s on %s, raw-oslo-client: vs raw %q, vs floor %q, p50 %q; want -, (base) and a latency", c.Name, backend, r.ratio, r.floor, r.p50)
+		}
+		j := slices.IndexFunc(rows, func(r benchRow) bool { return r.cas == c.Name && r.backend == backend && r.client == "switchyard" })
+		if j < 0 {
+			continue // checkBenchRows reports it
+		}
+		if ratio, err := strconv.ParseFloat(rows[j].floor, 64); err != nil || ratio <= 0 {
+			t.Errorf("%s on %s: Switchyard's ratio to raw-oslo-client %q, want a positive number", c.Name, backend, rows[j].floor)
+		}
+	}
 }
 
 // parseRate reads a rate as formatRate writes it, with its unit: "1.5k msg/s".
@@ -270,7 +305,9 @@ func TestBenchRabbit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkBenchRows(t, parseBenchTable(t, out), tc.String(), "raw amqp091-go", true)
+	rows := parseBenchTable(t, out)
+	checkBenchRows(t, rows, tc.String(), "raw amqp091-go", true)
+	checkFloorRows(t, rows, tc.String())
 	if !strings.Contains(out, "note: "+tc.String()+": every publish waits for the broker's confirm") {
 		t.Errorf("no note on confirms in:\n%s", out)
 	}

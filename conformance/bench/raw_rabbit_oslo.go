@@ -1,0 +1,220 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/switchyard-mq/switchyard/internal/rawoslo"
+	"github.com/switchyard-mq/switchyard/rpc"
+)
+
+// rabbitOsloClient is rabbit://'s second raw baseline, for the RPC cases
+// only: the calls rabbitClient makes, as a program written directly on
+// amqp091-go must make them to talk with oslo.messaging's peers, keeping
+// the promises Switchyard's calls keep. Its requests and replies carry
+// oslo's envelope (package rawoslo: encoding/json, fresh _unique_ids),
+// go through a topic exchange (requests) and the default exchange
+// (replies), persistent, mandatory and confirmed whatever the confirms
+// option says, as the rabbit driver's mandatory publishes are; a return
+// fails the run. The server acks each request as it starts on it and
+// drops a repeated _unique_id; the client matches replies by the _msg_id
+// in their body (the call's number), as replies from oslo's servers carry
+// no correlation id.
+// It is the floor that the rule compares Switchyard's calls with:
+// the raw amqp091-go side sends the same bytes every time and matches
+// replies by correlation id, which no oslo peer could answer.
+type rabbitOsloClient struct {
+	*rabbitClient
+}
+
+// rawOsloName is the raw-oslo-client side's name in reports.
+const rawOsloName = "raw-oslo-client"
+
+func (rabbitOsloClient) name() string { return rawOsloName }
+
+// rpcOnly marks the side as one that runs the RPC cases only.
+func (rabbitOsloClient) rpcOnly() {}
+
+func (rabbitOsloClient) publish(context.Context, Limits, bool, *meter) error {
+	return errors.New(rawOsloName + " runs the RPC cases only")
+}
+
+// requestExpiration is a request's expiration, the rpc client's default
+// call timeout, as Switchyard's requests carry it.
+var requestExpiration = strconv.FormatInt(rpc.DefaultTimeout.Milliseconds(), 10)
+
+func (r rabbitOsloClient) rpc(ctx context.Context, lim Limits, callers int, m *meter) (err error) {
+	serverConn, clientConn, closeBoth, err := r.dialPair()
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, closeBoth()) }()
+	exchange, requestQ, replyQ := uniqueName("raw-oslo"), uniqueName("raw-oslo-rpc"), uniqueName("raw-oslo-reply")
+	deleteExchange, err := declareTopicExchange(serverConn, exchange)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, deleteExchange()) }()
+	deleteRequests, err := declareQueue(serverConn, requestQ, false)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, deleteRequests()) }()
+	if err := bindQueue(serverConn, requestQ, exchange); err != nil {
+		return err
+	}
+	deleteReplies, err := declareQueue(clientConn, replyQ, true)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, deleteReplies()) }()
+	requests, err := consume(serverConn, requestQ, false, false, rabbitServerPrefetch)
+	if err != nil {
+		return err
+	}
+	replies, err := consume(clientConn, replyQ, true, true, 0)
+	if err != nil {
+		return err
+	}
+
+	calls := newRawCalls(ctx, callers)
+	defer calls.stop()
+	reply, err := mandatoryPublisher(serverConn, "", calls)
+	if err != nil {
+		return err
+	}
+	request, err := mandatoryPublisher(clientConn, exchange, calls)
+	if err != nil {
+		return err
+	}
+	server := &rawoslo.Server[json.RawMessage, json.RawMessage]{
+		Method: "echo", Handle: func(args json.RawMessage) json.RawMessage { return args },
+	}
+	// As many handlers at once as there are callers, as the rpc server's.
+	for range min(callers, rabbitServerPrefetch) {
+		calls.run("server", func(ctx context.Context) error {
+			for {
+				d, err := next(ctx, requests)
+				if err != nil {
+					return err
+				}
+				if err := d.Ack(false); err != nil {
+					return err
+				}
+				body, replyTo, ok := server.Answer(d.Body)
+				if !ok {
+					continue // a repeat, or not a request for echo
+				}
+				if err := reply(ctx, replyTo, amqp.Publishing{Body: body}); err != nil {
+					return err
+				}
+			}
+		})
+	}
+	calls.run("replies", func(ctx context.Context) error {
+		for {
+			d, err := next(ctx, replies)
+			if err != nil {
+				return err
+			}
+			var answer rawoslo.Reply[json.RawMessage]
+			if err := rawoslo.Unwrap(d.Body, &answer); err != nil {
+				return fmt.Errorf("malformed reply: %w", err)
+			}
+			calls.deliver(answer.MsgID)
+		}
+	})
+
+	args := echoArgs(lim.Size)
+	return measureCalls(ctx, lim, callers, m, func(ctx context.Context, caller int) error {
+		return calls.call(ctx, caller, func(msgID string) error {
+			body, err := rawoslo.Wrap(rawoslo.Request[json.RawMessage]{
+				Method: "echo", Args: args, MsgID: msgID, ReplyQ: replyQ, UniqueID: rawoslo.NewID(),
+			})
+			if err != nil {
+				return err
+			}
+			return request(ctx, requestQ, amqp.Publishing{Body: body, Expiration: requestExpiration})
+		})
+	})
+}
+
+// mandatoryPublisher returns the publish function of a new channel of
+// conn in confirm mode: mandatory, persistent JSON to exchange, waiting
+// for each confirm. A message returned as unroutable fails calls.
+func mandatoryPublisher(conn *amqp.Connection, exchange string, calls *rawCalls) (func(ctx context.Context, key string, p amqp.Publishing) error, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, err
+	}
+	if err := ch.Confirm(false); err != nil {
+		return nil, err
+	}
+	returns := ch.NotifyReturn(make(chan amqp.Return, 1))
+	calls.run("returns", func(ctx context.Context) error {
+		select {
+		case r, ok := <-returns:
+			if !ok {
+				return nil // the channel closed
+			}
+			return fmt.Errorf("a message to exchange %q, key %q was returned: %s", r.Exchange, r.RoutingKey, r.ReplyText)
+		case <-ctx.Done():
+			return nil
+		}
+	})
+	return func(ctx context.Context, key string, p amqp.Publishing) error {
+		p.ContentType, p.ContentEncoding, p.DeliveryMode = "application/json", "utf-8", amqp.Persistent
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, true, false, p)
+		if err != nil {
+			return err
+		}
+		ok, err := dc.WaitContext(ctx)
+		if err == nil && !ok {
+			err = errors.New("the broker refused the message (basic.nack)")
+		}
+		return err
+	}, nil
+}
+
+// declareTopicExchange declares a topic exchange on a channel of conn and
+// returns the function that deletes it.
+func declareTopicExchange(conn *amqp.Connection, name string) (deleteExchange func() error, err error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, err
+	}
+	defer ch.Close()
+	if err := ch.ExchangeDeclare(name, amqp.ExchangeTopic, false, false, false, false, nil); err != nil {
+		return nil, fmt.Errorf("declare exchange %s: %w", name, err)
+	}
+	return func() error {
+		ch, err := conn.Channel()
+		if err != nil {
+			return fmt.Errorf("delete exchange %s: %w", name, err)
+		}
+		defer ch.Close()
+		if err := ch.ExchangeDelete(name, false, false); err != nil {
+			return fmt.Errorf("delete exchange %s: %w", name, err)
+		}
+		return nil
+	}, nil
+}
+
+// bindQueue binds queue to exchange with its own name as the key, as oslo
+// binds a topic's queue.
+func bindQueue(conn *amqp.Connection, queue, exchange string) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	if err := ch.QueueBind(queue, queue, exchange, false, nil); err != nil {
+		return fmt.Errorf("bind queue %s to exchange %s: %w", queue, exchange, err)
+	}
+	return nil
+}
