@@ -61,7 +61,12 @@ Raw baselines, by URL scheme:
               confirms option, default true); RPC as a reply_to and
               correlation-id loop with an exclusive reply queue;
               notifications as oslo's topology: a topic exchange bound to
-              the notifier's <topic>.info queue and the pool's
+              the notifier's <topic>.info queue and the pool's; and, for
+              the RPC workloads, raw-oslo-client: amqp091-go calls that
+              oslo.messaging's peers could answer, with Switchyard's
+              promises (oslo's envelope, fresh ids, requests through a
+              topic exchange, mandatory confirmed publishes, duplicates
+              dropped), the "vs floor" column's base
   zmq://      github.com/go-zeromq/zmq4: PUSH/PULL, DEALER/ROUTER round trips
   amqp://     github.com/Azure/go-amqp, when an AMQP 1.0 driver is registered
 
