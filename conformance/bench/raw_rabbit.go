@@ -144,8 +144,14 @@ func (r *rabbitClient) publisher(conn *amqp.Connection, exchange string) (func(c
 	if err := ch.Confirm(false); err != nil {
 		return nil, err
 	}
+	return confirmedPublish(ch, exchange, false), nil
+}
+
+// confirmedPublish returns the publish function of ch, in confirm mode, to
+// exchange: it waits for each confirm.
+func confirmedPublish(ch *amqp.Channel, exchange string, mandatory bool) func(ctx context.Context, key string, p amqp.Publishing) error {
 	return func(ctx context.Context, key string, p amqp.Publishing) error {
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, false, false, p)
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, mandatory, false, p)
 		if err != nil {
 			return err
 		}
@@ -154,7 +160,7 @@ func (r *rabbitClient) publisher(conn *amqp.Connection, exchange string) (func(c
 			err = errors.New("the broker refused the message (basic.nack)")
 		}
 		return err
-	}, nil
+	}
 }
 
 // consume starts a consumer on a new channel of conn.
@@ -226,55 +232,121 @@ func (r *rabbitClient) publish(ctx context.Context, lim Limits, ack bool, m *met
 // goroutine per caller; the client consumes an exclusive reply queue
 // (auto-ack) and hands each reply to its caller by correlation id.
 func (r *rabbitClient) rpc(ctx context.Context, lim Limits, callers int, m *meter) (err error) {
-	serverConn, clientConn, closeBoth, err := r.dialPair()
+	q, closeRPC, err := r.openRPC("raw-rpc", "raw-reply", "")
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, closeBoth()) }()
-	requestQ, replyQ := uniqueName("raw-rpc"), uniqueName("raw-reply")
-	deleteRequests, err := declareQueue(serverConn, requestQ, false)
+	defer func() { err = errors.Join(err, closeRPC()) }()
+	reply, err := r.publisher(q.serverConn, "")
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, deleteRequests()) }()
-	deleteReplies, err := declareQueue(clientConn, replyQ, true)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, deleteReplies()) }()
-	requests, err := consume(serverConn, requestQ, false, false, rabbitServerPrefetch)
-	if err != nil {
-		return err
-	}
-	replies, err := consume(clientConn, replyQ, true, true, 0)
-	if err != nil {
-		return err
-	}
-	reply, err := r.publisher(serverConn, "")
-	if err != nil {
-		return err
-	}
-	request, err := r.publisher(clientConn, "")
+	request, err := r.publisher(q.clientConn, "")
 	if err != nil {
 		return err
 	}
 
 	calls := newRawCalls(ctx, callers)
 	defer calls.stop()
-	// The server handles as many requests at once as there are callers,
-	// as the rpc server's workers do: a reply waiting for its confirm
-	// does not hold up the others.
+	q.serve(calls, callers, reply, func(d amqp.Delivery) (string, amqp.Publishing, bool) {
+		return d.ReplyTo, amqp.Publishing{CorrelationId: d.CorrelationId, Body: d.Body}, true
+	}, func(d amqp.Delivery) (string, error) { return d.CorrelationId, nil })
+
+	body := body(lim.Size)
+	return measureCalls(ctx, lim, callers, m, func(ctx context.Context, caller int) error {
+		return calls.call(ctx, caller, func(id string) error {
+			return request(ctx, q.requestQ, amqp.Publishing{ReplyTo: q.replyQ, CorrelationId: id, Body: body})
+		})
+	})
+}
+
+// rpcQueues are a raw RPC run's connections, queues and consumers.
+type rpcQueues struct {
+	serverConn, clientConn *amqp.Connection
+	requestQ, replyQ       string
+	requests, replies      <-chan amqp.Delivery
+}
+
+// openRPC dials the server's and the client's connections, declares the
+// request queue (bound by its name to exchange, a topic exchange it
+// declares, unless exchange is "") and the client's exclusive reply
+// queue, named from the prefixes, and consumes them: the requests with
+// manual ack and rabbitServerPrefetch, the replies with auto-ack. closeRPC
+// deletes what it declared and closes the connections.
+func (r *rabbitClient) openRPC(requestPrefix, replyPrefix, exchange string) (q *rpcQueues, closeRPC func() error, err error) {
+	q = &rpcQueues{requestQ: uniqueName(requestPrefix), replyQ: uniqueName(replyPrefix)}
+	serverConn, clientConn, closeBoth, err := r.dialPair()
+	if err != nil {
+		return nil, nil, err
+	}
+	q.serverConn, q.clientConn = serverConn, clientConn
+	undo := []func() error{closeBoth}
+	closeRPC = func() error {
+		var errs []error
+		for i := len(undo) - 1; i >= 0; i-- {
+			errs = append(errs, undo[i]())
+		}
+		return errors.Join(errs...)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, closeRPC())
+		}
+	}()
+	if exchange != "" {
+		deleteExchange, err := declareTopicExchange(serverConn, exchange)
+		if err != nil {
+			return nil, nil, err
+		}
+		undo = append(undo, deleteExchange)
+	}
+	deleteRequests, err := declareQueue(serverConn, q.requestQ, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	undo = append(undo, deleteRequests)
+	if exchange != "" {
+		if err := bindQueue(serverConn, q.requestQ, exchange); err != nil {
+			return nil, nil, err
+		}
+	}
+	deleteReplies, err := declareQueue(clientConn, q.replyQ, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	undo = append(undo, deleteReplies)
+	if q.requests, err = consume(serverConn, q.requestQ, false, false, rabbitServerPrefetch); err != nil {
+		return nil, nil, err
+	}
+	if q.replies, err = consume(clientConn, q.replyQ, true, true, 0); err != nil {
+		return nil, nil, err
+	}
+	return q, closeRPC, nil
+}
+
+// serve runs q's server, as many handlers at once as there are callers
+// (up to the prefetch), as the rpc server's workers do: each acks a
+// request, then publishes what answer makes of it (nothing if answer says
+// so) to the queue it names. And it runs the reply dispatcher, handing
+// each reply to its caller by the id idOf reads from it. A failure fails
+// calls.
+func (q *rpcQueues) serve(calls *rawCalls, callers int, reply func(ctx context.Context, key string, p amqp.Publishing) error,
+	answer func(amqp.Delivery) (replyTo string, p amqp.Publishing, ok bool), idOf func(amqp.Delivery) (string, error)) {
 	for range min(callers, rabbitServerPrefetch) {
 		calls.run("server", func(ctx context.Context) error {
 			for {
-				d, err := next(ctx, requests)
-				if err == nil {
-					err = d.Ack(false)
-				}
-				if err == nil {
-					err = reply(ctx, d.ReplyTo, amqp.Publishing{CorrelationId: d.CorrelationId, Body: d.Body})
-				}
+				d, err := next(ctx, q.requests)
 				if err != nil {
+					return err
+				}
+				if err := d.Ack(false); err != nil {
+					return err
+				}
+				replyTo, p, ok := answer(d)
+				if !ok {
+					continue
+				}
+				if err := reply(ctx, replyTo, p); err != nil {
 					return err
 				}
 			}
@@ -282,18 +354,15 @@ func (r *rabbitClient) rpc(ctx context.Context, lim Limits, callers int, m *mete
 	}
 	calls.run("replies", func(ctx context.Context) error {
 		for {
-			d, err := next(ctx, replies)
+			d, err := next(ctx, q.replies)
 			if err != nil {
 				return err
 			}
-			calls.deliver(d.CorrelationId)
+			id, err := idOf(d)
+			if err != nil {
+				return err
+			}
+			calls.deliver(id)
 		}
-	})
-
-	body := body(lim.Size)
-	return measureCalls(ctx, lim, callers, m, func(ctx context.Context, caller int) error {
-		return calls.call(ctx, caller, func(id string) error {
-			return request(ctx, requestQ, amqp.Publishing{ReplyTo: replyQ, CorrelationId: id, Body: body})
-		})
 	})
 }

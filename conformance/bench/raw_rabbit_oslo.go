@@ -49,97 +49,46 @@ func (rabbitOsloClient) publish(context.Context, Limits, bool, *meter) error {
 var requestExpiration = strconv.FormatInt(rpc.DefaultTimeout.Milliseconds(), 10)
 
 func (r rabbitOsloClient) rpc(ctx context.Context, lim Limits, callers int, m *meter) (err error) {
-	serverConn, clientConn, closeBoth, err := r.dialPair()
+	exchange := uniqueName("raw-oslo")
+	q, closeRPC, err := r.openRPC("raw-oslo-rpc", "raw-oslo-reply", exchange)
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, closeBoth()) }()
-	exchange, requestQ, replyQ := uniqueName("raw-oslo"), uniqueName("raw-oslo-rpc"), uniqueName("raw-oslo-reply")
-	deleteExchange, err := declareTopicExchange(serverConn, exchange)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, deleteExchange()) }()
-	deleteRequests, err := declareQueue(serverConn, requestQ, false)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, deleteRequests()) }()
-	if err := bindQueue(serverConn, requestQ, exchange); err != nil {
-		return err
-	}
-	deleteReplies, err := declareQueue(clientConn, replyQ, true)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, deleteReplies()) }()
-	requests, err := consume(serverConn, requestQ, false, false, rabbitServerPrefetch)
-	if err != nil {
-		return err
-	}
-	replies, err := consume(clientConn, replyQ, true, true, 0)
-	if err != nil {
-		return err
-	}
-
+	defer func() { err = errors.Join(err, closeRPC()) }()
 	calls := newRawCalls(ctx, callers)
 	defer calls.stop()
-	reply, err := mandatoryPublisher(serverConn, "", calls)
+	reply, err := mandatoryPublisher(q.serverConn, "", calls)
 	if err != nil {
 		return err
 	}
-	request, err := mandatoryPublisher(clientConn, exchange, calls)
+	request, err := mandatoryPublisher(q.clientConn, exchange, calls)
 	if err != nil {
 		return err
 	}
 	server := &rawoslo.Server[json.RawMessage, json.RawMessage]{
 		Method: "echo", Handle: func(args json.RawMessage) json.RawMessage { return args },
 	}
-	// As many handlers at once as there are callers, as the rpc server's.
-	for range min(callers, rabbitServerPrefetch) {
-		calls.run("server", func(ctx context.Context) error {
-			for {
-				d, err := next(ctx, requests)
-				if err != nil {
-					return err
-				}
-				if err := d.Ack(false); err != nil {
-					return err
-				}
-				body, replyTo, ok := server.Answer(d.Body)
-				if !ok {
-					continue // a repeat, or not a request for echo
-				}
-				if err := reply(ctx, replyTo, amqp.Publishing{Body: body}); err != nil {
-					return err
-				}
-			}
-		})
-	}
-	calls.run("replies", func(ctx context.Context) error {
-		for {
-			d, err := next(ctx, replies)
-			if err != nil {
-				return err
-			}
-			var answer rawoslo.Reply[json.RawMessage]
-			if err := rawoslo.Unwrap(d.Body, &answer); err != nil {
-				return fmt.Errorf("malformed reply: %w", err)
-			}
-			calls.deliver(answer.MsgID)
+	q.serve(calls, callers, reply, func(d amqp.Delivery) (string, amqp.Publishing, bool) {
+		body, replyTo, ok := server.Answer(d.Body) // not ok: a repeat, or not a request for echo
+		return replyTo, amqp.Publishing{Body: body}, ok
+	}, func(d amqp.Delivery) (string, error) {
+		var answer rawoslo.Reply[json.RawMessage]
+		if err := rawoslo.Unwrap(d.Body, &answer); err != nil {
+			return "", fmt.Errorf("malformed reply: %w", err)
 		}
+		return answer.MsgID, nil
 	})
 
 	args := echoArgs(lim.Size)
 	return measureCalls(ctx, lim, callers, m, func(ctx context.Context, caller int) error {
 		return calls.call(ctx, caller, func(msgID string) error {
 			body, err := rawoslo.Wrap(rawoslo.Request[json.RawMessage]{
-				Method: "echo", Args: args, MsgID: msgID, ReplyQ: replyQ, UniqueID: rawoslo.NewID(),
+				Method: "echo", Args: args, MsgID: msgID, ReplyQ: q.replyQ, UniqueID: rawoslo.NewID(),
 			})
 			if err != nil {
 				return err
 			}
-			return request(ctx, requestQ, amqp.Publishing{Body: body, Expiration: requestExpiration})
+			return request(ctx, q.requestQ, amqp.Publishing{Body: body, Expiration: requestExpiration})
 		})
 	})
 }
@@ -167,17 +116,10 @@ func mandatoryPublisher(conn *amqp.Connection, exchange string, calls *rawCalls)
 			return nil
 		}
 	})
+	publish := confirmedPublish(ch, exchange, true)
 	return func(ctx context.Context, key string, p amqp.Publishing) error {
 		p.ContentType, p.ContentEncoding, p.DeliveryMode = "application/json", "utf-8", amqp.Persistent
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, true, false, p)
-		if err != nil {
-			return err
-		}
-		ok, err := dc.WaitContext(ctx)
-		if err == nil && !ok {
-			err = errors.New("the broker refused the message (basic.nack)")
-		}
-		return err
+		return publish(ctx, key, p)
 	}, nil
 }
 
