@@ -12,6 +12,9 @@ import (
 // client does, and the goroutines (the server, the reply dispatcher) that
 // run until the run ends. Each caller has one call outstanding at a time.
 type rawCalls struct {
+	// newID makes a call's correlation id; nil numbers the calls.
+	newID func() string
+
 	mu      sync.Mutex
 	seq     uint64
 	waiting map[string]chan struct{}
@@ -69,10 +72,16 @@ func (p *rawCalls) call(ctx context.Context, caller int, send func(id string) er
 // add registers a call of caller and returns its correlation id and the
 // channel its reply signals.
 func (p *rawCalls) add(caller int) (string, chan struct{}) {
+	var id string
+	if p.newID != nil {
+		id = p.newID() // outside the lock: it may be slow
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.seq++
-	id := strconv.FormatUint(p.seq, 10)
+	if p.newID == nil {
+		p.seq++
+		id = strconv.FormatUint(p.seq, 10)
+	}
 	done := p.done[caller]
 	select { // a reply that came after its caller gave up
 	case <-done:

@@ -23,8 +23,8 @@ import (
 // option says, as the rabbit driver's mandatory publishes are; a return
 // fails the run. The server acks each request as it starts on it and
 // drops a repeated _unique_id; the client matches replies by the _msg_id
-// in their body (the call's number), as replies from oslo's servers carry
-// no correlation id.
+// in their body (a fresh uuid per call), as replies from oslo's servers
+// carry no correlation id.
 // It is the floor that the rule compares Switchyard's calls with:
 // the raw amqp091-go side sends the same bytes every time and matches
 // replies by correlation id, which no oslo peer could answer.
@@ -56,6 +56,7 @@ func (r rabbitOsloClient) rpc(ctx context.Context, lim Limits, callers int, m *m
 	}
 	defer func() { err = errors.Join(err, closeRPC()) }()
 	calls := newRawCalls(ctx, callers)
+	calls.newID = rawoslo.NewID // each call's _msg_id, as oslo's clients make them
 	defer calls.stop()
 	reply, err := mandatoryPublisher(q.serverConn, "", calls)
 	if err != nil {
