@@ -47,8 +47,7 @@ import (
 //     (DefaultMaxConcurrency goroutines receiving, none handing a request
 //     to another); each request acked as its handling begins and dropped
 //     if its _unique_id came within the last DuplicateWindow. It is the
-//     floor of the rule: a hand-written client with Switchyard's
-//     promises.
+//     floor for Switchyard: a hand-written client with its promises.
 
 type echoService struct{}
 

@@ -73,7 +73,7 @@ func rawClients(u *transport.URL) ([]client, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		sides := []client{r, rabbitOsloClient{r}}
+		sides := []client{r, rabbitOsloClient{raw: r}}
 		if r.confirms {
 			return sides, "every publish waits for the broker's confirm, the raw client's too (the driver's default; add ?confirms=false to the URL for neither); RPC calls have " + rawOsloName + " beside, as their floor with Switchyard's promises", nil
 		}

@@ -24,12 +24,11 @@ import (
 // fails the run. The server acks each request as it starts on it and
 // drops a repeated _unique_id; the client matches replies by the _msg_id
 // in their body (a fresh uuid per call), as replies from oslo's servers
-// carry no correlation id.
-// It is the floor that the rule compares Switchyard's calls with:
-// the raw amqp091-go side sends the same bytes every time and matches
-// replies by correlation id, which no oslo peer could answer.
+// carry no correlation id. It is the floor for Switchyard's calls: the
+// plain raw side sends the same bytes every time and matches replies by
+// correlation id, which no oslo peer could answer.
 type rabbitOsloClient struct {
-	*rabbitClient
+	raw *rabbitClient // its broker, virtual host and credentials
 }
 
 // rawOsloName is the raw-oslo-client side's name in reports.
@@ -44,13 +43,9 @@ func (rabbitOsloClient) publish(context.Context, Limits, bool, *meter) error {
 	return errors.New(rawOsloName + " runs the RPC cases only")
 }
 
-// requestExpiration is a request's expiration, the rpc client's default
-// call timeout, as Switchyard's requests carry it.
-var requestExpiration = strconv.FormatInt(rpc.DefaultTimeout.Milliseconds(), 10)
-
 func (r rabbitOsloClient) rpc(ctx context.Context, lim Limits, callers int, m *meter) (err error) {
 	exchange := uniqueName("raw-oslo")
-	q, closeRPC, err := r.openRPC("raw-oslo-rpc", "raw-oslo-reply", exchange)
+	q, closeRPC, err := r.raw.openRPC("raw-oslo-rpc", "raw-oslo-reply", exchange)
 	if err != nil {
 		return err
 	}
@@ -81,6 +76,9 @@ func (r rabbitOsloClient) rpc(ctx context.Context, lim Limits, callers int, m *m
 	})
 
 	args := echoArgs(lim.Size)
+	// The rpc client's default call timeout, as Switchyard's requests
+	// carry it.
+	expiration := strconv.FormatInt(rpc.DefaultTimeout.Milliseconds(), 10)
 	return measureCalls(ctx, lim, callers, m, func(ctx context.Context, caller int) error {
 		return calls.call(ctx, caller, func(msgID string) error {
 			body, err := rawoslo.Wrap(rawoslo.Request[json.RawMessage]{
@@ -89,7 +87,7 @@ func (r rabbitOsloClient) rpc(ctx context.Context, lim Limits, callers int, m *m
 			if err != nil {
 				return err
 			}
-			return request(ctx, q.requestQ, amqp.Publishing{Body: body, Expiration: requestExpiration})
+			return request(ctx, q.requestQ, amqp.Publishing{Body: body, Expiration: expiration})
 		})
 	})
 }
