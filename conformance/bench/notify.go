@@ -218,7 +218,7 @@ func (s *switchyardClient) notifyRig(ctx context.Context, lim Limits) (_ *notify
 		return nil, err
 	}
 	r := newNotifyRig()
-	cleanups := []func() error{closeBoth, func() error {
+	cleanups := undoStack{closeBoth, func() error {
 		cctx, cancel := cleanupContext(ctx)
 		defer cancel()
 		var errs []error
@@ -228,13 +228,7 @@ func (s *switchyardClient) notifyRig(ctx context.Context, lim Limits) (_ *notify
 		}
 		return errors.Join(append(errs, subTr.DeleteExchange(cctx, exchange))...)
 	}}
-	r.close = func() error {
-		var errs []error
-		for i := len(cleanups) - 1; i >= 0; i-- {
-			errs = append(errs, cleanups[i]())
-		}
-		return errors.Join(errs...)
-	}
+	r.close = cleanups.undo
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, r.close())
@@ -276,14 +270,8 @@ func (r *rabbitClient) notifyRig(ctx context.Context, lim Limits) (_ *notifyRig,
 		return nil, err
 	}
 	rig := newNotifyRig()
-	cleanups := []func() error{closeBoth}
-	rig.close = func() error {
-		var errs []error
-		for i := len(cleanups) - 1; i >= 0; i-- {
-			errs = append(errs, cleanups[i]())
-		}
-		return errors.Join(errs...)
-	}
+	cleanups := undoStack{closeBoth}
+	rig.close = cleanups.undo
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, rig.close())
@@ -342,33 +330,17 @@ func (r *rabbitClient) notifyRig(ctx context.Context, lim Limits) (_ *notifyRig,
 // exchange, the notifier's queue key and the pool's queue, both bound to
 // it with key. It returns the function that deletes them.
 func declareNotifyTopology(conn *amqp.Connection, exchange, key, pool string) (deleteAll func() error, err error) {
-	ch, err := conn.Channel()
+	deleteExchange, err := declareTopicExchange(conn, exchange)
 	if err != nil {
 		return nil, err
 	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, errors.Join(err, deleteExchange())
+	}
 	defer ch.Close()
-	if err := ch.ExchangeDeclare(exchange, amqp.ExchangeTopic, false, false, false, false, nil); err != nil {
-		return nil, fmt.Errorf("declare exchange %s: %w", exchange, err)
-	}
-	deleteExchange := func() error {
-		ch, err := conn.Channel()
-		if err != nil {
-			return fmt.Errorf("delete exchange %s: %w", exchange, err)
-		}
-		defer ch.Close()
-		if err := ch.ExchangeDelete(exchange, false, false); err != nil {
-			return fmt.Errorf("delete exchange %s: %w", exchange, err)
-		}
-		return nil
-	}
-	deletes := []func() error{deleteExchange}
-	deleteAll = func() error {
-		var errs []error
-		for i := len(deletes) - 1; i >= 0; i-- {
-			errs = append(errs, deletes[i]())
-		}
-		return errors.Join(errs...)
-	}
+	deletes := undoStack{deleteExchange}
+	deleteAll = deletes.undo
 	for _, q := range []string{key, pool} {
 		deleteQueue, err := declareQueue(conn, q, false)
 		if err != nil {

@@ -280,14 +280,8 @@ func (r *rabbitClient) openRPC(requestPrefix, replyPrefix, exchange string) (q *
 		return nil, nil, err
 	}
 	q.serverConn, q.clientConn = serverConn, clientConn
-	undo := []func() error{closeBoth}
-	closeRPC = func() error {
-		var errs []error
-		for i := len(undo) - 1; i >= 0; i-- {
-			errs = append(errs, undo[i]())
-		}
-		return errors.Join(errs...)
-	}
+	undo := undoStack{closeBoth}
+	closeRPC = undo.undo
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, closeRPC())
@@ -365,4 +359,17 @@ func (q *rpcQueues) serve(calls *rawCalls, callers int, reply func(ctx context.C
 			calls.deliver(id)
 		}
 	})
+}
+
+// undoStack holds what a setup must undo, in the order it was done; undo
+// undoes it in reverse, joining the errors. Take undo as a method value of
+// the variable, so that it undoes what is added after.
+type undoStack []func() error
+
+func (u *undoStack) undo() error {
+	var errs []error
+	for i := len(*u) - 1; i >= 0; i-- {
+		errs = append(errs, (*u)[i]())
+	}
+	return errors.Join(errs...)
 }
