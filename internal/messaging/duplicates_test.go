@@ -2,6 +2,7 @@ package messaging_test
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -112,5 +113,60 @@ func TestDuplicateFilterAdmitsOnce(t *testing.T) {
 	wg.Wait()
 	if n := admitted.Load(); n != 1 {
 		t.Errorf("admitted %d times, want once", n)
+	}
+}
+
+// TestDuplicateFilterOsloModel checks the filter against a model, a
+// first-in first-out list of the last 2*DuplicateWindow distinct ids of
+// oslo's form, over enough random steps to fill and wrap its window
+// several times: fresh ids, repeats of recent ones, ids just forgotten,
+// and Seen, which must not remember.
+func TestDuplicateFilterOsloModel(t *testing.T) {
+	const window = 2 * messaging.DuplicateWindow
+	rng := rand.New(rand.NewPCG(1, 2))
+	newID := func() string { return fmt.Sprintf("%016x%016x", rng.Uint64(), rng.Uint64()) }
+	var (
+		f       messaging.DuplicateFilter
+		order   []string // every id the model remembered, oldest first
+		members = map[string]bool{}
+	)
+	remember := func(id string) {
+		order = append(order, id)
+		members[id] = true
+		if len(order) > window {
+			delete(members, order[len(order)-window-1])
+		}
+	}
+	for step := range 6 * window {
+		var id string
+		switch op := rng.IntN(10); {
+		case op < 6 || len(order) < window+1:
+			id = newID()
+		case op < 8: // a remembered one
+			id = order[len(order)-1-rng.IntN(window)]
+		default: // one just forgotten, or a fresh one never admitted
+			id = order[len(order)-window-1]
+			if rng.IntN(2) == 0 {
+				id = newID()
+				if got := f.Seen(id); got {
+					t.Fatalf("step %d: Seen(%s) of a fresh id = true", step, id)
+				}
+			}
+		}
+		want := !members[id]
+		if got := f.Seen(id); got == want {
+			t.Fatalf("step %d: Seen(%s) = %v, want %v", step, id, got, !want)
+		}
+		if got := f.Admit(id); got != want {
+			t.Fatalf("step %d: Admit(%s) = %v, want %v (%d ids remembered)", step, id, got, want, len(members))
+		}
+		if want {
+			remember(id)
+		}
+	}
+	for _, id := range order[len(order)-window:] {
+		if !f.Seen(id) {
+			t.Fatalf("%s, among the last %d ids, is forgotten", id, window)
+		}
 	}
 }
