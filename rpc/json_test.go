@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -31,7 +32,20 @@ type flatProfile struct {
 	Note  string  `json:"-"`
 }
 
+// dynamicArgs holds an interface, which takes numbers as json.Number: a
+// scalar in it takes the fast path, an object or array encoding/json.
+type dynamicArgs struct {
+	Value any `json:"value"`
+	N     int `json:"n"`
+}
+
 type profiles struct{}
+
+// Dynamic returns what its interface received, as a Go value: a number
+// arrives as a json.Number.
+func (profiles) Dynamic(_ context.Context, a dynamicArgs) (string, error) {
+	return fmt.Sprintf("%T %v %d", a.Value, a.Value, a.N), nil
+}
 
 func (profiles) Flat(_ context.Context, p flatProfile) (flatProfile, error) { return p, nil }
 func (profiles) Nested(_ context.Context, p profile) (profile, error)       { return p, nil }
@@ -78,6 +92,11 @@ func TestArgumentsAndResultsAsEncodingJSON(t *testing.T) {
 		{"float result into an int", "score", flatProfile{Score: 3}, func() any { return new(int) }},
 		{"float result an int cannot hold", "score", flatProfile{Score: 3.5}, func() any { return new(int) }},
 		{"float result into a named type", "score", flatProfile{Score: 0.5}, func() any { return new(json.Number) }},
+		{"a number into an interface", "dynamic", map[string]any{"value": json.Number("12345678901234567890.50"), "n": 1}, func() any { return new(string) }},
+		{"a string into an interface", "dynamic", dynamicArgs{Value: "ping", N: 2}, func() any { return new(string) }},
+		{"a bool into an interface", "dynamic", dynamicArgs{Value: true}, func() any { return new(string) }},
+		{"null into an interface", "dynamic", dynamicArgs{Value: nil, N: 4}, func() any { return new(string) }},
+		{"an object into an interface", "dynamic", dynamicArgs{Value: map[string]any{"a": 1.5}, N: 3}, func() any { return new(string) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,6 +124,14 @@ func encodingJSONRoundTrip(t *testing.T, method string, args, result any) (any, 
 	}
 	var returned any
 	switch method {
+	case "dynamic":
+		var a dynamicArgs
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(&a); err != nil {
+			return result, true
+		}
+		returned = fmt.Sprintf("%T %v %d", a.Value, a.Value, a.N)
 	case "nested":
 		var p profile
 		if err := json.Unmarshal(raw, &p); err != nil {

@@ -31,6 +31,33 @@ func BenchmarkDecode(b *testing.B) {
 	})
 }
 
+// BenchmarkDecodeInterface: an interface field, as oslo peers' dynamic
+// arguments arrive, beside a json.Decoder with UseNumber.
+func BenchmarkDecodeInterface(b *testing.B) {
+	data := []byte(`{"value": "ping", "N": 42}`)
+	b.Run("flatjson", func(b *testing.B) {
+		d := NewStructDecoder(reflect.TypeFor[anyF]())
+		v := reflect.New(reflect.TypeFor[anyF]()).Elem()
+		b.ReportAllocs()
+		for b.Loop() {
+			v.SetZero()
+			if !d.Decode(data, v) {
+				b.Fatal("not handled")
+			}
+		}
+	})
+	b.Run("encoding-json-usenumber", func(b *testing.B) {
+		var a anyF
+		b.ReportAllocs()
+		for b.Loop() {
+			a = anyF{}
+			if err := decodeUseNumber(data, &a); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 func BenchmarkDecodeScalar(b *testing.B) {
 	data := []byte(`12345`)
 	var n int

@@ -1,6 +1,7 @@
 package flatjson
 
 import (
+	"encoding/json"
 	"reflect"
 	"strconv"
 	"unicode"
@@ -13,7 +14,10 @@ const maxSkipDepth = 100
 
 // StructDecoder decodes a JSON object into one flat struct type: a struct
 // without embedded fields whose exported fields are bools, strings, integers
-// or floats, or pointers to them, without custom unmarshalers or ",string".
+// or floats, or pointers to them, without custom unmarshalers or ",string",
+// or empty interfaces (any). An empty interface field takes a string, a
+// bool, nil for null, or a json.Number for a number, as a json.Decoder with
+// UseNumber stores them; an object or an array in one is not handled.
 type StructDecoder struct {
 	typ    reflect.Type
 	fields []decodeField
@@ -392,6 +396,9 @@ func (s *scanner) token() ([]byte, bool) {
 // a pointer to one, as encoding/json's literalStore would. It writes fv only
 // when it reports true.
 func store(fv reflect.Value, tok []byte) bool {
+	if fv.Kind() == reflect.Interface {
+		return storeInterface(fv, tok)
+	}
 	t := fv.Type()
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -439,6 +446,27 @@ func store(fv reflect.Value, tok []byte) bool {
 		settable(fv).SetFloat(f)
 	default:
 		return false
+	}
+	return true
+}
+
+// storeInterface stores tok, from token, into fv, an empty interface, as a
+// json.Decoder with UseNumber would. It writes fv only when it reports
+// true.
+func storeInterface(fv reflect.Value, tok []byte) bool {
+	switch c := tok[0]; c {
+	case 'n':
+		fv.SetZero()
+	case 't', 'f':
+		fv.Set(reflect.ValueOf(c == 't'))
+	case '"':
+		b := tok[1 : len(tok)-1]
+		if !utf8.Valid(b) {
+			return false
+		}
+		fv.Set(reflect.ValueOf(string(b)))
+	default:
+		fv.Set(reflect.ValueOf(json.Number(tok)))
 	}
 	return true
 }

@@ -1,7 +1,10 @@
 package flatjson
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -16,7 +19,8 @@ const (
 )
 
 // decodeBoth decodes in with the StructDecoder for typ and, when that is
-// handled, checks that json.Unmarshal succeeds with a deeply equal result.
+// handled, checks that a json.Decoder with UseNumber succeeds with a deeply
+// equal result, as does json.Unmarshal unless typ holds an interface.
 func decodeBoth(t *testing.T, d *StructDecoder, typ reflect.Type, in []byte) bool {
 	t.Helper()
 	got := reflect.New(typ)
@@ -24,12 +28,35 @@ func decodeBoth(t *testing.T, d *StructDecoder, typ reflect.Type, in []byte) boo
 		return false
 	}
 	want := reflect.New(typ)
-	if err := json.Unmarshal(in, want.Interface()); err != nil {
-		t.Errorf("Decode(%q) into %v handled, but json.Unmarshal fails: %v", in, typ, err)
+	if err := decodeUseNumber(in, want.Interface()); err != nil {
+		t.Errorf("Decode(%q) into %v handled, but a json.Decoder with UseNumber fails: %v", in, typ, err)
 	} else if !reflect.DeepEqual(got.Interface(), want.Interface()) {
-		t.Errorf("Decode(%q) into %v = %+v, json.Unmarshal gives %+v", in, typ, got.Elem(), want.Elem())
+		t.Errorf("Decode(%q) into %v = %+v, a json.Decoder with UseNumber gives %+v", in, typ, got.Elem(), want.Elem())
+	}
+	if typ == reflect.TypeFor[anyF]() {
+		return true
+	}
+	unmarshaled := reflect.New(typ)
+	if err := json.Unmarshal(in, unmarshaled.Interface()); err != nil {
+		t.Errorf("Decode(%q) into %v handled, but json.Unmarshal fails: %v", in, typ, err)
+	} else if !reflect.DeepEqual(got.Interface(), unmarshaled.Interface()) {
+		t.Errorf("Decode(%q) into %v = %+v, json.Unmarshal gives %+v", in, typ, got.Elem(), unmarshaled.Elem())
 	}
 	return true
+}
+
+// decodeUseNumber decodes in, one JSON value and nothing after it, as
+// package rpc decodes into types that hold interfaces.
+func decodeUseNumber(in []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(in))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("after the value: %v", err)
+	}
+	return nil
 }
 
 var deepUnknown = `{"x":` + strings.Repeat("[", maxSkipDepth+1) + strings.Repeat("]", maxSkipDepth+1) + `,"n":1}`
@@ -121,6 +148,22 @@ var decodeTests = []struct {
 	{reflect.TypeFor[allKinds](), `{"F32":3.5e38}`, no},
 	{reflect.TypeFor[allKinds](), `{"F32":1e-46}`, either},
 	{reflect.TypeFor[allKinds](), `{"F32":0.1,"NF":0.1,"PF32":0.1}`, yes},
+
+	// Empty interfaces take scalars as a json.Decoder with UseNumber does.
+	{reflect.TypeFor[anyF](), `{"value":"ping","N":true,"S":"s"}`, yes},
+	{reflect.TypeFor[anyF](), `{"value":-1.5e3,"N":12345678901234567890123}`, yes},
+	{reflect.TypeFor[anyF](), `{"value":0,"N":false}`, yes},
+	{reflect.TypeFor[anyF](), `{"value":null,"N":null}`, yes},
+	{reflect.TypeFor[anyF](), `{"value":1,"value":null}`, yes},
+	{reflect.TypeFor[anyF](), `{"value":"x","value":2}`, yes},
+	{reflect.TypeFor[anyF](), `{"VALUE":"folded"}`, yes},
+	{reflect.TypeFor[anyF](), `{"value":"é"}`, yes},
+	{reflect.TypeFor[anyF](), `{"value":{"a":1}}`, no},
+	{reflect.TypeFor[anyF](), `{"value":[1]}`, no},
+	{reflect.TypeFor[anyF](), `{"value":"a\nb"}`, no},
+	{reflect.TypeFor[anyF](), "{\"value\":\"\xff\"}", no},
+	{reflect.TypeFor[anyF](), `{"value":01}`, no},
+	{reflect.TypeFor[anyF](), `{"value":nul}`, no},
 
 	// Every kind, pointers and named types.
 	{reflect.TypeFor[allKinds](), `{"B":true,"S":"s","I":1,"I8":2,"I16":3,"I32":4,"I64":5,"U":6,"U8":7,"U16":8,"U32":9,"U64":10,"UP":11,"F32":1.5,"F64":2.5,

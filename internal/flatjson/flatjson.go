@@ -4,8 +4,10 @@
 //
 // The contract is one-sided. When a function here reports that it handled a
 // value, the result is exactly what encoding/json would have produced for it
-// (json.Unmarshal succeeding with the same decoded value, or json.Marshal's
-// exact bytes). When it reports false, nothing is promised about the result:
+// (a json.Decoder with UseNumber succeeding with the same decoded value, or
+// json.Marshal's exact bytes). UseNumber, as package rpc decodes, matters
+// only for interface fields: for any other type the result is
+// json.Unmarshal's. When it reports false, nothing is promised about the result:
 // the caller must fall back to encoding/json, which then produces the value or
 // the error. Anything unusual (escaped strings, non-ASCII keys needing case
 // folding, custom marshalers, deep nesting, ...) is deliberately not handled.
@@ -64,7 +66,8 @@ func flatFields(t reflect.Type, encode bool) ([]flatField, bool) {
 			base = base.Elem()
 		}
 		// json.Number is a string that encoding/json reads and writes as a number.
-		if !isScalarKind(base.Kind()) || base == numberType || hasCustomCodec(base, encode) {
+		scalar := isScalarKind(base.Kind()) && base != numberType && !hasCustomCodec(base, encode)
+		if !scalar && (encode || !isEmptyInterface(sf.Type)) {
 			return nil, false
 		}
 		omitZero := hasOption(opts, "omitzero")
@@ -99,6 +102,13 @@ func isScalarKind(k reflect.Kind) bool {
 		return true
 	}
 	return false
+}
+
+// isEmptyInterface reports whether t is an interface without methods,
+// such as any: encoding/json stores a decoded value of its own choosing in
+// it.
+func isEmptyInterface(t reflect.Type) bool {
+	return t.Kind() == reflect.Interface && t.NumMethod() == 0
 }
 
 // hasOption reports whether the comma-separated tag options contain opt.

@@ -12,6 +12,7 @@ var fuzzStructTypes = []reflect.Type{
 	reflect.TypeFor[allKinds](),
 	reflect.TypeFor[folds](),
 	reflect.TypeFor[kelvin](),
+	reflect.TypeFor[anyF](),
 }
 
 func FuzzStructDecode(f *testing.F) {

@@ -4,6 +4,7 @@ package flatjson
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"time"
 )
@@ -118,6 +119,16 @@ type selfMarshaler struct{ N int }
 
 func (selfMarshaler) MarshalJSON() ([]byte, error) { return []byte("{}"), nil }
 
+// anyF has empty interface fields, which decode as with UseNumber.
+type (
+	namedAny interface{}
+	anyF     struct {
+		V any `json:"value"`
+		N namedAny
+		S string
+	}
+)
+
 // Types that are not flat, or flat only for one direction.
 type (
 	embedded    struct{ args }
@@ -139,7 +150,8 @@ type (
 	bytesF       struct{ A []byte }
 	arrayF       struct{ A [2]int }
 	mapF         struct{ A map[string]int }
-	ifaceF       struct{ A any }
+	stringerF    struct{ A fmt.Stringer }
+	ptrIfaceF    struct{ A *any }
 	ptrPtrF      struct{ A **int }
 	ptrStructF   struct{ A *args }
 	timeF        struct{ T time.Time }
