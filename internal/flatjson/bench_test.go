@@ -8,17 +8,7 @@ import (
 
 func BenchmarkDecode(b *testing.B) {
 	data := []byte(`{"n": 5, "name": "x", "ok": true, "f": 1.5, "p": null}`)
-	b.Run("flatjson", func(b *testing.B) {
-		d := NewStructDecoder(reflect.TypeFor[args]())
-		v := reflect.New(reflect.TypeFor[args]()).Elem()
-		b.ReportAllocs()
-		for b.Loop() {
-			v.SetZero()
-			if !d.Decode(data, v) {
-				b.Fatal("not handled")
-			}
-		}
-	})
+	b.Run("flatjson", func(b *testing.B) { benchStructDecode(b, reflect.TypeFor[args](), data) })
 	b.Run("encoding-json", func(b *testing.B) {
 		var a args
 		b.ReportAllocs()
@@ -35,17 +25,7 @@ func BenchmarkDecode(b *testing.B) {
 // arguments arrive, beside a json.Decoder with UseNumber.
 func BenchmarkDecodeInterface(b *testing.B) {
 	data := []byte(`{"value": "ping", "N": 42}`)
-	b.Run("flatjson", func(b *testing.B) {
-		d := NewStructDecoder(reflect.TypeFor[anyF]())
-		v := reflect.New(reflect.TypeFor[anyF]()).Elem()
-		b.ReportAllocs()
-		for b.Loop() {
-			v.SetZero()
-			if !d.Decode(data, v) {
-				b.Fatal("not handled")
-			}
-		}
-	})
+	b.Run("flatjson", func(b *testing.B) { benchStructDecode(b, reflect.TypeFor[anyF](), data) })
 	b.Run("encoding-json-usenumber", func(b *testing.B) {
 		var a anyF
 		b.ReportAllocs()
@@ -56,6 +36,20 @@ func BenchmarkDecodeInterface(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchStructDecode decodes data into a zero value of typ with a
+// StructDecoder, b.N times.
+func benchStructDecode(b *testing.B, typ reflect.Type, data []byte) {
+	d := NewStructDecoder(typ)
+	v := reflect.New(typ).Elem()
+	b.ReportAllocs()
+	for b.Loop() {
+		v.SetZero()
+		if !d.Decode(data, v) {
+			b.Fatal("not handled")
+		}
+	}
 }
 
 func BenchmarkDecodeScalar(b *testing.B) {
