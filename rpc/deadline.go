@@ -22,6 +22,10 @@ type lazyContext struct {
 	// deadlineWatched: a timer of the caller's cancels the context at
 	// its deadline, so Done needs none.
 	deadlineWatched bool
+	// self is the context as a context.Context, for a handler's
+	// reflective call, which takes its arguments by pointer: pointing
+	// here costs no allocation, as pointing at a copy would.
+	self context.Context
 
 	mu         sync.Mutex
 	done       chan struct{}
@@ -37,7 +41,9 @@ func newLazyContext(parent context.Context, deadline time.Time, rc RequestContex
 	if d, ok := parent.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
 		deadline = d
 	}
-	return &lazyContext{Context: parent, deadline: deadline, rc: rc}
+	c := &lazyContext{Context: parent, deadline: deadline, rc: rc}
+	c.self = c
+	return c
 }
 
 // end cancels the context, as a context.CancelFunc does, and releases

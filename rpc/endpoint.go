@@ -447,9 +447,7 @@ func (d *dispatcher) find(req *oslo.Request) (*method, *oslo.Failure) {
 // failure rather than a crash. errs names the errors it returns (nil:
 // by their Go types).
 func (m *method) invoke(ctx context.Context, rawArgs json.RawMessage, errs *ErrorRegistry) (result json.RawMessage, failure *oslo.Failure) {
-	// ctx as a context.Context value, not as its concrete type, which Call
-	// would check against the interface on every call.
-	in := [3]reflect.Value{m.recv, reflect.ValueOf(&ctx).Elem()}
+	in := [3]reflect.Value{m.recv, contextValue(ctx)}
 	n := 2
 	if m.args != nil {
 		args := reflect.New(m.args).Elem()
@@ -477,6 +475,17 @@ func (m *method) invoke(ctx context.Context, rawArgs json.RawMessage, errs *Erro
 		return nil, oslo.NewFailure("builtins", "TypeError", fmt.Sprintf("%s() result %T does not encode as JSON: %v", m.name, out[0].Interface(), err))
 	}
 	return raw, nil
+}
+
+// contextValue returns ctx as a reflect.Value of type context.Context, not
+// of its concrete type, which Call would check against the interface on
+// every call.
+func contextValue(ctx context.Context) reflect.Value {
+	if lc, ok := ctx.(*lazyContext); ok {
+		return reflect.ValueOf(&lc.self).Elem()
+	}
+	boxed := ctx // only this copy escapes, and only here
+	return reflect.ValueOf(&boxed).Elem()
 }
 
 // decodeArgs decodes a request's keyword arguments into args, a zero
