@@ -321,9 +321,11 @@ func backendURL(t *testing.T, scheme string) (url string, inProcess bool) {
 	case "rabbits":
 		return throughTLS(t, brokertest.NewRabbitVHost(t).URL, scheme), false
 	case "amqp":
-		return brokertest.AMQP1RabbitMQ().URL(t), false
+		// A virtual host of its own, as for rabbit://: what the service
+		// declares (its queues, oslo's notifications.info) goes with it.
+		return brokertest.AMQP1RabbitMQ().NewVHost(t).URL, false
 	case "amqps":
-		return throughTLS(t, brokertest.AMQP1RabbitMQ().URL(t), scheme), false
+		return throughTLS(t, brokertest.AMQP1RabbitMQ().NewVHost(t).URL, scheme), false
 	case "zmq":
 		return "zmq://" + randomName("fxservice") + "?matchmaker=" + brokertest.Redis().URL(t), false
 	}
