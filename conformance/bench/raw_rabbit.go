@@ -103,28 +103,36 @@ func ignoreClosed(err error) error {
 	return err
 }
 
+// onChannel runs step on a channel of conn of its own, closed after it
+// (a failed step closes its channel, and a later step needs a new one);
+// an error says what the step was.
+func onChannel(conn *amqp.Connection, what string, step func(*amqp.Channel) error) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer ch.Close()
+	if err := step(ch); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
 // declareQueue declares a queue on a channel of conn and returns the
 // function that deletes it, on a new channel (the first may have been
 // closed by an error meanwhile).
 func declareQueue(conn *amqp.Connection, name string, exclusive bool) (deleteQueue func() error, err error) {
-	ch, err := conn.Channel()
-	if err != nil {
+	if err := onChannel(conn, "declare queue "+name, func(ch *amqp.Channel) error {
+		_, err := ch.QueueDeclare(name, false, false, exclusive, false, nil)
+		return err
+	}); err != nil {
 		return nil, err
 	}
-	defer ch.Close()
-	if _, err := ch.QueueDeclare(name, false, false, exclusive, false, nil); err != nil {
-		return nil, fmt.Errorf("declare queue %s: %w", name, err)
-	}
 	return func() error {
-		ch, err := conn.Channel()
-		if err != nil {
-			return fmt.Errorf("delete queue %s: %w", name, err)
-		}
-		defer ch.Close()
-		if _, err := ch.QueueDelete(name, false, false, false); err != nil {
-			return fmt.Errorf("delete queue %s: %w", name, err)
-		}
-		return nil
+		return onChannel(conn, "delete queue "+name, func(ch *amqp.Channel) error {
+			_, err := ch.QueueDelete(name, false, false, false)
+			return err
+		})
 	}, nil
 }
 

@@ -125,37 +125,22 @@ func mandatoryPublisher(conn *amqp.Connection, exchange string, calls *rawCalls)
 // declareTopicExchange declares a topic exchange on a channel of conn and
 // returns the function that deletes it.
 func declareTopicExchange(conn *amqp.Connection, name string) (deleteExchange func() error, err error) {
-	ch, err := conn.Channel()
-	if err != nil {
+	if err := onChannel(conn, "declare exchange "+name, func(ch *amqp.Channel) error {
+		return ch.ExchangeDeclare(name, amqp.ExchangeTopic, false, false, false, false, nil)
+	}); err != nil {
 		return nil, err
 	}
-	defer ch.Close()
-	if err := ch.ExchangeDeclare(name, amqp.ExchangeTopic, false, false, false, false, nil); err != nil {
-		return nil, fmt.Errorf("declare exchange %s: %w", name, err)
-	}
 	return func() error {
-		ch, err := conn.Channel()
-		if err != nil {
-			return fmt.Errorf("delete exchange %s: %w", name, err)
-		}
-		defer ch.Close()
-		if err := ch.ExchangeDelete(name, false, false); err != nil {
-			return fmt.Errorf("delete exchange %s: %w", name, err)
-		}
-		return nil
+		return onChannel(conn, "delete exchange "+name, func(ch *amqp.Channel) error {
+			return ch.ExchangeDelete(name, false, false)
+		})
 	}, nil
 }
 
 // bindQueue binds queue to exchange with its own name as the key, as oslo
 // binds a topic's queue.
 func bindQueue(conn *amqp.Connection, queue, exchange string) error {
-	ch, err := conn.Channel()
-	if err != nil {
-		return err
-	}
-	defer ch.Close()
-	if err := ch.QueueBind(queue, queue, exchange, false, nil); err != nil {
-		return fmt.Errorf("bind queue %s to exchange %s: %w", queue, exchange, err)
-	}
-	return nil
+	return onChannel(conn, "bind queue "+queue+" to exchange "+exchange, func(ch *amqp.Channel) error {
+		return ch.QueueBind(queue, queue, exchange, false, nil)
+	})
 }

@@ -62,7 +62,7 @@ func TestWriteTable(t *testing.T) {
 		{Case: rpc, Backend: "memory://", Client: "raw go channel", Raw: true, Rate: 1.91e6, P50: 332, P99: 1740, AllocsPerOp: 2, Ops: 20},
 		{Case: rpc, Backend: "memory://", Client: switchyardName, Err: errors.New("broken"), Ops: 0},
 	})
-	for _, want := range []string{
+	requireLines(t, out.String(),
 		"case     backend    client          rate          p50    p99     allocs/op  vs raw  ops\n",
 		"publish  memory://  switchyard      2.75M msg/s   -      -       2.0        0.244   10\n",
 		"rpc      memory://  raw go channel  1.91M call/s  332ns  1.74µs  2.0        (base)  20\n",
@@ -70,9 +70,15 @@ func TestWriteTable(t *testing.T) {
 
 		"  publish       publish→consume, auto-ack\n",
 		"  rpc           RPC, sequential calls\n",
-	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("the table lacks %q:\n%s", want, out.String())
+	)
+}
+
+// requireLines fails t for each of wants that table does not contain.
+func requireLines(t *testing.T, table string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(table, want) {
+			t.Errorf("the table lacks %q:\n%s", want, table)
 		}
 	}
 }
@@ -88,17 +94,13 @@ func TestWriteTableFloor(t *testing.T) {
 		{Case: rpc, Backend: "rabbit://", Client: "raw amqp091-go", Raw: true, Rate: 2500, AllocsPerOp: 20, Ops: 30},
 		{Case: rpc, Backend: "rabbit://", Client: rawOsloName, Raw: true, Floor: true, Rate: 1509, AllocsPerOp: 40, Ops: 30},
 	})
-	for _, want := range []string{
+	requireLines(t, out.String(),
 		"case  backend    client           rate          p50  p99  allocs/op  vs raw  vs floor  ops\n",
 		"rpc   rabbit://  switchyard       1.5k call/s   -    -    30.0       0.6     0.994     30\n",
 		"rpc   rabbit://  raw amqp091-go   2.5k call/s   -    -    20.0       (base)  -         30\n",
 		"rpc   rabbit://  raw-oslo-client  1.51k call/s  -    -    40.0       -       (base)    30\n",
 		"  vs floor: Switchyard's rate over raw-oslo-client's",
-	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("the table lacks %q:\n%s", want, out.String())
-		}
-	}
+	)
 	out.Reset()
 	WriteTable(&out, []Case{rpc}, []Result{{Case: rpc, Backend: "memory://", Client: switchyardName, Rate: 1500, Ratio: 0.6, Ops: 30}})
 	if strings.Contains(out.String(), "floor") {
