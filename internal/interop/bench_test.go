@@ -24,6 +24,14 @@ const benchMaxSeconds = 60
 // Interleaved measurement.
 const interleaveChunk = 100
 
+// interleaveWarmUp is how many untimed calls each pairing makes before
+// each of its timed turns. Taking over from another pairing, a pairing's
+// first calls are up to twice as slow as its tenth, whoever its client
+// and server are (their connections, queues and goroutines have gone
+// cold): measured, that switching cost would weigh most on whichever
+// pairings follow the slowest ones.
+const interleaveWarmUp = 10
+
 // controlExchange is the exchange oslo's RPC targets are on by default,
 // the Go server's.
 const controlExchange = "openstack"
@@ -51,8 +59,8 @@ type pairing struct {
 // Switchyard's the calls wait on.
 //
 // Interleaved runs the four pairings, the floors and the crossed halves
-// in turns of 100 calls, so that load from elsewhere on the machine weighs
-// on each alike, and reports each one's rate, the ratio of Go→Go to
+// in turns of 100 calls, each after 10 untimed ones, so that load from
+// elsewhere on the machine weighs on each alike, and reports each one's rate, the ratio of Go→Go to
 // Python→Python, the floors' ratios to Python→Python (the most that ratio
 // could be), and Go→Go's and the crossed halves' ratios to RawOsloClient.
 //
@@ -145,6 +153,7 @@ func BenchmarkInterop(b *testing.B) {
 		for done := 0; done < b.N; done += interleaveChunk {
 			n := min(interleaveChunk, b.N-done)
 			for i, p := range pairings {
+				p.calls(b, interleaveWarmUp)
 				all[i] = append(all[i], p.calls(b, n)...)
 			}
 		}
