@@ -28,8 +28,8 @@ const interleaveChunk = 100
 // each of its timed turns. Taking over from another pairing, a pairing's
 // first calls are up to twice as slow as its tenth, whoever its client
 // and server are (their connections, queues and goroutines have gone
-// cold): measured, that switching cost would weigh most on whichever
-// pairings follow the slowest ones.
+// cold). Measured, that cost of a turn would weigh most on the pairings
+// with the shortest calls, and its noise would widen every ratio's spread.
 const interleaveWarmUp = 10
 
 // controlExchange is the exchange oslo's RPC targets are on by default,
@@ -60,9 +60,10 @@ type pairing struct {
 //
 // Interleaved runs the four pairings, the floors and the crossed halves
 // in turns of 100 calls, each after 10 untimed ones, so that load from
-// elsewhere on the machine weighs on each alike, and reports each one's rate, the ratio of Go→Go to
-// Python→Python, the floors' ratios to Python→Python (the most that ratio
-// could be), and Go→Go's and the crossed halves' ratios to RawOsloClient.
+// elsewhere on the machine weighs on each alike, and reports each one's
+// rate, the ratio of Go→Go to Python→Python, the floors' ratios to
+// Python→Python (the most that ratio could be), and Go→Go's and the
+// crossed halves' ratios to RawOsloClient.
 //
 //	SWITCHYARD_BROKERS=required go test -run '^$' -bench BenchmarkInterop -benchtime 2000x ./internal/interop/
 func BenchmarkInterop(b *testing.B) {
